@@ -1,0 +1,55 @@
+/* files.h: uploaded files on disk (storage/files.c).
+ *
+ * An upload is streamed into DIR/tmp/upload-XXXXXX while its SHA-256 is computed, checked against
+ * a size cap on every write, then fsynced and renamed to DIR/uploads/<sha256> (content-addressed:
+ * the same bytes uploaded twice are stored once), and the directory fsynced, so a file named in
+ * an operation is on disk before the operation is queued. A th_upload belongs to one thread.
+ */
+#ifndef TABLEHUB_FILES_H
+#define TABLEHUB_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "error.h"
+
+typedef struct th_upload th_upload;
+
+/* Start an upload of at most max_bytes (0 = no cap) in DIR/tmp (created if missing). *out is the
+ * caller's: end it with th_upload_finish or th_upload_abort. Returns TH_OK, TH_ENOMEM or
+ * TH_ESTORE. */
+int th_upload_begin(th_upload **out, const char *data_dir, uint64_t max_bytes, th_error *err);
+
+/* Append len bytes. Returns TH_OK, TH_ETOOBIG as soon as the total passes max_bytes (message "file
+ * is larger than the N MB upload limit", N = max_bytes / 1048576, so pass a cap in MiB; the bytes
+ * are not written) or TH_ESTORE. After an error the upload is still the caller's: abort it. */
+int th_upload_write(th_upload *u, const void *data, size_t len, th_error *err);
+
+/* Bytes written so far. */
+uint64_t th_upload_size(const th_upload *u);
+
+/* Finish: fsync, rename to DIR/uploads/<sha256> (if that exists already, drop the temp file),
+ * fsync DIR/uploads. sha_hex_out gets the 64 hex digits, size_out (may be NULL) the size. Frees
+ * `u` whatever the result (a failure removes the temp file). Returns TH_OK or TH_ESTORE. */
+int th_upload_finish(th_upload *u, char sha_hex_out[65], uint64_t *size_out, th_error *err);
+
+/* Abandon the upload: remove the temp file and free `u`. Accepts NULL. */
+void th_upload_abort(th_upload *u);
+
+/* Is `sha` 64 lower-case hex digits? */
+int th_upload_sha_valid(const char *sha);
+
+/* Append DIR/uploads/<sha> to out. Returns TH_OK, TH_EINVALID (not a sha-256 in hex) or
+ * TH_ENOMEM. */
+int th_upload_path(th_buf *out, const char *data_dir, const char *sha, th_error *err);
+
+/* Open DIR/uploads/<sha> read-only into *fd (the caller closes it). Returns TH_OK, TH_EINVALID,
+ * TH_ENOTFOUND or TH_ESTORE. */
+int th_upload_open(int *fd, const char *data_dir, const char *sha, th_error *err);
+
+/* Remove temp files (DIR/tmp/upload-*) left by a crashed process. Call only while holding the
+ * data dir's lock (no upload of this data dir in progress). *n_out (may be NULL) = how many.
+ * Returns TH_OK or TH_ESTORE. */
+int th_upload_sweep(int *n_out, const char *data_dir, th_error *err);
+
+#endif

@@ -1,0 +1,67 @@
+/* import.h: importing a delimited or JSON file as table changes committed on a branch
+ * (src/import.c). Used by the `tablehub import` command and by the server's import jobs.
+ *
+ * The file is read once, streamed: its rows go to a spill file while the column types are
+ * inferred over the whole file; then they are sorted by key in runs bounded by a memory budget,
+ * merged, checked (duplicate keys, NULL keys, bad values), joined with the table's existing rows
+ * and written as chunks. Nothing is committed unless every row is good.
+ */
+#ifndef TABLEHUB_IMPORT_H
+#define TABLEHUB_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "repo.h"
+
+typedef enum {
+	TH_OP_CREATE = 1, /* new table; fails if it exists */
+	TH_OP_OVERWRITE,  /* drop and re-create with the newly inferred schema */
+	TH_OP_UPDATE,     /* upsert by key over the file's columns; other rows and columns kept */
+	TH_OP_REPLACE,    /* the rows become exactly the file's rows; the schema is kept */
+	TH_OP_APPEND,     /* insert only; an existing key fails the import */
+} th_import_op;
+
+typedef enum { TH_FMT_CSV = 1, TH_FMT_PSV, TH_FMT_TSV, TH_FMT_JSON } th_file_format;
+
+/* "create"/"Create" etc. to an op, 0 if unknown; the op's DoltHub name ("Create"). */
+th_import_op th_import_op_parse(const char *s);
+const char *th_import_op_name(th_import_op op);
+/* "csv"/"Csv", "psv", "tsv", "json" to a format, 0 if unknown. */
+th_file_format th_file_format_parse(const char *s);
+
+typedef struct th_import_opts {
+	const char *table;
+	th_import_op op;
+	const char *const *pk; /* primary-key column names (create/overwrite); npk 0 = keyless */
+	size_t npk;
+	th_file_format format;
+	const char *branch;  /* the branch to commit on; it must exist */
+	const char *message; /* commit message; NULL = "Import <file_name> into <table>" */
+	const char *file_name; /* for the default message; NULL = "file" */
+	const char *author;  /* NULL = "tablehub" */
+	const char *email;   /* NULL = "<author>@tablehub.local" */
+	const char *tmpdir;  /* for spill files; NULL = $TMPDIR or /tmp */
+	size_t mem_budget;   /* bytes of rows held in memory while sorting; 0 = 64 MiB */
+	/* Called every few MB of input, from the importing thread. May be NULL. */
+	void (*progress)(void *payload, uint64_t bytes_read, uint64_t rows);
+	void *progress_payload;
+} th_import_opts;
+
+typedef struct th_import_result {
+	th_oid commit;  /* the new commit on opts.branch */
+	uint64_t rows_read;
+	uint64_t added, modified, removed;
+	uint64_t rows; /* rows in the table afterwards */
+	uint64_t duplicates; /* update: rows that repeated an earlier key of the file (last wins) */
+} th_import_result;
+
+/* Import the file open on `fd` into opts->table on opts->branch of `repo`, and move the branch to
+ * the new commit by compare-and-swap. Returns TH_OK; TH_EINVALID for bad input (err names the line,
+ * the column and the value), TH_ENOTFOUND (no such branch, or no such table for
+ * update/replace/append), TH_EEXISTS (create of an existing table), TH_ECONFLICT (the branch moved
+ * meanwhile), TH_ENOMEM or TH_ESTORE. Nothing is committed on failure. */
+int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_opts *opts,
+		 th_error *err);
+
+#endif

@@ -1,0 +1,336 @@
+/* meta.h: the metadata store, DIR/meta.sqlite (storage/meta.c): users, API tokens, databases,
+ * operations (the job queue), pull requests with their comments and reviews.
+ *
+ * One th_meta is one SQLite connection in WAL mode (foreign keys on, a busy timeout) guarded by a
+ * mutex: every th_meta_* call is serialized, so one th_meta may be shared by any number of threads
+ * (the HTTP server's and the job workers'). Several processes may open the same file at once
+ * (`serve` beside `user add`); SQLite's own locking orders their writes. Schema migrations are
+ * numbered (PRAGMA user_version) and applied by th_meta_open, each in its own transaction.
+ *
+ * Times are integer milliseconds since the epoch (UTC); th_meta_time_fmt gives the ISO-8601 text
+ * the API shows ("2023-05-23T17:46:45.035Z"). Names (users, owners, databases) are 1-64 bytes of
+ * [A-Za-z0-9_-] (th_name_valid in datadir.h); callers validate them, the store rejects longer ones
+ * with TH_EINVALID. Heap strings inside the *_info structs belong to the struct and are released by
+ * its _dispose function; a list's items by the list's _dispose. On error, outputs are untouched.
+ * No SQLite type appears here.
+ */
+#ifndef TABLEHUB_META_H
+#define TABLEHUB_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+typedef struct th_meta th_meta;
+
+/* Open (creating when missing) DIR/meta.sqlite and apply any pending migrations. DIR must exist.
+ * *out is the caller's, closed with th_meta_close. Returns TH_OK or TH_ESTORE (cannot open, the
+ * file is not a database, or it was written by a newer tablehub). */
+int th_meta_open(th_meta **out, const char *data_dir, th_error *err);
+/* Close the connection. Accepts NULL. No call on `m` may be running. */
+void th_meta_close(th_meta *m);
+
+/* The schema version this build migrates to (PRAGMA user_version after th_meta_open). */
+int th_meta_schema_version(void);
+
+/* Now, in ms since the epoch (UTC). */
+int64_t th_meta_now_ms(void);
+/* ISO-8601 UTC with milliseconds, "2023-05-23T17:46:45.035Z" (24 chars plus NUL). */
+void th_meta_time_fmt(char out[32], int64_t ms);
+
+/* --- users and tokens ------------------------------------------------------------------------ */
+
+/* A token is "thp_" followed by 64 hex digits (32 bytes from getrandom()): 68 chars plus NUL. Only
+ * its SHA-256 is stored, so a token is shown once, when it is created. */
+#define TH_TOKEN_SIZE 69
+
+typedef struct th_user_info {
+	char name[65];
+	int64_t created_at;
+} th_user_info;
+
+/* Create user `name` and a first token for it, written to token_out. Returns TH_OK, TH_EEXISTS,
+ * TH_EINVALID (bad name) or TH_ESTORE. */
+int th_meta_user_create(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *name, th_error *err);
+
+/* Read user `name`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_user_get(th_user_info *out, th_meta *m, const char *name, th_error *err);
+
+/* Create another token for existing user `name`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_token_create(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *user,
+                         th_error *err);
+
+/* The user a token belongs to, into user_out; records the token's last use. The stored hash is
+ * compared in constant time. Returns TH_OK, TH_EAUTH (unknown or malformed token; the message
+ * never repeats the token) or TH_ESTORE. */
+int th_meta_token_lookup(char user_out[65], th_meta *m, const char *token, th_error *err);
+
+/* --- databases ------------------------------------------------------------------------------- */
+
+typedef struct th_db_info {
+	int64_t id;
+	char owner[65];
+	char name[65];
+	char *description; /* heap, never NULL after a successful get ("" when none) */
+	int is_private;
+	int64_t created_at;
+} th_db_info;
+
+/* Release the heap fields; the struct may be reused. Accepts NULL. */
+void th_db_info_dispose(th_db_info *info);
+
+/* Record database owner/name (description may be NULL). The repository itself is made by the
+ * caller (th_repo_create). Returns TH_OK, TH_EEXISTS, TH_EINVALID (bad name) or TH_ESTORE. */
+int th_meta_db_create(th_meta *m, const char *owner, const char *name, const char *description,
+                      int is_private, th_error *err);
+
+/* Read database owner/name into *out (dispose with th_db_info_dispose). Returns TH_OK,
+ * TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_db_get(th_db_info *out, th_meta *m, const char *owner, const char *name, th_error *err);
+
+typedef struct th_db_list {
+	th_db_info *items;
+	size_t n;
+} th_db_list;
+
+void th_db_list_dispose(th_db_list *l);
+
+/* The databases of `owner` (NULL = all), ordered by owner then name. Returns TH_OK or TH_ESTORE. */
+int th_meta_db_list(th_db_list *out, th_meta *m, const char *owner, th_error *err);
+
+/* --- operations (the job queue) ----------------------------------------------------------- */
+
+typedef enum {
+	TH_OPSTATE_PENDING = 1,     /* "Pending" */
+	TH_OPSTATE_IN_PROGRESS = 2, /* "In Progress" */
+	TH_OPSTATE_COMPLETED = 3,   /* "Completed" */
+	TH_OPSTATE_FAILED = 4,      /* "Failed" */
+} th_op_state;
+
+/* "Pending", "In Progress", "Completed", "Failed"; "" for anything else. */
+const char *th_op_state_name(th_op_state s);
+
+/* A uuid is 36 chars plus NUL. */
+#define TH_UUID_SIZE 37
+
+/* A new random (version 4) uuid, lower-case, from getrandom(). Returns TH_OK or TH_ESTORE. */
+int th_uuid4(char out[TH_UUID_SIZE], th_error *err);
+
+typedef struct th_op_info {
+	char id[TH_UUID_SIZE];
+	char kind[16]; /* "import" | "merge" */
+	char owner[65];
+	char db[65];
+	char creator[65];
+	th_op_state state;
+	char *params;           /* heap JSON text ("{}" when none) */
+	char upload_sha256[65]; /* "" when none */
+	char *file_name;        /* heap, "" when none */
+	char *table_name;       /* heap, "" when none */
+	char *branch_name;      /* heap, "" when none (= the default branch) */
+	uint64_t bytes_total;
+	uint64_t bytes_read;
+	uint64_t rows_processed;
+	char *result;        /* heap JSON text, NULL until Completed */
+	char *error_message; /* heap, NULL unless Failed */
+	uint64_t error_line; /* 0 when none */
+	uint32_t error_column;
+	int64_t lease_expires_at; /* ms; 0 when not leased */
+	int attempts;             /* times claimed by a worker */
+	int64_t pull_id; /* 0 when none: the pull an import opened, or the pull a merge merges */
+	int64_t created_at;
+	int64_t updated_at;
+} th_op_info;
+
+/* Release the heap fields. Accepts NULL. */
+void th_op_info_dispose(th_op_info *op);
+
+/* What a new operation holds; NULL strings are stored as "". */
+typedef struct th_op_new {
+	const char *kind; /* "import" | "merge" */
+	const char *owner;
+	const char *db;
+	const char *creator;
+	const char *params; /* JSON text; NULL = "{}" */
+	const char *upload_sha256;
+	const char *file_name;
+	const char *table_name;
+	const char *branch_name;
+	uint64_t bytes_total;
+	int64_t pull_id;
+} th_op_new;
+
+/* Insert a Pending operation with a new uuid (written to id_out). Returns TH_OK, TH_EINVALID (no
+ * kind, owner, db or creator) or TH_ESTORE. Workers are not woken: see th_jobs_wake. */
+int th_meta_op_create(char id_out[TH_UUID_SIZE], th_meta *m, const th_op_new *op, th_error *err);
+
+/* Read operation `id` (dispose with th_op_info_dispose). Returns TH_OK, TH_ENOTFOUND or
+ * TH_ESTORE. */
+int th_meta_op_get(th_op_info *out, th_meta *m, const char *id, th_error *err);
+
+typedef struct th_op_list {
+	th_op_info *items;
+	size_t n;
+} th_op_list;
+
+void th_op_list_dispose(th_op_list *l);
+
+/* Page tokens are opaque text (today a decimal offset) of at most TH_PAGE_TOKEN_SIZE-1 chars; ""
+ * (or NULL on input) means the first page on input and "no more pages" on output. */
+#define TH_PAGE_TOKEN_SIZE 32
+
+/* The operations of database owner/db, newest first, at most `limit` (0 = 50) from `page_token`;
+ * `kind` NULL = every kind. next_out (may be NULL) receives the next page's token. Returns TH_OK,
+ * TH_EINVALID (bad page token) or TH_ESTORE. */
+int th_meta_op_list_db(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                       const char *owner, const char *db, const char *kind, const char *page_token,
+                       size_t limit, th_error *err);
+
+/* As th_meta_op_list_db, the operations created by user `creator` across databases. */
+int th_meta_op_list_creator(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                            const char *creator, const char *kind, const char *page_token,
+                            size_t limit, th_error *err);
+
+/* Atomically claim the oldest runnable operation (Pending, or In Progress with an expired lease):
+ * it becomes In Progress, leased until now + lease_ms, attempts + 1, and is read into *out (its
+ * new `attempts` is the fencing token for the calls below). Returns TH_OK, TH_ENOTFOUND (nothing
+ * to run) or TH_ESTORE. Exclusive across threads and processes. */
+int th_meta_op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *err);
+
+/* Every In Progress operation's lease is made expired, so the next claim retries it: for a
+ * process starting up, whose predecessor's jobs died with it. *n_out (may be NULL) = how many.
+ * Returns TH_OK or TH_ESTORE. */
+int th_meta_op_requeue_running(int *n_out, th_meta *m, th_error *err);
+
+/* The calls below take the `attempt` returned by the claim; they act only while the operation is
+ * still In Progress under that attempt, and return TH_ECONFLICT otherwise (the lease was lost to
+ * another worker, or the operation already ended). TH_ENOTFOUND for an unknown id. */
+
+/* Extend the lease to now + lease_ms. Returns TH_OK, TH_ECONFLICT, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms, th_error *err);
+
+/* Record progress and extend the lease to now + lease_ms (lease_ms 0 = leave the lease alone). */
+int th_meta_op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes_read, uint64_t rows,
+                        int64_t lease_ms, th_error *err);
+
+/* End the operation Completed with `result_json` (JSON object text, copied; NULL = "{}") and
+ * pull_id (0 = keep the stored one). */
+int th_meta_op_complete(th_meta *m, const char *id, int attempt, const char *result_json,
+                        int64_t pull_id, th_error *err);
+
+/* End the operation Failed with `message` and the place in the input (0 = none). With attempt 0
+ * any unfinished operation (Pending or In Progress) is failed, whoever holds it. */
+int th_meta_op_fail(th_meta *m, const char *id, int attempt, const char *message, uint64_t line,
+                    uint32_t column, th_error *err);
+
+/* --- pull requests --------------------------------------------------------------------------- */
+
+typedef enum {
+	TH_PULL_OPEN = 1,   /* "Open" */
+	TH_PULL_CLOSED = 2, /* "Closed" */
+	TH_PULL_MERGED = 3, /* "Merged" */
+} th_pull_state;
+
+/* "Open", "Closed", "Merged"; "" for anything else. */
+const char *th_pull_state_name(th_pull_state s);
+/* Parse a state name in any case ("open", "Merged"); 0 if unknown. */
+th_pull_state th_pull_state_parse(const char *s);
+
+typedef struct th_pull_info {
+	int64_t db_id;
+	int64_t pull_id;   /* per database, from 1 */
+	char *title;       /* heap */
+	char *description; /* heap */
+	char author[65];
+	char *from_branch; /* heap */
+	char *to_branch;   /* heap */
+	th_pull_state state;
+	char merge_commit[41]; /* "" unless Merged */
+	int64_t created_at;
+	int64_t updated_at;
+} th_pull_info;
+
+void th_pull_info_dispose(th_pull_info *p);
+
+typedef struct th_pull_list {
+	th_pull_info *items;
+	size_t n;
+} th_pull_list;
+
+void th_pull_list_dispose(th_pull_list *l);
+
+/* Open a pull request in database db_id (th_db_info.id) with the next pull id of that database
+ * (written to pull_id_out; 1 for the first), state Open. NULL title/description = "". Returns
+ * TH_OK, TH_ENOTFOUND (no such database), TH_EINVALID (no author or branches) or TH_ESTORE. */
+int th_meta_pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
+                        const char *description, const char *author, const char *from_branch,
+                        const char *to_branch, th_error *err);
+
+/* Read pull `pull_id` of database db_id. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_pull_get(th_pull_info *out, th_meta *m, int64_t db_id, int64_t pull_id, th_error *err);
+
+/* The newest Open pull from `from_branch` into `to_branch`, if any. Returns TH_OK, TH_ENOTFOUND
+ * or TH_ESTORE. */
+int th_meta_pull_find_open(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *from_branch,
+                           const char *to_branch, th_error *err);
+
+/* The pulls of database db_id, newest (highest id) first, at most `limit` (0 = 50) from
+ * page_token; `state` 0 = every state. next_out (may be NULL) receives the next page's token.
+ * Returns TH_OK, TH_EINVALID (bad page token) or TH_ESTORE. */
+int th_meta_pull_list(th_pull_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                      int64_t db_id, th_pull_state state, const char *page_token, size_t limit,
+                      th_error *err);
+
+/* Change title and/or description (NULL = keep). Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_pull_update(th_meta *m, int64_t db_id, int64_t pull_id, const char *title,
+                        const char *description, th_error *err);
+
+/* Set the state; merge_commit (40 hex, or NULL) is recorded with TH_PULL_MERGED. Only an Open pull
+ * changes state: returns TH_OK, TH_ENOTFOUND, TH_ECONFLICT (the pull is not Open; the message says
+ * its state) or TH_ESTORE. */
+int th_meta_pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_state state,
+                           const char *merge_commit, th_error *err);
+
+/* Comments and reviews of a pull. */
+typedef enum {
+	TH_REVIEW_APPROVED = 1, /* "Approved" */
+	TH_REVIEW_REJECTED = 2, /* "Rejected" */
+	TH_REVIEW_REVIEWED = 3, /* "Reviewed" (a comment without a verdict) */
+} th_review_status;
+
+const char *th_review_status_name(th_review_status s);
+/* Any case; 0 if unknown. */
+th_review_status th_review_status_parse(const char *s);
+
+typedef struct th_pull_note {
+	int64_t id; /* per pull, from 1 */
+	char author[65];
+	char *body;              /* heap: a comment's body or a review's comment ("" when none) */
+	th_review_status status; /* reviews only; 0 for comments */
+	int64_t created_at;
+} th_pull_note;
+
+typedef struct th_pull_note_list {
+	th_pull_note *items;
+	size_t n;
+} th_pull_note_list;
+
+void th_pull_note_list_dispose(th_pull_note_list *l);
+
+/* Add a comment; its id goes to id_out (may be NULL). Returns TH_OK, TH_ENOTFOUND (no such pull),
+ * TH_EINVALID (empty body) or TH_ESTORE. */
+int th_meta_pull_comment_add(int64_t *id_out, th_meta *m, int64_t db_id, int64_t pull_id,
+                             const char *author, const char *body, th_error *err);
+/* The comments of a pull, oldest first. Returns TH_OK or TH_ESTORE. */
+int th_meta_pull_comment_list(th_pull_note_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                              th_error *err);
+
+/* Add a review (comment may be NULL). Returns TH_OK, TH_ENOTFOUND, TH_EINVALID or TH_ESTORE. */
+int th_meta_pull_review_add(int64_t *id_out, th_meta *m, int64_t db_id, int64_t pull_id,
+                            const char *author, th_review_status status, const char *comment,
+                            th_error *err);
+/* The reviews of a pull, oldest first. Returns TH_OK or TH_ESTORE. */
+int th_meta_pull_review_list(th_pull_note_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                             th_error *err);
+
+#endif

@@ -1,0 +1,170 @@
+/* repo.h: the content store, one bare git repository per database (storage/repo.c, storage/pack.c).
+ *
+ * Everything tablehub keeps of a database's history lives here as ordinary git objects, so `git
+ * fsck`, `git log`, `git show` and `git clone` work on it. Writes go one way: blobs -> trees ->
+ * commit -> branch moved by compare-and-swap. Large imports write their blobs into one packfile
+ * (th_pack_*), small commits write loose objects. No libgit2 type appears in this header.
+ */
+#ifndef TABLEHUB_REPO_H
+#define TABLEHUB_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "error.h"
+
+typedef struct th_repo th_repo;
+
+typedef struct th_oid {
+	unsigned char id[20];
+} th_oid;
+
+/* 40 hex digits plus NUL. */
+void th_oid_fmt(char out[41], const th_oid *oid);
+/* Parse 40 hex digits. Returns TH_OK or TH_EINVALID. */
+int th_oid_parse(th_oid *out, const char *hex, th_error *err);
+int th_oid_equal(const th_oid *a, const th_oid *b);
+int th_oid_is_zero(const th_oid *oid);
+
+/* Process-wide libgit2 set-up (fsync of object and ref writes on). Call once before any other
+ * th_repo function; th_repo_global_shutdown undoes it. Returns TH_OK or TH_ESTORE. */
+int th_repo_global_init(th_error *err);
+void th_repo_global_shutdown(void);
+
+/* Create a bare repository at `path` (its parent directories too) whose `main` branch holds one
+ * commit with an empty tree, by `author`. Returns TH_OK, TH_EEXISTS or TH_ESTORE. */
+int th_repo_create(const char *path, const char *author, th_error *err);
+
+/* Open the repository at `path` into *out (caller frees with th_repo_free). With `writer` set the
+ * caller holds the data dir's write lock, so `*.lock` files under the repository are stale leftovers
+ * of a crash and are removed. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_open(th_repo **out, const char *path, int writer, th_error *err);
+void th_repo_free(th_repo *repo);
+
+/* --- references ------------------------------------------------------------------------------ */
+
+/* Resolve a revision (branch name, tag name, full or abbreviated commit id, `HEAD`) to the commit
+ * it names. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_resolve(th_oid *out, th_repo *repo, const char *rev, th_error *err);
+
+/* The head of branch `name` (without refs/heads/). Returns TH_OK or TH_ENOTFOUND. */
+int th_repo_branch_get(th_oid *out, th_repo *repo, const char *name, th_error *err);
+
+/* Move (or create) branch `name` to `target` by compare-and-swap: `expected` NULL means the branch
+ * must not exist yet; otherwise it must still point at *expected. Returns TH_OK, TH_ECONFLICT (the
+ * branch moved or exists), TH_EINVALID (bad name) or TH_ESTORE. */
+int th_repo_branch_cas(th_repo *repo, const char *name, const th_oid *target,
+		       const th_oid *expected, const char *log_message, th_error *err);
+
+/* Delete branch `name`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_branch_delete(th_repo *repo, const char *name, th_error *err);
+
+/* The branch names, sorted, as a NULL-terminated array the caller frees with th_strv_free. */
+int th_repo_branch_list(char ***out, th_repo *repo, th_error *err);
+void th_strv_free(char **v);
+
+/* Is `name` acceptable as a branch name (git's rules)? */
+int th_repo_branch_name_valid(const char *name);
+
+/* --- commits --------------------------------------------------------------------------------- */
+
+typedef struct th_commit_info {
+	th_oid id;
+	th_oid tree;
+	th_oid parents[2]; /* the first two parents */
+	size_t nparents;
+	int64_t time; /* author time, seconds since the epoch */
+	char author[128];
+	char email[128];
+	char *message; /* heap; freed by th_commit_info_dispose */
+} th_commit_info;
+
+void th_commit_info_dispose(th_commit_info *ci);
+
+/* Read commit `id`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_commit_read(th_commit_info *out, th_repo *repo, const th_oid *id, th_error *err);
+
+/* Write a commit of `tree` with `nparents` parents, author and committer `author <email>` now.
+ * Returns TH_OK or TH_ESTORE. The branch is not moved: use th_repo_branch_cas. */
+int th_repo_commit_write(th_oid *out, th_repo *repo, const th_oid *tree, const th_oid *parents,
+			 size_t nparents, const char *author, const char *email, const char *message,
+			 th_error *err);
+
+/* The best common ancestor of two commits. Returns TH_OK, TH_ENOTFOUND (none) or TH_ESTORE. */
+int th_repo_merge_base(th_oid *out, th_repo *repo, const th_oid *a, const th_oid *b,
+		       th_error *err);
+
+/* Walk history from `start`, newest first (time order, all parents), calling cb for each commit
+ * until it returns non-zero (which is then returned) or `limit` commits (0 = all) were seen. */
+int th_repo_log(th_repo *repo, const th_oid *start, size_t limit,
+		int (*cb)(const th_commit_info *ci, void *payload), void *payload, th_error *err);
+
+/* --- trees and blobs ------------------------------------------------------------------------- */
+
+typedef struct th_tree_entry {
+	char *name;
+	th_oid oid;
+	int is_tree;
+} th_tree_entry;
+
+typedef struct th_tree_list {
+	th_tree_entry *entries; /* in git's tree order, which for our names is byte order */
+	size_t n;
+} th_tree_list;
+
+void th_tree_list_dispose(th_tree_list *l);
+
+/* The entries of tree `tree`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_tree_read(th_tree_list *out, th_repo *repo, const th_oid *tree, th_error *err);
+
+/* Write a tree of n entries (any order; names must be unique). Returns TH_OK, TH_EINVALID or
+ * TH_ESTORE. Every entry's object must already exist. */
+int th_repo_tree_write(th_oid *out, th_repo *repo, const th_tree_entry *entries, size_t n,
+		       th_error *err);
+
+/* Look up `path` ("tables/users/schema.json") under tree `root`. Returns TH_OK, TH_ENOTFOUND or
+ * TH_ESTORE; *is_tree says what was found. */
+int th_repo_tree_lookup(th_oid *out, int *is_tree, th_repo *repo, const th_oid *root,
+			const char *path, th_error *err);
+
+/* A copy of tree `root` (NULL = the empty tree) with `path` set to `oid` (a tree if is_tree), or
+ * removed when oid is NULL, creating or pruning intermediate trees. Returns TH_OK or TH_ESTORE. */
+int th_repo_tree_update(th_oid *out, th_repo *repo, const th_oid *root, const char *path,
+			const th_oid *oid, int is_tree, th_error *err);
+
+/* The oid of the empty tree (it need not be stored for comparisons). */
+void th_repo_empty_tree(th_oid *out);
+
+/* Write `len` bytes as a loose blob. Returns TH_OK or TH_ESTORE. */
+int th_repo_blob_write(th_oid *out, th_repo *repo, const void *data, size_t len, th_error *err);
+
+/* Read blob `id` into `out` (replacing its contents). Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_repo_blob_read(th_buf *out, th_repo *repo, const th_oid *id, th_error *err);
+
+/* Does the object exist? */
+int th_repo_exists(th_repo *repo, const th_oid *id);
+
+/* --- packs: many blobs in one file ---------------------------------------------------------- */
+
+typedef struct th_pack th_pack;
+
+/* Start a packfile in the repository's objects/pack directory (as a temporary file), deflating at
+ * `zlevel` (0-9; 1 is fast and nearly as small for our rows). Returns TH_OK or TH_ESTORE. */
+int th_pack_new(th_pack **out, th_repo *repo, int zlevel, th_error *err);
+
+/* Add a blob; its id goes to *out. A blob already in the repository or in this pack is not written
+ * again. Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
+int th_pack_add_blob(th_oid *out, th_pack *pack, const void *data, size_t len, th_error *err);
+
+/* Number of objects written to the pack so far. */
+size_t th_pack_count(const th_pack *pack);
+
+/* Finish the pack: fix its header and checksum, write its .idx, fsync both, rename them into place
+ * and make the repository see them. Frees `pack` whatever the result (an empty pack leaves no file).
+ * Returns TH_OK or TH_ESTORE. */
+int th_pack_commit(th_pack *pack, th_error *err);
+
+/* Abandon the pack and remove its temporary file. Accepts NULL. */
+void th_pack_free(th_pack *pack);
+
+#endif

@@ -1,0 +1,78 @@
+/* error.c: setting and naming th_error values (see include/tablehub/error.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tablehub/error.h"
+
+static void set_va(th_error *err, th_code code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	err->line = 0;
+	err->column = 0;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
+int th_error_set(th_error *err, th_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return code;
+	va_start(ap, fmt);
+	set_va(err, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int th_error_set_at(th_error *err, th_code code, uint64_t line, uint32_t column, const char *fmt,
+                    ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return code;
+	va_start(ap, fmt);
+	set_va(err, code, fmt, ap);
+	va_end(ap);
+	err->line = line;
+	err->column = column;
+	return code;
+}
+
+void th_error_clear(th_error *err)
+{
+	if (err == NULL)
+		return;
+	memset(err, 0, sizeof(*err));
+}
+
+const char *th_code_name(int code)
+{
+	switch (code) {
+	case TH_OK:
+		return "OK";
+	case TH_ENOTFOUND:
+		return "ENOTFOUND";
+	case TH_EEXISTS:
+		return "EEXISTS";
+	case TH_EINVALID:
+		return "EINVALID";
+	case TH_ECONFLICT:
+		return "ECONFLICT";
+	case TH_EBUSY:
+		return "EBUSY";
+	case TH_ENOMEM:
+		return "ENOMEM";
+	case TH_ESTORE:
+		return "ESTORE";
+	case TH_ETOOBIG:
+		return "ETOOBIG";
+	case TH_EAUTH:
+		return "EAUTH";
+	case TH_ELIMIT:
+		return "ELIMIT";
+	default:
+		return "ERROR";
+	}
+}

@@ -1,0 +1,131 @@
+/* datadir.c: creating a data directory and holding its write lock. The lock is an flock on
+ * DIR/LOCK, which the kernel releases when the process dies, so a crash never leaves the data dir
+ * locked; the holder writes its pid into the file so a refusal can say who holds it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tablehub/datadir.h"
+
+static int mkdir_p(const char *path, th_error *err)
+{
+	char tmp[4096];
+	size_t i, len = strlen(path);
+
+	if (len == 0 || len >= sizeof(tmp))
+		return th_error_set(err, TH_EINVALID, "bad directory '%s'", path);
+	memcpy(tmp, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return th_error_set(err, TH_ESTORE, "cannot create directory '%s': %s", tmp,
+					    strerror(errno));
+		if (i < len)
+			tmp[i] = '/';
+	}
+	return TH_OK;
+}
+
+int th_datadir_init(const char *dir, th_error *err)
+{
+	static const char *subdirs[] = { "repos", "uploads", "cache", "tmp" };
+	char path[4096];
+	size_t i;
+	int error;
+
+	if ((error = mkdir_p(dir, err)) < 0)
+		return error;
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+		if ((error = mkdir_p(path, err)) < 0)
+			return error;
+	}
+	return TH_OK;
+}
+
+int th_datadir_lock(int *fd_out, const char *dir, th_error *err)
+{
+	char path[4096], pid[32];
+	int fd, error, n;
+
+	if ((error = th_datadir_init(dir, err)) < 0)
+		return error;
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		return th_error_set(err, TH_ESTORE, "cannot open '%s': %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int saved = errno;
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (saved == EWOULDBLOCK)
+			return th_error_set(err, TH_EBUSY,
+					    "data dir '%s' is in use by another tablehub process "
+					    "(pid %s); stop it, or use another --data",
+					    dir, pid[0] ? pid : "unknown");
+		return th_error_set(err, TH_ESTORE, "cannot lock '%s': %s", path, strerror(saved));
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		close(fd);
+		return th_error_set(err, TH_ESTORE, "cannot write '%s': %s", path, strerror(errno));
+	}
+	*fd_out = fd;
+	return TH_OK;
+}
+
+void th_datadir_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const char *db,
+			 th_error *err)
+{
+	return th_buf_printf(out, err, "%s/repos/%s/%s.git", dir, owner, db);
+}
+
+int th_name_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '-')
+		return 0;
+	for (i = 0; s[i]; i++) {
+		char c = s[i];
+		if (i >= 64)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int th_split_db_name(char owner[65], char db[65], const char *s, th_error *err)
+{
+	const char *slash = strchr(s, '/');
+	size_t olen;
+
+	if (slash == NULL || (olen = (size_t)(slash - s)) == 0 || olen > 64 ||
+	    strlen(slash + 1) > 64)
+		goto bad;
+	memcpy(owner, s, olen);
+	owner[olen] = '\0';
+	strcpy(db, slash + 1);
+	if (!th_name_valid(owner) || !th_name_valid(db))
+		goto bad;
+	return TH_OK;
+bad:
+	return th_error_set(err, TH_EINVALID,
+			    "bad database name '%s': expected OWNER/DB, each 1-64 of [A-Za-z0-9_-]",
+			    s);
+}

@@ -1,0 +1,40 @@
+/* repo_internal.h: what storage/repo.c and storage/pack.c share, and the pack index writer that
+ * tests/test_repo.c drives directly (a real 2 GiB pack would be needed to reach the large-offset
+ * table otherwise). Nothing outside storage/ and its test includes this file. */
+#ifndef TABLEHUB_REPO_INTERNAL_H
+#define TABLEHUB_REPO_INTERNAL_H
+
+#include <git2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tablehub/repo.h"
+
+/* A th_repo is used by one thread at a time (libgit2 objects are not shared across threads);
+ * separate handles on the same path may live on different threads. */
+struct th_repo {
+	git_repository *git;
+	git_odb *odb; /* owned: git_odb_free */
+	char *path;   /* the path given to open/create, for messages */
+};
+
+/* The one translation point from libgit2 codes: GIT_ENOTFOUND -> TH_ENOTFOUND, GIT_EEXISTS ->
+ * TH_EEXISTS, GIT_EMODIFIED/GIT_ELOCKED -> TH_ECONFLICT, GIT_EINVALIDSPEC -> TH_EINVALID, anything
+ * else -> TH_ESTORE. Sets err to "<what>: <libgit2's message>" and returns the code. */
+int th_repo__git_error(th_error *err, int giterr, const char *what);
+
+/* One object of a pack being written: its id, the CRC32 of its packed bytes (header and deflated
+ * data) and its offset in the .pack file. */
+typedef struct th_pack_entry {
+	unsigned char oid[20];
+	uint32_t crc;
+	uint64_t offset;
+} th_pack_entry;
+
+/* Build a version 2 pack index for `n` entries sorted by oid (no duplicates) of the pack whose
+ * trailer checksum is `pack_sum`. *out is malloc'd (the caller frees it), *len its size. Returns
+ * TH_OK or TH_ENOMEM. */
+int th_pack__idx_build(unsigned char **out, size_t *len, const th_pack_entry *entries, size_t n,
+                       const unsigned char pack_sum[20], th_error *err);
+
+#endif

@@ -1,0 +1,711 @@
+/* test_meta.c: the metadata store (storage/meta.c) and uploads on disk (storage/files.c), each test
+ * in its own temporary data dir, against the real SQLite file. */
+#define _GNU_SOURCE /* memmem */
+#include <dirent.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "harness.h"
+#include "util.h"
+#include "tablehub/files.h"
+#include "tablehub/hash.h"
+#include "tablehub/meta.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* One integer from a query on DIR/meta.sqlite, through a separate connection. */
+static int64_t sql_int(const char *dir, const char *sql)
+{
+	char path[1024];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	snprintf(path, sizeof(path), "%s/meta.sqlite", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		abort();
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static size_t count_dir(const char *dir, const char *sub)
+{
+	char path[1024];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_migrations_idempotent(void)
+{
+	char *dir = t_mkdtemp();
+	th_error err;
+	th_meta *m = NULL;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	th_meta_close(m);
+	CHECK(sql_int(dir, "PRAGMA user_version") == th_meta_schema_version());
+	CHECK(th_meta_schema_version() >= 1);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "first", "d", 0, &err), &err);
+	th_meta_close(m);
+	/* Opening again neither re-runs a migration nor loses data. */
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK(sql_int(dir, "PRAGMA user_version") == th_meta_schema_version());
+	CHECK(sql_int(dir, "SELECT count(*) FROM databases") == 1);
+	th_meta_close(m);
+	{
+		char *out = NULL;
+		CHECK(t_sh(&out, "sqlite3 '%s/meta.sqlite' 'PRAGMA journal_mode'", dir) == 0);
+		CHECK_CONTAINS(out, "wal");
+		free(out);
+	}
+	/* A file from a newer tablehub is refused, not downgraded. */
+	{
+		char cmd[1200];
+		sqlite3 *db;
+		snprintf(cmd, sizeof(cmd), "%s/meta.sqlite", dir);
+		CHECK(sqlite3_open(cmd, &db) == SQLITE_OK);
+		CHECK(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
+		sqlite3_close(db);
+		CHECK(th_meta_open(&m, dir, &err) == TH_ESTORE);
+		CHECK_CONTAINS(err.msg, "newer");
+	}
+	t_rmdir(dir);
+}
+
+static void test_users_tokens(void)
+{
+	char *dir = t_mkdtemp(), tok[TH_TOKEN_SIZE], tok2[TH_TOKEN_SIZE], user[65],
+	     bad[TH_TOKEN_SIZE];
+	th_error err;
+	th_meta *m = NULL;
+	th_user_info ui;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_user_create(tok, m, "alice", &err), &err);
+	CHECK(strncmp(tok, "thp_", 4) == 0 && strlen(tok) == TH_TOKEN_SIZE - 1);
+	CHECK(th_meta_user_create(tok2, m, "alice", &err) == TH_EEXISTS);
+	CHECK_CONTAINS(err.msg, "user 'alice' already exists");
+	CHECK(th_meta_user_create(tok2, m, "bad name", &err) == TH_EINVALID);
+	CHECK(th_meta_user_create(tok2, m, "../x", &err) == TH_EINVALID);
+
+	CHECK_OK(th_meta_user_get(&ui, m, "alice", &err), &err);
+	CHECK_STR(ui.name, "alice");
+	CHECK(ui.created_at > 1600000000000LL);
+	CHECK(th_meta_user_get(&ui, m, "bob", &err) == TH_ENOTFOUND);
+
+	CHECK_OK(th_meta_token_lookup(user, m, tok, &err), &err);
+	CHECK_STR(user, "alice");
+	/* A second token for the same user; both work, and differ. */
+	CHECK_OK(th_meta_token_create(tok2, m, "alice", &err), &err);
+	CHECK(strcmp(tok, tok2) != 0);
+	memset(user, 0, sizeof(user));
+	CHECK_OK(th_meta_token_lookup(user, m, tok2, &err), &err);
+	CHECK_STR(user, "alice");
+	CHECK(th_meta_token_create(tok2, m, "bob", &err) == TH_ENOTFOUND);
+
+	/* Wrong tokens: one changed digit, garbage, empty. The message never echoes the token. */
+	memcpy(bad, tok, sizeof(bad));
+	bad[10] = bad[10] == 'a' ? 'b' : 'a';
+	CHECK(th_meta_token_lookup(user, m, bad, &err) == TH_EAUTH);
+	CHECK(strstr(err.msg, bad + 4) == NULL);
+	CHECK(th_meta_token_lookup(user, m, "thp_nothex", &err) == TH_EAUTH);
+	CHECK(th_meta_token_lookup(user, m, "", &err) == TH_EAUTH);
+	CHECK(th_meta_token_lookup(user, m, tok + 4, &err) == TH_EAUTH);
+	CHECK(sql_int(dir, "SELECT count(*) FROM tokens WHERE last_used_at > 0") == 2);
+	th_meta_close(m);
+
+	/* The token's bytes are nowhere in the database files; its SHA-256 is. */
+	{
+		const char *suffixes[] = { "", "-wal" };
+		char path[1024], hash[65], sql[256];
+		size_t i, len;
+		for (i = 0; i < 2; i++) {
+			char *data;
+			snprintf(path, sizeof(path), "%s/meta.sqlite%s", dir, suffixes[i]);
+			if ((data = t_read_file(path, &len)) == NULL)
+				continue;
+			CHECK(memmem(data, len, tok, strlen(tok)) == NULL);
+			CHECK(memmem(data, len, tok + 4, strlen(tok + 4)) == NULL);
+			CHECK(memmem(data, len, tok2 + 4, strlen(tok2 + 4)) == NULL);
+			free(data);
+		}
+		th_sha256_hex(hash, tok, strlen(tok));
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM tokens WHERE hash = '%s'", hash);
+		CHECK(sql_int(dir, sql) == 1);
+	}
+	t_rmdir(dir);
+}
+
+static void test_databases(void)
+{
+	char *dir = t_mkdtemp();
+	th_error err;
+	th_meta *m = NULL;
+	th_db_info d;
+	th_db_list l;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "museums", "art collections", 0, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "secret", NULL, 1, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "bob", "museums", "", 0, &err), &err);
+	CHECK(th_meta_db_create(m, "alice", "museums", "again", 0, &err) == TH_EEXISTS);
+	CHECK_CONTAINS(err.msg, "database 'alice/museums' already exists");
+	CHECK(th_meta_db_create(m, "alice", "a/b", NULL, 0, &err) == TH_EINVALID);
+	CHECK(th_meta_db_create(m, "", "x", NULL, 0, &err) == TH_EINVALID);
+
+	CHECK_OK(th_meta_db_get(&d, m, "alice", "museums", &err), &err);
+	CHECK_STR(d.owner, "alice");
+	CHECK_STR(d.name, "museums");
+	CHECK_STR(d.description, "art collections");
+	CHECK(d.is_private == 0 && d.id > 0 && d.created_at > 0);
+	th_db_info_dispose(&d);
+	CHECK_OK(th_meta_db_get(&d, m, "alice", "secret", &err), &err);
+	CHECK(d.is_private == 1);
+	CHECK_STR(d.description, "");
+	th_db_info_dispose(&d);
+	CHECK(th_meta_db_get(&d, m, "alice", "nope", &err) == TH_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "database 'alice/nope' not found");
+
+	CHECK_OK(th_meta_db_list(&l, m, "alice", &err), &err);
+	CHECK(l.n == 2);
+	if (l.n == 2) {
+		CHECK_STR(l.items[0].name, "museums");
+		CHECK_STR(l.items[1].name, "secret");
+	}
+	th_db_list_dispose(&l);
+	CHECK_OK(th_meta_db_list(&l, m, NULL, &err), &err);
+	CHECK(l.n == 3);
+	th_db_list_dispose(&l);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static void test_pulls(void)
+{
+	char *dir = t_mkdtemp(), next[TH_PAGE_TOKEN_SIZE];
+	th_error err;
+	th_meta *m = NULL;
+	th_db_info a, b;
+	th_pull_info p;
+	th_pull_list l;
+	th_pull_note_list notes;
+	int64_t id = 0, cid = 0;
+	int i;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "one", NULL, 0, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "two", NULL, 0, &err), &err);
+	CHECK_OK(th_meta_db_get(&a, m, "alice", "one", &err), &err);
+	CHECK_OK(th_meta_db_get(&b, m, "alice", "two", &err), &err);
+
+	/* Pull ids count from 1 in each database, independently. */
+	for (i = 1; i <= 5; i++) {
+		char title[32];
+		snprintf(title, sizeof(title), "pull %d", i);
+		CHECK_OK(th_meta_pull_create(&id, m, a.id, title, "desc", "alice", "feature",
+		                             "main", &err),
+		         &err);
+		CHECK(id == i);
+	}
+	CHECK_OK(th_meta_pull_create(&id, m, b.id, "other", NULL, "bob", "x", "main", &err), &err);
+	CHECK(id == 1);
+	CHECK(th_meta_pull_create(&id, m, 9999, "t", NULL, "bob", "x", "main", &err) ==
+	      TH_ENOTFOUND);
+	CHECK(th_meta_pull_create(&id, m, a.id, "t", NULL, "", "x", "main", &err) == TH_EINVALID);
+
+	CHECK_OK(th_meta_pull_get(&p, m, a.id, 3, &err), &err);
+	CHECK_STR(p.title, "pull 3");
+	CHECK_STR(p.description, "desc");
+	CHECK_STR(p.author, "alice");
+	CHECK_STR(p.from_branch, "feature");
+	CHECK_STR(p.to_branch, "main");
+	CHECK(p.state == TH_PULL_OPEN);
+	CHECK_STR(th_pull_state_name(p.state), "Open");
+	th_pull_info_dispose(&p);
+	CHECK(th_meta_pull_get(&p, m, b.id, 2, &err) == TH_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "pull request #2 not found");
+
+	/* Merge #2, close #4; a second state change conflicts. */
+	CHECK_OK(th_meta_pull_set_state(m, a.id, 2, TH_PULL_MERGED,
+	                                "0123456789abcdef0123456789abcdef01234567", &err),
+	         &err);
+	CHECK_OK(th_meta_pull_set_state(m, a.id, 4, TH_PULL_CLOSED, NULL, &err), &err);
+	CHECK(th_meta_pull_set_state(m, a.id, 2, TH_PULL_CLOSED, NULL, &err) == TH_ECONFLICT);
+	CHECK_CONTAINS(err.msg, "already merged");
+	CHECK(th_meta_pull_set_state(m, a.id, 42, TH_PULL_CLOSED, NULL, &err) == TH_ENOTFOUND);
+	CHECK_OK(th_meta_pull_get(&p, m, a.id, 2, &err), &err);
+	CHECK(p.state == TH_PULL_MERGED);
+	CHECK_STR(p.merge_commit, "0123456789abcdef0123456789abcdef01234567");
+	th_pull_info_dispose(&p);
+	CHECK_OK(th_meta_pull_update(m, a.id, 1, "renamed", NULL, &err), &err);
+	CHECK_OK(th_meta_pull_get(&p, m, a.id, 1, &err), &err);
+	CHECK_STR(p.title, "renamed");
+	CHECK_STR(p.description, "desc");
+	th_pull_info_dispose(&p);
+	CHECK(th_meta_pull_update(m, a.id, 77, "x", NULL, &err) == TH_ENOTFOUND);
+
+	/* Paging, newest first: 5 4 | 3 2 | 1. */
+	CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, NULL, 2, &err), &err);
+	CHECK(l.n == 2 && l.items[0].pull_id == 5 && l.items[1].pull_id == 4);
+	CHECK(next[0] != '\0');
+	th_pull_list_dispose(&l);
+	{
+		char tok[TH_PAGE_TOKEN_SIZE];
+		memcpy(tok, next, sizeof(tok));
+		CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, tok, 2, &err), &err);
+	}
+	CHECK(l.n == 2 && l.items[0].pull_id == 3 && l.items[1].pull_id == 2);
+	th_pull_list_dispose(&l);
+	{
+		char tok[TH_PAGE_TOKEN_SIZE];
+		memcpy(tok, next, sizeof(tok));
+		CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, tok, 2, &err), &err);
+	}
+	CHECK(l.n == 1 && l.items[0].pull_id == 1);
+	CHECK_STR(next, "");
+	th_pull_list_dispose(&l);
+	CHECK(th_meta_pull_list(&l, next, m, a.id, 0, "abc", 2, &err) == TH_EINVALID);
+
+	/* Filtered by state. */
+	CHECK_OK(th_meta_pull_list(&l, next, m, a.id, TH_PULL_OPEN, NULL, 0, &err), &err);
+	CHECK(l.n == 3 && l.items[0].pull_id == 5 && l.items[1].pull_id == 3 &&
+	      l.items[2].pull_id == 1);
+	CHECK_STR(next, "");
+	th_pull_list_dispose(&l);
+	CHECK_OK(th_meta_pull_list(&l, NULL, m, a.id, th_pull_state_parse("merged"), NULL, 0, &err),
+	         &err);
+	CHECK(l.n == 1 && l.items[0].pull_id == 2);
+	th_pull_list_dispose(&l);
+	CHECK(th_pull_state_parse("bogus") == 0);
+
+	CHECK_OK(th_meta_pull_find_open(&id, m, a.id, "feature", "main", &err), &err);
+	CHECK(id == 5);
+	CHECK(th_meta_pull_find_open(&id, m, a.id, "nope", "main", &err) == TH_ENOTFOUND);
+
+	/* Comments and reviews. */
+	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 1, "bob", "looks good", &err), &err);
+	CHECK(cid == 1);
+	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 1, "alice", "thanks", &err), &err);
+	CHECK(cid == 2);
+	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 3, "alice", "other pull", &err), &err);
+	CHECK(cid == 1);
+	CHECK(th_meta_pull_comment_add(&cid, m, a.id, 99, "bob", "x", &err) == TH_ENOTFOUND);
+	CHECK(th_meta_pull_comment_add(&cid, m, a.id, 1, "bob", "", &err) == TH_EINVALID);
+	CHECK_OK(th_meta_pull_comment_list(&notes, m, a.id, 1, &err), &err);
+	CHECK(notes.n == 2);
+	if (notes.n == 2) {
+		CHECK_STR(notes.items[0].author, "bob");
+		CHECK_STR(notes.items[0].body, "looks good");
+		CHECK_STR(notes.items[1].body, "thanks");
+	}
+	th_pull_note_list_dispose(&notes);
+	CHECK_OK(th_meta_pull_review_add(&cid, m, a.id, 1, "bob", TH_REVIEW_APPROVED, "ship it",
+	                                 &err),
+	         &err);
+	CHECK_OK(th_meta_pull_review_add(&cid, m, a.id, 1, "carol",
+	                                 th_review_status_parse("rejected"), NULL, &err),
+	         &err);
+	CHECK(th_meta_pull_review_add(&cid, m, a.id, 1, "carol", (th_review_status)0, NULL, &err) ==
+	      TH_EINVALID);
+	CHECK_OK(th_meta_pull_review_list(&notes, m, a.id, 1, &err), &err);
+	CHECK(notes.n == 2);
+	if (notes.n == 2) {
+		CHECK(notes.items[0].status == TH_REVIEW_APPROVED);
+		CHECK_STR(notes.items[0].body, "ship it");
+		CHECK_STR(th_review_status_name(notes.items[1].status), "Rejected");
+		CHECK_STR(notes.items[1].author, "carol");
+	}
+	th_pull_note_list_dispose(&notes);
+
+	th_db_info_dispose(&a);
+	th_db_info_dispose(&b);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static th_op_new op_new(const char *owner, const char *db, const char *creator)
+{
+	th_op_new o;
+
+	memset(&o, 0, sizeof(o));
+	o.kind = "import";
+	o.owner = owner;
+	o.db = db;
+	o.creator = creator;
+	o.params = "{\"tableName\":\"t\"}";
+	o.upload_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	o.file_name = "t.csv";
+	o.table_name = "t";
+	o.bytes_total = 1234;
+	return o;
+}
+
+static void test_operation_lifecycle(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE], id2[TH_UUID_SIZE], ts[32];
+	th_error err;
+	th_meta *m = NULL;
+	th_op_new n = op_new("alice", "museums", "bob");
+	th_op_info op, c;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_op_create(id, m, &n, &err), &err);
+	CHECK(strlen(id) == 36 && id[14] == '4' && id[8] == '-');
+	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
+	CHECK(op.state == TH_OPSTATE_PENDING);
+	CHECK_STR(th_op_state_name(op.state), "Pending");
+	CHECK_STR(op.kind, "import");
+	CHECK_STR(op.owner, "alice");
+	CHECK_STR(op.db, "museums");
+	CHECK_STR(op.creator, "bob");
+	CHECK_STR(op.params, "{\"tableName\":\"t\"}");
+	CHECK_STR(op.file_name, "t.csv");
+	CHECK_STR(op.branch_name, "");
+	CHECK(op.bytes_total == 1234 && op.attempts == 0 && op.result == NULL);
+	th_meta_time_fmt(ts, op.created_at);
+	CHECK(strlen(ts) == 24 && ts[10] == 'T' && ts[23] == 'Z');
+	th_op_info_dispose(&op);
+	th_meta_time_fmt(ts, 1684864005LL * 1000 + 35);
+	CHECK_STR(ts, "2023-05-23T17:46:45.035Z");
+
+	CHECK_OK(th_meta_op_claim(&c, m, 60000, &err), &err);
+	CHECK_STR(c.id, id);
+	CHECK(c.state == TH_OPSTATE_IN_PROGRESS && c.attempts == 1);
+	CHECK(c.lease_expires_at > th_meta_now_ms() + 50000);
+	CHECK(th_meta_op_claim(&op, m, 60000, &err) == TH_ENOTFOUND);
+	CHECK_OK(th_meta_op_progress(m, id, 1, 1000, 10, 60000, &err), &err);
+	CHECK_OK(th_meta_op_extend(m, id, 1, 60000, &err), &err);
+	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
+	CHECK(op.bytes_read == 1000 && op.rows_processed == 10);
+	CHECK_STR(th_op_state_name(op.state), "In Progress");
+	th_op_info_dispose(&op);
+	CHECK_OK(th_meta_op_complete(m, id, 1, "{\"pull_id\":7}", 7, &err), &err);
+	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
+	CHECK(op.state == TH_OPSTATE_COMPLETED && op.pull_id == 7);
+	CHECK_STR(op.result, "{\"pull_id\":7}");
+	th_op_info_dispose(&op);
+	/* A finished operation takes no more updates. */
+	CHECK(th_meta_op_fail(m, id, 1, "late", 0, 0, &err) == TH_ECONFLICT);
+	CHECK(th_meta_op_fail(m, id, 0, "late", 0, 0, &err) == TH_ECONFLICT);
+	CHECK(th_meta_op_extend(m, "00000000-0000-4000-8000-000000000000", 1, 10, &err) ==
+	      TH_ENOTFOUND);
+	th_op_info_dispose(&c);
+
+	/* Failure with a place in the file. */
+	CHECK_OK(th_meta_op_create(id2, m, &n, &err), &err);
+	CHECK_OK(th_meta_op_claim(&c, m, 60000, &err), &err);
+	CHECK_STR(c.id, id2);
+	CHECK_OK(th_meta_op_fail(m, id2, 1, "line 3, column 'age': 'x' is not an integer", 3, 2,
+	                         &err),
+	         &err);
+	CHECK_OK(th_meta_op_get(&op, m, id2, &err), &err);
+	CHECK(op.state == TH_OPSTATE_FAILED && op.error_line == 3 && op.error_column == 2);
+	CHECK_STR(op.error_message, "line 3, column 'age': 'x' is not an integer");
+	th_op_info_dispose(&op);
+	th_op_info_dispose(&c);
+
+	/* Bad kinds and names. */
+	n.kind = "sql";
+	CHECK(th_meta_op_create(id2, m, &n, &err) == TH_EINVALID);
+	n.kind = "merge";
+	n.creator = NULL;
+	CHECK(th_meta_op_create(id2, m, &n, &err) == TH_EINVALID);
+	CHECK(th_meta_op_get(&op, m, "nope", &err) == TH_ENOTFOUND);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static void test_operation_lists(void)
+{
+	char *dir = t_mkdtemp(), ids[7][TH_UUID_SIZE], next[TH_PAGE_TOKEN_SIZE],
+	     tok[TH_PAGE_TOKEN_SIZE];
+	th_error err;
+	th_meta *m = NULL;
+	th_op_list l;
+	int i;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < 5; i++) {
+		th_op_new n = op_new("alice", "museums", i % 2 ? "bob" : "carol");
+		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
+	}
+	{
+		th_op_new n = op_new("alice", "other", "bob");
+		CHECK_OK(th_meta_op_create(ids[5], m, &n, &err), &err);
+		n.kind = "merge";
+		n.db = "museums";
+		CHECK_OK(th_meta_op_create(ids[6], m, &n, &err), &err);
+	}
+	/* museums: 6 (merge) 4 3 | 2 1 0, newest first. */
+	CHECK_OK(th_meta_op_list_db(&l, next, m, "alice", "museums", NULL, NULL, 3, &err), &err);
+	CHECK(l.n == 3);
+	if (l.n == 3) {
+		CHECK_STR(l.items[0].id, ids[6]);
+		CHECK_STR(l.items[1].id, ids[4]);
+		CHECK_STR(l.items[2].id, ids[3]);
+	}
+	CHECK(next[0] != '\0');
+	th_op_list_dispose(&l);
+	memcpy(tok, next, sizeof(tok));
+	CHECK_OK(th_meta_op_list_db(&l, next, m, "alice", "museums", NULL, tok, 3, &err), &err);
+	CHECK(l.n == 3);
+	if (l.n == 3) {
+		CHECK_STR(l.items[0].id, ids[2]);
+		CHECK_STR(l.items[2].id, ids[0]);
+	}
+	CHECK_STR(next, "");
+	th_op_list_dispose(&l);
+	CHECK_OK(th_meta_op_list_db(&l, next, m, "alice", "museums", "merge", NULL, 0, &err), &err);
+	CHECK(l.n == 1 && strcmp(l.items[0].kind, "merge") == 0);
+	th_op_list_dispose(&l);
+	CHECK(th_meta_op_list_db(&l, next, m, "alice", "museums", NULL, "-1", 3, &err) ==
+	      TH_EINVALID);
+
+	/* By creator across databases: bob made 1, 3, 5, 6. */
+	CHECK_OK(th_meta_op_list_creator(&l, next, m, "bob", NULL, NULL, 0, &err), &err);
+	CHECK(l.n == 4);
+	if (l.n == 4) {
+		CHECK_STR(l.items[0].id, ids[6]);
+		CHECK_STR(l.items[1].id, ids[5]);
+		CHECK_STR(l.items[3].id, ids[1]);
+	}
+	th_op_list_dispose(&l);
+	CHECK_OK(th_meta_op_list_creator(&l, next, m, "nobody", NULL, NULL, 0, &err), &err);
+	CHECK(l.n == 0 && next[0] == '\0');
+	th_op_list_dispose(&l);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* Two threads, each with its own connection, claim until the queue is empty. */
+#define NCLAIM 120
+
+struct claimer {
+	const char *dir;
+	char ids[NCLAIM][TH_UUID_SIZE];
+	int n;
+	int errors;
+};
+
+static void *claim_all(void *arg)
+{
+	struct claimer *c = arg;
+	th_meta *m = NULL;
+	th_error err;
+	th_op_info op;
+	int rc;
+
+	if (th_meta_open(&m, c->dir, &err) < 0) {
+		c->errors++;
+		return NULL;
+	}
+	while ((rc = th_meta_op_claim(&op, m, 60000, &err)) != TH_ENOTFOUND) {
+		if (rc < 0) {
+			fprintf(stderr, "claim: %s\n", err.msg);
+			c->errors++;
+			break;
+		}
+		memcpy(c->ids[c->n++], op.id, TH_UUID_SIZE);
+		th_op_info_dispose(&op);
+	}
+	th_meta_close(m);
+	return NULL;
+}
+
+static void test_claim_exclusive(void)
+{
+	char *dir = t_mkdtemp();
+	static struct claimer a, b;
+	th_error err;
+	th_meta *m = NULL;
+	pthread_t ta, tb;
+	int i, k, dup = 0, found;
+	static char ids[NCLAIM][TH_UUID_SIZE];
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < NCLAIM; i++) {
+		th_op_new n = op_new("alice", "museums", "bob");
+		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
+	}
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.dir = b.dir = dir;
+	pthread_create(&ta, NULL, claim_all, &a);
+	pthread_create(&tb, NULL, claim_all, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CHECK(a.errors == 0 && b.errors == 0);
+	CHECK(a.n + b.n == NCLAIM);
+	/* Each id was claimed by exactly one thread, once. */
+	for (i = 0; i < NCLAIM; i++) {
+		found = 0;
+		for (k = 0; k < a.n; k++)
+			found += strcmp(a.ids[k], ids[i]) == 0;
+		for (k = 0; k < b.n; k++)
+			found += strcmp(b.ids[k], ids[i]) == 0;
+		dup += found != 1;
+	}
+	CHECK(dup == 0);
+	CHECK(sql_int(dir, "SELECT count(*) FROM operations WHERE state = 'In Progress' AND "
+	                   "attempts = 1") == NCLAIM);
+	fprintf(stderr, "claims: %d and %d\n", a.n, b.n);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static void test_lease_expiry(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	th_error err;
+	th_meta *m = NULL;
+	th_op_new n = op_new("alice", "museums", "bob");
+	th_op_info c1, c2, op;
+	int requeued = -1;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_op_create(id, m, &n, &err), &err);
+	CHECK_OK(th_meta_op_claim(&c1, m, 30, &err), &err);
+	CHECK(c1.attempts == 1);
+	/* Still leased: nothing to claim. */
+	CHECK(th_meta_op_claim(&c2, m, 30, &err) == TH_ENOTFOUND);
+	sleep_ms(60);
+	CHECK_OK(th_meta_op_claim(&c2, m, 60000, &err), &err);
+	CHECK_STR(c2.id, id);
+	CHECK(c2.attempts == 2);
+	/* The first attempt is fenced off. */
+	CHECK(th_meta_op_extend(m, id, 1, 60000, &err) == TH_ECONFLICT);
+	CHECK_CONTAINS(err.msg, "no longer held");
+	CHECK(th_meta_op_complete(m, id, 1, "{}", 0, &err) == TH_ECONFLICT);
+	CHECK(th_meta_op_progress(m, id, 1, 1, 1, 0, &err) == TH_ECONFLICT);
+	/* A restart re-queues what was running; the next claim is attempt 3. */
+	CHECK_OK(th_meta_op_requeue_running(&requeued, m, &err), &err);
+	CHECK(requeued == 1);
+	th_op_info_dispose(&c2);
+	CHECK_OK(th_meta_op_claim(&c2, m, 60000, &err), &err);
+	CHECK(c2.attempts == 3);
+	CHECK_OK(th_meta_op_complete(m, id, 3, NULL, 0, &err), &err);
+	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
+	CHECK(op.state == TH_OPSTATE_COMPLETED && op.attempts == 3 && op.lease_expires_at == 0);
+	CHECK_STR(op.result, "{}");
+	th_op_info_dispose(&op);
+	CHECK(th_meta_op_claim(&op, m, 10, &err) == TH_ENOTFOUND);
+	th_op_info_dispose(&c1);
+	th_op_info_dispose(&c2);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static void test_upload(void)
+{
+	char *dir = t_mkdtemp(), sha[65], sha2[65], path[1024], *out = NULL;
+	size_t total = 3 * 1024 * 1024 + 17, off;
+	char *data = malloc(total);
+	th_upload *u = NULL;
+	th_error err;
+	uint64_t size = 0;
+	th_buf p = TH_BUF_INIT;
+	int fd = -1;
+
+	for (off = 0; off < total; off++)
+		data[off] = (char)('a' + (off * 7919 % 26));
+	CHECK_OK(th_upload_begin(&u, dir, 100 * 1048576ULL, &err), &err);
+	CHECK(count_dir(dir, "tmp") == 1);
+	for (off = 0; off < total; off += 65536) {
+		size_t n = total - off < 65536 ? total - off : 65536;
+		CHECK_OK(th_upload_write(u, data + off, n, &err), &err);
+	}
+	CHECK(th_upload_size(u) == total);
+	CHECK_OK(th_upload_finish(u, sha, &size, &err), &err);
+	CHECK(size == total);
+	CHECK(count_dir(dir, "tmp") == 0);
+	CHECK(count_dir(dir, "uploads") == 1);
+	snprintf(path, sizeof(path), "%s/uploads/%s", dir, sha);
+	CHECK(t_sh(&out, "sha256sum '%s' | cut -d' ' -f1", path) == 0);
+	CHECK(strncmp(out, sha, 64) == 0);
+	free(out);
+	{
+		size_t len = 0;
+		char *back = t_read_file(path, &len);
+		CHECK(back && len == total && memcmp(back, data, total) == 0);
+		free(back);
+	}
+	CHECK_OK(th_upload_path(&p, dir, sha, &err), &err);
+	CHECK_STR(p.ptr, path);
+	th_buf_dispose(&p);
+	CHECK_OK(th_upload_open(&fd, dir, sha, &err), &err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+
+	/* The same bytes again: one file, same name, no temp file left. */
+	CHECK_OK(th_upload_begin(&u, dir, 0, &err), &err);
+	CHECK_OK(th_upload_write(u, data, total, &err), &err);
+	CHECK_OK(th_upload_finish(u, sha2, NULL, &err), &err);
+	CHECK_STR(sha2, sha);
+	CHECK(count_dir(dir, "uploads") == 1 && count_dir(dir, "tmp") == 0);
+
+	/* Over the cap: refused on the write that crosses it; nothing left anywhere. */
+	CHECK_OK(th_upload_begin(&u, dir, 2 * 1048576ULL, &err), &err);
+	CHECK_OK(th_upload_write(u, data, 1048576, &err), &err);
+	CHECK_OK(th_upload_write(u, data, 1048576, &err), &err); /* exactly the cap is fine */
+	CHECK(th_upload_write(u, data, 1, &err) == TH_ETOOBIG);
+	CHECK_STR(err.msg, "file is larger than the 2 MB upload limit");
+	th_upload_abort(u);
+	CHECK(count_dir(dir, "uploads") == 1 && count_dir(dir, "tmp") == 0);
+
+	/* Bad names and missing files. */
+	CHECK(th_upload_open(&fd, dir, "../../etc/passwd", &err) == TH_EINVALID);
+	CHECK(th_upload_open(&fd, dir,
+	                     "0000000000000000000000000000000000000000000000000000000000000000",
+	                     &err) == TH_ENOTFOUND);
+	CHECK(th_upload_sha_valid(sha) && !th_upload_sha_valid("ABC"));
+
+	/* A crash leaves a temp file; the sweep removes it. */
+	{
+		int swept = -1;
+		CHECK_OK(th_upload_begin(&u, dir, 0, &err), &err);
+		CHECK_OK(th_upload_write(u, "x", 1, &err), &err);
+		CHECK(count_dir(dir, "tmp") == 1);
+		CHECK_OK(th_upload_sweep(&swept, dir, &err), &err);
+		CHECK(swept == 1 && count_dir(dir, "tmp") == 0);
+		th_upload_abort(u);
+	}
+	free(data);
+	t_rmdir(dir);
+}
+
+int main(void)
+{
+	RUN(test_migrations_idempotent);
+	RUN(test_users_tokens);
+	RUN(test_databases);
+	RUN(test_pulls);
+	RUN(test_operation_lifecycle);
+	RUN(test_operation_lists);
+	RUN(test_claim_exclusive);
+	RUN(test_lease_expiry);
+	RUN(test_upload);
+	TH_TEST_END();
+}

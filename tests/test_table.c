@@ -1,0 +1,306 @@
+/* test_table.c: the chunked table layout through the library. The central property is history
+ * independence: applying random edits incrementally must give exactly the rows tree (same object
+ * id) that building the final rows from scratch gives, while rewriting only a few chunks. Also: the
+ * import's external sort (a tiny memory budget, many spilled runs) gives the same tree as an
+ * in-memory sort, and duplicate rows of keyless tables never straddle a chunk boundary. */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "util.h"
+#include "tablehub/import.h"
+#include "tablehub/repo.h"
+#include "tablehub/table.h"
+
+typedef struct model_row {
+	long id; /* -1: deleted */
+	char v[48];
+} model_row;
+
+typedef struct feed {
+	const th_schema *s;
+	model_row *rows; /* sorted by id */
+	size_t n, pos;
+	int with_deletes;
+	th_buf key, line;
+	int group; /* keyless: one edit per run of equal rows, with its count */
+} feed;
+
+static void schema_init(th_schema *s, int keyless)
+{
+	static th_column cols[2] = { { "id", TH_TYPE_INTEGER, 0 }, { "v", TH_TYPE_TEXT, 1 } };
+	static size_t pk[1] = { 0 };
+
+	s->ncols = 2;
+	s->cols = cols;
+	s->npk = keyless ? 0 : 1;
+	s->pk = pk;
+}
+
+static int feed_next(void *payload, th_edit *e, th_error *err)
+{
+	feed *f = payload;
+	th_cell cells[2];
+	char idtxt[32];
+	model_row *r;
+	int error;
+
+	while (f->pos < f->n && f->rows[f->pos].id < 0 && !f->with_deletes)
+		f->pos++;
+	if (f->pos >= f->n)
+		return 0;
+	r = &f->rows[f->pos++];
+	e->count = 1;
+	while (f->group && f->pos < f->n && f->rows[f->pos].id == r->id &&
+	       strcmp(f->rows[f->pos].v, r->v) == 0) {
+		f->pos++;
+		e->count++;
+	}
+	snprintf(idtxt, sizeof(idtxt), "%ld", r->id < 0 ? -r->id - 1 : r->id);
+	cells[0].s = idtxt;
+	cells[0].len = strlen(idtxt);
+	cells[0].is_null = 0;
+	cells[1].s = r->v;
+	cells[1].len = strlen(r->v);
+	cells[1].is_null = 0;
+	th_buf_clear(&f->key);
+	th_buf_clear(&f->line);
+	if ((error = th_row_key(&f->key, f->s, cells, err)) < 0 ||
+	    (error = th_row_encode(&f->line, f->s, cells, err)) < 0)
+		return error;
+	e->key = (const unsigned char *)f->key.ptr;
+	e->keylen = f->key.size;
+	e->line = r->id < 0 ? NULL : f->line.ptr;
+	e->linelen = r->id < 0 ? 0 : f->line.size;
+	return 1;
+}
+
+static void fill(char *v, unsigned seed)
+{
+	snprintf(v, 48, "value-%u-%u", seed, seed * 2654435761u);
+}
+
+static void test_history_independence(void)
+{
+	char *dir = t_mkdtemp(), path[4096];
+	th_repo *repo = NULL;
+	th_error err;
+	th_schema s;
+	th_oid tree, inc, fresh;
+	th_apply_stats st;
+	model_row *all, *edits;
+	size_t n = 20000, i, round;
+	unsigned seed = 12345;
+
+	schema_init(&s, 0);
+	snprintf(path, sizeof(path), "%s/r.git", dir);
+	CHECK_OK(th_repo_global_init(&err), &err);
+	CHECK_OK(th_repo_create(path, "t", &err), &err);
+	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	all = calloc(n * 2, sizeof(*all));
+	edits = calloc(64, sizeof(*edits));
+	for (i = 0; i < n; i++) {
+		all[i].id = (long)i * 2; /* even ids: room for inserts */
+		fill(all[i].v, (unsigned)i);
+	}
+	{
+		feed f = { &s, all, n, 0, 0, TH_BUF_INIT, TH_BUF_INIT, 0 };
+		CHECK_OK(th_table_apply(&tree, &st, repo, &s, NULL, feed_next, &f, NULL, &err),
+			 &err);
+		CHECK(st.added == n);
+		CHECK(st.chunks_written > 8);
+		th_buf_dispose(&f.key);
+		th_buf_dispose(&f.line);
+	}
+	for (round = 0; round < 30; round++) {
+		size_t ne = 1 + (size_t)(rand_r(&seed) % 20), j, k;
+		feed f = { &s, edits, 0, 0, 1, TH_BUF_INIT, TH_BUF_INIT, 0 };
+		feed g = { &s, all, n, 0, 0, TH_BUF_INIT, TH_BUF_INIT, 0 };
+		uint64_t add = 0, mod = 0, rem = 0;
+
+		/* Random distinct ids: update, insert (odd id) or delete. */
+		for (j = 0; j < ne; j++) {
+			long id = (long)(rand_r(&seed) % (n * 2));
+			for (k = 0; k < j && edits[k].id != id && -edits[k].id - 1 != id; k++)
+				;
+			if (k < j) {
+				j--;
+				ne--;
+				continue;
+			}
+			edits[j].id = id;
+			fill(edits[j].v, rand_r(&seed));
+		}
+		/* sort edits by id */
+		for (j = 1; j < ne; j++)
+			for (k = j; k > 0 && edits[k - 1].id > edits[k].id; k--) {
+				model_row t = edits[k];
+				edits[k] = edits[k - 1];
+				edits[k - 1] = t;
+			}
+		/* apply to the model; a third of existing rows are deleted instead */
+		for (j = 0; j < ne; j++) {
+			long id = edits[j].id;
+			size_t lo = 0, hi = n;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (all[mid].id < id)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < n && all[lo].id == id) {
+				if (rand_r(&seed) % 3 == 0) {
+					memmove(&all[lo], &all[lo + 1], (n - lo - 1) * sizeof(*all));
+					n--;
+					edits[j].id = -id - 1;
+					rem++;
+				} else {
+					all[lo] = edits[j];
+					mod++;
+				}
+			} else {
+				memmove(&all[lo + 1], &all[lo], (n - lo) * sizeof(*all));
+				all[lo] = edits[j];
+				n++;
+				add++;
+			}
+		}
+		f.n = ne;
+		g.n = n;
+		CHECK_OK(th_table_apply(&inc, &st, repo, &s, &tree, feed_next, &f, NULL, &err), &err);
+		CHECK(st.added == add && st.modified == mod && st.removed == rem);
+		/* Few chunks rewritten: the edits touch at most ~2 chunks each. */
+		CHECK(st.chunks_written <= 3 * ne + 2);
+		CHECK(st.chunks_reused > 0);
+		CHECK_OK(th_table_apply(&fresh, NULL, repo, &s, NULL, feed_next, &g, NULL, &err),
+			 &err);
+		CHECK(th_oid_equal(&inc, &fresh));
+		tree = inc;
+		th_buf_dispose(&f.key);
+		th_buf_dispose(&f.line);
+		th_buf_dispose(&g.key);
+		th_buf_dispose(&g.line);
+	}
+	free(all);
+	free(edits);
+	th_repo_free(repo);
+	t_rmdir(dir);
+}
+
+static void test_keyless_duplicates_not_split(void)
+{
+	char *dir = t_mkdtemp(), path[4096];
+	th_repo *repo = NULL;
+	th_error err;
+	th_schema s;
+	th_oid tree;
+	th_chunk_ref *chunks = NULL;
+	th_chunk_rows a = { 0, NULL, TH_BUF_INIT, TH_BUF_INIT },
+		      b = { 0, NULL, TH_BUF_INIT, TH_BUF_INIT };
+	model_row *rows;
+	size_t n = 30000, i, nchunks = 0;
+
+	schema_init(&s, 1);
+	snprintf(path, sizeof(path), "%s/r.git", dir);
+	CHECK_OK(th_repo_create(path, "t", &err), &err);
+	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	rows = calloc(n, sizeof(*rows));
+	for (i = 0; i < n; i++) { /* runs of 50 identical rows */
+		rows[i].id = (long)(i / 50);
+		snprintf(rows[i].v, sizeof(rows[i].v), "dup %ld padding padding padding",
+			 rows[i].id);
+	}
+	{
+		/* keyless edits: one per distinct row with its count */
+		feed f = { &s, rows, n, 0, 0, TH_BUF_INIT, TH_BUF_INIT, 1 };
+		th_apply_stats st;
+		CHECK_OK(th_table_apply(&tree, &st, repo, &s, NULL, feed_next, &f, NULL, &err),
+			 &err);
+		th_buf_dispose(&f.key);
+		th_buf_dispose(&f.line);
+	}
+	CHECK_OK(th_table_chunks(&chunks, &nchunks, repo, &tree, &err), &err);
+	CHECK(nchunks > 5);
+	if (nchunks <= 5)
+		fprintf(stderr, "nchunks %zu\n", nchunks);
+	for (i = 0; i + 1 < nchunks; i++) {
+		CHECK_OK(th_chunk_rows_read(&a, repo, &s, &chunks[i].oid, &err), &err);
+		CHECK_OK(th_chunk_rows_read(&b, repo, &s, &chunks[i + 1].oid, &err), &err);
+		CHECK(a.n > 0 && b.n > 0);
+		CHECK(a.rows[a.n - 1].keylen != b.rows[0].keylen ||
+		      memcmp(a.rows[a.n - 1].key, b.rows[0].key, b.rows[0].keylen) != 0);
+	}
+	th_chunk_rows_dispose(&a);
+	th_chunk_rows_dispose(&b);
+	free(chunks);
+	free(rows);
+	th_repo_free(repo);
+	t_rmdir(dir);
+}
+
+/* Import with a 64 KiB sort budget (dozens of spilled runs) equals the in-memory import. */
+static void test_external_sort(void)
+{
+	char *dir = t_mkdtemp(), path[4096], csv[4096];
+	th_repo *repo = NULL;
+	th_error err;
+	th_import_opts o;
+	th_import_result r1, r2;
+	th_table t1 = TH_TABLE_INIT, t2 = TH_TABLE_INIT;
+	th_commit_info c1, c2;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/r.git", dir);
+	snprintf(csv, sizeof(csv), "%s/in.csv", dir);
+	CHECK(t_sh(NULL, "%s/../scripts/bench.d/gen-csv 20000 %s", TH_FIXTURES, csv) == 0);
+	CHECK_OK(th_repo_create(path, "t", &err), &err);
+	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	memset(&o, 0, sizeof(o));
+	o.table = "t";
+	o.op = TH_OP_CREATE;
+	o.pk = (const char *const[]){ "id" };
+	o.npk = 1;
+	o.format = TH_FMT_CSV;
+	o.branch = "main";
+	o.tmpdir = dir;
+	o.mem_budget = 64 << 10;
+	fd = open(csv, O_RDONLY);
+	CHECK_OK(th_import_fd(&r1, repo, fd, &o, &err), &err);
+	close(fd);
+	CHECK(r1.added == 20000 && r1.rows == 20000);
+	/* The same file with the default budget, on a second branch from the initial commit. */
+	{
+		th_oid init;
+		CHECK_OK(th_repo_resolve(&init, repo, "main~1", &err), &err);
+		CHECK_OK(th_repo_branch_cas(repo, "other", &init, NULL, "test", &err), &err);
+	}
+	o.branch = "other";
+	o.mem_budget = 0;
+	fd = open(csv, O_RDONLY);
+	CHECK_OK(th_import_fd(&r2, repo, fd, &o, &err), &err);
+	close(fd);
+	memset(&c1, 0, sizeof(c1));
+	memset(&c2, 0, sizeof(c2));
+	CHECK_OK(th_repo_commit_read(&c1, repo, &r1.commit, &err), &err);
+	CHECK_OK(th_repo_commit_read(&c2, repo, &r2.commit, &err), &err);
+	CHECK_OK(th_table_load(&t1, repo, &c1.tree, "t", &err), &err);
+	CHECK_OK(th_table_load(&t2, repo, &c2.tree, "t", &err), &err);
+	CHECK(th_oid_equal(&t1.rows, &t2.rows));
+	CHECK(t1.row_count == 20000);
+	th_table_dispose(&t1);
+	th_table_dispose(&t2);
+	th_commit_info_dispose(&c1);
+	th_commit_info_dispose(&c2);
+	th_repo_free(repo);
+	t_rmdir(dir);
+}
+
+int main(void)
+{
+	RUN(test_history_independence);
+	RUN(test_keyless_duplicates_not_split);
+	RUN(test_external_sort);
+	th_repo_global_shutdown();
+	TH_TEST_END();
+}
