@@ -1,0 +1,666 @@
+/* test_jobs.c: the job queue's worker pool (src/jobs.c). The queue mechanics (claims, leases,
+ * heartbeats, retries, recovery after a crash) run with a test runner set by th_jobs_set_runner;
+ * the import job runs for real: a CSV uploaded into a data dir becomes a commit on an import
+ * branch of a real git repository and a pull request. */
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "harness.h"
+#include "util.h"
+#include "tablehub/datadir.h"
+#include "tablehub/files.h"
+#include "tablehub/jobs.h"
+#include "tablehub/meta.h"
+#include "tablehub/repo.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until operation `id` has ended (Completed or Failed), at most timeout_ms; then read it. */
+static int wait_done(th_op_info *out, th_meta *m, const char *id, int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+	th_error err;
+
+	for (;;) {
+		if (th_meta_op_get(out, m, id, &err) < 0)
+			return -1;
+		if (out->state == TH_OPSTATE_COMPLETED || out->state == TH_OPSTATE_FAILED)
+			return 0;
+		th_op_info_dispose(out);
+		if (mono_ms() > end) {
+			fprintf(stderr, "operation %s did not end in %d ms\n", id, timeout_ms);
+			return -1;
+		}
+		sleep_ms(20);
+	}
+}
+
+/* --- the test runner: what it does is named by the operation's file name ------------------- */
+
+#define MAXRUN 256
+
+struct fake {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int blocked, released;
+	char ran[MAXRUN][TH_UUID_SIZE];
+	int nran;
+	int progress_rc;
+};
+
+static void fake_init(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+}
+
+static void fake_dispose(struct fake *f)
+{
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+}
+
+static int times_ran(struct fake *f, const char *id)
+{
+	int i, n = 0;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < f->nran; i++)
+		n += strcmp(f->ran[i], id) == 0;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+static int fake_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
+{
+	struct fake *f = payload;
+	char result[128];
+
+	pthread_mutex_lock(&f->mu);
+	if (f->nran < MAXRUN)
+		memcpy(f->ran[f->nran++], job->id, TH_UUID_SIZE);
+	pthread_mutex_unlock(&f->mu);
+
+	if (strcmp(job->file_name, "fail") == 0)
+		return th_error_set_at(err, TH_EINVALID, 4, 2, "line 4, column 'n': 'x' is bad");
+	if (strcmp(job->file_name, "slow") == 0)
+		sleep_ms(1500); /* three leases long, no progress reported */
+	if (strcmp(job->file_name, "block") == 0) {
+		pthread_mutex_lock(&f->mu);
+		f->blocked = 1;
+		pthread_cond_broadcast(&f->cv);
+		while (!f->released)
+			pthread_cond_wait(&f->cv, &f->mu);
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (strcmp(job->file_name, "progress") == 0) {
+		int rc = th_job_progress(ctx, 500, 5);
+		pthread_mutex_lock(&f->mu);
+		f->progress_rc = rc;
+		pthread_mutex_unlock(&f->mu);
+	}
+	snprintf(result, sizeof(result), "{\"echo\":\"%s\"}", job->id);
+	return th_job_set_result(ctx, result, 3, err);
+}
+
+static void op_create(char id[TH_UUID_SIZE], th_meta *m, const char *what)
+{
+	th_op_new n;
+	th_error err;
+
+	memset(&n, 0, sizeof(n));
+	n.kind = "import";
+	n.owner = "alice";
+	n.db = "museums";
+	n.creator = "bob";
+	n.file_name = what;
+	n.table_name = "t";
+	if (th_meta_op_create(id, m, &n, &err) < 0) {
+		fprintf(stderr, "op_create: %s\n", err.msg);
+		abort();
+	}
+}
+
+static th_jobs *pool_new(const char *dir, th_meta *m, int n, struct fake *f, int64_t lease,
+                         int64_t poll)
+{
+	th_jobs *j = NULL;
+	th_error err;
+
+	if (th_jobs_create(&j, dir, m, n, &err) < 0)
+		abort();
+	th_jobs_set_runner(j, fake_run, f);
+	th_jobs_set_timing(j, lease, poll);
+	if (th_jobs_run(j, &err) < 0) {
+		fprintf(stderr, "th_jobs_run: %s\n", err.msg);
+		abort();
+	}
+	return j;
+}
+
+static void test_each_job_once(void)
+{
+	char *dir = t_mkdtemp(), ids[40][TH_UUID_SIZE], bad[TH_UUID_SIZE], prog[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op;
+	int i;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < 40; i++)
+		op_create(ids[i], m, "ok");
+	op_create(bad, m, "fail");
+	op_create(prog, m, "progress");
+	j = pool_new(dir, m, 4, &f, 5000, 50);
+	th_jobs_wake(j);
+	for (i = 0; i < 40; i++) {
+		char want[1600];
+		if (wait_done(&op, m, ids[i], 10000) < 0) {
+			CHECK(0);
+			continue;
+		}
+		CHECK(op.state == TH_OPSTATE_COMPLETED && op.attempts == 1 && op.pull_id == 3);
+		snprintf(want, sizeof(want), "{\"echo\":\"%s\"}", ids[i]);
+		CHECK_STR(op.result, want);
+		th_op_info_dispose(&op);
+	}
+	if (wait_done(&op, m, bad, 10000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK_STR(op.error_message, "line 4, column 'n': 'x' is bad");
+		CHECK(op.error_line == 4 && op.error_column == 2 && op.result == NULL);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	if (wait_done(&op, m, prog, 10000) == 0) {
+		CHECK(op.bytes_read == 500 && op.rows_processed == 5);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	th_jobs_stop(j);
+	CHECK(f.progress_rc == TH_OK);
+	CHECK(f.nran == 42);
+	for (i = 0; i < 40; i++)
+		CHECK(times_ran(&f, ids[i]) == 1);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* A job that runs three leases long keeps its lease through the heartbeat: no second worker
+ * takes it over. */
+static void test_heartbeat_keeps_lease(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	op_create(id, m, "slow");
+	j = pool_new(dir, m, 2, &f, 500, 30);
+	th_jobs_wake(j);
+	if (wait_done(&op, m, id, 10000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED);
+		CHECK(op.attempts == 1);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	th_jobs_stop(j);
+	CHECK(times_ran(&f, id) == 1);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* A process claimed a job and died (its lease would run another minute): the next process's pool
+ * re-queues it at start and runs it at once. */
+static void test_crash_recovery(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE], other[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op, dead;
+	int64_t t0;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	op_create(id, m, "ok");
+	op_create(other, m, "ok");
+	CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err);
+	CHECK_STR(dead.id, id);
+	th_op_info_dispose(&dead);
+	t0 = mono_ms();
+	j = pool_new(dir, m, 2, &f, 5000, 1000);
+	if (wait_done(&op, m, id, 5000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED);
+		CHECK(op.attempts == 2);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	CHECK(mono_ms() - t0 < 3000);
+	if (wait_done(&op, m, other, 5000) == 0) {
+		CHECK(op.attempts == 1);
+		th_op_info_dispose(&op);
+	}
+	th_jobs_stop(j);
+	CHECK(times_ran(&f, id) == 1);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* Interrupted three times: the fourth claim fails it with a message saying what to do. */
+static void test_max_attempts(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op, dead;
+	int i;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	op_create(id, m, "ok");
+	for (i = 1; i <= 3; i++) {
+		CHECK_OK(th_meta_op_claim(&dead, m, 1, &err), &err);
+		CHECK(dead.attempts == i);
+		th_op_info_dispose(&dead);
+		sleep_ms(5);
+	}
+	j = pool_new(dir, m, 1, &f, 5000, 50);
+	if (wait_done(&op, m, id, 5000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK_STR(op.error_message,
+		          "import was interrupted 3 times; upload the file again");
+		CHECK(op.attempts == 4);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	th_jobs_stop(j);
+	CHECK(times_ran(&f, id) == 0);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* While the pool runs, a job whose lease expires (another process died holding it) is found by
+ * polling, without any wake-up. */
+static void test_expired_lease_reclaimed(void)
+{
+	char *dir = t_mkdtemp(), first[TH_UUID_SIZE], second[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op, dead;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	op_create(first, m, "block");
+	j = pool_new(dir, m, 1, &f, 5000, 50);
+	th_jobs_wake(j);
+	pthread_mutex_lock(&f.mu);
+	while (!f.blocked)
+		pthread_cond_wait(&f.cv, &f.mu);
+	pthread_mutex_unlock(&f.mu);
+	/* The only worker is busy: "another process" claims the second job and dies. */
+	op_create(second, m, "ok");
+	CHECK_OK(th_meta_op_claim(&dead, m, 200, &err), &err);
+	CHECK_STR(dead.id, second);
+	th_op_info_dispose(&dead);
+	pthread_mutex_lock(&f.mu);
+	f.released = 1;
+	pthread_cond_broadcast(&f.cv);
+	pthread_mutex_unlock(&f.mu);
+	if (wait_done(&op, m, second, 5000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED && op.attempts == 2);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	if (wait_done(&op, m, first, 5000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED && op.attempts == 1);
+		th_op_info_dispose(&op);
+	}
+	th_jobs_stop(j);
+	CHECK(times_ran(&f, second) == 1);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* With a 10 s poll, only th_jobs_wake can start a new job quickly; th_jobs_stop does not wait for
+ * the poll either. */
+static void test_wake_and_stop(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op;
+	int64_t t0;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	j = pool_new(dir, m, 2, &f, 5000, 10000);
+	sleep_ms(100); /* the workers are idle, waiting */
+	op_create(id, m, "ok");
+	t0 = mono_ms();
+	th_jobs_wake(j);
+	if (wait_done(&op, m, id, 3000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	CHECK(mono_ms() - t0 < 2000);
+	t0 = mono_ms();
+	th_jobs_stop(j);
+	CHECK(mono_ms() - t0 < 2000);
+	th_jobs_wake(NULL);
+	th_jobs_stop(NULL);
+	CHECK(th_jobs_start(&j, dir, m, 0, &err) == TH_EINVALID);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+static const char *const sha_empty =
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+static void test_enqueue_import(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	const char *pk[] = { "id", "we\"ird" };
+	th_import_params p;
+	th_meta *m = NULL;
+	th_error err;
+	th_op_info op;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	memset(&p, 0, sizeof(p));
+	p.owner = "alice";
+	p.db = "museums";
+	p.creator = "bob";
+	p.upload_sha256 = sha_empty;
+	p.bytes_total = 42;
+	p.file_name = "lacma.csv";
+	p.table_name = "lacma";
+	p.op = TH_OP_UPDATE;
+	p.format = TH_FMT_PSV;
+	p.pk = pk;
+	p.npk = 2;
+	CHECK_OK(th_jobs_enqueue_import(id, m, &p, &err), &err);
+	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
+	CHECK_STR(op.kind, "import");
+	CHECK(op.state == TH_OPSTATE_PENDING && op.bytes_total == 42);
+	CHECK_STR(op.upload_sha256, sha_empty);
+	CHECK_STR(op.table_name, "lacma");
+	CHECK_STR(op.branch_name, "");
+	CHECK_STR(op.params, "{\"tableName\":\"lacma\",\"fileName\":\"lacma.csv\",\"branchName\":"
+	                     "\"\",\"fileType\":\"Psv\",\"importOp\":\"Update\",\"primaryKeys\":"
+	                     "[\"id\",\"we\\\"ird\"]}");
+	th_op_info_dispose(&op);
+
+	p.upload_sha256 = "../../etc/passwd";
+	CHECK(th_jobs_enqueue_import(id, m, &p, &err) == TH_EINVALID);
+	p.upload_sha256 = sha_empty;
+	p.table_name = "";
+	CHECK(th_jobs_enqueue_import(id, m, &p, &err) == TH_EINVALID);
+	p.table_name = "t";
+	p.creator = "a b";
+	CHECK(th_jobs_enqueue_import(id, m, &p, &err) == TH_EINVALID);
+	p.creator = "bob";
+	p.op = (th_import_op)0;
+	CHECK(th_jobs_enqueue_import(id, m, &p, &err) == TH_EINVALID);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* --- the real import ------------------------------------------------------------------------- */
+
+static void upload(char sha[65], uint64_t *size, const char *dir, const char *text)
+{
+	th_upload *u = NULL;
+	th_error err;
+
+	if (th_upload_begin(&u, dir, 1048576, &err) < 0 ||
+	    th_upload_write(u, text, strlen(text), &err) < 0 ||
+	    th_upload_finish(u, sha, size, &err) < 0) {
+		fprintf(stderr, "upload: %s\n", err.msg);
+		abort();
+	}
+}
+
+static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const char *csv,
+                    const char *table, th_import_op op, const char *branch)
+{
+	const char *pk[] = { "id" };
+	th_import_params p;
+	th_error err;
+	char sha[65];
+	uint64_t size;
+
+	upload(sha, &size, dir, csv);
+	memset(&p, 0, sizeof(p));
+	p.owner = "alice";
+	p.db = "museums";
+	p.creator = "bob";
+	p.upload_sha256 = sha;
+	p.bytes_total = size;
+	p.file_name = "people.csv";
+	p.table_name = table;
+	p.branch_name = branch;
+	p.op = op;
+	p.format = TH_FMT_CSV;
+	p.pk = pk;
+	p.npk = 1;
+	if (th_jobs_enqueue_import(id, m, &p, &err) < 0) {
+		fprintf(stderr, "enqueue: %s\n", err.msg);
+		abort();
+	}
+}
+
+static void test_real_import(void)
+{
+	char *dir = t_mkdtemp(), ok[TH_UUID_SIZE], retry[TH_UUID_SIZE], missing[TH_UUID_SIZE],
+	     nobranch[TH_UUID_SIZE], badval[TH_UUID_SIZE], branch[64], *out = NULL;
+	th_buf repo_path = TH_BUF_INIT;
+	th_meta *m = NULL;
+	th_jobs *j = NULL;
+	th_error err;
+	th_op_info op, dead;
+	th_db_info dbi;
+	th_pull_info pull;
+	th_repo *repo = NULL;
+	th_oid main_head, stale;
+
+	CHECK_OK(th_datadir_init(dir, &err), &err);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
+	CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
+	CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
+	CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+
+	enqueue(ok, m, dir, "id,name,age\n1,ann,30\n2,bob,41\n3,cy,\n", "people", TH_OP_CREATE,
+	        NULL);
+	/* This one was claimed by a process that died after making its branch; the retry must
+	 * rebuild the branch from scratch. */
+	enqueue(retry, m, dir, "id,city\n1,Oslo\n", "cities", TH_OP_CREATE, "main");
+	CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err); /* claims `ok` (oldest) */
+	th_op_info_dispose(&dead);
+	CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err);
+	CHECK_STR(dead.id, retry);
+	th_op_info_dispose(&dead);
+	CHECK_OK(th_repo_open(&repo, repo_path.ptr, 0, &err), &err);
+	CHECK_OK(th_repo_branch_get(&main_head, repo, "main", &err), &err);
+	snprintf(branch, sizeof(branch), "bob/import-%.8s", retry);
+	CHECK_OK(th_repo_branch_cas(repo, branch, &main_head, NULL, "stale", &err), &err);
+	th_repo_free(repo);
+	repo = NULL;
+
+	enqueue(missing, m, dir, "id,name\n1,x\n", "nosuchtable", TH_OP_UPDATE, "");
+	enqueue(nobranch, m, dir, "id,name\n1,x\n", "people", TH_OP_CREATE, "nope");
+	enqueue(badval, m, dir, "id,name\n1,x\n1,y\n", "dups", TH_OP_CREATE, "");
+
+	CHECK_OK(th_jobs_start(&j, dir, m, 2, &err), &err);
+	th_jobs_wake(j);
+
+	/* The good import: a commit on bob/import-<id>, a pull request into main. */
+	if (wait_done(&op, m, ok, 30000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED);
+		if (op.state != TH_OPSTATE_COMPLETED)
+			fprintf(stderr, "import failed: %s\n", op.error_message);
+		CHECK(op.pull_id >= 1);
+		CHECK(op.attempts == 2);
+		snprintf(branch, sizeof(branch), "bob/import-%.8s", ok);
+		CHECK_CONTAINS(op.result, branch);
+		CHECK_CONTAINS(op.result, "\"rows_added\":3");
+		CHECK_CONTAINS(op.result, "\"commit\":\"");
+		CHECK(op.bytes_read == op.bytes_total);
+		if (th_meta_pull_get(&pull, m, dbi.id, op.pull_id, &err) == TH_OK) {
+			CHECK_STR(pull.title, "Import people.csv into people");
+			CHECK_STR(pull.description, "Rows added: 3, modified: 0, removed: 0");
+			CHECK_STR(pull.author, "bob");
+			CHECK_STR(pull.from_branch, branch);
+			CHECK_STR(pull.to_branch, "main");
+			CHECK(pull.state == TH_PULL_OPEN);
+			th_pull_info_dispose(&pull);
+		} else {
+			CHECK(0);
+		}
+		CHECK(t_sh(&out, "git -C '%s' show '%s:tables/people/schema.json'", repo_path.ptr,
+		           branch) == 0);
+		CHECK_CONTAINS(out, "age");
+		free(out);
+		CHECK(t_sh(&out, "git -C '%s' log --format=%%an '%s' | head -1", repo_path.ptr,
+		           branch) == 0);
+		CHECK_CONTAINS(out, "bob");
+		free(out);
+		/* main itself is untouched until the pull request is merged. */
+		CHECK(t_sh(NULL, "git -C '%s' show main:tables/people/schema.json 2>/dev/null",
+		           repo_path.ptr) != 0);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+
+	/* The retried one: its stale branch was rebuilt (now it has the table). */
+	if (wait_done(&op, m, retry, 30000) == 0) {
+		CHECK(op.state == TH_OPSTATE_COMPLETED && op.attempts == 2);
+		snprintf(branch, sizeof(branch), "bob/import-%.8s", retry);
+		CHECK(t_sh(NULL, "git -C '%s' show '%s:tables/cities/schema.json' >/dev/null",
+		           repo_path.ptr, branch) == 0);
+		CHECK_OK(th_repo_open(&repo, repo_path.ptr, 0, &err), &err);
+		if (repo) {
+			CHECK_OK(th_repo_branch_get(&stale, repo, branch, &err), &err);
+			CHECK(!th_oid_equal(&stale, &main_head));
+			th_repo_free(repo);
+			repo = NULL;
+		}
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+
+	/* Failures: no such table, no such base branch, duplicate keys. Each leaves no branch. */
+	if (wait_done(&op, m, missing, 30000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK_CONTAINS(op.error_message, "nosuchtable");
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	if (wait_done(&op, m, nobranch, 30000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK_STR(op.error_message, "branch 'nope' not found");
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	if (wait_done(&op, m, badval, 30000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK(op.error_message != NULL && op.error_line > 0);
+		if (op.error_message)
+			fprintf(stderr, "duplicate key import failed as expected: %s (line %llu)\n",
+			        op.error_message, (unsigned long long)op.error_line);
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	th_jobs_stop(j);
+	CHECK(t_sh(&out, "git -C '%s' for-each-ref --format='%%(refname:short)' refs/heads",
+	           repo_path.ptr) == 0);
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "bob/import-%.8s", missing);
+		CHECK(strstr(out, want) == NULL);
+		snprintf(want, sizeof(want), "bob/import-%.8s", nobranch);
+		CHECK(strstr(out, want) == NULL);
+		snprintf(want, sizeof(want), "bob/import-%.8s", badval);
+		CHECK(strstr(out, want) == NULL);
+		snprintf(want, sizeof(want), "bob/import-%.8s", ok);
+		CHECK_CONTAINS(out, want);
+	}
+	free(out);
+	/* Only the two good imports opened pull requests. */
+	{
+		th_pull_list l;
+		CHECK_OK(th_meta_pull_list(&l, NULL, m, dbi.id, 0, NULL, 0, &err), &err);
+		CHECK(l.n == 2);
+		th_pull_list_dispose(&l);
+	}
+	th_db_info_dispose(&dbi);
+	th_buf_dispose(&repo_path);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+int main(void)
+{
+	th_error err;
+
+	if (th_repo_global_init(&err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	RUN(test_each_job_once);
+	RUN(test_heartbeat_keeps_lease);
+	RUN(test_crash_recovery);
+	RUN(test_max_attempts);
+	RUN(test_expired_lease_reclaimed);
+	RUN(test_wake_and_stop);
+	RUN(test_enqueue_import);
+	RUN(test_real_import);
+	th_repo_global_shutdown();
+	TH_TEST_END();
+}
