@@ -373,9 +373,12 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
 			if ((error = th_chunker_align(&ch, err)) < 0)
 				goto cleanup;
 			if (error == 1) {
+				/* The last chunk ended because the table did, not at a cut:
+				 * rows added after it are chunked together with it. */
 				while (ci < nchunks &&
 				       (!have_edit ||
-				        chunk_ends_before(&chunks[ci], e.key, e.keylen))) {
+				        (ci + 1 < nchunks &&
+				         chunk_ends_before(&chunks[ci], e.key, e.keylen)))) {
 					if ((error = th_chunker_reuse(&ch, &chunks[ci++], err)) < 0)
 						goto cleanup;
 				}
