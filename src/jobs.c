@@ -37,6 +37,7 @@
 #include "tablehub/files.h"
 #include "tablehub/hash.h"
 #include "tablehub/jobs.h"
+#include "tablehub/pulls.h"
 #include "tablehub/log.h"
 
 #define MAX_RUNNERS 8
@@ -429,6 +430,8 @@ static th_job_runner find_runner(th_jobs *j, const char *kind, void **payload)
 		}
 	}
 	*payload = NULL;
+	if (strcmp(kind, "merge") == 0)
+		return th_pulls_merge_run;
 	return strcmp(kind, "import") == 0 ? th_jobs_run_import : NULL;
 }
 
