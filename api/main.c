@@ -1,6 +1,7 @@
 /* main.c: the `tablehub` command line. Dispatches to a subcommand (api/cli.h) and holds the table
- * engine's local commands: db create, import, export, log. Writing commands take the data dir's
- * lock (DESIGN §2); reading commands need none and work beside a running server. */
+ * engine's local commands: db create, import, export, log (serve, user, token, query and diff live
+ * in api/cli_*.c). Writing commands take the data dir's lock (DESIGN §2); reading commands need
+ * none and work beside a running server. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,15 +19,22 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: tablehub <command> [options]\n"
-	"\n"
-	"  db create [--data DIR] OWNER/DB      create a database (a git repository)\n"
-	"  import    [--data DIR] OWNER/DB --table T [--op create|overwrite|update|replace|append]\n"
-	"            [--pk COL[,COL]] [--branch B] [--type csv|psv|tsv] [--message M] FILE|-\n"
-	"  export    [--data DIR] OWNER/DB REF TABLE   print a table as CSV\n"
-	"  log       [--data DIR] OWNER/DB [REF]       show the history of a branch or commit\n"
-	"\n"
-	"--data defaults to ./data. Exit status: 0 ok, 1 failed, 2 usage.\n";
+        "usage: tablehub <command> [options]\n"
+        "\n"
+        "  db create [--data DIR] OWNER/DB      create a database (a git repository)\n"
+        "  import    [--data DIR] OWNER/DB --table T [--op "
+        "create|overwrite|update|replace|append]\n"
+        "            [--pk COL[,COL]] [--branch B] [--type csv|psv|tsv] [--message M] FILE|-\n"
+        "  export    [--data DIR] OWNER/DB REF TABLE   print a table as CSV\n"
+        "  log       [--data DIR] OWNER/DB [REF]       show the history of a branch or commit\n"
+        "  diff      [--data DIR] OWNER/DB FROM TO     rows and cells changed between two refs\n"
+        "  query     [--data DIR] OWNER/DB REF SQL     run a read-only SQL query at a ref\n"
+        "\n"
+        "  serve     [--data DIR] [--listen 127.0.0.1:8080] [--workers N] [--max-upload-mb 100]\n"
+        "  user add  [--data DIR] NAME               create a user; prints its first API token\n"
+        "  token create [--data DIR] NAME            print another API token for a user\n"
+        "\n"
+        "--data defaults to ./data. Exit status: 0 ok, 1 failed, 2 usage.\n";
 
 const char *cli_take_opt(int *argc, char **argv, const char *name, int *missing_value)
 {
@@ -96,7 +104,7 @@ static int reject_unknown(int argc, char **argv)
 
 /* Open OWNER/DB's repository under data_dir. */
 static int open_repo(th_repo **out, const char *data_dir, const char *name, int writer,
-		     th_error *err)
+                     th_error *err)
 {
 	char owner[65], db[65];
 	th_buf path = TH_BUF_INIT;
@@ -108,9 +116,9 @@ static int open_repo(th_repo **out, const char *data_dir, const char *name, int 
 		return error;
 	if (access(path.ptr, F_OK) != 0)
 		error = th_error_set(err, TH_ENOTFOUND,
-				     "database '%s' not found in '%s'; create it with `tablehub db "
-				     "create %s`",
-				     name, data_dir, name);
+		                     "database '%s' not found in '%s'; create it with `tablehub db "
+		                     "create %s`",
+		                     name, data_dir, name);
 	else
 		error = th_repo_open(out, path.ptr, writer, err);
 	th_buf_dispose(&path);
@@ -170,7 +178,7 @@ static void on_progress(void *payload, uint64_t bytes, uint64_t rows)
 	if (!p->tty)
 		return;
 	fprintf(stderr, "\rimporting: %.1f MB read, %llu rows (%.1f s)  ", (double)bytes / 1e6,
-		(unsigned long long)rows, now_s() - p->start);
+	        (unsigned long long)rows, now_s() - p->start);
 }
 
 int cli_import(int argc, char **argv)
@@ -294,8 +302,8 @@ int cli_export(int argc, char **argv)
 	for (i = 0; i < t.schema.ncols; i++) {
 		if (i && th_buf_putc(&out, ',', &err) < 0)
 			goto cleanup;
-		if (th_csv_write_field(&out, t.schema.cols[i].name, strlen(t.schema.cols[i].name), 0,
-				       ',', &err) < 0)
+		if (th_csv_write_field(&out, t.schema.cols[i].name, strlen(t.schema.cols[i].name),
+		                       0, ',', &err) < 0)
 			goto cleanup;
 	}
 	if (th_buf_putc(&out, '\n', &err) < 0)
@@ -307,7 +315,7 @@ int cli_export(int argc, char **argv)
 			if (i && th_buf_putc(&out, ',', &err) < 0)
 				goto cleanup;
 			if (th_csv_write_field(&out, cells.c[i].s, cells.c[i].len,
-					       cells.c[i].is_null, ',', &err) < 0)
+			                       cells.c[i].is_null, ',', &err) < 0)
 				goto cleanup;
 		}
 		if (th_buf_putc(&out, '\n', &err) < 0)
@@ -394,10 +402,9 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "db", cli_db },
-	{ "import", cli_import },
-	{ "export", cli_export },
-	{ "log", cli_log },
+	{ "db", cli_db },       { "import", cli_import }, { "export", cli_export },
+	{ "log", cli_log },     { "serve", cli_serve },   { "user", cli_user },
+	{ "token", cli_token }, { "query", cli_query },   { "diff", cli_diff },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,304 @@
+/* api.h: what the files of api/ share: the server, one request (th_req) with its memory pool, the
+ * route table, replies, the streaming multipart parser and token parsing. Internal to api/: the
+ * only header besides api/cli.h that may name <microhttpd.h> or <cjson/cJSON.h> types.
+ *
+ * A request lives from MHD's first call of the access handler to MHD_OPTION_NOTIFY_COMPLETED.
+ * Everything it allocates comes from req->pool and is released there at once; handlers never free
+ * pool memory. Jobs outlive requests, so whatever a job keeps is copied by src/ (th_job_* copies
+ * its inputs), never a pool pointer.
+ */
+#ifndef TABLEHUB_API_H
+#define TABLEHUB_API_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "tablehub/error.h"
+
+struct th_meta;
+struct th_jobs;
+typedef struct api_cache api_cache;
+
+/* --- the server ------------------------------------------------------------------------------ */
+
+typedef struct api_config {
+	const char *data_dir;
+	const char *listen;  /* "127.0.0.1:8080" */
+	unsigned threads;    /* HTTP threads; 0 = number of CPUs */
+	uint64_t max_upload; /* bytes of the `file` part */
+	unsigned max_connections;
+	unsigned timeout_s; /* idle connection timeout */
+} api_config;
+
+typedef struct api_server {
+	api_config cfg;
+	struct th_meta *meta; /* borrowed: shared by every request thread */
+	struct th_jobs *jobs; /* borrowed: the worker pool that runs operations */
+	struct MHD_Daemon *daemon;
+	uint16_t port;     /* the port actually bound (cfg may say 0) */
+	api_cache *tokens; /* SHA-256 of a token -> user name, for a short while */
+	api_cache *dbs;    /* "owner/db" -> api_db, for a short while */
+	api_cache *polls;  /* "db id|operationName" -> the poll reply of a finished operation */
+} api_server;
+
+/* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
+ * borrowed and must outlive the server. Returns TH_OK, TH_EINVALID (bad listen address) or
+ * TH_ESTORE (cannot bind: the message says why). */
+int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *meta,
+                     struct th_jobs *jobs, th_error *err);
+/* Stop accepting, finish the requests in flight, release MHD. Accepts a never-started server. */
+void api_server_stop(api_server *srv);
+
+/* Parse "HOST:PORT" (HOST an IPv4 address or "localhost"; PORT 0-65535). Returns TH_OK or
+ * TH_EINVALID. */
+int api_parse_listen(uint32_t *addr_be, uint16_t *port, const char *s, th_error *err);
+
+/* --- a small cache of recent lookups (server.c) --------------------------------------------- *
+ * Fixed-size, direct-mapped (a new key evicts the one in its slot), entries live `ttl_ms`. Callers
+ * cache only what cannot go stale in that time: positive lookups (a new user, token or database is
+ * seen at once) and the replies of finished operations, which never change. It keeps SQLite and
+ * cJSON off the path of most requests. */
+
+#define API_CACHE_KEY 256
+
+api_cache *api_cache_new(size_t slots, size_t val_max, int64_t ttl_ms);
+void api_cache_free(api_cache *c);
+/* On a hit, copy the value of `key` (at most val_size bytes) into val and return its length; 0
+ * on a miss. */
+size_t api_cache_get(api_cache *c, const char *key, void *val, size_t val_size);
+/* Store len bytes for `key` for ttl_ms (0 = the cache's own), nothing when the key or value is too
+ * long. */
+void api_cache_put(api_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms);
+
+/* --- the per-request memory pool ------------------------------------------------------------- */
+
+typedef struct api_pool_block api_pool_block;
+typedef struct api_pool {
+	api_pool_block *head;
+	char *cur, *end;
+} api_pool;
+
+/* Allocations are 16-byte aligned and zeroed; NULL when out of memory. Freed all at once. */
+void *api_pool_alloc(api_pool *p, size_t n);
+char *api_pool_strndup(api_pool *p, const char *s, size_t n);
+char *api_pool_strdup(api_pool *p, const char *s);
+char *api_pool_printf(api_pool *p, const char *fmt, ...) TH_PRINTF(2, 3);
+void api_pool_release(api_pool *p);
+
+/* --- one request ----------------------------------------------------------------------------- */
+
+#define API_MAX_CAPTURES 8
+#define API_JSON_MAX (64 * 1024) /* bodies of JSON requests and the upload's params part */
+
+typedef struct api_db {
+	int64_t id;
+	char owner[65];
+	char name[65];
+	int is_private;
+} api_db;
+
+struct api_route;
+typedef struct api_upload api_upload;
+
+typedef struct th_req {
+	api_server *srv;
+	struct MHD_Connection *conn;
+	api_pool pool;
+	uint64_t id;         /* for log lines */
+	uint64_t started_us; /* monotonic */
+	const char *method;  /* borrowed from MHD, alive for the request */
+	const char *path;    /* the URL path, percent-decoded, trailing slash dropped */
+	const struct api_route *route;
+	size_t ncap;
+	const char *cap_name[API_MAX_CAPTURES]; /* ":owner" -> "owner" */
+	const char *cap_value[API_MAX_CAPTURES];
+
+	/* Set by dispatch() before the handler runs. */
+	char user[65]; /* the caller, "" when anonymous */
+	api_db db;     /* R_DB routes: the database of :owner/:db, visible to the caller */
+
+	/* Request bodies. */
+	char *body; /* R_JSON: NUL-terminated, from the pool */
+	size_t body_len;
+	uint64_t body_seen; /* bytes of upload data received */
+	int body_over;      /* R_JSON body past API_JSON_MAX: drained, then 413 */
+	cJSON *json;        /* R_JSON: the parsed body (deleted with the request) */
+	api_upload *upload; /* R_STREAM: upload state (api/upload.c) */
+
+	/* A failure found while the body streams in: MHD 0.9.75 cannot answer before the body is
+	 * read, so the rest is drained and this error is the reply. */
+	unsigned early_status;
+	const char *early_code, *early_msg;
+
+	/* The reply. */
+	unsigned status;
+	struct MHD_Response *resp;
+	cJSON *echo; /* fields to add to an error reply (DoltHub echoes request identifiers) */
+	size_t resp_len;
+	int queued; /* the reply went to MHD */
+} th_req;
+
+/* Record the reply for a failure found while the body streams in (the first one wins); the rest
+ * of the body is drained unread, then this is the answer. */
+void api_set_early(th_req *req, unsigned status, const char *code, const char *msg);
+
+/* The value of capture `name` of the matched route ("owner"), or NULL. */
+const char *api_cap(const th_req *req, const char *name);
+/* Query-string argument `name` (decoded by MHD), or NULL. */
+const char *api_arg(const th_req *req, const char *name);
+/* Request header `name` (case-insensitive), or NULL. */
+const char *api_header(const th_req *req, const char *name);
+
+/* --- routes ---------------------------------------------------------------------------------- */
+
+enum {
+	R_DB = 1 << 0,   /* resolve :owner/:db and check the caller may see it (404 otherwise) */
+	R_JSON = 1 << 1, /* buffer a JSON body up to API_JSON_MAX (413 beyond) and parse it (400) */
+	R_STREAM = 1 << 2, /* hand the body to the upload's streaming multipart parser */
+	R_AUTH = 1 << 3,   /* a valid token is required (401 without one) */
+	R_OWNER = 1 << 4   /* R_DB + R_AUTH, and the caller owns the database (403 otherwise) */
+};
+
+typedef int (*api_handler)(th_req *req, th_error *err);
+
+typedef struct api_route {
+	const char *method;
+	const char *pattern; /* "/api/v1alpha1/:owner/:db/pulls/:id"; ":name" segments captured */
+	api_handler fn;
+	unsigned flags; /* the preconditions dispatch() checks before fn runs */
+} api_route;
+
+/* Route tables: one per resource file that wants to keep its own routes beside its handlers
+ * (pulls.c), plus the main table in router.c. A table ends with a { NULL } entry. */
+extern const api_route api_pulls_routes[];
+extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloads */
+
+/* Match method + path against every table, the most specific pattern winning (a literal segment
+ * beats a capture at the first place they differ). Fills req->route and the captures. Returns
+ * TH_OK, TH_ENOTFOUND (no pattern matches the path) or TH_EINVALID (the path matches but not the
+ * method: *allow gets the allowed methods, e.g. "GET, POST", from the pool). */
+int api_route_match(th_req *req, const char *method, const char *path, const char **allow);
+
+/* The MHD access handler and completion callback (router.c). */
+enum MHD_Result api_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls);
+void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                   enum MHD_RequestTerminationCode toe);
+
+/* --- replies (reply.c) ----------------------------------------------------------------------- */
+
+/* The HTTP status for a th_code: ENOTFOUND 404, EEXISTS/ECONFLICT 409, EINVALID 400, ETOOBIG 413,
+ * EAUTH 401, EBUSY 503, ELIMIT 400, anything else 500. */
+unsigned api_status_for(int code);
+
+/* A new object {"status":"Success"} for a success body, or NULL when out of memory. */
+cJSON *api_success(void);
+/* Reply `status` with the JSON `body` (taken, even on failure; printed unformatted; NULL means
+ * out of memory). Returns TH_OK or TH_ENOMEM. */
+int api_reply_json(th_req *req, unsigned status, cJSON *body, th_error *err);
+/* Reply `status` with len bytes of JSON text (copied). Returns TH_OK or TH_ENOMEM. */
+int api_reply_text(th_req *req, unsigned status, const char *text, size_t len, th_error *err);
+/* Reply {"status":"Error","message":msg,"code":code} plus the fields of req->echo. */
+int api_reply_error(th_req *req, unsigned status, const char *code, const char *msg);
+/* api_reply_error for a th_error: the status from its code, the message, and "line"/"column"
+ * when set. */
+int api_reply_th_error(th_req *req, const th_error *e);
+
+/* Add a string (or NULL -> JSON null) to obj; returns obj's new item or NULL when out of memory.*/
+cJSON *api_json_str(cJSON *obj, const char *key, const char *value);
+/* The string member `key` of JSON object `obj` into *out (borrowed from obj). A missing key or
+ * JSON null gives *out = NULL, or TH_EINVALID "<what>'key' is required" when `required`; any
+ * other type is TH_EINVALID "<what>'key' must be a string". `what` prefixes the message
+ * ("params: " or ""). */
+int api_json_get_str(const char **out, const cJSON *obj, const char *key, int required,
+                     const char *what, th_error *err);
+/* Set req->echo[key] = value (copied), creating req->echo as needed. */
+void api_echo(th_req *req, const char *key, const char *value);
+
+/* --- streaming multipart/form-data (multipart.c) --------------------------------------------- */
+
+typedef struct api_mp api_mp;
+
+typedef struct api_mp_callbacks {
+	/* A part begins. name and filename (NULL if none) and ctype (NULL if no Content-Type) are
+	 * borrowed for the call. Return 0 to go on, a negative th_code to stop the parse. */
+	int (*part_begin)(void *payload, const char *name, const char *filename, const char *ctype,
+	                  th_error *err);
+	int (*part_data)(void *payload, const char *data, size_t len, th_error *err);
+	int (*part_end)(void *payload, th_error *err);
+} api_mp_callbacks;
+
+/* The boundary parameter of a multipart/form-data Content-Type (quoted or not), copied into
+ * out[71]. Returns TH_OK, TH_EINVALID (not multipart/form-data: the message says so) or
+ * TH_EINVALID (no or bad boundary). *is_multipart tells the two apart. */
+int api_mp_boundary(char out[71], int *is_multipart, const char *content_type, th_error *err);
+
+/* A parser for `boundary` whose memory comes from `pool` (freed with it). Returns TH_OK or
+ * TH_ENOMEM. */
+int api_mp_new(api_mp **out, api_pool *pool, const char *boundary, const api_mp_callbacks *cb,
+               void *payload, th_error *err);
+/* Feed the next bytes of the body. Returns TH_OK, TH_EINVALID (malformed: the message says
+ * where) or whatever a callback returned. */
+int api_mp_feed(api_mp *mp, const char *data, size_t len, th_error *err);
+/* The body ended: TH_OK when the closing boundary was seen, TH_EINVALID otherwise. */
+int api_mp_finish(api_mp *mp, th_error *err);
+
+/* --- authorization (auth.c) ------------------------------------------------------------------ */
+
+/* The token in an authorization header value: "token T", "Bearer T" (any case) or a bare "T",
+ * surrounding white space ignored. Returns a pointer into `value` and its length in *len, or NULL
+ * when the value holds no token. */
+const char *api_token_from_header(const char *value, size_t *len);
+/* Resolve req's authorization header to req->user. Returns TH_OK (req->user "" when no header),
+ * TH_EAUTH (a header whose token is unknown) or TH_ESTORE. */
+int api_auth(th_req *req, th_error *err);
+
+/* --- handlers -------------------------------------------------------------------------------- */
+
+int api_user_get(th_req *req, th_error *err);
+int api_databases_create(th_req *req, th_error *err);
+int api_branches_list(th_req *req, th_error *err);
+int api_branches_create(th_req *req, th_error *err);
+int api_upload_create(th_req *req, th_error *err);
+int api_upload_poll(th_req *req, th_error *err);
+int api_jobs_list(th_req *req, th_error *err);
+int api_user_operations(th_req *req, th_error *err);
+int api_pulls_list(th_req *req, th_error *err);
+int api_pulls_get(th_req *req, th_error *err);
+/* pulls_review.c: create, update, comments, reviews, diff, conflicts, merge (its own routes). */
+extern const api_route api_pulls_review_routes[];
+int api_pulls_create(th_req *req, th_error *err);
+int api_pulls_update(th_req *req, th_error *err);
+int api_pulls_comment(th_req *req, th_error *err);
+int api_pulls_review(th_req *req, th_error *err);
+int api_pulls_diff(th_req *req, th_error *err);
+int api_pulls_conflicts(th_req *req, th_error *err);
+int api_pulls_merge(th_req *req, th_error *err);
+int api_pulls_merge_poll(th_req *req, th_error *err);
+/* Add "comments" and "reviews" arrays of pull `pull_id` to a pull's body. TH_OK, TH_ENOMEM or
+ * TH_ESTORE. */
+int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
+int api_query_read(th_req *req, th_error *err); /* query.c */
+int api_csv_export(th_req *req, th_error *err); /* csv_export.c */
+/* The :ref capture joined with :ref2 and :ref3 by '/' (query.c), from the pool; NULL if none. */
+const char *api_query_ref(th_req *req);
+
+/* Open the repository of req->db (branches.c); the caller frees it with th_repo_free. Returns
+ * TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+struct th_repo;
+int api_repo_open(struct th_repo **out, th_req *req, th_error *err);
+
+/* R_STREAM: the upload's body hooks (upload.c). begin runs on the first call, after the route's
+ * preconditions; feed for each piece of body; the handler then finishes. They return TH_OK or a
+ * th_code with err set (the reply is that error). */
+int api_upload_begin(th_req *req, th_error *err);
+int api_upload_feed(th_req *req, const char *data, size_t len, th_error *err);
+/* Release what the upload holds (a temp file is removed). Called at completion. */
+void api_upload_release(th_req *req);
+
+#endif

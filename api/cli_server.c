@@ -1,0 +1,222 @@
+/* cli_server.c: `tablehub serve`, `tablehub user add` and `tablehub token create`.
+ *
+ * serve holds the data dir's write lock for its whole life, re-queues the operations a killed
+ * predecessor left running (th_jobs_start), starts the job workers and the HTTP server, and runs
+ * until SIGINT or SIGTERM. Signals are blocked in every thread and taken with sigwait() by the
+ * main thread, so no handler runs inside MHD or SQLite.
+ *
+ * user add / token create write only meta.sqlite and take no lock: they work beside a running
+ * server. The new token is printed once, alone on stdout; only its hash is stored.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cli.h"
+#include "tablehub/datadir.h"
+#include "tablehub/files.h"
+#include "tablehub/jobs.h"
+#include "tablehub/log.h"
+#include "tablehub/meta.h"
+#include "tablehub/repo.h"
+
+static const char serve_usage[] =
+        "usage: tablehub serve [--data DIR] [--listen ADDR:PORT] [--workers N] "
+        "[--max-upload-mb N]\n"
+        "  --listen         address to bind (default 127.0.0.1:8080)\n"
+        "  --workers        import worker threads (default 2)\n"
+        "  --max-upload-mb  upload size cap in MB (default 100)\n"
+        "  --threads        HTTP threads (default: one per CPU)\n";
+
+/* A numeric option within [lo, hi]; *bad set on a malformed value. */
+static long take_num(int *argc, char **argv, const char *name, long def, long lo, long hi, int *bad)
+{
+	int missing = 0;
+	const char *v = cli_take_opt(argc, argv, name, &missing);
+	char *end;
+	long n;
+
+	if (missing) {
+		fprintf(stderr, "tablehub serve: %s needs a value\n", name);
+		*bad = 1;
+		return def;
+	}
+	if (v == NULL)
+		return def;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi) {
+		fprintf(stderr, "tablehub serve: %s must be a number from %ld to %ld (got '%s')\n",
+		        name, lo, hi, v);
+		*bad = 1;
+		return def;
+	}
+	return n;
+}
+
+int cli_serve(int argc, char **argv)
+{
+	const char *dir = cli_take_data_dir(&argc, argv);
+	const char *listen;
+	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
+	long workers, max_mb, threads;
+	th_meta *meta = NULL;
+	th_jobs *jobs = NULL;
+	api_server srv;
+	api_config cfg;
+	th_error err = { 0 };
+	sigset_t sigs;
+
+	memset(&srv, 0, sizeof(srv));
+	listen = cli_take_opt(&argc, argv, "--listen", &missing);
+	if (missing) {
+		fprintf(stderr, "tablehub serve: --listen needs a value\n%s", serve_usage);
+		return 2;
+	}
+	workers = take_num(&argc, argv, "--workers", 2, 1, 64, &bad);
+	max_mb = take_num(&argc, argv, "--max-upload-mb", 100, 1, 1024 * 1024, &bad);
+	threads = take_num(&argc, argv, "--threads", 0, 0, 256, &bad);
+	if (bad)
+		return 2;
+	if (argc > 1) {
+		fprintf(stderr, "tablehub serve: unexpected argument '%s'\n%s", argv[1],
+		        serve_usage);
+		return 2;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.data_dir = dir;
+	cfg.listen = listen ? listen : "127.0.0.1:8080";
+	cfg.threads = (unsigned)threads;
+	cfg.max_upload = (uint64_t)max_mb * 1048576u;
+	cfg.max_connections = 1024;
+	cfg.timeout_s = 60;
+	{
+		uint32_t a;
+		uint16_t p;
+		if (api_parse_listen(&a, &p, cfg.listen, &err) < 0) {
+			fprintf(stderr, "tablehub serve: %s\n", err.msg);
+			return 2;
+		}
+	}
+
+	/* Block the signals before any thread starts, so every thread inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (th_datadir_lock(&lock_fd, dir, &err) < 0 || th_repo_global_init(&err) < 0)
+		goto fail;
+	git_ready = 1;
+	if (th_upload_sweep(&swept, dir, &err) < 0 || th_meta_open(&meta, dir, &err) < 0 ||
+	    th_jobs_start(&jobs, dir, meta, (int)workers, &err) < 0 ||
+	    api_server_start(&srv, &cfg, meta, jobs, &err) < 0)
+		goto fail;
+	if (swept > 0)
+		TH_LOG(TH_LOG_INFO, "removed %d unfinished upload(s) of an earlier run", swept);
+	TH_LOG(TH_LOG_INFO,
+	       "serving %s on http://%.*s:%u/api/v1alpha1 (%ld workers, uploads up to %ld MB)", dir,
+	       (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, (unsigned)srv.port,
+	       workers, max_mb);
+	TH_LOG(TH_LOG_INFO, "get a token with: tablehub user add --data %s NAME", dir);
+
+	while (sigwait(&sigs, &sig) == 0 && sig != SIGINT && sig != SIGTERM)
+		;
+	TH_LOG(TH_LOG_INFO, "shutting down (%s): finishing requests and running jobs",
+	       sig == SIGINT ? "SIGINT" : "SIGTERM");
+	rc = 0;
+	goto done;
+
+fail:
+	fprintf(stderr, "tablehub serve: %s\n", err.msg);
+done:
+	api_server_stop(&srv);
+	th_jobs_stop(jobs);
+	th_meta_close(meta);
+	if (git_ready)
+		th_repo_global_shutdown();
+	if (lock_fd >= 0)
+		th_datadir_unlock(lock_fd);
+	return rc;
+}
+
+/* Open the meta store of the data dir in argv (creating the dir). Returns 0, 1 or 2 as exit. */
+static int open_meta(th_meta **meta, const char *dir, const char *cmd)
+{
+	th_error err = { 0 };
+
+	if (th_datadir_init(dir, &err) < 0 || th_meta_open(meta, dir, &err) < 0) {
+		fprintf(stderr, "tablehub %s: %s\n", cmd, err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int token_cmd(int argc, char **argv, const char *cmd, const char *sub, int create_user)
+{
+	const char *dir = cli_take_data_dir(&argc, argv);
+	char token[TH_TOKEN_SIZE];
+	th_meta *meta = NULL;
+	th_error err = { 0 };
+	int error, rc;
+
+	if (argc != 3 || strcmp(argv[1], sub) != 0) {
+		fprintf(stderr, "usage: tablehub %s %s [--data DIR] NAME\n", cmd, sub);
+		return 2;
+	}
+	if (!th_name_valid(argv[2])) {
+		fprintf(stderr, "tablehub %s: bad user name '%s': use 1-64 of [A-Za-z0-9_-]\n", cmd,
+		        argv[2]);
+		return 1;
+	}
+	if ((rc = open_meta(&meta, dir, cmd)) != 0)
+		return rc;
+	if (create_user)
+		error = th_meta_user_create(token, meta, argv[2], &err);
+	else
+		error = th_meta_token_create(token, meta, argv[2], &err);
+	th_meta_close(meta);
+	if (error == TH_EEXISTS) {
+		fprintf(stderr,
+		        "tablehub %s: user '%s' already exists (make another token with: "
+		        "tablehub token create --data %s %s)\n",
+		        cmd, argv[2], dir, argv[2]);
+		return 1;
+	}
+	if (error == TH_ENOTFOUND) {
+		fprintf(stderr,
+		        "tablehub %s: no user '%s' (create it with: tablehub user add "
+		        "--data %s %s)\n",
+		        cmd, argv[2], dir, argv[2]);
+		return 1;
+	}
+	if (error < 0) {
+		fprintf(stderr, "tablehub %s: %s\n", cmd, err.msg);
+		return 1;
+	}
+	/* The token alone on stdout, so `T=$(tablehub user add NAME)` works. */
+	printf("%s\n", token);
+	memset(token, 0, sizeof(token));
+	if (fflush(stdout) != 0)
+		return 1;
+	fprintf(stderr,
+	        "%s: this token is shown only once; send it as 'authorization: token <token>'\n",
+	        create_user ? "user created" : "token created");
+	return 0;
+}
+
+int cli_user(int argc, char **argv)
+{
+	return token_cmd(argc, argv, "user", "add", 1);
+}
+
+int cli_token(int argc, char **argv)
+{
+	return token_cmd(argc, argv, "token", "create", 0);
+}

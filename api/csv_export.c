@@ -1,0 +1,109 @@
+/* csv_export.c: GET /csv/{owner}/{db}/{ref}/{table}, a table as CSV (DoltHub's path, outside
+ * /api/v1alpha1).
+ *
+ * Everything that can fail with a proper status (database, ref, table) is checked before the
+ * reply starts; then the rows stream from git through MHD's content-reader callback, 64 KiB at a
+ * time, so a table of a million rows never sits in memory. A failure after the first bytes can
+ * only cut the connection (the client sees a short body, no trailing newline).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "tablehub/buf.h"
+#include "tablehub/log.h"
+#include "tablehub/query.h"
+
+#define CSV_BLOCK (64 * 1024)
+
+/* Owned by MHD's response from the start of the stream; freed by csv_free. */
+typedef struct csv_stream {
+	th_csv_export *x;
+	th_buf buf;
+	size_t off;
+	int end;
+	uint64_t req_id;
+} csv_stream;
+
+static ssize_t csv_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	csv_stream *s = cls;
+	th_error err = { 0 };
+	size_t n;
+
+	(void)pos;
+	if (s->off == s->buf.size) {
+		int rc;
+		if (s->end)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		th_buf_clear(&s->buf);
+		s->off = 0;
+		if ((rc = th_csv_export_read(s->x, &s->buf, CSV_BLOCK, &err)) < 0) {
+			TH_LOG(TH_LOG_ERROR, "req=%llu csv export failed: %s",
+			       (unsigned long long)s->req_id, err.msg);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		s->end = rc == 0;
+		if (s->buf.size == 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	n = s->buf.size - s->off;
+	if (n > max)
+		n = max;
+	memcpy(out, s->buf.ptr + s->off, n);
+	s->off += n;
+	return (ssize_t)n;
+}
+
+static void csv_free(void *cls)
+{
+	csv_stream *s = cls;
+
+	th_csv_export_free(s->x);
+	th_buf_dispose(&s->buf);
+	free(s);
+}
+
+int api_csv_export(th_req *req, th_error *err)
+{
+	const char *table = api_cap(req, "table");
+	th_query_target t;
+	csv_stream *s;
+	struct MHD_Response *r;
+	char *disposition;
+	int error;
+
+	t.datadir = req->srv->cfg.data_dir;
+	t.owner = req->db.owner;
+	t.db = req->db.name;
+	t.ref = api_query_ref(req);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	s->req_id = req->id;
+	if ((error = th_csv_export_open(&s->x, &t, table, err)) < 0) {
+		free(s);
+		return error;
+	}
+	/* From here MHD owns `s`: csv_free runs when the response is destroyed, or right away when
+	 * it cannot be created. */
+	if ((r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, CSV_BLOCK, csv_read, s,
+	                                           csv_free)) == NULL) {
+		csv_free(s);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	disposition = api_pool_printf(&req->pool, "attachment; filename=\"%s.csv\"", table);
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/csv; charset=utf-8") !=
+	            MHD_YES ||
+	    disposition == NULL ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition) !=
+	            MHD_YES) {
+		MHD_destroy_response(r);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	if (req->resp != NULL)
+		MHD_destroy_response(req->resp);
+	req->resp = r;
+	req->status = MHD_HTTP_OK;
+	req->resp_len = 0; /* unknown: streamed */
+	return TH_OK;
+}

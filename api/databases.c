@@ -1,0 +1,89 @@
+/* databases.c: POST /api/v1alpha1/database, DoltHub's create-database call.
+ *
+ * A database is a row in meta.sqlite plus a bare git repository whose `main` holds one empty
+ * commit, so every import has a base to branch from. The repository is made first: a crash
+ * between the two leaves an orphan repository, which the next create of that name adopts, never a
+ * database row without its repository.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "tablehub/buf.h"
+#include "tablehub/datadir.h"
+#include "tablehub/meta.h"
+#include "tablehub/repo.h"
+
+int api_databases_create(th_req *req, th_error *err)
+{
+	const char *owner, *name, *description, *visibility;
+	th_buf path = TH_BUF_INIT;
+	th_db_info existing = { 0 };
+	int is_private = 0, error;
+	cJSON *body;
+
+	if ((error = api_json_get_str(&owner, req->json, "ownerName", 1, "", err)) < 0 ||
+	    (error = api_json_get_str(&name, req->json, "repoName", 1, "", err)) < 0 ||
+	    (error = api_json_get_str(&description, req->json, "description", 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&visibility, req->json, "visibility", 0, "", err)) < 0)
+		return error;
+	api_echo(req, "repository_owner", owner);
+	api_echo(req, "repository_name", name);
+	if (!th_name_valid(owner))
+		return th_error_set(err, TH_EINVALID,
+		                    "'ownerName' must be 1-64 of [A-Za-z0-9_-] (got '%.64s')",
+		                    owner);
+	if (!th_name_valid(name))
+		return th_error_set(err, TH_EINVALID,
+		                    "'repoName' must be 1-64 of [A-Za-z0-9_-] (got '%.64s')", name);
+	if (visibility == NULL || strcasecmp(visibility, "public") == 0)
+		is_private = 0;
+	else if (strcasecmp(visibility, "private") == 0)
+		is_private = 1;
+	else
+		return th_error_set(err, TH_EINVALID,
+		                    "'visibility' must be 'public' or 'private' (got '%.64s')",
+		                    visibility);
+	if (strcmp(owner, req->user) != 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+		         "'ownerName' must be your own user name '%s': you cannot create databases "
+		         "for '%s'",
+		         req->user, owner);
+		return api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg) < 0 ? TH_ENOMEM
+		                                                                       : TH_OK;
+	}
+	error = th_meta_db_get(&existing, req->srv->meta, owner, name, err);
+	th_db_info_dispose(&existing);
+	if (error == TH_OK)
+		return th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
+		                    name);
+	if (error != TH_ENOTFOUND)
+		return error;
+	if ((error = th_datadir_repo_path(&path, req->srv->cfg.data_dir, owner, name, err)) < 0)
+		goto cleanup;
+	error = th_repo_create(path.ptr, req->user, err);
+	if (error < 0 && error != TH_EEXISTS)
+		goto cleanup;
+	error = th_meta_db_create(req->srv->meta, owner, name, description, is_private, err);
+	if (error == TH_EEXISTS)
+		error = th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
+		                     name);
+	if (error < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "description", description ? description : "") ||
+	    !api_json_str(body, "repository_owner", owner) ||
+	    !api_json_str(body, "repository_name", name) ||
+	    !api_json_str(body, "visibility", is_private ? "private" : "public")) {
+		cJSON_Delete(body);
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+
+cleanup:
+	th_buf_dispose(&path);
+	return error;
+}

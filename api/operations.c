@@ -1,0 +1,365 @@
+/* operations.c: polling an upload's operation and listing operations, in DoltHub's shapes.
+ *
+ *   GET /api/v1alpha1/{owner}/{db}/upload?branchName=B&operationName=N   (also branch=B)
+ *   GET /api/v1alpha1/{owner}/{db}/jobs
+ *   GET /api/v1alpha1/users/{user}/operations
+ *
+ * An operation is one row of meta.sqlite's operations table; its DoltHub names are
+ * repositoryOwners/<owner>/repositories/<db>/jobs/<uuid> (the job) and
+ * users/<creator>/userOperations/<uuid> (the user's operation). The poll accepts either, or the
+ * bare uuid. The poll is the hot path of a client waiting for an import: one indexed lookup and a
+ * small JSON object.
+ *
+ * DoltHub uses three vocabularies for one state: job_status of the poll (Pending, In Progress,
+ * Completed, plus Failed), status of the jobs list (Pending, Running, Succeeded, Failed) and
+ * operation_status of the operations list (Pending, Running, Success, Failure). Each list keeps
+ * DoltHub's words and adds tablehub's `job_status` beside them.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "tablehub/meta.h"
+
+#define POLL_FRESH_MS 100
+
+static int uuid_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 36; i++) {
+		char c = s[i];
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return 0;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		             (c >= 'A' && c <= 'F'))) {
+			return 0;
+		}
+	}
+	return s[36] == '\0';
+}
+
+/* The uuid in an operation name, checking a job name's owner/db against the request's. */
+static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char *name,
+                           th_error *err)
+{
+	char prefix[200];
+	const char *p = name;
+	size_t n;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "repositoryOwners/%s/repositories/%s/jobs/",
+	                     req->db.owner, req->db.name);
+	if (strncmp(p, prefix, n) == 0) {
+		p += n;
+	} else if (strncmp(p, "users/", 6) == 0 && strstr(p, "/userOperations/") != NULL) {
+		p = strstr(p, "/userOperations/") + 16;
+	} else if (strncmp(p, "repositoryOwners/", 17) == 0) {
+		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
+		                    name, req->db.owner, req->db.name);
+	}
+	if (!uuid_valid(p))
+		return th_error_set(err, TH_EINVALID,
+		                    "'operationName' is not an operation name: '%.200s' (want "
+		                    "repositoryOwners/%s/repositories/%s/jobs/<id>)",
+		                    name, req->db.owner, req->db.name);
+	memcpy(id, p, TH_UUID_SIZE);
+	return TH_OK;
+}
+
+static const char *job_type(const th_op_info *op)
+{
+	return strcmp(op->kind, "merge") == 0 ? "Merge" : "Import";
+}
+
+static char *op_description(api_pool *pool, const th_op_info *op)
+{
+	if (strcmp(op->kind, "merge") == 0)
+		return api_pool_printf(pool, "Merge pull request #%lld", (long long)op->pull_id);
+	return api_pool_printf(pool, "Import %s into %s", op->file_name, op->table_name);
+}
+
+static cJSON *num(cJSON *obj, const char *key, double v)
+{
+	return cJSON_AddNumberToObject(obj, key, v);
+}
+
+/* progress {bytes_read, bytes_total, rows_processed} and, when present, result (the stored JSON
+ * object: commit, branch, pull_id, rows_added, rows_modified, rows_removed). */
+static int add_progress_result(cJSON *body, const th_op_info *op)
+{
+	cJSON *pr = cJSON_AddObjectToObject(body, "progress");
+
+	if (pr == NULL || !num(pr, "bytes_read", (double)op->bytes_read) ||
+	    !num(pr, "bytes_total", (double)op->bytes_total) ||
+	    !num(pr, "rows_processed", (double)op->rows_processed))
+		return -1;
+	if (op->result != NULL) {
+		cJSON *res = cJSON_Parse(op->result);
+		if (res != NULL && cJSON_IsObject(res))
+			cJSON_AddItemToObject(body, "result", res);
+		else
+			cJSON_Delete(res);
+	}
+	return 0;
+}
+
+int api_upload_poll(th_req *req, th_error *err)
+{
+	const char *name = api_arg(req, "operationName");
+	const char *branch = api_arg(req, "branchName");
+	th_op_info op;
+	char id[TH_UUID_SIZE], pull[24], key[API_CACHE_KEY], cached[2048], *text;
+	cJSON *body = NULL;
+	size_t len;
+	int error;
+
+	if (branch == NULL)
+		branch = api_arg(req, "branch");
+	if (name == NULL || name[0] == '\0')
+		return th_error_set(err, TH_EINVALID,
+		                    "query parameter 'operationName' is required");
+	api_echo(req, "operation_name", name);
+	/* A finished operation never changes: its reply is served from memory (and a running one's
+	 * for a tenth of a second). */
+	snprintf(key, sizeof(key), "%lld|%.200s", (long long)req->db.id, name);
+	if (strlen(name) > 200)
+		key[0] = '\0'; /* too long to be a key: not cached */
+	if (key[0] && (len = api_cache_get(req->srv->polls, key, cached, sizeof(cached))) > 0 &&
+	    len <= sizeof(cached))
+		return api_reply_text(req, MHD_HTTP_OK, cached, len, err);
+	if ((error = op_id_from_name(id, req, name, err)) < 0)
+		return error;
+	memset(&op, 0, sizeof(op));
+	if ((error = th_meta_op_get(&op, req->srv->meta, id, err)) < 0)
+		return error;
+	if (strcmp(op.owner, req->db.owner) != 0 || strcmp(op.db, req->db.name) != 0) {
+		th_op_info_dispose(&op);
+		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
+		                    name, req->db.owner, req->db.name);
+	}
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "operation_name", name) ||
+	    !cJSON_AddTrueToObject(body, "job_created") ||
+	    !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) ||
+	    !api_json_str(body, "branch_name", op.branch_name[0] ? op.branch_name : "main") ||
+	    !api_json_str(body, "table_name", op.table_name) ||
+	    !api_json_str(body, "job_status", th_op_state_name(op.state)))
+		goto oom;
+	if (op.state == TH_OPSTATE_COMPLETED && op.pull_id > 0) {
+		snprintf(pull, sizeof(pull), "%lld", (long long)op.pull_id);
+		if (!api_json_str(body, "pull_id", pull))
+			goto oom;
+	}
+	if (op.state == TH_OPSTATE_FAILED) {
+		if (!api_json_str(body, "message", op.error_message ? op.error_message : "failed"))
+			goto oom;
+		if (op.error_line > 0 && (!num(body, "line", (double)op.error_line) ||
+		                          !num(body, "column", (double)op.error_column)))
+			goto oom;
+	}
+	if (add_progress_result(body, &op) < 0 || (text = cJSON_PrintUnformatted(body)) == NULL)
+		goto oom;
+	len = strlen(text);
+	/* Finished: cached for good (until evicted). Running: for POLL_FRESH_MS, so a crowd of
+	 * pollers costs one lookup per interval; progress is shown that much later at most. */
+	if (key[0])
+		api_cache_put(req->srv->polls, key, text, len,
+		              op.state == TH_OPSTATE_COMPLETED || op.state == TH_OPSTATE_FAILED
+		                      ? 0
+		                      : POLL_FRESH_MS);
+	error = api_reply_text(req, MHD_HTTP_OK, text, len, err);
+	cJSON_free(text);
+	cJSON_Delete(body);
+	th_op_info_dispose(&op);
+	return error;
+oom:
+	cJSON_Delete(body);
+	th_op_info_dispose(&op);
+	return th_error_set(err, TH_ENOMEM, "out of memory");
+}
+
+static const char *jobs_status(th_op_state s)
+{
+	switch (s) {
+	case TH_OPSTATE_PENDING:
+		return "Pending";
+	case TH_OPSTATE_IN_PROGRESS:
+		return "Running";
+	case TH_OPSTATE_COMPLETED:
+		return "Succeeded";
+	default:
+		return "Failed";
+	}
+}
+
+static const char *operation_status(th_op_state s)
+{
+	switch (s) {
+	case TH_OPSTATE_PENDING:
+		return "Pending";
+	case TH_OPSTATE_IN_PROGRESS:
+		return "Running";
+	case TH_OPSTATE_COMPLETED:
+		return "Success";
+	default:
+		return "Failure";
+	}
+}
+
+/* One operation as a list item; `user_view` picks the operations-list shape over the jobs-list
+ * shape. Returns NULL when out of memory. */
+static cJSON *op_item(api_pool *pool, const th_op_info *op, int user_view)
+{
+	cJSON *it = cJSON_CreateObject();
+	char created[32], updated[32];
+	const char *job_name, *desc;
+
+	job_name = api_pool_printf(pool, "repositoryOwners/%s/repositories/%s/jobs/%s", op->owner,
+	                           op->db, op->id);
+	desc = op_description(pool, op);
+	th_meta_time_fmt(created, op->created_at);
+	th_meta_time_fmt(updated, op->updated_at);
+	if (it == NULL || job_name == NULL || desc == NULL)
+		goto oom;
+	if (!user_view) {
+		if (!api_json_str(it, "job_id", job_name) ||
+		    !api_json_str(it, "creator", op->creator) ||
+		    !api_json_str(it, "description", desc) ||
+		    !api_json_str(it, "job_type", job_type(op)) ||
+		    !api_json_str(it, "status", jobs_status(op->state)) ||
+		    !api_json_str(it, "created_at", created) ||
+		    !api_json_str(it, "error", op->error_message ? op->error_message : ""))
+			goto oom;
+	} else {
+		cJSON *meta = cJSON_CreateObject();
+		char *meta_text;
+		if (meta == NULL || !api_json_str(meta, "database_owner", op->owner) ||
+		    !api_json_str(meta, "database_name", op->db) ||
+		    !api_json_str(meta, "job_id", job_name) ||
+		    (meta_text = cJSON_PrintUnformatted(meta)) == NULL) {
+			cJSON_Delete(meta);
+			goto oom;
+		}
+		cJSON_Delete(meta);
+		if (!api_json_str(it, "operation_name",
+		                  api_pool_printf(pool, "users/%s/userOperations/%s", op->creator,
+		                                  op->id)) ||
+		    !api_json_str(it, "creator", op->creator) ||
+		    !api_json_str(it, "description", desc) ||
+		    !api_json_str(it, "operation_type", job_type(op)) ||
+		    !api_json_str(it, "operation_status", operation_status(op->state)) ||
+		    !api_json_str(it, "error", op->error_message ? op->error_message : "") ||
+		    !api_json_str(it, "metadata", meta_text) ||
+		    !api_json_str(it, "created_at", created) ||
+		    !api_json_str(it, "updated_at", updated) ||
+		    !api_json_str(it, "database_owner", op->owner) ||
+		    !api_json_str(it, "database_name", op->db)) {
+			cJSON_free(meta_text);
+			goto oom;
+		}
+		cJSON_free(meta_text);
+	}
+	if (!api_json_str(it, "job_status", th_op_state_name(op->state)))
+		goto oom;
+	if (op->pull_id > 0) {
+		char pull[24];
+		snprintf(pull, sizeof(pull), "%lld", (long long)op->pull_id);
+		if (!api_json_str(it, "pull_id", pull))
+			goto oom;
+	}
+	return it;
+oom:
+	cJSON_Delete(it);
+	return NULL;
+}
+
+static int reply_list(th_req *req, cJSON *body, const char *key, const th_op_list *l,
+                      const char *next, int user_view, th_error *err)
+{
+	cJSON *arr;
+
+	if (body == NULL || (arr = cJSON_AddArrayToObject(body, key)) == NULL)
+		goto oom;
+	for (size_t i = 0; i < l->n; i++) {
+		cJSON *it = op_item(&req->pool, &l->items[i], user_view);
+		if (it == NULL || !cJSON_AddItemToArray(arr, it)) {
+			cJSON_Delete(it);
+			goto oom;
+		}
+	}
+	if (!api_json_str(body, "next_page_token", next))
+		goto oom;
+	return api_reply_json(req, MHD_HTTP_OK, body, err);
+oom:
+	cJSON_Delete(body);
+	return th_error_set(err, TH_ENOMEM, "out of memory");
+}
+
+int api_jobs_list(th_req *req, th_error *err)
+{
+	th_op_list l = { NULL, 0 };
+	char next[TH_PAGE_TOKEN_SIZE] = "";
+	cJSON *body;
+	int error;
+
+	error = th_meta_op_list_db(&l, next, req->srv->meta, req->db.owner, req->db.name, NULL,
+	                           api_arg(req, "pageToken"), 0, err);
+	if (error == TH_EINVALID)
+		return th_error_set(err, TH_EINVALID, "bad 'pageToken'");
+	if (error < 0)
+		return error;
+	body = api_success();
+	if (body != NULL && (!api_json_str(body, "database_owner", req->db.owner) ||
+	                     !api_json_str(body, "database_name", req->db.name))) {
+		cJSON_Delete(body);
+		body = NULL;
+	}
+	error = reply_list(req, body, "jobs", &l, next, 0, err);
+	th_op_list_dispose(&l);
+	return error;
+}
+
+int api_user_operations(th_req *req, th_error *err)
+{
+	const char *user = api_cap(req, "user"), *type = api_arg(req, "operationType");
+	const char *kind = NULL;
+	th_op_list l = { NULL, 0 };
+	char next[TH_PAGE_TOKEN_SIZE] = "";
+	int error;
+
+	if (strcmp(user, req->user) != 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "you can list only your own operations (users/%s)",
+		         req->user);
+		return api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg) < 0 ? TH_ENOMEM
+		                                                                       : TH_OK;
+	}
+	if (type != NULL && type[0] != '\0') {
+		if (strcasecmp(type, "Import") == 0)
+			kind = "import";
+		else if (strcasecmp(type, "Merge") == 0)
+			kind = "merge";
+		else if (strcasecmp(type, "SqlWrite") == 0 || strcasecmp(type, "SqlRead") == 0 ||
+		         strcasecmp(type, "Migrate") == 0)
+			kind = "none"; /* kinds tablehub never runs: an empty list */
+		else
+			return th_error_set(err, TH_EINVALID,
+			                    "'operationType' must be Import, Merge, SqlWrite, "
+			                    "SqlRead or Migrate (got '%.64s')",
+			                    type);
+	}
+	if (kind == NULL || strcmp(kind, "none") != 0) {
+		error = th_meta_op_list_creator(&l, next, req->srv->meta, user, kind,
+		                                api_arg(req, "pageToken"), 0, err);
+		if (error == TH_EINVALID)
+			return th_error_set(err, TH_EINVALID, "bad 'pageToken'");
+		if (error < 0)
+			return error;
+	}
+	error = reply_list(req, api_success(), "operations", &l, next, 1, err);
+	th_op_list_dispose(&l);
+	return error;
+}

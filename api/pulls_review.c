@@ -1,0 +1,697 @@
+/* pulls_review.c: the write side of pull requests and their review, in DoltHub's v1alpha1 shapes
+ * where DoltHub has one:
+ *
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls                    create (title, description,
+ *                                                             fromBranchName, toBranchName)
+ *   PATCH /api/v1alpha1/{owner}/{db}/pulls/{id}               title, description, state "closed"
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/comments      {"comment"}
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/reviews       {"reviewStatus", "comment"}
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/diff          three-dot diff, paged (pageToken),
+ *                                                             ?type=added|modified|removed, ?table=
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/conflicts     what a merge would conflict on
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge         start the merge operation (owner)
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=   poll it
+ *
+ * Anyone who can see the database reads pulls, their diff and conflicts; any signed-in user who
+ * can see it opens pull requests, comments and reviews; the owner or the pull's author edits or
+ * closes one; only the owner merges. The diff and the merge are computed in src/pulls.c; this file
+ * only parses, checks and replies. A merge that failed on conflicts stores only its message (the
+ * operations table keeps no result for failures), so its poll lists the conflicts by recomputing
+ * them without writing: nothing changed when the merge failed.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "tablehub/buf.h"
+#include "tablehub/jobs.h"
+#include "tablehub/meta.h"
+#include "tablehub/pulls.h"
+#include "tablehub/repo.h"
+
+#define API "/api/v1alpha1"
+#define DIFF_PAGE_MAX 1000
+
+const api_route api_pulls_review_routes[] = {
+	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_DB | R_AUTH | R_JSON },
+	{ "PATCH", API "/:owner/:db/pulls/:id", api_pulls_update, R_DB | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/comments", api_pulls_comment, R_DB | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_DB | R_AUTH | R_JSON },
+	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_DB },
+	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_DB },
+	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_OWNER },
+	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_DB },
+	{ NULL, NULL, NULL, 0 }
+};
+
+static int oom(th_error *err)
+{
+	return th_error_set(err, TH_ENOMEM, "out of memory");
+}
+
+/* The :id capture as a pull id (digits only), echoed in errors; 404 when it cannot be one. */
+static int pull_id_arg(int64_t *out, th_req *req, th_error *err)
+{
+	const char *s = api_cap(req, "id");
+	size_t i;
+
+	api_echo(req, "pull_id", s);
+	for (i = 0; s && s[i]; i++)
+		if (!isdigit((unsigned char)s[i]))
+			break;
+	if (s == NULL || i == 0 || s[i] != '\0' || i > 18 || (*out = strtoll(s, NULL, 10)) <= 0)
+		return th_error_set(err, TH_ENOTFOUND, "pull request #%.32s not found in '%s/%s'",
+		                    s ? s : "", req->db.owner, req->db.name);
+	return TH_OK;
+}
+
+/* Read the pull of the request into *p (dispose with th_pull_info_dispose). */
+static int load_pull(th_pull_info *p, int64_t *id, th_req *req, th_error *err)
+{
+	int error;
+
+	memset(p, 0, sizeof(*p));
+	if ((error = pull_id_arg(id, req, err)) < 0)
+		return error;
+	error = th_meta_pull_get(p, req->srv->meta, req->db.id, *id, err);
+	if (error == TH_ENOTFOUND)
+		return th_error_set(err, TH_ENOTFOUND, "pull request #%lld not found in '%s/%s'",
+		                    (long long)*id, req->db.owner, req->db.name);
+	return error;
+}
+
+static cJSON *add_pull_id(cJSON *body, int64_t id)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%lld", (long long)id);
+	return api_json_str(body, "pull_id", s);
+}
+
+/* A JSON string member, or NULL; anything else is 400. */
+static int opt_str(const char **out, th_req *req, const char *key, th_error *err)
+{
+	return api_json_get_str(out, req->json, key, 0, "", err);
+}
+
+/* --- create, update ----------------------------------------------------------------------------
+ */
+
+/* fromBranchOwnerName/fromBranchRepoName etc. must name this database when given. */
+static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_error *err)
+{
+	const char *o = NULL, *r = NULL;
+	int error;
+
+	if ((error = opt_str(&o, req, owner_key, err)) < 0 ||
+	    (error = opt_str(&r, req, repo_key, err)) < 0)
+		return error;
+	if ((o && *o && strcmp(o, req->db.owner) != 0) || (r && *r && strcmp(r, req->db.name) != 0))
+		return th_error_set(err, TH_EINVALID,
+		                    "pull requests between databases are not supported: '%s' and "
+		                    "'%s' must be '%s' and '%s'",
+		                    owner_key, repo_key, req->db.owner, req->db.name);
+	return TH_OK;
+}
+
+int api_pulls_create(th_req *req, th_error *err)
+{
+	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL;
+	th_repo *repo = NULL;
+	th_oid head;
+	int64_t id = 0, existing;
+	cJSON *body = NULL;
+	int error;
+
+	if ((error = opt_str(&title, req, "title", err)) < 0 ||
+	    (error = opt_str(&desc, req, "description", err)) < 0 ||
+	    (error = api_json_get_str(&from, req->json, "fromBranchName", 1, "", err)) < 0 ||
+	    (error = opt_str(&to, req, "toBranchName", err)) < 0 ||
+	    (error = same_db(req, "fromBranchOwnerName", "fromBranchRepoName", err)) < 0 ||
+	    (error = same_db(req, "toBranchOwnerName", "toBranchRepoName", err)) < 0)
+		return error;
+	if (to == NULL || *to == '\0')
+		to = "main";
+	if (strcmp(from, to) == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    "'fromBranchName' and 'toBranchName' are both '%.200s'", from);
+	if ((error = api_repo_open(&repo, req, err)) < 0)
+		goto cleanup;
+	if ((error = th_repo_branch_get(&head, repo, from, err)) == TH_OK)
+		error = th_repo_branch_get(&head, repo, to, err);
+	if (error == TH_ENOTFOUND || error == TH_EINVALID) {
+		error = th_error_set(err, TH_ENOTFOUND, "branch '%.200s' not found in '%s/%s'",
+		                     th_repo_branch_get(&head, repo, from, NULL) == TH_OK ? to
+		                                                                          : from,
+		                     req->db.owner, req->db.name);
+		goto cleanup;
+	}
+	if (error < 0)
+		goto cleanup;
+	error = th_meta_pull_find_open(&existing, req->srv->meta, req->db.id, from, to, err);
+	if (error == TH_OK) {
+		error = th_error_set(
+		        err, TH_EEXISTS,
+		        "pull request #%lld from '%.200s' into '%.200s' is already open",
+		        (long long)existing, from, to);
+		goto cleanup;
+	}
+	if (error != TH_ENOTFOUND)
+		goto cleanup;
+	if ((error = th_meta_pull_create(&id, req->srv->meta, req->db.id, title ? title : "",
+	                                 desc ? desc : "", req->user, from, to, err)) < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "title", title ? title : "") ||
+	    !api_json_str(body, "description", desc ? desc : "") ||
+	    !api_json_str(body, "from_owner_name", req->db.owner) ||
+	    !api_json_str(body, "from_repository_name", req->db.name) ||
+	    !api_json_str(body, "from_branch_name", from) ||
+	    !api_json_str(body, "to_owner_name", req->db.owner) ||
+	    !api_json_str(body, "to_repository_name", req->db.name) ||
+	    !api_json_str(body, "to_branch_name", to) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
+	    !api_json_str(body, "author", req->user)) {
+		cJSON_Delete(body);
+		error = oom(err);
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_repo_free(repo);
+	return error;
+}
+
+int api_pulls_update(th_req *req, th_error *err)
+{
+	const char *title = NULL, *desc = NULL, *state = NULL;
+	th_pull_info p;
+	int64_t id;
+	cJSON *body;
+	int error;
+
+	if ((error = load_pull(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if ((error = opt_str(&title, req, "title", err)) < 0 ||
+	    (error = opt_str(&desc, req, "description", err)) < 0 ||
+	    (error = opt_str(&state, req, "state", err)) < 0)
+		goto cleanup;
+	if (strcmp(req->user, req->db.owner) != 0 && strcmp(req->user, p.author) != 0) {
+		error = api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN",
+		                        "only the database owner or the pull request's author can "
+		                        "change it");
+		goto cleanup;
+	}
+	if (state && strcasecmp(state, "closed") != 0) {
+		error = th_error_set(err, TH_EINVALID, "'state' can only be 'closed' (got '%.64s')",
+		                     state);
+		goto cleanup;
+	}
+	if (title == NULL && desc == NULL && state == NULL) {
+		error = th_error_set(err, TH_EINVALID,
+		                     "nothing to change: give 'title', 'description' or 'state'");
+		goto cleanup;
+	}
+	if (state) {
+		error = th_meta_pull_set_state(req->srv->meta, req->db.id, id, TH_PULL_CLOSED, NULL,
+		                               err);
+		if (error == TH_ECONFLICT)
+			error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
+			                     (long long)id, th_pull_state_name(p.state));
+		if (error < 0)
+			goto cleanup;
+	}
+	if ((title || desc) &&
+	    (error = th_meta_pull_update(req->srv->meta, req->db.id, id, title, desc, err)) < 0)
+		goto cleanup;
+	th_pull_info_dispose(&p);
+	if ((error = th_meta_pull_get(&p, req->srv->meta, req->db.id, id, err)) < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "title", p.title) ||
+	    !api_json_str(body, "description", p.description) ||
+	    !api_json_str(body, "state", th_pull_state_name(p.state))) {
+		cJSON_Delete(body);
+		error = oom(err);
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+/* --- comments and reviews ------------------------------------------------------------------- */
+
+int api_pulls_comment(th_req *req, th_error *err)
+{
+	const char *comment = NULL;
+	th_pull_info p;
+	int64_t id, cid = 0;
+	char cids[24];
+	cJSON *body;
+	int error;
+
+	if ((error = load_pull(&p, &id, req, err)) < 0 ||
+	    (error = api_json_get_str(&comment, req->json, "comment", 1, "", err)) < 0)
+		goto cleanup;
+	if (*comment == '\0') {
+		error = th_error_set(err, TH_EINVALID, "'comment' is empty");
+		goto cleanup;
+	}
+	if ((error = th_meta_pull_comment_add(&cid, req->srv->meta, req->db.id, id, req->user,
+	                                      comment, err)) < 0)
+		goto cleanup;
+	snprintf(cids, sizeof(cids), "%lld", (long long)cid);
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
+	    !api_json_str(body, "repository_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "comment", comment) || !api_json_str(body, "comment_id", cids) ||
+	    !api_json_str(body, "author", req->user)) {
+		cJSON_Delete(body);
+		error = oom(err);
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+int api_pulls_review(th_req *req, th_error *err)
+{
+	const char *status = NULL, *comment = NULL;
+	th_review_status st;
+	th_pull_info p;
+	int64_t id, rid = 0;
+	char rids[24];
+	cJSON *body;
+	int error;
+
+	if ((error = load_pull(&p, &id, req, err)) < 0 ||
+	    (error = opt_str(&status, req, "reviewStatus", err)) < 0 ||
+	    (status == NULL && (error = opt_str(&status, req, "review_status", err)) < 0) ||
+	    (error = opt_str(&comment, req, "comment", err)) < 0)
+		goto cleanup;
+	if (status == NULL || (st = th_review_status_parse(status)) == 0) {
+		error = th_error_set(
+		        err, TH_EINVALID,
+		        "'reviewStatus' must be Approved, Rejected or Reviewed%s%.64s%s",
+		        status ? " (got '" : "", status ? status : "", status ? "')" : "");
+		goto cleanup;
+	}
+	if ((error = th_meta_pull_review_add(&rid, req->srv->meta, req->db.id, id, req->user, st,
+	                                     comment, err)) < 0)
+		goto cleanup;
+	snprintf(rids, sizeof(rids), "%lld", (long long)rid);
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
+	    !api_json_str(body, "repository_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "review_id", rids) ||
+	    !api_json_str(body, "review_status", th_review_status_name(st)) ||
+	    !api_json_str(body, "comment", comment ? comment : "") ||
+	    !api_json_str(body, "author", req->user)) {
+		cJSON_Delete(body);
+		error = oom(err);
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+static cJSON *note_item(const th_pull_note *n, int review)
+{
+	cJSON *it = cJSON_CreateObject();
+	char id[24], created[32];
+
+	snprintf(id, sizeof(id), "%lld", (long long)n->id);
+	th_meta_time_fmt(created, n->created_at);
+	if (it == NULL || !api_json_str(it, review ? "review_id" : "comment_id", id) ||
+	    !api_json_str(it, "author", n->author) || !api_json_str(it, "comment", n->body) ||
+	    (review && !api_json_str(it, "review_status", th_review_status_name(n->status))) ||
+	    !api_json_str(it, "created_at", created)) {
+		cJSON_Delete(it);
+		return NULL;
+	}
+	return it;
+}
+
+int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err)
+{
+	th_pull_note_list comments = { NULL, 0 }, reviews = { NULL, 0 };
+	cJSON *ca, *ra;
+	size_t i;
+	int error;
+
+	if ((error = th_meta_pull_comment_list(&comments, req->srv->meta, req->db.id, pull_id,
+	                                       err)) < 0 ||
+	    (error = th_meta_pull_review_list(&reviews, req->srv->meta, req->db.id, pull_id, err)) <
+	            0)
+		goto cleanup;
+	if ((ca = cJSON_AddArrayToObject(body, "comments")) == NULL ||
+	    (ra = cJSON_AddArrayToObject(body, "reviews")) == NULL) {
+		error = oom(err);
+		goto cleanup;
+	}
+	for (i = 0; i < comments.n + reviews.n; i++) {
+		int review = i >= comments.n;
+		cJSON *it = note_item(review ? &reviews.items[i - comments.n] : &comments.items[i],
+		                      review);
+		if (it == NULL || !cJSON_AddItemToArray(review ? ra : ca, it)) {
+			cJSON_Delete(it);
+			error = oom(err);
+			goto cleanup;
+		}
+	}
+cleanup:
+	th_pull_note_list_dispose(&comments);
+	th_pull_note_list_dispose(&reviews);
+	return error;
+}
+
+/* --- diff and conflicts ---------------------------------------------------------------------- */
+
+/* The commits the pull's diff compares: for an open or closed pull, the merge base of its
+ * branches and the from head; for a merged one, what they were when it merged (the merge
+ * commit's parents), so the diff still shows what was merged. */
+static int pull_diff_commits(th_oid *base, th_oid *head, th_repo *repo, const th_pull_info *p,
+                             th_error *err)
+{
+	th_commit_info ci;
+	th_oid mc;
+	int error;
+
+	if (p->state != TH_PULL_MERGED || p->merge_commit[0] == '\0')
+		return th_pull_diff_commits(base, head, repo, p->from_branch, p->to_branch, err);
+	memset(&ci, 0, sizeof(ci));
+	if ((error = th_oid_parse(&mc, p->merge_commit, err)) < 0 ||
+	    (error = th_repo_commit_read(&ci, repo, &mc, err)) < 0)
+		return error;
+	if (ci.nparents < 2) { /* merged while already up to date: nothing to show */
+		*base = *head = mc;
+	} else {
+		*head = ci.parents[1];
+		error = th_repo_merge_base(base, repo, &ci.parents[0], &ci.parents[1], err);
+		if (error == TH_ENOTFOUND) {
+			memset(base, 0, sizeof(*base));
+			error = TH_OK;
+		}
+	}
+	th_commit_info_dispose(&ci);
+	return error;
+}
+
+/* ?type=added,modified (any of added|modified|removed) into a kinds mask. */
+static int parse_kinds(unsigned *out, const char *s, th_error *err)
+{
+	char buf[64];
+	char *tok, *save = NULL;
+
+	*out = 0;
+	if (s == NULL || *s == '\0')
+		return TH_OK;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		th_change_kind k;
+		char *p;
+		for (p = tok; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if ((k = th_change_kind_parse(tok)) == 0)
+			return th_error_set(
+			        err, TH_EINVALID,
+			        "'type' must be added, modified or removed (got '%.64s')", s);
+		*out |= 1u << k;
+	}
+	return TH_OK;
+}
+
+int api_pulls_diff(th_req *req, th_error *err)
+{
+	const char *size = api_arg(req, "pageSize");
+	th_pull_diff_opts o;
+	th_pull_info p;
+	th_repo *repo = NULL;
+	th_buf out = TH_BUF_INIT;
+	th_oid base, head;
+	int64_t id;
+	cJSON *body = NULL;
+	char hex[41];
+	int error;
+
+	memset(&o, 0, sizeof(o));
+	if ((error = load_pull(&p, &id, req, err)) < 0 ||
+	    (error = parse_kinds(&o.kinds, api_arg(req, "type"), err)) < 0)
+		goto cleanup;
+	o.table = api_arg(req, "table");
+	if (o.table && *o.table == '\0')
+		o.table = NULL;
+	o.page_token = api_arg(req, "pageToken");
+	if (size && *size) {
+		long n = strtol(size, NULL, 10);
+		if (n < 1 || n > DIFF_PAGE_MAX) {
+			error = th_error_set(err, TH_EINVALID, "'pageSize' must be 1 to %d",
+			                     DIFF_PAGE_MAX);
+			goto cleanup;
+		}
+		o.page_size = (size_t)n;
+	}
+	if ((error = api_repo_open(&repo, req, err)) < 0 ||
+	    (error = pull_diff_commits(&base, &head, repo, &p, err)) < 0)
+		goto cleanup;
+	th_oid_fmt(hex, &base);
+	if ((error = th_buf_puts(&out, "{\"status\":\"Success\",\"database_owner\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&out, req->db.owner, strlen(req->db.owner), err)) < 0 ||
+	    (error = th_buf_puts(&out, ",\"database_name\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&out, req->db.name, strlen(req->db.name), err)) < 0 ||
+	    (error = th_buf_printf(&out, err, ",\"pull_id\":\"%lld\",\"merge_base\":\"%s\",",
+	                           (long long)id, th_oid_is_zero(&base) ? "" : hex)) < 0 ||
+	    (error = th_pull_diff_json(&out, repo, &base, &head, &o, err)) < 0 ||
+	    (error = th_buf_putc(&out, '}', err)) < 0)
+		goto cleanup;
+	if ((body = cJSON_ParseWithLength(out.ptr, out.size)) == NULL) {
+		error = th_error_set(err, TH_ERROR, "diff produced malformed JSON");
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_buf_dispose(&out);
+	th_repo_free(repo);
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+/* Add "conflicts" and "conflicts_total" for merging the pull now. */
+static int add_conflicts(cJSON *body, th_repo *repo, const th_pull_info *p, th_error *err)
+{
+	th_conflicts c = TH_CONFLICTS_INIT;
+	th_buf json = TH_BUF_INIT;
+	cJSON *arr;
+	int error;
+
+	if ((error = th_pull_conflicts(&c, repo, p->from_branch, p->to_branch, err)) < 0 ||
+	    (error = th_conflicts_to_json(&json, &c, err)) < 0)
+		goto cleanup;
+	if ((arr = cJSON_ParseWithLength(json.ptr, json.size)) == NULL) {
+		error = oom(err);
+		goto cleanup;
+	}
+	if (!cJSON_AddItemToObject(body, "conflicts", arr)) {
+		cJSON_Delete(arr);
+		error = oom(err);
+		goto cleanup;
+	}
+	if (!cJSON_AddNumberToObject(body, "conflicts_total", (double)c.total) ||
+	    !cJSON_AddBoolToObject(body, "mergeable", c.total == 0))
+		error = oom(err);
+cleanup:
+	th_buf_dispose(&json);
+	th_conflicts_dispose(&c);
+	return error;
+}
+
+int api_pulls_conflicts(th_req *req, th_error *err)
+{
+	th_pull_info p;
+	th_repo *repo = NULL;
+	int64_t id;
+	cJSON *body = NULL;
+	int error;
+
+	if ((error = load_pull(&p, &id, req, err)) < 0 ||
+	    (error = api_repo_open(&repo, req, err)) < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "state", th_pull_state_name(p.state))) {
+		error = oom(err);
+		goto cleanup;
+	}
+	if ((error = add_conflicts(body, repo, &p, err)) < 0)
+		goto cleanup;
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	body = NULL;
+cleanup:
+	cJSON_Delete(body);
+	th_repo_free(repo);
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+/* --- merge ----------------------------------------------------------------------------------- */
+
+int api_pulls_merge(th_req *req, th_error *err)
+{
+	th_pull_info p;
+	int64_t id;
+	char opid[TH_UUID_SIZE];
+	const char *job, *userop;
+	cJSON *body;
+	int error;
+
+	if ((error = load_pull(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if (p.state != TH_PULL_OPEN) {
+		error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s, not Open",
+		                     (long long)id, th_pull_state_name(p.state));
+		goto cleanup;
+	}
+	if ((error = th_pulls_enqueue_merge(opid, req->srv->meta, req->db.owner, req->db.name,
+	                                    req->user, id, err)) < 0)
+		goto cleanup;
+	th_jobs_wake(req->srv->jobs);
+	job = api_pool_printf(&req->pool, "repositoryOwners/%s/repositories/%s/jobs/%s",
+	                      req->db.owner, req->db.name, opid);
+	userop = api_pool_printf(&req->pool, "users/%s/userOperations/%s", req->user, opid);
+	body = api_success();
+	if (body == NULL || job == NULL || userop == NULL ||
+	    !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "operation_name", job) ||
+	    !api_json_str(body, "user_operation_name", userop)) {
+		cJSON_Delete(body);
+		error = oom(err);
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+/* The uuid of an operation name: the job name of this database, a user operation name, or the
+ * bare uuid. */
+static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char *name,
+                           th_error *err)
+{
+	char prefix[200];
+	const char *p = name;
+	size_t n, i;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "repositoryOwners/%s/repositories/%s/jobs/",
+	                     req->db.owner, req->db.name);
+	if (strncmp(p, prefix, n) == 0)
+		p += n;
+	else if (strncmp(p, "users/", 6) == 0 && strstr(p, "/userOperations/") != NULL)
+		p = strstr(p, "/userOperations/") + 16;
+	else if (strchr(p, '/') != NULL)
+		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
+		                    name, req->db.owner, req->db.name);
+	for (i = 0; i < 36; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
+			break;
+	}
+	if (i != 36 || p[36] != '\0')
+		return th_error_set(err, TH_EINVALID,
+		                    "'operationName' is not an operation name: '%.200s'", name);
+	memcpy(id, p, TH_UUID_SIZE);
+	return TH_OK;
+}
+
+int api_pulls_merge_poll(th_req *req, th_error *err)
+{
+	const char *name = api_arg(req, "operationName");
+	th_pull_info p;
+	th_op_info op;
+	th_repo *repo = NULL;
+	int64_t id;
+	char opid[TH_UUID_SIZE];
+	cJSON *body = NULL;
+	int error;
+
+	memset(&op, 0, sizeof(op));
+	if ((error = load_pull(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if (name == NULL || *name == '\0') {
+		error = th_error_set(err, TH_EINVALID,
+		                     "query parameter 'operationName' is required");
+		goto cleanup;
+	}
+	api_echo(req, "operation_name", name);
+	if ((error = op_id_from_name(opid, req, name, err)) < 0)
+		goto cleanup;
+	error = th_meta_op_get(&op, req->srv->meta, opid, err);
+	if (error == TH_OK &&
+	    (strcmp(op.kind, "merge") != 0 || op.pull_id != id ||
+	     strcmp(op.owner, req->db.owner) != 0 || strcmp(op.db, req->db.name) != 0))
+		error = TH_ENOTFOUND;
+	if (error == TH_ENOTFOUND) {
+		error = th_error_set(err, TH_ENOTFOUND,
+		                     "merge operation '%.200s' not found for pull request #%lld",
+		                     name, (long long)id);
+		goto cleanup;
+	}
+	if (error < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "operation_name", name) ||
+	    !cJSON_AddTrueToObject(body, "job_created") ||
+	    !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "job_status", th_op_state_name(op.state)) ||
+	    !api_json_str(body, "pull_state", th_pull_state_name(p.state)))
+		goto nomem;
+	if (op.state == TH_OPSTATE_COMPLETED) {
+		cJSON *res = op.result ? cJSON_Parse(op.result) : NULL;
+		cJSON *commit = cJSON_GetObjectItem(res, "commit");
+		if (cJSON_IsString(commit) &&
+		    !api_json_str(body, "merge_commit", commit->valuestring)) {
+			cJSON_Delete(res);
+			goto nomem;
+		}
+		if (res && !cJSON_AddItemToObject(body, "result", res)) {
+			cJSON_Delete(res);
+			goto nomem;
+		}
+	}
+	if (op.state == TH_OPSTATE_FAILED) {
+		const char *msg = op.error_message ? op.error_message : "merge failed";
+		if (!api_json_str(body, "message", msg))
+			goto nomem;
+		/* Nothing changed when the merge failed: list what it conflicted on. */
+		if (strncmp(msg, "merge conflict", 14) == 0 && p.state == TH_PULL_OPEN) {
+			if ((error = api_repo_open(&repo, req, err)) < 0 ||
+			    (error = add_conflicts(body, repo, &p, err)) < 0)
+				goto cleanup;
+		}
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	body = NULL;
+	goto cleanup;
+nomem:
+	error = oom(err);
+cleanup:
+	cJSON_Delete(body);
+	th_repo_free(repo);
+	th_op_info_dispose(&op);
+	th_pull_info_dispose(&p);
+	return error;
+}

@@ -1,0 +1,483 @@
+/* router.c: the route table and the one dispatcher every request goes through.
+ *
+ * A route is {method, pattern, handler, flags}; the flags name the preconditions dispatch() runs
+ * before the handler (resolve the database and check who may see it, require a token, buffer a
+ * JSON body, stream an upload), so handlers only parse, call into src/ and storage/, and reply.
+ * Resource files may keep their own table (pulls.c: api_pulls_routes); every table is searched
+ * and the most specific pattern wins, so the order of entries never matters.
+ *
+ * MHD calls the access handler several times per request: first with the headers only (the
+ * request is created, routed and checked, and an early error such as 404, 401, 413 or 415 is
+ * queued before any body is read), then once per piece of body, then a last time with no data,
+ * when the handler runs. The request and its pool are released in api_completed(), which also
+ * writes the one log line of the request.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "tablehub/datadir.h"
+#include "tablehub/log.h"
+#include "tablehub/meta.h"
+
+#define API "/api/v1alpha1"
+
+static const api_route main_routes[] = {
+	{ "GET", API "/user", api_user_get, R_AUTH },
+	{ "POST", API "/database", api_databases_create, R_AUTH | R_JSON },
+	{ "GET", API "/:owner/:db/branches", api_branches_list, R_DB },
+	{ "POST", API "/:owner/:db/branches", api_branches_create, R_OWNER | R_JSON },
+	{ "POST", API "/:owner/:db/upload", api_upload_create, R_OWNER | R_STREAM },
+	{ "GET", API "/:owner/:db/upload", api_upload_poll, R_DB },
+	{ "GET", API "/:owner/:db/jobs", api_jobs_list, R_DB },
+	{ "GET", API "/users/:user/operations", api_user_operations, R_AUTH },
+	{ NULL, NULL, NULL, 0 }
+};
+
+static const api_route *const route_tables[] = { main_routes, api_pulls_routes, api_query_routes,
+	                                         api_pulls_review_routes };
+
+#define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
+#define MAX_SEGMENTS 16
+
+static atomic_uint_fast64_t next_req_id = 1;
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* --- matching -------------------------------------------------------------------------------- */
+
+typedef struct seg {
+	const char *s;
+	size_t len;
+} seg;
+
+static size_t split(seg *out, const char *path)
+{
+	size_t n = 0;
+	const char *p = path;
+
+	while (*p == '/')
+		p++;
+	while (*p && n < MAX_SEGMENTS + 1) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		out[n].s = p;
+		out[n].len = len;
+		n++;
+		p += len;
+		while (*p == '/')
+			p++;
+	}
+	return n;
+}
+
+/* Does `pattern` match the path segments? On a match, *literal_mask has bit (31 - i) set for each
+ * literal segment i, so a larger mask is the more specific route. */
+static int match_one(const char *pattern, const seg *segs, size_t nsegs, uint32_t *literal_mask)
+{
+	seg pat[MAX_SEGMENTS + 1];
+	size_t np = split(pat, pattern), i;
+	uint32_t mask = 0;
+
+	if (np != nsegs)
+		return 0;
+	for (i = 0; i < np; i++) {
+		if (pat[i].s[0] == ':') {
+			if (segs[i].len == 0)
+				return 0;
+			continue;
+		}
+		if (pat[i].len != segs[i].len || memcmp(pat[i].s, segs[i].s, pat[i].len) != 0)
+			return 0;
+		mask |= 1u << (31 - i);
+	}
+	*literal_mask = mask;
+	return 1;
+}
+
+int api_route_match(th_req *req, const char *method, const char *path, const char **allow)
+{
+	seg segs[MAX_SEGMENTS + 1], pat[MAX_SEGMENTS + 1];
+	const api_route *best = NULL;
+	uint32_t best_mask = 0, best_any_mask = 0;
+	char allowed[64] = "";
+	size_t nsegs = split(segs, path), i, t, np;
+	int any = 0;
+
+	*allow = NULL;
+	if (nsegs > MAX_SEGMENTS)
+		return TH_ENOTFOUND;
+	/* The best pattern for the path regardless of method decides 404 vs 405; among the routes
+	 * with that pattern, the method picks. */
+	for (t = 0; t < NTABLES; t++) {
+		for (const api_route *r = route_tables[t]; r->method != NULL; r++) {
+			uint32_t mask;
+			if (!match_one(r->pattern, segs, nsegs, &mask))
+				continue;
+			if (!any || mask > best_any_mask) {
+				best_any_mask = mask;
+				any = 1;
+			}
+		}
+	}
+	if (!any)
+		return TH_ENOTFOUND;
+	for (t = 0; t < NTABLES; t++) {
+		for (const api_route *r = route_tables[t]; r->method != NULL; r++) {
+			uint32_t mask;
+			if (!match_one(r->pattern, segs, nsegs, &mask) || mask != best_any_mask)
+				continue;
+			if (strcmp(r->method, method) == 0) {
+				best = r;
+				best_mask = mask;
+			} else if (strlen(allowed) + strlen(r->method) + 3 < sizeof(allowed) &&
+			           strstr(allowed, r->method) == NULL) {
+				if (allowed[0])
+					strcat(allowed, ", ");
+				strcat(allowed, r->method);
+			}
+		}
+	}
+	(void)best_mask;
+	if (best == NULL) {
+		*allow = api_pool_strdup(&req->pool, allowed);
+		return TH_EINVALID;
+	}
+	req->route = best;
+	req->ncap = 0;
+	np = split(pat, best->pattern);
+	for (i = 0; i < np && req->ncap < API_MAX_CAPTURES; i++) {
+		if (pat[i].s[0] != ':')
+			continue;
+		req->cap_name[req->ncap] =
+		        api_pool_strndup(&req->pool, pat[i].s + 1, pat[i].len - 1);
+		req->cap_value[req->ncap] = api_pool_strndup(&req->pool, segs[i].s, segs[i].len);
+		if (req->cap_name[req->ncap] == NULL || req->cap_value[req->ncap] == NULL)
+			return TH_ENOMEM;
+		req->ncap++;
+	}
+	return TH_OK;
+}
+
+const char *api_cap(const th_req *req, const char *name)
+{
+	for (size_t i = 0; i < req->ncap; i++)
+		if (strcmp(req->cap_name[i], name) == 0)
+			return req->cap_value[i];
+	return NULL;
+}
+
+const char *api_arg(const th_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_header(const th_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* --- preconditions --------------------------------------------------------------------------- */
+
+/* Check the captures that name things: owner, db and user names are [A-Za-z0-9_-]{1,64}, pull
+ * ids are decimal. Anything else (`..`, dots, spaces) is a 400 naming the segment. */
+static int check_captures(th_req *req, th_error *err)
+{
+	for (size_t i = 0; i < req->ncap; i++) {
+		const char *n = req->cap_name[i], *v = req->cap_value[i];
+		if (strcmp(n, "id") == 0) {
+			size_t len = strlen(v);
+			if (len == 0 || len > 18 || strspn(v, "0123456789") != len)
+				return th_error_set(err, TH_EINVALID,
+				                    "invalid pull id '%.64s': want a number", v);
+		} else if ((strcmp(n, "owner") == 0 || strcmp(n, "db") == 0 ||
+		            strcmp(n, "user") == 0) &&
+		           !th_name_valid(v)) {
+			return th_error_set(err, TH_EINVALID,
+			                    "invalid %s name '%.64s': use 1-64 of [A-Za-z0-9_-]",
+			                    strcmp(n, "db") == 0 ? "database" : n, v);
+		}
+	}
+	return TH_OK;
+}
+
+/* Resolve :owner/:db into req->db, hiding private databases from everyone but their owner. */
+static int resolve_db(th_req *req, th_error *err)
+{
+	const char *owner = api_cap(req, "owner"), *name = api_cap(req, "db");
+	char key[140];
+	th_db_info d = { 0 };
+	int error;
+
+	api_echo(req, "database_owner", owner);
+	api_echo(req, "database_name", name);
+	snprintf(key, sizeof(key), "%s/%s", owner, name);
+	if (!api_cache_get(req->srv->dbs, key, &req->db, sizeof(req->db))) {
+		error = th_meta_db_get(&d, req->srv->meta, owner, name, err);
+		if (error == TH_ENOTFOUND)
+			goto hidden;
+		if (error < 0)
+			return error;
+		req->db.id = d.id;
+		snprintf(req->db.owner, sizeof(req->db.owner), "%s", d.owner);
+		snprintf(req->db.name, sizeof(req->db.name), "%s", d.name);
+		req->db.is_private = d.is_private;
+		th_db_info_dispose(&d);
+		api_cache_put(req->srv->dbs, key, &req->db, sizeof(req->db), 0);
+	}
+	if (req->db.is_private && strcmp(req->user, req->db.owner) != 0)
+		goto hidden;
+	return TH_OK;
+hidden:
+	/* Private databases of others answer exactly as missing ones. */
+	memset(&req->db, 0, sizeof(req->db));
+	return th_error_set(err, TH_ENOTFOUND, "database '%s/%s' not found", owner, name);
+}
+
+void api_set_early(th_req *req, unsigned status, const char *code, const char *msg)
+{
+	if (req->early_status != 0)
+		return;
+	req->early_status = status;
+	req->early_code = api_pool_strdup(&req->pool, code);
+	req->early_msg = api_pool_strdup(&req->pool, msg);
+	if (req->early_code == NULL || req->early_msg == NULL) {
+		req->early_code = "ENOMEM";
+		req->early_msg = "out of memory";
+	}
+}
+
+static void set_early_error(th_req *req, const th_error *e)
+{
+	api_set_early(req, api_status_for(e->code), th_code_name(e->code), e->msg);
+}
+
+/* The first call: route, authenticate, check the preconditions of the route's flags. Leaves a
+ * reply in req->resp when the request ends here. */
+static void first_call(th_req *req, const char *url, const char *method)
+{
+	const char *allow = NULL;
+	th_error err = { 0 };
+	size_t len = strlen(url);
+	unsigned flags;
+	int error;
+
+	while (len > 1 && url[len - 1] == '/') /* DoltHub warns about trailing slashes: allow one */
+		len--;
+	if ((req->path = api_pool_strndup(&req->pool, url, len)) == NULL) {
+		(void)api_reply_error(req, 503, "ENOMEM", "out of memory");
+		return;
+	}
+	error = api_route_match(req, method, req->path, &allow);
+	if (error == TH_ENOTFOUND) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "no such endpoint: %s %.200s", method, req->path);
+		(void)api_reply_error(req, MHD_HTTP_NOT_FOUND, "ENOTFOUND", msg);
+		return;
+	}
+	if (error == TH_EINVALID) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "method %s not allowed on %.200s (allowed: %s)", method,
+		         req->path, allow ? allow : "");
+		(void)api_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "EMETHOD", msg);
+		if (req->resp != NULL && allow != NULL)
+			MHD_add_response_header(req->resp, MHD_HTTP_HEADER_ALLOW, allow);
+		return;
+	}
+	if (error < 0) {
+		(void)api_reply_error(req, 503, "ENOMEM", "out of memory");
+		return;
+	}
+	flags = req->route->flags;
+	if (flags & R_OWNER)
+		flags |= R_DB | R_AUTH;
+	if ((error = check_captures(req, &err)) < 0 || (error = api_auth(req, &err)) < 0)
+		goto fail;
+	if ((flags & R_AUTH) && req->user[0] == '\0') {
+		error = th_error_set(&err, TH_EAUTH,
+		                     "authentication required: send the header "
+		                     "'authorization: token <your token>'");
+		goto fail;
+	}
+	if ((flags & R_DB) && (error = resolve_db(req, &err)) < 0)
+		goto fail;
+	if ((flags & R_OWNER) && strcmp(req->user, req->db.owner) != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "only the owner '%s' can change database '%s/%s'",
+		         req->db.owner, req->db.owner, req->db.name);
+		(void)api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg);
+		return;
+	}
+	if (flags & R_JSON) {
+		const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > API_JSON_MAX) {
+			error = th_error_set(&err, TH_ETOOBIG, "request body over %d bytes",
+			                     API_JSON_MAX);
+			goto fail;
+		}
+	}
+	if ((flags & R_STREAM) && (error = api_upload_begin(req, &err)) < 0)
+		goto fail;
+	return;
+
+fail:
+	(void)api_reply_th_error(req, &err);
+}
+
+/* A piece of body. Errors become the early reply; the rest of the body is drained. Returns 0, or
+ * -1 to close the connection (a body far past every cap, still coming). */
+static int body_call(th_req *req, const char *data, size_t len)
+{
+	const api_route *r = req->route;
+	th_error err = { 0 };
+
+	req->body_seen += len;
+	if (req->early_status != 0) {
+		uint64_t bound = req->srv->cfg.max_upload + (uint64_t)64 * 1024 * 1024;
+		return req->body_seen > bound ? -1 : 0;
+	}
+	if (r->flags & R_STREAM) {
+		if (api_upload_feed(req, data, len, &err) < 0)
+			set_early_error(req, &err);
+	} else if (r->flags & R_JSON) {
+		if (req->body_len + len > API_JSON_MAX) {
+			req->body_over = 1;
+			api_set_early(req, MHD_HTTP_CONTENT_TOO_LARGE, "ETOOBIG",
+			              "request body over 65536 bytes");
+			return 0;
+		}
+		if (req->body == NULL &&
+		    (req->body = api_pool_alloc(&req->pool, API_JSON_MAX + 1)) == NULL) {
+			api_set_early(req, 503, "ENOMEM", "out of memory");
+			return 0;
+		}
+		memcpy(req->body + req->body_len, data, len);
+		req->body_len += len;
+		req->body[req->body_len] = '\0';
+	}
+	/* Other routes take no body: it is ignored. */
+	return 0;
+}
+
+/* The last call: run the handler (or reply the error found while the body came in). */
+static void final_call(th_req *req)
+{
+	th_error err = { 0 };
+	int error;
+
+	if (req->early_status != 0) {
+		(void)api_reply_error(req, req->early_status, req->early_code, req->early_msg);
+		return;
+	}
+	if (req->route->flags & R_JSON) {
+		if (req->body_len == 0) {
+			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
+			                      "request body must be a JSON object");
+			return;
+		}
+		req->json = cJSON_ParseWithLength(req->body, req->body_len);
+		if (req->json == NULL || !cJSON_IsObject(req->json)) {
+			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
+			                      "request body must be a JSON object");
+			return;
+		}
+	}
+	if ((error = req->route->fn(req, &err)) < 0) {
+		if (err.code == TH_OK) /* a handler that forgot to say why: a bug */
+			th_error_set(&err, error, "internal error");
+		if (api_status_for(err.code) >= 500)
+			TH_LOG(TH_LOG_ERROR, "req=%llu %s %s: %s (%s)", (unsigned long long)req->id,
+			       req->method, req->path, err.msg, th_code_name(err.code));
+		(void)api_reply_th_error(req, &err);
+	} else if (req->resp == NULL) {
+		(void)api_reply_error(req, 500, "ERROR",
+		                      "internal error: the handler gave no reply");
+	}
+}
+
+static int has_body(const th_req *req)
+{
+	const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl != NULL && strtoull(cl, NULL, 10) > 0) ||
+	       api_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+static enum MHD_Result queue(th_req *req)
+{
+	enum MHD_Result r = MHD_queue_response(req->conn, req->status, req->resp);
+
+	MHD_destroy_response(req->resp);
+	req->resp = NULL;
+	req->queued = 1;
+	return r;
+}
+
+enum MHD_Result api_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls)
+{
+	th_req *req = *req_cls;
+
+	(void)version;
+	if (req == NULL) {
+		if ((req = calloc(1, sizeof(*req))) == NULL)
+			return MHD_NO;
+		req->srv = cls;
+		req->conn = conn;
+		req->method = method;
+		req->id = atomic_fetch_add(&next_req_id, 1);
+		req->started_us = now_us();
+		*req_cls = req;
+		first_call(req, url, method);
+		/* An early reply to a request with a body goes out now, before the body is read
+		 * (MHD then closes the connection). Without a body it waits for the next call,
+		 * which keeps the connection alive. */
+		return req->resp != NULL && has_body(req) ? queue(req) : MHD_YES;
+	}
+	if (req->queued) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		int rc = req->resp != NULL ? 0 : body_call(req, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return rc < 0 ? MHD_NO : MHD_YES;
+	}
+	if (req->resp == NULL)
+		final_call(req);
+	return queue(req);
+}
+
+void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+	th_req *req = *req_cls;
+
+	(void)cls;
+	(void)conn;
+	if (req == NULL)
+		return;
+	*req_cls = NULL;
+	TH_LOG(TH_LOG_INFO, "req=%llu %s %s %u %zuB %.1fms user=%s%s", (unsigned long long)req->id,
+	       req->method, req->path ? req->path : "-", req->queued ? req->status : 0u,
+	       req->resp_len, (double)(now_us() - req->started_us) / 1000.0,
+	       req->user[0] ? req->user : "-",
+	       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+	api_upload_release(req);
+	if (req->resp != NULL)
+		MHD_destroy_response(req->resp);
+	cJSON_Delete(req->json);
+	cJSON_Delete(req->echo);
+	api_pool_release(&req->pool);
+	free(req);
+}

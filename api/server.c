@@ -1,0 +1,301 @@
+/* server.c: the libmicrohttpd daemon and the per-request memory pool.
+ *
+ * MHD runs with its own threads: a pool of epoll loops (MHD_USE_INTERNAL_POLLING_THREAD |
+ * MHD_USE_EPOLL, MHD_OPTION_THREAD_POOL_SIZE = CPUs), each serving many keep-alive connections.
+ * This is what keeps the poll endpoint fast with many clients: no thread per connection, no
+ * context switch per request. Handlers do short blocking work (a SQLite lookup, a write to the
+ * upload file); long work (imports) goes to the job workers of src/jobs.c.
+ *
+ * The pool is a bump allocator: blocks of 4 KiB or more, freed together when MHD reports the
+ * request complete, so handlers allocate freely and never free.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "tablehub/hash.h"
+#include "tablehub/log.h"
+
+/* --- pool ------------------------------------------------------------------------------------ */
+
+struct api_pool_block {
+	api_pool_block *next;
+	size_t size;
+	_Alignas(16) char data[];
+};
+
+#define POOL_BLOCK 4096
+
+void *api_pool_alloc(api_pool *p, size_t n)
+{
+	size_t need = (n + 15) & ~(size_t)15;
+	char *r;
+
+	if (need < n)
+		return NULL;
+	if (p->cur == NULL || (size_t)(p->end - p->cur) < need) {
+		size_t size = need > POOL_BLOCK ? need : POOL_BLOCK;
+		api_pool_block *b = malloc(sizeof(*b) + size);
+		if (b == NULL)
+			return NULL;
+		b->size = size;
+		b->next = p->head;
+		p->head = b;
+		p->cur = b->data;
+		p->end = b->data + size;
+	}
+	r = p->cur;
+	p->cur += need;
+	memset(r, 0, n);
+	return r;
+}
+
+char *api_pool_strndup(api_pool *p, const char *s, size_t n)
+{
+	char *r = api_pool_alloc(p, n + 1);
+
+	if (r != NULL) {
+		memcpy(r, s, n);
+		r[n] = '\0';
+	}
+	return r;
+}
+
+char *api_pool_strdup(api_pool *p, const char *s)
+{
+	return s ? api_pool_strndup(p, s, strlen(s)) : NULL;
+}
+
+char *api_pool_printf(api_pool *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (r = api_pool_alloc(p, (size_t)n + 1)) == NULL)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(r, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void api_pool_release(api_pool *p)
+{
+	api_pool_block *b = p->head, *next;
+
+	for (; b != NULL; b = next) {
+		next = b->next;
+		free(b);
+	}
+	p->head = NULL;
+	p->cur = p->end = NULL;
+}
+
+/* --- cache --------------------------------------------------------------------------------- */
+
+typedef struct cache_entry {
+	int64_t expires_ms; /* 0 = empty */
+	size_t len;
+	char key[API_CACHE_KEY];
+	unsigned char *val; /* val_max bytes in api_cache.vals */
+} cache_entry;
+
+struct api_cache {
+	pthread_mutex_t mu;
+	size_t n, val_max;
+	int64_t ttl_ms;
+	cache_entry *e;
+	unsigned char *vals;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+api_cache *api_cache_new(size_t slots, size_t val_max, int64_t ttl_ms)
+{
+	api_cache *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || (c->e = calloc(slots, sizeof(*c->e))) == NULL ||
+	    (c->vals = malloc(slots * val_max)) == NULL) {
+		if (c != NULL)
+			free(c->e);
+		free(c);
+		return NULL;
+	}
+	for (size_t i = 0; i < slots; i++)
+		c->e[i].val = c->vals + i * val_max;
+	pthread_mutex_init(&c->mu, NULL);
+	c->n = slots;
+	c->val_max = val_max;
+	c->ttl_ms = ttl_ms;
+	return c;
+}
+
+void api_cache_free(api_cache *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_destroy(&c->mu);
+	free(c->vals);
+	free(c->e);
+	free(c);
+}
+
+size_t api_cache_get(api_cache *c, const char *key, void *val, size_t val_size)
+{
+	size_t klen = strlen(key), len = 0;
+	cache_entry *e;
+
+	if (c == NULL || klen >= API_CACHE_KEY)
+		return 0;
+	e = &c->e[th_hash64(key, klen) % c->n];
+	pthread_mutex_lock(&c->mu);
+	if (e->expires_ms > mono_ms() && strcmp(e->key, key) == 0) {
+		len = e->len;
+		memcpy(val, e->val, len < val_size ? len : val_size);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return len;
+}
+
+void api_cache_put(api_cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms)
+{
+	size_t klen = strlen(key);
+	cache_entry *e;
+
+	if (c == NULL || klen >= API_CACHE_KEY || len > c->val_max || len == 0)
+		return;
+	e = &c->e[th_hash64(key, klen) % c->n];
+	pthread_mutex_lock(&c->mu);
+	memcpy(e->key, key, klen + 1);
+	memcpy(e->val, val, len);
+	e->len = len;
+	e->expires_ms = mono_ms() + (ttl_ms > 0 ? ttl_ms : c->ttl_ms);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* --- listen address -------------------------------------------------------------------------- */
+
+int api_parse_listen(uint32_t *addr_be, uint16_t *port, const char *s, th_error *err)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	struct in_addr a;
+	char *end;
+	long p;
+
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return th_error_set(err, TH_EINVALID, "bad listen address '%s': want HOST:PORT", s);
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 0 || p > 65535)
+		return th_error_set(err, TH_EINVALID, "bad port in listen address '%s'", s);
+	if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &a) != 1)
+		return th_error_set(err, TH_EINVALID,
+		                    "bad listen address '%s': want an IPv4 address and a port", s);
+	*addr_be = a.s_addr;
+	*port = (uint16_t)p;
+	return TH_OK;
+}
+
+/* --- daemon ---------------------------------------------------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	TH_LOG(TH_LOG_WARN, "http: %s", line);
+}
+
+int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *meta,
+                     struct th_jobs *jobs, th_error *err)
+{
+	struct sockaddr_in sa;
+	const union MHD_DaemonInfo *info;
+	unsigned threads = cfg->threads;
+	int error;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = *cfg;
+	srv->meta = meta;
+	srv->jobs = jobs;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	{
+		uint32_t addr;
+		uint16_t port;
+		if ((error = api_parse_listen(&addr, &port, cfg->listen, err)) < 0)
+			return error;
+		sa.sin_addr.s_addr = addr;
+		sa.sin_port = htons(port);
+	}
+	/* Tokens cannot be revoked yet and visibility never changes, so a short life only bounds
+	 * how long a future revocation would take. */
+	if ((srv->tokens = api_cache_new(1024, 65, 30000)) == NULL ||
+	    (srv->dbs = api_cache_new(1024, sizeof(api_db), 5000)) == NULL ||
+	    (srv->polls = api_cache_new(1024, 2048, 600000)) == NULL) {
+		api_server_stop(srv);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	if (threads == 0) { /* one per CPU, and two at least: an upload's fsync blocks its thread */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 2 ? (unsigned)n : 2;
+	}
+	srv->daemon = MHD_start_daemon(
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	        api_dispatch, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+	        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
+	        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 1024u,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, api_completed,
+	        srv, MHD_OPTION_END);
+	if (srv->daemon == NULL) {
+		api_server_stop(srv);
+		return th_error_set(err, TH_ESTORE,
+		                    "cannot listen on %s (address in use, or not an address of "
+		                    "this machine)",
+		                    cfg->listen);
+	}
+	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : ntohs(sa.sin_port);
+	return TH_OK;
+}
+
+void api_server_stop(api_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->daemon != NULL)
+		MHD_stop_daemon(srv->daemon);
+	srv->daemon = NULL;
+	api_cache_free(srv->tokens);
+	api_cache_free(srv->dbs);
+	api_cache_free(srv->polls);
+	srv->tokens = srv->dbs = srv->polls = NULL;
+}

@@ -1,0 +1,385 @@
+/* upload.c: POST /api/v1alpha1/{owner}/{db}/upload, DoltHub's file upload, and its body hooks.
+ *
+ * The body is multipart/form-data with a `file` part and a `params` part (JSON), in either order,
+ * the params part with or without a Content-Type. It is parsed as it streams in (multipart.c):
+ * the file goes straight to storage/files.c (a temp file, hashed as it is written, with the size
+ * cap checked on every write), the params are buffered (64 KiB at most) and validated as soon as
+ * their part ends. The first problem ends the upload: the temp file is removed at once and the rest
+ * of the body is drained unread, then answered with the error (MHD 0.9.75 cannot answer before it
+ * has read the body; a Content-Length over the cap is refused before any byte is read).
+ *
+ * Only when the body is complete and the params are valid (including that the branch exists) is
+ * the file fsynced under its SHA-256 name and the import operation queued; then the workers of
+ * src/jobs.c take over.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "tablehub/files.h"
+#include "tablehub/import.h"
+#include "tablehub/jobs.h"
+#include "tablehub/repo.h"
+#include "tablehub/table.h"
+
+enum { PART_NONE, PART_FILE, PART_PARAMS, PART_OTHER };
+
+/* The multipart part headers and framing allowed beyond the cap before a Content-Length alone
+ * proves the file too big. */
+#define FRAMING_ALLOWANCE (64 * 1024)
+
+struct api_upload {
+	th_req *req;
+	api_mp *mp;     /* NULL while the boundary is still to be sniffed */
+	char sniff[80]; /* the body's first line, when the Content-Type was not multipart */
+	size_t sniff_len;
+	int in; /* PART_* of the part being read */
+	unsigned file_parts, params_parts;
+	th_upload *file; /* while the file streams in and until it is finished or abandoned */
+	char part_filename[256];
+	char *params; /* API_JSON_MAX + 1 bytes from the pool */
+	size_t params_len;
+	int params_ok;
+	/* The validated params; strings borrowed from pjson. */
+	cJSON *pjson;
+	const char *table, *file_name, *branch;
+	th_import_op op;
+	th_file_format fmt;
+	const char **pk;
+	size_t npk;
+};
+
+#define P "params: "
+
+/* Check the params JSON and fill the validated fields. Each failure names the key. */
+static int validate_params(api_upload *u, th_error *err)
+{
+	const char *type, *op;
+	const cJSON *pk;
+	int error;
+
+	u->pjson = cJSON_ParseWithLength(u->params ? u->params : "", u->params_len);
+	if (u->pjson == NULL)
+		return th_error_set(err, TH_EINVALID,
+		                    "params is not valid JSON: send a JSON object with tableName, "
+		                    "fileName, branchName, fileType, importOp, primaryKeys");
+	if (!cJSON_IsObject(u->pjson))
+		return th_error_set(err, TH_EINVALID, "params must be a JSON object");
+	if ((error = api_json_get_str(&u->table, u->pjson, "tableName", 0, P, err)) < 0 ||
+	    (error = api_json_get_str(&u->file_name, u->pjson, "fileName", 0, P, err)) < 0 ||
+	    (error = api_json_get_str(&u->branch, u->pjson, "branchName", 0, P, err)) < 0 ||
+	    (error = api_json_get_str(&type, u->pjson, "fileType", 0, P, err)) < 0 ||
+	    (error = api_json_get_str(&op, u->pjson, "importOp", 1, P, err)) < 0)
+		return error;
+	if (u->table)
+		api_echo(u->req, "table_name", u->table);
+	if (u->branch)
+		api_echo(u->req, "branch_name", u->branch);
+
+	/* fileType: DoltHub requires it; without one, the file name's extension decides. */
+	if (type == NULL) {
+		const char *name = u->file_name ? u->file_name : u->part_filename;
+		const char *dot = strrchr(name, '.');
+		type = dot && th_file_format_parse(dot + 1) ? dot + 1 : "Csv";
+	}
+	u->fmt = th_file_format_parse(type);
+	if (u->fmt == TH_FMT_JSON)
+		return th_error_set(err, TH_EINVALID,
+		                    P "'fileType' Json is not supported yet: use Csv, Psv or Tsv");
+	if (u->fmt == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    P "'fileType' must be Csv, Psv or Tsv (got '%.64s')", type);
+	if ((u->op = th_import_op_parse(op)) == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    P "'importOp' must be Create, Overwrite, Update, Replace or "
+		                      "Append (got '%.64s')",
+		                    op);
+	if (u->table == NULL)
+		return th_error_set(err, TH_EINVALID, P "'tableName' is required");
+	if (!th_table_name_valid(u->table))
+		return th_error_set(err, TH_EINVALID,
+		                    P "'tableName' must be 1-64 of [A-Za-z0-9_-] (got '%.64s')",
+		                    u->table);
+	if (u->branch == NULL || u->branch[0] == '\0')
+		u->branch = "main";
+	if (!th_repo_branch_name_valid(u->branch))
+		return th_error_set(err, TH_EINVALID,
+		                    P "'branchName' is not a valid branch name (got '%.200s')",
+		                    u->branch);
+	if (u->file_name == NULL || u->file_name[0] == '\0')
+		u->file_name = u->part_filename[0] ? u->part_filename : "file";
+
+	pk = cJSON_GetObjectItemCaseSensitive(u->pjson, "primaryKeys");
+	if (pk != NULL && !cJSON_IsNull(pk)) {
+		const cJSON *it;
+		size_t i = 0;
+		if (!cJSON_IsArray(pk))
+			return th_error_set(err, TH_EINVALID,
+			                    P "'primaryKeys' must be an array of column names");
+		u->npk = (size_t)cJSON_GetArraySize(pk);
+		if (u->npk > 0 &&
+		    (u->pk = api_pool_alloc(&u->req->pool, u->npk * sizeof(*u->pk))) == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		cJSON_ArrayForEach(it, pk)
+		{
+			if (!cJSON_IsString(it) || !th_column_name_valid(it->valuestring))
+				return th_error_set(err, TH_EINVALID,
+				                    P "'primaryKeys' must be an array of column "
+				                      "names (item %zu is not)",
+				                    i + 1);
+			u->pk[i++] = it->valuestring;
+		}
+	}
+	u->params_ok = 1;
+	return TH_OK;
+}
+
+static int part_begin(void *payload, const char *name, const char *filename, const char *ctype,
+                      th_error *err)
+{
+	api_upload *u = payload;
+	th_req *req = u->req;
+
+	(void)ctype; /* the params part may come with or without one: both are fine */
+	if (strcmp(name, "file") == 0) {
+		if (u->file_parts++ > 0)
+			return th_error_set(err, TH_EINVALID, "more than one 'file' part");
+		snprintf(u->part_filename, sizeof(u->part_filename), "%s",
+		         filename ? filename : "");
+		u->in = PART_FILE;
+		return th_upload_begin(&u->file, req->srv->cfg.data_dir, req->srv->cfg.max_upload,
+		                       err);
+	}
+	if (strcmp(name, "params") == 0) {
+		if (u->params_parts++ > 0)
+			return th_error_set(err, TH_EINVALID, "more than one 'params' part");
+		if ((u->params = api_pool_alloc(&req->pool, API_JSON_MAX + 1)) == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		u->in = PART_PARAMS;
+		return TH_OK;
+	}
+	u->in = PART_OTHER; /* other fields are ignored */
+	return TH_OK;
+}
+
+static int part_data(void *payload, const char *data, size_t len, th_error *err)
+{
+	api_upload *u = payload;
+
+	switch (u->in) {
+	case PART_FILE:
+		return th_upload_write(u->file, data, len, err);
+	case PART_PARAMS:
+		if (u->params_len + len > API_JSON_MAX)
+			return th_error_set(err, TH_ETOOBIG, "the 'params' part is over %d bytes",
+			                    API_JSON_MAX);
+		memcpy(u->params + u->params_len, data, len);
+		u->params_len += len;
+		u->params[u->params_len] = '\0';
+		return TH_OK;
+	default:
+		return TH_OK;
+	}
+}
+
+static int part_end(void *payload, th_error *err)
+{
+	api_upload *u = payload;
+	int in = u->in;
+
+	u->in = PART_NONE;
+	/* Validate the params as soon as they are complete: a bad upload stops before more of the
+	 * file is written. */
+	return in == PART_PARAMS ? validate_params(u, err) : TH_OK;
+}
+
+static const api_mp_callbacks mp_callbacks = { part_begin, part_data, part_end };
+
+int api_upload_begin(th_req *req, th_error *err)
+{
+	const char *ct = api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t cap = req->srv->cfg.max_upload;
+	char boundary[71];
+	api_upload *u;
+	int is_multipart, error;
+
+	if (cl != NULL && cap > 0 &&
+	    strtoull(cl, NULL, 10) > cap + API_JSON_MAX + FRAMING_ALLOWANCE)
+		return th_error_set(err, TH_ETOOBIG, "file is larger than the %llu MB upload limit",
+		                    (unsigned long long)(cap / 1048576));
+	if ((u = api_pool_alloc(&req->pool, sizeof(*u))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	u->req = req;
+	req->upload = u;
+	if ((error = api_mp_boundary(boundary, &is_multipart, ct, err)) == TH_OK)
+		return api_mp_new(&u->mp, &req->pool, boundary, &mp_callbacks, u, err);
+	if (is_multipart) /* multipart without a usable boundary */
+		return error;
+	/* Not multipart by its header. DoltHub's own example sends a multipart body labelled
+	 * application/json, so the body's first line decides: "--BOUNDARY" is multipart after all;
+	 * anything else is answered 415. Without a body there is nothing to look at. */
+	if (cl == NULL && api_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL)
+		return api_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "EUNSUPPORTED",
+		                       err->msg) < 0
+		               ? TH_ENOMEM
+		               : TH_OK;
+	th_error_clear(err);
+	return TH_OK;
+}
+
+/* Collect the first line of a body sent without a multipart Content-Type; once complete, make the
+ * parser from it and feed it what was collected. Returns the bytes of data consumed, or < 0. */
+static long sniff_boundary(api_upload *u, const char *data, size_t len, th_error *err)
+{
+	size_t take = 0, n;
+	char *crlf;
+	int error;
+
+	while (take < len && u->sniff_len < sizeof(u->sniff) - 1) {
+		u->sniff[u->sniff_len++] = data[take++];
+		u->sniff[u->sniff_len] = '\0';
+		if (u->sniff_len >= 2 && u->sniff[u->sniff_len - 2] == '\r' &&
+		    u->sniff[u->sniff_len - 1] == '\n')
+			break;
+	}
+	crlf = strstr(u->sniff, "\r\n");
+	if (crlf == NULL && u->sniff_len < sizeof(u->sniff) - 1)
+		return (long)take; /* need more */
+	n = crlf ? (size_t)(crlf - u->sniff) : 0;
+	if (crlf == NULL || n < 3 || n > 72 || strncmp(u->sniff, "--", 2) != 0 ||
+	    strpbrk(u->sniff + 2, " \t") != NULL) {
+		api_set_early(u->req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "EUNSUPPORTED",
+		              "Content-Type must be multipart/form-data with parts 'file' and "
+		              "'params'");
+		return th_error_set(err, TH_EINVALID, "not multipart/form-data");
+	}
+	*crlf = '\0';
+	if ((error = api_mp_new(&u->mp, &u->req->pool, u->sniff + 2, &mp_callbacks, u, err)) < 0)
+		return error;
+	*crlf = '\r';
+	if ((error = api_mp_feed(u->mp, u->sniff, u->sniff_len, err)) < 0)
+		return error;
+	return (long)take;
+}
+
+int api_upload_feed(th_req *req, const char *data, size_t len, th_error *err)
+{
+	api_upload *u = req->upload;
+	int error = TH_OK;
+
+	if (u->mp == NULL) {
+		long used = sniff_boundary(u, data, len, err);
+		if (used < 0) {
+			error = (int)used;
+			goto cleanup;
+		}
+		data += used;
+		len -= (size_t)used;
+		if (u->mp == NULL || len == 0)
+			return TH_OK;
+	}
+	error = api_mp_feed(u->mp, data, len, err);
+cleanup:
+	if (error < 0) { /* nothing of a failed upload is kept */
+		th_upload_abort(u->file);
+		u->file = NULL;
+	}
+	return error;
+}
+
+void api_upload_release(th_req *req)
+{
+	api_upload *u = req->upload;
+
+	if (u == NULL)
+		return;
+	th_upload_abort(u->file);
+	u->file = NULL;
+	cJSON_Delete(u->pjson);
+	u->pjson = NULL;
+	req->upload = NULL;
+}
+
+int api_upload_create(th_req *req, th_error *err)
+{
+	api_upload *u = req->upload;
+	th_import_params ip;
+	th_repo *repo = NULL;
+	th_oid head;
+	char sha[65], id[TH_UUID_SIZE];
+	uint64_t size = 0;
+	cJSON *body;
+	int error;
+
+	if (u->mp == NULL) /* not multipart by its header, and the body did not look like it */
+		return api_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "EUNSUPPORTED",
+		                       "Content-Type must be multipart/form-data with parts 'file' "
+		                       "and 'params'") < 0
+		               ? TH_ENOMEM
+		               : TH_OK;
+	if ((error = api_mp_finish(u->mp, err)) < 0)
+		return error;
+	if (u->file_parts == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    "no 'file' part: send the file as multipart field 'file'");
+	if (u->params_parts == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    "no 'params' part: send the import parameters as multipart "
+		                    "field 'params' (JSON)");
+	if (!u->params_ok) /* validated at the end of the part; here for safety */
+		return th_error_set(err, TH_EINVALID, "params were not validated");
+	if (th_upload_size(u->file) == 0)
+		return th_error_set(err, TH_EINVALID, "the 'file' part is empty");
+	if ((error = api_repo_open(&repo, req, err)) < 0)
+		return error;
+	error = th_repo_branch_get(&head, repo, u->branch, err);
+	th_repo_free(repo);
+	if (error == TH_ENOTFOUND)
+		return th_error_set(err, TH_EINVALID,
+		                    P "'branchName': no branch '%.200s' in '%s/%s'", u->branch,
+		                    req->db.owner, req->db.name);
+	if (error < 0)
+		return error;
+
+	/* The file is durable under its content's name before the operation that names it. */
+	error = th_upload_finish(u->file, sha, &size, err);
+	u->file = NULL;
+	if (error < 0)
+		return error;
+	memset(&ip, 0, sizeof(ip));
+	ip.owner = req->db.owner;
+	ip.db = req->db.name;
+	ip.creator = req->user;
+	ip.upload_sha256 = sha;
+	ip.bytes_total = size;
+	ip.file_name = u->file_name;
+	ip.table_name = u->table;
+	ip.branch_name = u->branch;
+	ip.op = u->op;
+	ip.format = u->fmt;
+	ip.pk = u->pk;
+	ip.npk = u->npk;
+	if ((error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err)) < 0)
+		return error;
+	th_jobs_wake(req->srv->jobs);
+
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) ||
+	    !api_json_str(body, "branch_name", u->branch) ||
+	    !api_json_str(body, "table_name", u->table) ||
+	    !cJSON_AddStringToObject(body, "operation_name",
+	                             api_pool_printf(&req->pool,
+	                                             "repositoryOwners/%s/repositories/%s/jobs/%s",
+	                                             req->db.owner, req->db.name, id)) ||
+	    !cJSON_AddStringToObject(
+	            body, "user_operation_name",
+	            api_pool_printf(&req->pool, "users/%s/userOperations/%s", req->user, id))) {
+		cJSON_Delete(body);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	return api_reply_json(req, MHD_HTTP_OK, body, err);
+}

@@ -1,0 +1,106 @@
+/* query.h: read-only SQL over any branch, tag or commit of a database, and tables as CSV
+ * (src/query.c, src/csv_write.c).
+ *
+ * A query runs against a snapshot: one SQLite file holding every table of a commit, kept in
+ * DIR/cache/<owner>/<db>/<oid>.sqlite where <oid> is the id of the commit's `tables/` tree, so
+ * commits and refs with the same tables share one file. A missing snapshot is built once (threads
+ * of one process wait for the one building it, other processes for an flock), preferably from the
+ * snapshot of a recent ancestor: its file is copied and only the rows that differ are applied.
+ * The cache keeps to a size budget by deleting the least recently used files (use touches a
+ * file's mtime). Snapshots are derived data: deleting any of them at any time is safe.
+ */
+#ifndef TABLEHUB_QUERY_H
+#define TABLEHUB_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "error.h"
+#include "sqlcache.h"
+
+typedef struct th_query_opts {
+	uint64_t max_rows;       /* rows returned before the status becomes RowLimit; 0: none */
+	uint32_t time_ms;        /* time limit of one statement; 0: none */
+	uint64_t heap_bytes;     /* SQLite heap limit of one statement; 0: none */
+	uint64_t cache_budget;   /* bytes of snapshots kept under DIR/cache; 0: no eviction */
+	uint32_t ancestor_depth; /* commits searched for a cached ancestor to build from */
+} th_query_opts;
+
+#define TH_QUERY_MAX_ROWS 1000
+#define TH_QUERY_TIME_MS 10000
+#define TH_QUERY_HEAP_BYTES (256ull << 20)
+#define TH_QUERY_CACHE_BUDGET (2ull << 30)
+#define TH_QUERY_ANCESTOR_DEPTH 64
+
+/* The defaults above. */
+void th_query_opts_init(th_query_opts *o);
+
+/* Where a query runs. All borrowed. */
+typedef struct th_query_target {
+	const char *datadir;
+	const char *owner;
+	const char *db;
+	const char *ref; /* branch, tag, full or abbreviated commit id; NULL or "" means "main" */
+} th_query_target;
+
+typedef enum {
+	TH_SNAP_CACHED = 0,   /* the snapshot was there */
+	TH_SNAP_BUILT = 1,    /* built from the commit's rows */
+	TH_SNAP_ADVANCED = 2, /* copied from an ancestor's snapshot and brought up to date */
+} th_snap_origin;
+
+/* What a query ran on and how it went. */
+typedef struct th_query_info {
+	char commit[41];      /* the commit the ref resolved to */
+	char tables_tree[41]; /* the id of its tables/ tree (the snapshot's key) */
+	th_snap_origin origin;
+	double build_ms; /* time spent resolving and making the snapshot ready */
+	double query_ms; /* time spent running the statement */
+	uint64_t rows;   /* rows sent to the sink */
+	int truncated;   /* the row limit cut the result */
+} th_query_info;
+
+/* Resolve t->ref and make sure its snapshot exists, building it if needed; the file's path is
+ * appended to path_out and *info (may be NULL) filled in. Returns TH_OK; TH_ENOTFOUND (no such
+ * database or ref: the message says which); TH_EINVALID (a malformed name or ref); TH_ESTORE. */
+int th_query_snapshot(th_buf *path_out, th_query_info *info, const th_query_target *t,
+                      const th_query_opts *o, th_error *err);
+
+/* Run the one read-only statement `sql` at t->ref, streaming the result to `sink` (see
+ * sqlcache.h), with the limits of `o` (NULL: the defaults). *info (may be NULL) says what ran.
+ * Returns TH_OK (also when the row limit cut the result: info->truncated); TH_EINVALID (SQL error
+ * or a refused statement); TH_ELIMIT (time or memory limit); TH_ENOTFOUND; TH_ESTORE; or what a
+ * sink callback returned. */
+int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
+                 const th_query_opts *o, const th_sql_sink *sink, th_error *err);
+
+/* The HTTP status for a th_query_* result code: 200, 400 (EINVALID, ELIMIT), 404, 503 (EBUSY),
+ * 500 otherwise. */
+int th_query_http_status(int code);
+
+/* Run `sql` (NULL or empty: list the tables, as DoltHub answers a request without `q`) and
+ * append DoltHub's SQL-read response to `out`: query_execution_status (Success, RowLimit,
+ * Error), query_execution_message, repository_owner, repository_name, commit_ref, sql_query,
+ * schema [{columnName, columnType}], rows [{column: "value" or null}]. On failure the Error body
+ * (which also carries status "Error", message and code) is appended instead, and the failure's
+ * code returned, with *err set; pass the code to th_query_http_status. */
+int th_query_json(th_buf *out, th_query_info *info, const th_query_target *t, const char *sql,
+                  const th_query_opts *o, th_error *err);
+
+/* --- tables as CSV --------------------------------------------------------------------------- */
+
+typedef struct th_csv_export th_csv_export;
+
+/* Start writing table `table` at t->ref as CSV (a header line, then every row in key order),
+ * read straight from git, without a snapshot. Returns TH_OK, TH_ENOTFOUND (database, ref or
+ * table), TH_EINVALID (a malformed name) or TH_ESTORE. Free *out with th_csv_export_free. */
+int th_csv_export_open(th_csv_export **out, const th_query_target *t, const char *table,
+                       th_error *err);
+
+/* Append whole CSV lines to `out` until it holds at least `want` bytes or the table ends.
+ * Returns 1 (there may be more), 0 (the end: nothing more will come) or a negative code. */
+int th_csv_export_read(th_csv_export *x, th_buf *out, size_t want, th_error *err);
+
+void th_csv_export_free(th_csv_export *x);
+
+#endif
