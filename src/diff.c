@@ -141,12 +141,7 @@ static int side_load(th_diff_iter *it, diff_side *s, th_error *err)
 
 static int key_cmp(const th_row *x, const th_row *y)
 {
-	size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
-	int c = n ? memcmp(x->key, y->key, n) : 0;
-
-	if (c != 0)
-		return c;
-	return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
+	return th_key_cmp(x->key, x->keylen, y->key, y->keylen);
 }
 
 /* The number of rows from s->pos on whose key equals the current row's (keyless duplicates). */

@@ -142,19 +142,9 @@ static uint64_t key_prefix(const unsigned char *k, size_t n)
 	return p;
 }
 
-static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = memcmp(a, b, n);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 static int rec_cmp(const rec *a, const rec *b)
 {
-	int c = key_cmp(REC_KEY(a), a->keylen, REC_KEY(b), b->keylen);
+	int c = th_key_cmp(REC_KEY(a), a->keylen, REC_KEY(b), b->keylen);
 
 	if (c)
 		return c;
@@ -740,7 +730,7 @@ static int count_old(imp *m, const unsigned char *key, size_t keylen, const th_b
 	int c, error;
 
 	while (m->old_have) {
-		c = key ? key_cmp(m->old_row.key, m->old_row.keylen, key, keylen) : -1;
+		c = key ? th_key_cmp(m->old_row.key, m->old_row.keylen, key, keylen) : -1;
 		if (c > 0)
 			break;
 		if (c < 0) {
@@ -788,8 +778,8 @@ static int next_edit(void *payload, th_edit *e, th_error *err)
 	if ((error = sorter_pop(&m->sort, err)) < 0)
 		return error;
 	while ((r = sorter_peek(&m->sort)) != NULL &&
-	       key_cmp(REC_KEY(r), r->keylen, (const unsigned char *)m->ekey.ptr, m->ekey.size) ==
-	               0) {
+	       th_key_cmp(REC_KEY(r), r->keylen, (const unsigned char *)m->ekey.ptr,
+	                  m->ekey.size) == 0) {
 		if (m->schema.npk == 0) {
 			count++;
 		} else if (m->o->op == TH_OP_UPDATE) {
@@ -996,8 +986,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	if (ftell(m.spill) > (long)PACK_THRESHOLD && (error = th_pack_new(&pack, repo, 1, err)) < 0)
 		goto cleanup;
 	error = th_table__apply_ex(&rows, &st, repo, &m.schema, use_base ? &m.old.rows : NULL,
-	                                next_edit, &m, use_base && m.schema.npk ? resolve : NULL,
-	                                use_base, pack, err);
+	                           next_edit, &m, use_base && m.schema.npk ? resolve : NULL,
+	                           use_base, pack, err);
 	pack = NULL; /* taken by the apply */
 	if (error < 0)
 		goto cleanup;

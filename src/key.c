@@ -191,3 +191,13 @@ int th_key_format(th_buf *out, const th_schema *s, const th_cell *cells, th_erro
 		return th_buf_putc(out, ')', err);
 	return TH_OK;
 }
+
+int th_key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}

@@ -176,12 +176,7 @@ typedef struct row_merge {
 
 static int change_key_cmp(const th_row_change *x, const th_row_change *y)
 {
-	size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
-	int c = n ? memcmp(x->key, y->key, n) : 0;
-
-	if (c != 0)
-		return c;
-	return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
+	return th_key_cmp(x->key, x->keylen, y->key, y->keylen);
 }
 
 static int cell_eq(const th_cell *x, const th_cell *y)

@@ -339,16 +339,6 @@ typedef struct json_diff {
 	int last_phase, more;
 } json_diff;
 
-static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 static int put_str(th_buf *b, const char *s, th_error *err)
 {
 	if (s == NULL)
@@ -486,7 +476,7 @@ static int after_pos(const json_diff *j, const char *table, int phase, const uns
 		return c > 0;
 	if (phase != j->pos_phase)
 		return phase > j->pos_phase;
-	return key_cmp(key, keylen, (const unsigned char *)j->pos_key.ptr, j->pos_key.size) > 0;
+	return th_key_cmp(key, keylen, (const unsigned char *)j->pos_key.ptr, j->pos_key.size) > 0;
 }
 
 static int json_row(void *payload, const th_table_diff *t, const th_diff_row *r, th_error *err)

@@ -302,16 +302,6 @@ cleanup:
 
 /* --- apply ------------------------------------------------------------------------------------ */
 
-static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = memcmp(a, b, n);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 /* Does chunk `ref` end (its last key) before `key` for certain? A chunk whose name holds only a
  * prefix of its last key answers no when the prefixes tie, and is then opened, which is correct,
  * only slower. */
@@ -322,7 +312,7 @@ static int chunk_ends_before(const th_chunk_ref *ref, const unsigned char *key, 
 	size_t n = th_chunk_name_key(last, ref->name, &cut);
 
 	if (!cut)
-		return key_cmp(last, n, key, keylen) < 0;
+		return th_key_cmp(last, n, key, keylen) < 0;
 	return memcmp(last, key, n < keylen ? n : keylen) < 0;
 }
 
@@ -395,7 +385,7 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
 		}
 		if (pos < rows.n &&
 		    (!have_edit ||
-		     key_cmp(rows.rows[pos].key, rows.rows[pos].keylen, e.key, e.keylen) < 0)) {
+		     th_key_cmp(rows.rows[pos].key, rows.rows[pos].keylen, e.key, e.keylen) < 0)) {
 			/* A base row no edit touches. */
 			th_row *r = &rows.rows[pos++];
 			if ((error = th_chunker_add(&ch, r->key, r->keylen, r->line, r->linelen,
@@ -412,15 +402,15 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
 			size_t linelen = e.linelen;
 			th_row *first = NULL;
 
-			if (prevkey.size && key_cmp((const unsigned char *)prevkey.ptr,
-			                            prevkey.size, e.key, e.keylen) >= 0) {
+			if (prevkey.size && th_key_cmp((const unsigned char *)prevkey.ptr,
+			                               prevkey.size, e.key, e.keylen) >= 0) {
 				error = th_error_set(err, TH_EINVALID, "edits out of key order");
 				goto cleanup;
 			}
 			if ((error = th_buf_set(&prevkey, e.key, e.keylen, err)) < 0)
 				goto cleanup;
-			while (pos < rows.n && key_cmp(rows.rows[pos].key, rows.rows[pos].keylen,
-			                               e.key, e.keylen) == 0) {
+			while (pos < rows.n && th_key_cmp(rows.rows[pos].key, rows.rows[pos].keylen,
+			                                  e.key, e.keylen) == 0) {
 				if (first == NULL)
 					first = &rows.rows[pos];
 				old++;

@@ -1,8 +1,8 @@
 /* table.h: tables stored in git as key-ordered, content-defined chunks (src/schema.c, src/key.c,
  * src/row.c, src/chunk.c, src/table.c).
  *
- * A commit's tree holds `tables/<name>/schema.json` and `tables/<name>/rows/`, the rows sorted by an
- * order-preserving encoding of the primary key (memcmp order = key order) and cut into chunks of
+ * A commit's tree holds `tables/<name>/schema.json` and `tables/<name>/rows/`, the rows sorted by
+ * an order-preserving encoding of the primary key (memcmp order = key order) and cut into chunks of
  * ~64 KiB where a row's key hash says so. Each row is one line, a JSON array of its cells in schema
  * order (`null` for NULL). A table without a primary key (keyless) uses the whole row as its key;
  * duplicate rows are repeated lines and never split across chunks. Large tables get a second tree
@@ -20,10 +20,10 @@
 /* --- types --------------------------------------------------------------------------------- */
 
 typedef enum {
-	TH_TYPE_INTEGER = 1, /* int64, no leading zeros ("007" is text) */
-	TH_TYPE_REAL = 2,    /* a JSON number with a fraction or exponent, kept as written */
-	TH_TYPE_BOOLEAN = 3, /* true/false in any case, stored as true/false */
-	TH_TYPE_DATE = 4,    /* YYYY-MM-DD */
+	TH_TYPE_INTEGER = 1,  /* int64, no leading zeros ("007" is text) */
+	TH_TYPE_REAL = 2,     /* a JSON number with a fraction or exponent, kept as written */
+	TH_TYPE_BOOLEAN = 3,  /* true/false in any case, stored as true/false */
+	TH_TYPE_DATE = 4,     /* YYYY-MM-DD */
 	TH_TYPE_DATETIME = 5, /* YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM] */
 	TH_TYPE_TEXT = 6,
 } th_type;
@@ -57,7 +57,10 @@ typedef struct th_schema {
 	size_t *pk; /* indices into cols in key order; npk == 0 means keyless */
 } th_schema;
 
-#define TH_SCHEMA_INIT { 0, NULL, 0, NULL }
+#define TH_SCHEMA_INIT                                                                             \
+	{                                                                                          \
+		0, NULL, 0, NULL                                                                   \
+	}
 #define TH_TABLE_FORMAT 1
 
 /* schema.json: {"format":1,"columns":[{"name":..,"type":..,"nullable":..}],"primaryKey":[..]}. */
@@ -98,7 +101,10 @@ typedef struct th_cells {
 	th_buf store;
 } th_cells;
 
-#define TH_CELLS_INIT { 0, NULL, 0, TH_BUF_INIT }
+#define TH_CELLS_INIT                                                                              \
+	{                                                                                          \
+		0, NULL, 0, TH_BUF_INIT                                                            \
+	}
 
 /* Decode one row line (a JSON array, no newline) into *out (reused across calls). Returns TH_OK,
  * TH_EINVALID (malformed line or wrong number of cells) or TH_ENOMEM. */
@@ -108,8 +114,12 @@ void th_cells_dispose(th_cells *c);
 /* Append the row line for `cells` (s->ncols of them, already valid for their column types). */
 int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
 
-/* Append the order-preserving key of `cells` (the primary-key cells, or every cell when keyless). */
+/* Append the order-preserving key of `cells` (the primary-key cells, or every cell when keyless).
+ */
 int th_row_key(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
+
+/* Compare two encoded keys: memcmp order, a prefix first. Returns <0, 0 or >0. */
+int th_key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen);
 
 /* A printable form of a key for messages and diffs, e.g. `1` or `(1, 'a')`. */
 int th_key_format(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
@@ -123,11 +133,14 @@ typedef struct th_table {
 	uint64_t row_count; /* from schema.json's "rows", maintained on every write */
 } th_table;
 
-#define TH_TABLE_INIT { TH_SCHEMA_INIT, { { 0 } }, { { 0 } }, 0 }
+#define TH_TABLE_INIT                                                                              \
+	{                                                                                          \
+		TH_SCHEMA_INIT, { { 0 } }, { { 0 } }, 0                                            \
+	}
 
 /* Load table `name` from the commit tree `root`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
 int th_table_load(th_table *out, th_repo *repo, const th_oid *root, const char *name,
-		  th_error *err);
+                  th_error *err);
 void th_table_dispose(th_table *t);
 
 /* The table names under `root`, sorted, NULL-terminated (free with th_strv_free). */
@@ -141,7 +154,7 @@ typedef struct th_chunk_ref {
 
 /* All chunks of a rows tree (one or two levels), in key order, into a malloc'd array. */
 int th_table_chunks(th_chunk_ref **out, size_t *n, th_repo *repo, const th_oid *rows,
-		    th_error *err);
+                    th_error *err);
 
 /* A row read from a table: key and line are borrowed until the next call. */
 typedef struct th_row {
@@ -160,7 +173,7 @@ typedef struct th_chunk_rows {
 } th_chunk_rows;
 
 int th_chunk_rows_read(th_chunk_rows *out, th_repo *repo, const th_schema *s, const th_oid *chunk,
-		       th_error *err);
+                       th_error *err);
 void th_chunk_rows_dispose(th_chunk_rows *c);
 
 /* Iterate every row of `t` in key order. */
@@ -188,7 +201,7 @@ typedef int (*th_edit_next_fn)(void *payload, th_edit *out, th_error *err);
 
 typedef struct th_apply_stats {
 	uint64_t added, modified, removed; /* the table's new row count is its old count (th_table
-					    * .row_count) + added - removed */
+	                                    * .row_count) + added - removed */
 	uint64_t rows; /* rows that went through the chunker (not those of reused chunks) */
 	uint64_t chunks_written, chunks_reused;
 } th_apply_stats;
@@ -199,12 +212,12 @@ typedef struct th_apply_stats {
  * failure: it is committed before the trees are written. Returns TH_OK, TH_EINVALID (unsorted
  * edits), TH_ENOMEM or TH_ESTORE. */
 int th_table_apply(th_oid *out, th_apply_stats *stats, th_repo *repo, const th_schema *s,
-		   const th_oid *base, th_edit_next_fn next, void *payload, th_pack *pack,
-		   th_error *err);
+                   const th_oid *base, th_edit_next_fn next, void *payload, th_pack *pack,
+                   th_error *err);
 
 /* Set table `name` in commit tree `root` to `schema` + `rows` (with `row_count` recorded), or drop
  * it when schema is NULL, writing the new root tree to *out. Returns TH_OK or TH_ESTORE. */
 int th_table_store(th_oid *out, th_repo *repo, const th_oid *root, const char *name,
-		   const th_schema *schema, const th_oid *rows, uint64_t row_count, th_error *err);
+                   const th_schema *schema, const th_oid *rows, uint64_t row_count, th_error *err);
 
 #endif
