@@ -10,8 +10,10 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tablehub/csv.h"
+#include "tablehub/datadir.h"
 #include "tablehub/table.h"
 
 static int put_schema(th_buf *out, const th_schema *s, const uint64_t *rows, th_error *err)
@@ -245,19 +247,9 @@ int th_schema_find(const th_schema *s, const char *name)
 
 int th_table_name_valid(const char *name)
 {
-	size_t i;
-
-	if (name == NULL || name[0] == '\0' || name[0] == '-')
-		return 0;
-	for (i = 0; name[i]; i++) {
-		char c = name[i];
-		if (i >= 64)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
+	/* The rules of owner and database names; SQLite reserves "sqlite_" for itself, and a table
+	 * so named could not be queried. */
+	return th_name_valid(name) && strncasecmp(name, "sqlite_", 7) != 0;
 }
 
 int th_column_name_valid(const char *name)

@@ -253,6 +253,9 @@ static void test_names(void)
 	CHECK(th_table_name_valid("_x"));
 	CHECK(!th_table_name_valid(""));
 	CHECK(!th_table_name_valid("-users"));
+	CHECK(!th_table_name_valid("sqlite_master"));
+	CHECK(!th_table_name_valid("SQLite_x"));
+	CHECK(th_table_name_valid("sqlitex"));
 	CHECK(!th_table_name_valid("a b"));
 	CHECK(!th_table_name_valid("a/b"));
 	CHECK(!th_table_name_valid(".."));

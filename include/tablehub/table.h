@@ -80,7 +80,8 @@ void th_schema_dispose(th_schema *s);
 int th_schema_find(const th_schema *s, const char *name);
 
 /* Is `name` a valid table or column name? Table names: [A-Za-z0-9_-], 1-64 bytes, not starting
- * with '-'. Column names: any non-empty UTF-8 without control characters, at most 256 bytes. */
+ * with '-' nor with "sqlite_" (SQLite's own). Column names: any non-empty UTF-8 without control
+ * characters, at most 256 bytes. */
 int th_table_name_valid(const char *name);
 int th_column_name_valid(const char *name);
 
