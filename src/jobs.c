@@ -90,7 +90,12 @@ struct th_job_ctx {
 	const th_op_info *job;
 	char *result;
 	int64_t pull_id;
+	int64_t progress_ms; /* when progress was last written */
 };
+
+/* Progress is written at most this often: each write is a meta.sqlite commit with an fsync, and a
+ * poll needs no finer grain. */
+#define PROGRESS_INTERVAL_MS 500
 
 /* --- names of import ops and formats (DoltHub's spelling) ------------------------------------ */
 
@@ -176,6 +181,9 @@ int th_job_progress(th_job_ctx *ctx, uint64_t bytes_read, uint64_t rows)
 	th_error err;
 	int rc, lost;
 
+	if (th_meta_now_ms() - ctx->progress_ms < PROGRESS_INTERVAL_MS)
+		return TH_OK;
+	ctx->progress_ms = th_meta_now_ms();
 	th_error_clear(&err);
 	rc = th_meta_op_progress(j->meta, ctx->job->id, ctx->job->attempts, bytes_read, rows,
 	                         j->lease_ms, &err);
@@ -437,7 +445,7 @@ static th_job_runner find_runner(th_jobs *j, const char *kind, void **payload)
 
 static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 {
-	th_job_ctx ctx = { j, s, op, NULL, 0 };
+	th_job_ctx ctx = { j, s, op, NULL, 0, 0 };
 	th_job_runner run;
 	th_error err, err2;
 	void *payload;
