@@ -96,27 +96,6 @@ static int file_exists(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int mkdir_p(const char *path, th_error *err)
-{
-	char tmp[4096];
-	size_t i, len = strlen(path);
-
-	if (len == 0 || len >= sizeof(tmp))
-		return th_error_set(err, TH_EINVALID, "bad directory '%s'", path);
-	memcpy(tmp, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return th_error_set(err, TH_ESTORE, "cannot create directory '%s': %s", tmp,
-			                    strerror(errno));
-		if (i < len)
-			tmp[i] = '/';
-	}
-	return TH_OK;
-}
-
 /* --- resolving a target ----------------------------------------------------------------------- */
 
 /* Refs are branch and tag names and commit ids, plus git's `~N` and `^N` suffixes; anything else
@@ -740,7 +719,7 @@ static int ensure(th_snap_origin *origin, const char *path, const char *dir, con
 	sf_list = b;
 	pthread_mutex_unlock(&sf_mu);
 
-	if ((error = mkdir_p(dir, err)) < 0 ||
+	if ((error = th_mkdir_p(dir, err)) < 0 ||
 	    (error = th_buf_printf(&lock, err, "%s.building", path)) < 0)
 		goto done;
 	if ((fd = open(lock.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {

@@ -11,7 +11,7 @@
 
 #include "tablehub/datadir.h"
 
-static int mkdir_p(const char *path, th_error *err)
+int th_mkdir_p(const char *path, th_error *err)
 {
 	char tmp[4096];
 	size_t i, len = strlen(path);
@@ -25,7 +25,7 @@ static int mkdir_p(const char *path, th_error *err)
 		tmp[i] = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
 			return th_error_set(err, TH_ESTORE, "cannot create directory '%s': %s", tmp,
-					    strerror(errno));
+			                    strerror(errno));
 		if (i < len)
 			tmp[i] = '/';
 	}
@@ -39,11 +39,11 @@ int th_datadir_init(const char *dir, th_error *err)
 	size_t i;
 	int error;
 
-	if ((error = mkdir_p(dir, err)) < 0)
+	if ((error = th_mkdir_p(dir, err)) < 0)
 		return error;
 	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
-		if ((error = mkdir_p(path, err)) < 0)
+		if ((error = th_mkdir_p(path, err)) < 0)
 			return error;
 	}
 	return TH_OK;
@@ -67,9 +67,9 @@ int th_datadir_lock(int *fd_out, const char *dir, th_error *err)
 		close(fd);
 		if (saved == EWOULDBLOCK)
 			return th_error_set(err, TH_EBUSY,
-					    "data dir '%s' is in use by another tablehub process "
-					    "(pid %s); stop it, or use another --data",
-					    dir, pid[0] ? pid : "unknown");
+			                    "data dir '%s' is in use by another tablehub process "
+			                    "(pid %s); stop it, or use another --data",
+			                    dir, pid[0] ? pid : "unknown");
 		return th_error_set(err, TH_ESTORE, "cannot lock '%s': %s", path, strerror(saved));
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -88,7 +88,7 @@ void th_datadir_unlock(int fd)
 }
 
 int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const char *db,
-			 th_error *err)
+                         th_error *err)
 {
 	return th_buf_printf(out, err, "%s/repos/%s/%s.git", dir, owner, db);
 }
@@ -126,6 +126,6 @@ int th_split_db_name(char owner[65], char db[65], const char *s, th_error *err)
 	return TH_OK;
 bad:
 	return th_error_set(err, TH_EINVALID,
-			    "bad database name '%s': expected OWNER/DB, each 1-64 of [A-Za-z0-9_-]",
-			    s);
+	                    "bad database name '%s': expected OWNER/DB, each 1-64 of [A-Za-z0-9_-]",
+	                    s);
 }

@@ -9,6 +9,10 @@
 #include "buf.h"
 #include "error.h"
 
+/* Create `path` and its missing parents (mode 0755). Returns TH_OK, TH_EINVALID (empty or too
+ * long) or TH_ESTORE. */
+int th_mkdir_p(const char *path, th_error *err);
+
 /* Create DIR and its subdirectories when missing. Returns TH_OK or TH_ESTORE. */
 int th_datadir_init(const char *dir, th_error *err);
 
@@ -20,7 +24,7 @@ void th_datadir_unlock(int fd);
 
 /* Append DIR/repos/<owner>/<db>.git to out. */
 int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const char *db,
-			 th_error *err);
+                         th_error *err);
 
 /* Is `s` a valid owner, database or user name: 1-64 of [A-Za-z0-9_-], not starting with '-'? */
 int th_name_valid(const char *s);
