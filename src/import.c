@@ -712,6 +712,18 @@ cleanup:
 	return error;
 }
 
+/* The file column (1-based) of the first primary-key column, and its name, for messages about
+ * keys. Only called for tables with a key, whose key columns are all in the file. */
+static uint32_t key_column(const imp *m)
+{
+	return (uint32_t)m->tpos[m->schema.pk[0]] + 1;
+}
+
+static const char *key_column_name(const imp *m)
+{
+	return m->schema.cols[m->schema.pk[0]].name;
+}
+
 /* The printable key of a line, for messages. */
 static const char *key_text(imp *m, const char *line, size_t len)
 {
@@ -790,12 +802,13 @@ static int next_edit(void *payload, th_edit *e, th_error *err)
 				return error;
 			m->elineno = r->lineno;
 		} else {
-			return th_error_set_at(err, TH_EINVALID, r->lineno, 0,
-			                       "line %llu: duplicate primary key %s (also on line "
-			                       "%llu)",
-			                       (unsigned long long)r->lineno,
-			                       key_text(m, REC_LINE(r), r->linelen),
-			                       (unsigned long long)m->elineno);
+			return th_error_set_at(
+			        err, TH_EINVALID, r->lineno, key_column(m),
+			        "line %llu, column %u ('%s'): duplicate primary key %s "
+			        "(also on line %llu)",
+			        (unsigned long long)r->lineno, key_column(m), key_column_name(m),
+			        key_text(m, REC_LINE(r), r->linelen),
+			        (unsigned long long)m->elineno);
 		}
 		if ((error = sorter_pop(&m->sort, err)) < 0)
 			return error;
@@ -820,11 +833,11 @@ static int resolve(void *payload, const th_row *old, const th_edit *e, th_buf *o
 
 	if (m->o->op == TH_OP_APPEND)
 		return th_error_set_at(
-		        err, TH_EINVALID, m->elineno, 0,
-		        "line %llu: primary key %s already exists in table '%s'; use "
-		        "importOp Update to change existing rows",
-		        (unsigned long long)m->elineno, key_text(m, e->line, e->linelen),
-		        m->o->table);
+		        err, TH_EINVALID, m->elineno, key_column(m),
+		        "line %llu, column %u ('%s'): primary key %s already exists in table '%s'; "
+		        "use importOp Update to change existing rows",
+		        (unsigned long long)m->elineno, key_column(m), key_column_name(m),
+		        key_text(m, e->line, e->linelen), m->o->table);
 	if (!m->partial)
 		return th_buf_put(out, e->line, e->linelen, err);
 	if ((error = th_row_decode(&m->c1, &m->schema, old->line, old->linelen, err)) < 0 ||

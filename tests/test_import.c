@@ -170,7 +170,7 @@ static void test_ops(void)
 	free(out);
 	h2 = head();
 	CHECK(import(&out, "id,name,qty\n6,f,60\n1,x,1\n", "--table t --op append") == 1);
-	CHECK_CONTAINS(out, "line 3: primary key 1 already exists in table 't'");
+	CHECK_CONTAINS(out, "line 3, column 1 ('id'): primary key 1 already exists in table 't'");
 	free(out);
 	out = head();
 	CHECK_STR(out, h2); /* nothing committed */
@@ -219,7 +219,7 @@ static void test_bad_input(void)
 {
 	setup();
 	expect_bad("id,name\n1,a\n2,b\n1,c\n", "--table t --pk id",
-		   "line 4: duplicate primary key 1 (also on line 2)");
+		   "line 4, column 1 ('id'): duplicate primary key 1 (also on line 2)");
 	expect_bad("id,name\n1,a\n", "--table t --pk nope",
 		   "primary key column 'nope' is not in the file; its columns are: id, name");
 	expect_bad("id,name\n1,a\n2\n", "--table t --pk id",
