@@ -901,6 +901,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	th_apply_stats st;
 	th_buf msg = TH_BUF_INIT, email = TH_BUF_INIT;
 	const char *author = o->author ? o->author : "tablehub";
+	const char *label = o->branch_label ? o->branch_label : o->branch;
 	imp m;
 	size_t i;
 	int error, use_base;
@@ -932,7 +933,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	}
 	if ((error = th_repo_branch_get(&head, repo, o->branch, err)) < 0) {
 		if (error == TH_ENOTFOUND)
-			error = th_error_set(err, TH_ENOTFOUND, "branch '%s' not found", o->branch);
+			error = th_error_set(err, TH_ENOTFOUND, "branch '%s' not found", label);
 		goto cleanup;
 	}
 	if ((error = th_repo_commit_read(&head_info, repo, &head, err)) < 0)
@@ -946,13 +947,13 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		error = th_error_set(err, TH_EEXISTS,
 		                     "table '%s' already exists on branch '%s'; use importOp "
 		                     "Overwrite, Update, Replace or Append",
-		                     o->table, o->branch);
+		                     o->table, label);
 		goto cleanup;
 	}
 	if (o->op != TH_OP_CREATE && o->op != TH_OP_OVERWRITE && !m.table_exists) {
 		error = th_error_set(err, TH_ENOTFOUND,
 		                     "table '%s' not found on branch '%s'; use importOp Create",
-		                     o->table, o->branch);
+		                     o->table, label);
 		goto cleanup;
 	}
 	if (o->op != TH_OP_CREATE && o->op != TH_OP_OVERWRITE && o->npk) {
@@ -1049,7 +1050,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		if (error == TH_ECONFLICT)
 			error = th_error_set(err, TH_ECONFLICT,
 			                     "branch '%s' moved during the import; run it again",
-			                     o->branch);
+			                     label);
 		goto cleanup;
 	}
 	out->commit = commit;

@@ -345,6 +345,7 @@ int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	opts.npk = npk;
 	opts.format = fmt;
 	opts.branch = branch;
+	opts.branch_label = base;
 	opts.file_name = job->file_name[0] ? job->file_name : NULL;
 	opts.author = job->creator;
 	opts.tmpdir = tmpdir.ptr;

@@ -36,23 +36,25 @@ typedef struct th_import_opts {
 	const char *const *pk; /* primary-key column names (create/overwrite); npk 0 = keyless */
 	size_t npk;
 	th_file_format format;
-	const char *branch;  /* the branch to commit on; it must exist */
-	const char *message; /* commit message; NULL = "Import <file_name> into <table>" */
-	const char *file_name; /* for the default message; NULL = "file" */
-	const char *author;  /* NULL = "tablehub" */
-	const char *email;   /* NULL = "<author>@tablehub.local" */
-	const char *tmpdir;  /* for spill files; NULL = $TMPDIR or /tmp */
-	size_t mem_budget;   /* bytes of rows held in memory while sorting; 0 = 64 MiB */
+	const char *branch;       /* the branch to commit on; it must exist */
+	const char *branch_label; /* the branch named in messages; NULL = branch (an import job
+	                           * commits on its own branch but reports the user's target) */
+	const char *message;      /* commit message; NULL = "Import <file_name> into <table>" */
+	const char *file_name;    /* for the default message; NULL = "file" */
+	const char *author;       /* NULL = "tablehub" */
+	const char *email;        /* NULL = "<author>@tablehub.local" */
+	const char *tmpdir;       /* for spill files; NULL = $TMPDIR or /tmp */
+	size_t mem_budget;        /* bytes of rows held in memory while sorting; 0 = 64 MiB */
 	/* Called every few MB of input, from the importing thread. May be NULL. */
 	void (*progress)(void *payload, uint64_t bytes_read, uint64_t rows);
 	void *progress_payload;
 } th_import_opts;
 
 typedef struct th_import_result {
-	th_oid commit;  /* the new commit on opts.branch */
+	th_oid commit; /* the new commit on opts.branch */
 	uint64_t rows_read;
 	uint64_t added, modified, removed;
-	uint64_t rows; /* rows in the table afterwards */
+	uint64_t rows;       /* rows in the table afterwards */
 	uint64_t duplicates; /* update: rows that repeated an earlier key of the file (last wins) */
 } th_import_result;
 
@@ -62,6 +64,6 @@ typedef struct th_import_result {
  * update/replace/append), TH_EEXISTS (create of an existing table), TH_ECONFLICT (the branch moved
  * meanwhile), TH_ENOMEM or TH_ESTORE. Nothing is committed on failure. */
 int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_opts *opts,
-		 th_error *err);
+                 th_error *err);
 
 #endif
