@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "tablehub/csv.h"
 #include "tablehub/datadir.h"
 #include "tablehub/import.h"
@@ -80,6 +82,34 @@ static int fail(const th_error *err)
 {
 	fprintf(stderr, "tablehub: %s\n", err->msg);
 	return 1;
+}
+
+/* Print the rejected rows of a failed import (its report) after its error: the first ten. */
+static void print_rejected(const th_buf *report)
+{
+	cJSON *r = report->size ? cJSON_Parse(report->ptr) : NULL, *rows, *row;
+	int shown = 0;
+	double total;
+
+	rows = cJSON_GetObjectItem(r, "rejected_rows");
+	total = cJSON_GetNumberValue(cJSON_GetObjectItem(r, "rejected_total"));
+	if (!cJSON_IsArray(rows) || total < 2) {
+		cJSON_Delete(r);
+		return;
+	}
+	fprintf(stderr, "rejected rows (%.0f):\n", total);
+	cJSON_ArrayForEach(row, rows)
+	{
+		if (shown++ == 10) {
+			fprintf(stderr, "  ... and %.0f more\n", total - 10);
+			break;
+		}
+		fprintf(stderr, "  line %.0f, column %.0f: %s\n",
+		        cJSON_GetNumberValue(cJSON_GetObjectItem(row, "line")),
+		        cJSON_GetNumberValue(cJSON_GetObjectItem(row, "column")),
+		        cJSON_GetStringValue(cJSON_GetObjectItem(row, "reason")));
+	}
+	cJSON_Delete(r);
 }
 
 static int usage_error(const char *msg)
@@ -193,6 +223,7 @@ int cli_import(int argc, char **argv)
 	const char *message = cli_take_opt(&argc, argv, "--message", &missing);
 	th_import_opts o;
 	th_import_result res;
+	th_buf report = TH_BUF_INIT;
 	th_error err = { 0 };
 	th_repo *repo = NULL;
 	progress_state prog = { isatty(2), now_s() };
@@ -232,6 +263,7 @@ int cli_import(int argc, char **argv)
 		}
 		o.pk = (const char *const *)pknames;
 	}
+	o.report = &report;
 	o.progress = on_progress;
 	o.progress_payload = &prog;
 	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", data);
@@ -264,7 +296,9 @@ cleanup:
 		if (prog.tty)
 			fprintf(stderr, "\r\033[K");
 		fail(&err);
+		print_rejected(&report);
 	}
+	th_buf_dispose(&report);
 	if (fd > 0)
 		close(fd);
 	th_repo_free(repo);

@@ -352,7 +352,8 @@ static int sorter_finish(sorter *s, th_error *err)
 	int error;
 
 	memset(&r, 0, sizeof(r));
-	qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
+	if (s->nents > 0) /* a header-only file leaves ents NULL, which qsort may not be given */
+		qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
 	r.v = s->ents;
 	r.n = s->nents;
 	if ((error = sorter_add_run(s, &r, err)) < 0)
@@ -416,7 +417,61 @@ typedef struct imp {
 	th_row old_row;
 	int old_have;
 	uint64_t cnt_added, cnt_modified, cnt_removed;
+	/* rejected rows: the first one's error, the count, and the report (opts->report) */
+	th_error first_reject;
+	uint64_t nrejects;
 } imp;
+
+#define MAX_REPORTED 100 /* rejected rows listed in the report; all are counted */
+
+/* Record a rejected row: the first one becomes the import's error; up to MAX_REPORTED go into the
+ * caller's report as {"line","column","value","reason"}. `reason` is the message without its
+ * place, `value` the offending field (NULL: none). Returns TH_OK or TH_ENOMEM. */
+static int reject(imp *m, uint64_t line, uint32_t column, const char *value, size_t vlen,
+                  const char *reason, const char *message)
+{
+	th_buf *r = m->o->report;
+	int error = TH_OK;
+
+	if (m->nrejects++ == 0)
+		th_error_set_at(&m->first_reject, TH_EINVALID, line, column, "%s", message);
+	if (r == NULL || m->nrejects > MAX_REPORTED)
+		return TH_OK;
+	if (vlen > 200) /* keep the report small; cut at a UTF-8 boundary */
+		for (vlen = 200; vlen > 0 && ((unsigned char)value[vlen] & 0xc0) == 0x80; vlen--)
+			;
+	if ((error = th_buf_printf(r, NULL, "%s{\"line\":%llu,\"column\":%u,\"value\":",
+	                           m->nrejects == 1 ? "" : ",", (unsigned long long)line, column)) <
+	            0 ||
+	    (error = value ? th_buf_put_json_string(r, value, vlen, NULL)
+	                   : th_buf_puts(r, "null", NULL)) < 0 ||
+	    (error = th_buf_puts(r, ",\"reason\":", NULL)) < 0 ||
+	    (error = th_buf_put_json_string(r, reason, strlen(reason), NULL)) < 0 ||
+	    (error = th_buf_putc(r, '}', NULL)) < 0)
+		return TH_ENOMEM;
+	return TH_OK;
+}
+
+/* After the rejected rows were collected: the import's error (the first row's, with the count)
+ * and the report's closing. Returns TH_EINVALID. */
+static int rejected(imp *m, th_error *err)
+{
+	th_buf *r = m->o->report;
+	th_buf tail = TH_BUF_INIT;
+
+	if (r) {
+		th_buf_printf(&tail, NULL, "],\"rejected_total\":%llu}",
+		              (unsigned long long)m->nrejects);
+		th_buf_put(r, tail.ptr, tail.size, NULL);
+		th_buf_dispose(&tail);
+	}
+	if (m->nrejects == 1)
+		return th_error_set_at(err, TH_EINVALID, m->first_reject.line,
+		                       m->first_reject.column, "%s", m->first_reject.msg);
+	return th_error_set_at(err, TH_EINVALID, m->first_reject.line, m->first_reject.column,
+	                       "%s (and %llu more rows rejected)", m->first_reject.msg,
+	                       (unsigned long long)(m->nrejects - 1));
+}
 
 static void imp_progress(imp *m, uint64_t bytes)
 {
@@ -583,47 +638,76 @@ cleanup:
 static int pass1(imp *m, th_csv *csv, th_error *err)
 {
 	int newschema = m->o->op == TH_OP_CREATE || m->o->op == TH_OP_OVERWRITE;
+	char reason[256], msg[512];
 	th_csv_row row;
 	size_t i;
 	int error;
 
 	for (;;) {
-		if ((error = th_csv_next(csv, &row, err)) <= 0)
-			return error;
-		if (row.n != m->nfile)
-			return th_error_set_at(
-			        err, TH_EINVALID, row.line,
-			        (uint32_t)(row.n < m->nfile ? row.n + 1 : m->nfile + 1),
-			        "line %llu: expected %zu fields as in the header, found %zu",
-			        (unsigned long long)row.line, m->nfile, row.n);
-		if (put_varint(m->spill, row.line) < 0)
-			goto write_failed;
+		if ((error = th_csv_next(csv, &row, err)) == 0)
+			break;
+		if (error < 0) {
+			/* Malformed CSV ends the scan; rows rejected before it are reported too. */
+			if (error != TH_EINVALID || m->nrejects == 0)
+				return error;
+			/* the reason without the reader's "line N, column M: " */
+			const char *why =
+			        strncmp(err->msg, "line ", 5) == 0 && strstr(err->msg, ": ")
+			                ? strstr(err->msg, ": ") + 2
+			                : err->msg;
+			if ((error = reject(m, err->line, err->column, NULL, 0, why, err->msg)) < 0)
+				return th_error_set(err, error, "out of memory");
+			break;
+		}
+		/* Check the whole row first: a bad row is rejected, not written. */
+		if (row.n != m->nfile) {
+			snprintf(reason, sizeof(reason),
+			         "expected %zu fields as in the header, found %zu", m->nfile,
+			         row.n);
+			snprintf(msg, sizeof(msg), "line %llu: %s", (unsigned long long)row.line,
+			         reason);
+			if ((error = reject(m, row.line,
+			                    (uint32_t)(row.n < m->nfile ? row.n + 1 : m->nfile + 1),
+			                    NULL, 0, reason, msg)) < 0)
+				return th_error_set(err, error, "out of memory");
+			continue;
+		}
 		for (i = 0; i < row.n; i++) {
 			const th_column *col = &m->schema.cols[m->fpos[i]];
 			if (row.cells[i] == NULL) {
-				if (!col->nullable)
-					return th_error_set_at(
-					        err, TH_EINVALID, row.line, (uint32_t)(i + 1),
-					        "line %llu, column %zu ('%s'): primary key value "
-					        "is "
-					        "NULL (an empty field); every row needs a key",
-					        (unsigned long long)row.line, i + 1, col->name);
+				if (col->nullable)
+					continue;
+				snprintf(reason, sizeof(reason),
+				         "primary key value is NULL (an empty field); every row "
+				         "needs a "
+				         "key");
+			} else if (!newschema && col->type != TH_TYPE_TEXT &&
+			           !(th_type_classify(row.cells[i], row.lens[i]) &
+			             TH_TYPEBIT(col->type))) {
+				snprintf(reason, sizeof(reason), "'%.64s' is not a valid %s",
+				         row.cells[i], th_type_name(col->type));
+			} else {
+				continue;
+			}
+			snprintf(msg, sizeof(msg), "line %llu, column %zu ('%s'): %s",
+			         (unsigned long long)row.line, i + 1, col->name, reason);
+			if ((error = reject(m, row.line, (uint32_t)(i + 1), row.cells[i],
+			                    row.lens[i], reason, msg)) < 0)
+				return th_error_set(err, error, "out of memory");
+			break;
+		}
+		if (i < row.n || m->nrejects)
+			continue; /* rejected, or the import fails anyway: only keep scanning */
+		if (put_varint(m->spill, row.line) < 0)
+			goto write_failed;
+		for (i = 0; i < row.n; i++) {
+			if (row.cells[i] == NULL) {
 				if (putc_unlocked(0, m->spill) == EOF)
 					goto write_failed;
 				continue;
 			}
-			if (newschema) {
-				if (m->mask[i] != TH_TYPEBIT(TH_TYPE_TEXT))
-					m->mask[i] &= th_type_classify(row.cells[i], row.lens[i]);
-			} else if (col->type != TH_TYPE_TEXT &&
-			           !(th_type_classify(row.cells[i], row.lens[i]) &
-			             TH_TYPEBIT(col->type))) {
-				return th_error_set_at(
-				        err, TH_EINVALID, row.line, (uint32_t)(i + 1),
-				        "line %llu, column %zu ('%s'): '%.64s' is not a valid %s",
-				        (unsigned long long)row.line, i + 1, col->name,
-				        row.cells[i], th_type_name(col->type));
-			}
+			if (newschema && m->mask[i] != TH_TYPEBIT(TH_TYPE_TEXT))
+				m->mask[i] &= th_type_classify(row.cells[i], row.lens[i]);
 			if (put_varint(m->spill, row.lens[i] + 1) < 0 ||
 			    fwrite(row.cells[i], 1, row.lens[i], m->spill) != row.lens[i])
 				goto write_failed;
@@ -632,6 +716,7 @@ static int pass1(imp *m, th_csv *csv, th_error *err)
 		if ((m->rows_read & 1023) == 0)
 			imp_progress(m, th_csv_bytes(csv));
 	}
+	return m->nrejects ? rejected(m, err) : TH_OK;
 write_failed:
 	return th_error_set(err, TH_ESTORE, "cannot write the spill file: %s", strerror(errno));
 }
@@ -734,6 +819,19 @@ static const char *key_text(imp *m, const char *line, size_t len)
 	return m->fmt.ptr ? m->fmt.ptr : "?";
 }
 
+/* A row rejected for its key (a duplicate, or one that exists already): the import ends at once,
+ * the rejection reported like the others. Returns TH_EINVALID (or TH_ENOMEM). */
+static int key_rejected(imp *m, uint64_t line, const char *key, const char *reason, th_error *err)
+{
+	char msg[700];
+
+	snprintf(msg, sizeof(msg), "line %llu, column %u ('%s'): %s", (unsigned long long)line,
+	         key_column(m), key_column_name(m), reason);
+	if (reject(m, line, key_column(m), key, strlen(key), reason, msg) < 0)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	return rejected(m, err);
+}
+
 /* Count old rows against the new stream up to `key` (NULL = to the end): replace/overwrite. */
 static int count_old(imp *m, const unsigned char *key, size_t keylen, const th_buf *line,
                      uint64_t newcount, th_error *err)
@@ -802,13 +900,12 @@ static int next_edit(void *payload, th_edit *e, th_error *err)
 				return error;
 			m->elineno = r->lineno;
 		} else {
-			return th_error_set_at(
-			        err, TH_EINVALID, r->lineno, key_column(m),
-			        "line %llu, column %u ('%s'): duplicate primary key %s "
-			        "(also on line %llu)",
-			        (unsigned long long)r->lineno, key_column(m), key_column_name(m),
-			        key_text(m, REC_LINE(r), r->linelen),
-			        (unsigned long long)m->elineno);
+			char reason[300];
+			const char *key = key_text(m, REC_LINE(r), r->linelen);
+			snprintf(reason, sizeof(reason),
+			         "duplicate primary key %.200s (also on line %llu)", key,
+			         (unsigned long long)m->elineno);
+			return key_rejected(m, r->lineno, key, reason, err);
 		}
 		if ((error = sorter_pop(&m->sort, err)) < 0)
 			return error;
@@ -831,13 +928,15 @@ static int resolve(void *payload, const th_row *old, const th_edit *e, th_buf *o
 	size_t j;
 	int error;
 
-	if (m->o->op == TH_OP_APPEND)
-		return th_error_set_at(
-		        err, TH_EINVALID, m->elineno, key_column(m),
-		        "line %llu, column %u ('%s'): primary key %s already exists in table '%s'; "
-		        "use importOp Update to change existing rows",
-		        (unsigned long long)m->elineno, key_column(m), key_column_name(m),
-		        key_text(m, e->line, e->linelen), m->o->table);
+	if (m->o->op == TH_OP_APPEND) {
+		char reason[400];
+		const char *key = key_text(m, e->line, e->linelen);
+		snprintf(reason, sizeof(reason),
+		         "primary key %.200s already exists in table '%s'; use importOp Update to "
+		         "change existing rows",
+		         key, m->o->table);
+		return key_rejected(m, m->elineno, key, reason, err);
+	}
 	if (!m->partial)
 		return th_buf_put(out, e->line, e->linelen, err);
 	if ((error = th_row_decode(&m->c1, &m->schema, old->line, old->linelen, err)) < 0 ||
@@ -917,6 +1016,11 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		m.sort.block_size = 4u << 10;
 	m.next_progress = PROGRESS_EVERY;
 
+	if (o->report) {
+		th_buf_clear(o->report);
+		if ((error = th_buf_puts(o->report, "{\"rejected_rows\":[", err)) < 0)
+			goto cleanup;
+	}
 	if (!th_table_name_valid(o->table)) {
 		error = th_error_set(err, TH_EINVALID,
 		                     "bad table name '%s': use 1-64 of [A-Za-z0-9_-]", o->table);
@@ -1056,6 +1160,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	out->commit = commit;
 
 cleanup:
+	if (o->report && m.nrejects == 0)
+		th_buf_clear(o->report); /* a report only of rejected rows */
 	th_pack_free(pack);
 	th_csv_free(csv);
 	th_commit_info_dispose(&head_info);

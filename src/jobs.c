@@ -294,6 +294,7 @@ int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	th_file_format fmt = 0;
 	th_db_info dbi;
 	th_buf path = TH_BUF_INIT, tmpdir = TH_BUF_INIT, result = TH_BUF_INIT, text = TH_BUF_INIT;
+	th_buf report = TH_BUF_INIT;
 	th_repo *repo = NULL;
 	pthread_mutex_t *lock = NULL;
 	char branch[160], commit[41];
@@ -352,9 +353,15 @@ int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	opts.mem_budget = 0;
 	opts.progress = import_progress;
 	opts.progress_payload = ctx;
+	opts.report = &report;
 	memset(&res, 0, sizeof(res));
-	if ((error = th_import_fd(&res, repo, fd, &opts, err)) < 0)
+	if ((error = th_import_fd(&res, repo, fd, &opts, err)) < 0) {
+		/* The rejected rows go with the failure (th_jobs stores the result of a failed
+		 * job). */
+		if (report.size)
+			th_job_set_result(ctx, report.ptr, 0, &ignored);
 		goto cleanup;
+	}
 	th_job_progress(ctx, job->bytes_total, res.rows_read);
 
 	/* A retry after a crash between the pull and the completion finds its pull again. */
@@ -405,6 +412,7 @@ cleanup:
 	th_buf_dispose(&tmpdir);
 	th_buf_dispose(&result);
 	th_buf_dispose(&text);
+	th_buf_dispose(&report);
 	free(pk);
 	cJSON_Delete(params);
 	return error;
@@ -494,8 +502,9 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		if (err.msg[0] == '\0')
 			th_error_set(&err, (th_code)rc, "%s failed (%s)", op->kind,
 			             th_code_name(rc));
-		rc = th_meta_op_fail(j->meta, op->id, op->attempts, err.msg, err.line, err.column,
-		                     &err2);
+		/* A runner may leave a report (rejected rows, conflicts) as the result. */
+		rc = th_meta_op_fail_with(j->meta, op->id, op->attempts, err.msg, err.line,
+		                          err.column, ctx.result, &err2);
 		if (rc == TH_OK)
 			TH_LOG(TH_LOG_INFO, "job %s failed: %s", op->id, err.msg);
 	}

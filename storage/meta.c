@@ -1038,7 +1038,8 @@ static int fence_error(th_meta *m, const char *id, int attempt, th_error *err)
 /* Run a fenced update: `set` is the SET clause over ?3.. (binder fills them); ?1 id, ?2 attempt. */
 struct fence_args {
 	int64_t i[4];
-	const char *s;
+	const char *s;  /* bound after the integers */
+	const char *s2; /* bound after s */
 };
 
 static int fenced_update(th_meta *m, const char *id, int attempt, const char *set,
@@ -1060,6 +1061,8 @@ static int fenced_update(th_meta *m, const char *id, int attempt, const char *se
 		sqlite3_bind_int64(st, 3 + i, a->i[i]);
 	if (a->s)
 		bind_str(st, 3 + nint, a->s);
+	if (a->s2)
+		bind_str(st, 4 + nint, a->s2);
 	if ((error = step_done(m, st, err)) < 0)
 		goto cleanup;
 	if (sqlite3_changes(m->db) == 0)
@@ -1073,7 +1076,7 @@ cleanup:
 int th_meta_op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms, th_error *err)
 {
 	int64_t now = th_meta_now_ms();
-	struct fence_args a = { { now + lease_ms, now, 0, 0 }, NULL };
+	struct fence_args a = { { now + lease_ms, now, 0, 0 }, NULL, NULL };
 
 	return fenced_update(m, id, attempt, "lease_expires_at = ?3, updated_at = ?4", &a, 2, err);
 }
@@ -1082,7 +1085,9 @@ int th_meta_op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes_
                         int64_t lease_ms, th_error *err)
 {
 	int64_t now = th_meta_now_ms();
-	struct fence_args a = { { (int64_t)bytes_read, (int64_t)rows, now, now + lease_ms }, NULL };
+	struct fence_args a = { { (int64_t)bytes_read, (int64_t)rows, now, now + lease_ms },
+		                NULL,
+		                NULL };
 
 	return fenced_update(m, id, attempt,
 	                     lease_ms > 0
@@ -1097,7 +1102,8 @@ int th_meta_op_complete(th_meta *m, const char *id, int attempt, const char *res
                         int64_t pull_id, th_error *err)
 {
 	struct fence_args a = { { th_meta_now_ms(), pull_id, 0, 0 },
-		                result_json ? result_json : "{}" };
+		                result_json ? result_json : "{}",
+		                NULL };
 
 	return fenced_update(m, id, attempt,
 	                     "state = 'Completed', updated_at = ?3, lease_expires_at = 0, "
@@ -1108,12 +1114,19 @@ int th_meta_op_complete(th_meta *m, const char *id, int attempt, const char *res
 int th_meta_op_fail(th_meta *m, const char *id, int attempt, const char *message, uint64_t line,
                     uint32_t column, th_error *err)
 {
+	return th_meta_op_fail_with(m, id, attempt, message, line, column, NULL, err);
+}
+
+int th_meta_op_fail_with(th_meta *m, const char *id, int attempt, const char *message,
+                         uint64_t line, uint32_t column, const char *result_json, th_error *err)
+{
 	struct fence_args a = { { th_meta_now_ms(), (int64_t)line, (int64_t)column, 0 },
-		                message ? message : "failed" };
+		                message ? message : "failed",
+		                result_json };
 
 	return fenced_update(m, id, attempt,
 	                     "state = 'Failed', updated_at = ?3, lease_expires_at = 0, "
-	                     "error_line = ?4, error_column = ?5, error_message = ?6",
+	                     "error_line = ?4, error_column = ?5, error_message = ?6, result = ?7",
 	                     &a, 3, err);
 }
 

@@ -47,9 +47,9 @@ static char *head(void)
 static void test_roundtrip_quoting(void)
 {
 	static const char csv[] = "\xef\xbb\xbfid,name,note\r\n"
-				  "2,\"Smith, Jane\",\"said \"\"hi\"\"\"\r\n"
-				  "1,\"multi\nline\",\r\n"
-				  "3,\"\",caf\xc3\xa9 \xf0\x9f\x98\x80\r\n";
+	                          "2,\"Smith, Jane\",\"said \"\"hi\"\"\"\r\n"
+	                          "1,\"multi\nline\",\r\n"
+	                          "3,\"\",caf\xc3\xa9 \xf0\x9f\x98\x80\r\n";
 	char *out = NULL, *csvout;
 
 	setup();
@@ -58,14 +58,14 @@ static void test_roundtrip_quoting(void)
 	free(out);
 	csvout = export("main", "people");
 	CHECK_STR(csvout, "id,name,note\n"
-			  "1,\"multi\nline\",\n"
-			  "2,\"Smith, Jane\",\"said \"\"hi\"\"\"\n"
-			  "3,\"\",caf\xc3\xa9 \xf0\x9f\x98\x80\n");
+	                  "1,\"multi\nline\",\n"
+	                  "2,\"Smith, Jane\",\"said \"\"hi\"\"\"\n"
+	                  "3,\"\",caf\xc3\xa9 \xf0\x9f\x98\x80\n");
 	free(csvout);
 	/* Real git reads the repository. */
 	CHECK(t_sh(NULL, "git -C %s/d/repos/alice/db.git fsck --full --strict 2>&1", dir) == 0);
-	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git show main:tables/people/schema.json", dir) ==
-	      0);
+	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git show main:tables/people/schema.json",
+	           dir) == 0);
 	CHECK_CONTAINS(out, "\"name\": \"id\", \"type\": \"integer\", \"nullable\": false");
 	CHECK_CONTAINS(out, "\"primaryKey\": [ \"id\" ]");
 	free(out);
@@ -81,14 +81,15 @@ static void test_roundtrip_quoting(void)
 static void test_types_and_nulls(void)
 {
 	static const char csv[] = "k,i,r,b,d,dt,t,z\n"
-				  "a,1,1.50,TRUE,2024-02-29,2024-01-01 10:00:00,007,\n"
-				  "b,-2,3,false,2023-12-31,2024-01-01T10:00:00Z,x,\n";
+	                          "a,1,1.50,TRUE,2024-02-29,2024-01-01 10:00:00,007,\n"
+	                          "b,-2,3,false,2023-12-31,2024-01-01T10:00:00Z,x,\n";
 	char *out = NULL, *csvout;
 
 	setup();
 	CHECK(import(&out, csv, "--table t --pk k") == 0);
 	free(out);
-	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git show main:tables/t/schema.json", dir) == 0);
+	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git show main:tables/t/schema.json", dir) ==
+	      0);
 	CHECK_CONTAINS(out, "\"name\": \"i\", \"type\": \"integer\"");
 	CHECK_CONTAINS(out, "\"name\": \"r\", \"type\": \"real\"");
 	CHECK_CONTAINS(out, "\"name\": \"b\", \"type\": \"boolean\"");
@@ -100,8 +101,8 @@ static void test_types_and_nulls(void)
 	csvout = export("main", "t");
 	/* Reals keep their digits, "007" stays text, booleans are stored lower-case. */
 	CHECK_STR(csvout, "k,i,r,b,d,dt,t,z\n"
-			  "a,1,1.50,true,2024-02-29,2024-01-01 10:00:00,007,\n"
-			  "b,-2,3,false,2023-12-31,2024-01-01T10:00:00Z,x,\n");
+	                  "a,1,1.50,true,2024-02-29,2024-01-01 10:00:00,007,\n"
+	                  "b,-2,3,false,2023-12-31,2024-01-01T10:00:00Z,x,\n");
 	free(csvout);
 	teardown();
 }
@@ -177,8 +178,7 @@ static void test_ops(void)
 	free(out);
 
 	/* Replace: the rows become the file's; the schema stays. */
-	CHECK(import(&out, "id,name,qty\n1,a,10\n2,z,20\n9,n,90\n", "--table t --op replace") ==
-	      0);
+	CHECK(import(&out, "id,name,qty\n1,a,10\n2,z,20\n9,n,90\n", "--table t --op replace") == 0);
 	CHECK_CONTAINS(out, "rows added: 1, modified: 1, removed: 3");
 	free(out);
 	csvout = export("main", "t");
@@ -219,25 +219,46 @@ static void test_bad_input(void)
 {
 	setup();
 	expect_bad("id,name\n1,a\n2,b\n1,c\n", "--table t --pk id",
-		   "line 4, column 1 ('id'): duplicate primary key 1 (also on line 2)");
+	           "line 4, column 1 ('id'): duplicate primary key 1 (also on line 2)");
 	expect_bad("id,name\n1,a\n", "--table t --pk nope",
-		   "primary key column 'nope' is not in the file; its columns are: id, name");
+	           "primary key column 'nope' is not in the file; its columns are: id, name");
 	expect_bad("id,name\n1,a\n2\n", "--table t --pk id",
-		   "line 3: expected 2 fields as in the header, found 1");
+	           "line 3: expected 2 fields as in the header, found 1");
 	expect_bad("id,name\n1,a\n,b\n", "--table t --pk id",
-		   "line 3, column 1 ('id'): primary key value is NULL");
-	expect_bad("id,name\n1,a\n2,b\xff\n", "--table t --pk id", "line 3, column 2: invalid UTF-8");
+	           "line 3, column 1 ('id'): primary key value is NULL");
+	expect_bad("id,name\n1,a\n2,b\xff\n", "--table t --pk id",
+	           "line 3, column 2: invalid UTF-8");
 	expect_bad("id,name\n1,\"a\n", "--table t --pk id", "line 2");
 	expect_bad("", "--table t --pk id", "the file is empty");
 	expect_bad("id,id\n1,2\n", "--table t", "duplicate column name 'id'");
 	expect_bad("id,name\n1,a\n", "--table 'bad name' --pk id", "bad table name 'bad name'");
+	/* Every bad row is reported, not only the first. */
+	{
+		char *out = NULL, *before = head(), *after;
+		CHECK(import(&out, "id,name\n1,a\n2\n,c\n4,d,e\n5,f\n", "--table t --pk id") == 1);
+		CHECK_CONTAINS(out,
+		               "tablehub: line 3: expected 2 fields as in the header, found 1 (and "
+		               "2 more rows rejected)");
+		CHECK_CONTAINS(out,
+		               "rejected rows (3):\n"
+		               "  line 3, column 2: expected 2 fields as in the header, found 1\n"
+		               "  line 4, column 1: primary key value is NULL");
+		CHECK_CONTAINS(out,
+		               "  line 5, column 3: expected 2 fields as in the header, found 3\n");
+		after = head();
+		CHECK_STR(after, before);
+		free(out);
+		free(before);
+		free(after);
+	}
 	/* A bad value for an existing column type. */
 	CHECK(import(NULL, "id,qty\n1,5\n", "--table q --pk id") == 0);
 	expect_bad("id,qty\n1,6\n2,many\n", "--table q --op update",
-		   "line 3, column 2 ('qty'): 'many' is not a valid integer");
-	expect_bad("id,other\n1,6\n", "--table q --op update", "column 'other' is not in table 'q'");
+	           "line 3, column 2 ('qty'): 'many' is not a valid integer");
+	expect_bad("id,other\n1,6\n", "--table q --op update",
+	           "column 'other' is not in table 'q'");
 	expect_bad("qty\n6\n", "--table q --op update",
-		   "primary key column 'id' of table 'q' is missing from the file");
+	           "primary key column 'id' of table 'q' is missing from the file");
 	teardown();
 }
 
@@ -247,16 +268,16 @@ static void test_usage_and_stdin(void)
 
 	setup();
 	CHECK(t_sh(NULL, "%s import --data %s/d alice/db 2>/dev/null", TH_BIN, dir) == 2);
-	CHECK(t_sh(NULL, "%s import --data %s/d alice/db --table t --op upsert x 2>/dev/null", TH_BIN,
-		   dir) == 2);
+	CHECK(t_sh(NULL, "%s import --data %s/d alice/db --table t --op upsert x 2>/dev/null",
+	           TH_BIN, dir) == 2);
 	CHECK(t_sh(NULL, "%s frobnicate 2>/dev/null", TH_BIN) == 2);
 	CHECK(t_sh(&out, "%s export --data %s/d alice/nodb main t 2>&1", TH_BIN, dir) == 1);
 	CHECK_CONTAINS(out, "database 'alice/nodb' not found");
 	free(out);
 	CHECK(t_sh(&out,
-		   "printf 'a|b\\n1|x y\\n' | %s import --data %s/d alice/db --table p --type psv "
-		   "--pk a --branch main --message 'from a pipe' - 2>&1",
-		   TH_BIN, dir) == 0);
+	           "printf 'a|b\\n1|x y\\n' | %s import --data %s/d alice/db --table p --type psv "
+	           "--pk a --branch main --message 'from a pipe' - 2>&1",
+	           TH_BIN, dir) == 0);
 	free(out);
 	csvout = export("main", "p");
 	CHECK_STR(csvout, "a,b\n1,x y\n");
@@ -264,9 +285,10 @@ static void test_usage_and_stdin(void)
 	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git log -1 --format=%%s main", dir) == 0);
 	CHECK_STR(out, "from a pipe\n");
 	free(out);
-	CHECK(t_sh(&out, "printf 'a\\tb\\n1\\t2\\n' | %s import --data %s/d alice/db --table q "
-			 "--type tsv --branch nobranch - 2>&1",
-		   TH_BIN, dir) == 1);
+	CHECK(t_sh(&out,
+	           "printf 'a\\tb\\n1\\t2\\n' | %s import --data %s/d alice/db --table q "
+	           "--type tsv --branch nobranch - 2>&1",
+	           TH_BIN, dir) == 1);
 	CHECK_CONTAINS(out, "branch 'nobranch' not found");
 	free(out);
 	teardown();
@@ -279,11 +301,12 @@ static void test_one_row_change(void)
 
 	setup();
 	CHECK(t_sh(NULL,
-		   "%s/../scripts/bench.d/gen-csv 100000 %s/big.csv && %s import --data %s/d alice/db "
-		   "--table big --pk id %s/big.csv >/dev/null",
-		   TH_FIXTURES, dir, TH_BIN, dir, dir) == 0);
+	           "%s/../scripts/bench.d/gen-csv 100000 %s/big.csv && %s import --data %s/d "
+	           "alice/db "
+	           "--table big --pk id %s/big.csv >/dev/null",
+	           TH_FIXTURES, dir, TH_BIN, dir, dir) == 0);
 	CHECK(t_sh(&out, "git -C %s/d/repos/alice/db.git ls-tree -r main tables/big/rows | wc -l",
-		   dir) == 0);
+	           dir) == 0);
 	CHECK(atoi(out) > 100); /* ~10 MB of rows in ~64 KiB chunks */
 	free(out);
 	CHECK(import(&out, "id,qty\n5000,123456\n", "--table big --op update") == 0);
@@ -294,8 +317,8 @@ static void test_one_row_change(void)
 	CHECK(strchr(out, '\n') != NULL && strchr(out, '\n')[1] == '\0');
 	CHECK_CONTAINS(out, "tables/big/rows/");
 	free(out);
-	CHECK(t_sh(&out, "%s export --data %s/d alice/db main big | grep -c '^5000,'", TH_BIN, dir) ==
-	      0);
+	CHECK(t_sh(&out, "%s export --data %s/d alice/db main big | grep -c '^5000,'", TH_BIN,
+	           dir) == 0);
 	CHECK_STR(out, "1\n");
 	free(out);
 	CHECK(t_sh(NULL, "git -C %s/d/repos/alice/db.git fsck --full --strict 2>&1", dir) == 0);

@@ -4,13 +4,15 @@
  * The file is read once, streamed: its rows go to a spill file while the column types are
  * inferred over the whole file; then they are sorted by key in runs bounded by a memory budget,
  * merged, checked (duplicate keys, NULL keys, bad values), joined with the table's existing rows
- * and written as chunks. Nothing is committed unless every row is good.
+ * and written as chunks. Nothing is committed unless every row is good; a failed import names its
+ * first bad row in the error and, when asked, lists the first 100 in a report.
  */
 #ifndef TABLEHUB_IMPORT_H
 #define TABLEHUB_IMPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "buf.h"
 #include "error.h"
 #include "repo.h"
 
@@ -45,6 +47,10 @@ typedef struct th_import_opts {
 	const char *email;        /* NULL = "<author>@tablehub.local" */
 	const char *tmpdir;       /* for spill files; NULL = $TMPDIR or /tmp */
 	size_t mem_budget;        /* bytes of rows held in memory while sorting; 0 = 64 MiB */
+	/* When not NULL, receives the rejected-rows report of a failed import, a JSON object
+	 * {"rejected_rows":[{"line","column","value","reason"}...],"rejected_total":N} listing the
+	 * first 100 bad rows; empty unless rows were rejected. Caller-owned. */
+	th_buf *report;
 	/* Called every few MB of input, from the importing thread. May be NULL. */
 	void (*progress)(void *payload, uint64_t bytes_read, uint64_t rows);
 	void *progress_payload;

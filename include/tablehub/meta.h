@@ -131,7 +131,8 @@ typedef struct th_op_info {
 	uint64_t bytes_total;
 	uint64_t bytes_read;
 	uint64_t rows_processed;
-	char *result;        /* heap JSON text, NULL until Completed */
+	char *result; /* heap JSON text: the result when Completed, the report (rejected rows,
+	               * conflicts) or NULL when Failed, NULL before */
 	char *error_message; /* heap, NULL unless Failed */
 	uint64_t error_line; /* 0 when none */
 	uint32_t error_column;
@@ -222,6 +223,11 @@ int th_meta_op_complete(th_meta *m, const char *id, int attempt, const char *res
  * any unfinished operation (Pending or In Progress) is failed, whoever holds it. */
 int th_meta_op_fail(th_meta *m, const char *id, int attempt, const char *message, uint64_t line,
                     uint32_t column, th_error *err);
+
+/* As th_meta_op_fail, also storing `result_json` (JSON object text, copied; NULL = none) as the
+ * failed operation's result: an import's rejected-rows report, a merge's conflicts. */
+int th_meta_op_fail_with(th_meta *m, const char *id, int attempt, const char *message,
+                         uint64_t line, uint32_t column, const char *result_json, th_error *err);
 
 /* --- pull requests --------------------------------------------------------------------------- */
 

@@ -471,6 +471,36 @@ static void test_bad_csv_fails_with_place(void)
 	jobs = r.body;
 	CHECK_CONTAINS(jobs, "\"status\":\"Failed\"");
 	t_resp_free(&r);
+
+	/* Several bad rows: the poll lists every one (line, column, value, reason). */
+	{
+		char *file = write_tmp("bad2.csv", "id,name\n1,ann\n2\n,bob\n4,dan\n");
+		char opname[256];
+		const cJSON *res, *rows, *first;
+		r = t_upload(&srv, alice, "alice/shop", file,
+		             "{\"tableName\":\"bad2\",\"fileName\":\"bad2.csv\","
+		             "\"branchName\":\"main\",\"fileType\":\"Csv\",\"importOp\":\"Create\","
+		             "\"primaryKeys\":[\"id\"]}");
+		free(file);
+		snprintf(opname, sizeof(opname), "%s", nz(t_str(&r, "operation_name")));
+		t_resp_free(&r);
+		r = t_poll(&srv, alice, "alice/shop", opname, 120);
+		CHECK_STR(t_str(&r, "job_status"), "Failed");
+		CHECK_STR(t_str(&r, "message"),
+		          "line 3: expected 2 fields as in the header, found 1 "
+		          "(and 1 more rows rejected)");
+		res = cJSON_GetObjectItemCaseSensitive(r.json, "result");
+		rows = cJSON_GetObjectItemCaseSensitive(res, "rejected_rows");
+		CHECK(cJSON_GetArraySize(rows) == 2);
+		CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(res, "rejected_total")) == 2);
+		first = cJSON_GetArrayItem(rows, 1);
+		CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "line")) == 4);
+		CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "column")) == 1);
+		CHECK(cJSON_IsNull(cJSON_GetObjectItem(first, "value")));
+		CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(first, "reason")),
+		               "primary key value is NULL");
+		t_resp_free(&r);
+	}
 }
 
 static void test_log(void)
