@@ -15,9 +15,8 @@
  * Anyone who can see the database reads pulls, their diff and conflicts; any signed-in user who
  * can see it opens pull requests, comments and reviews; the owner or the pull's author edits or
  * closes one; only the owner merges. The diff and the merge are computed in src/pulls.c; this file
- * only parses, checks and replies. A merge that failed on conflicts stores only its message (the
- * operations table keeps no result for failures), so its poll lists the conflicts by recomputing
- * them without writing: nothing changed when the merge failed.
+ * only parses, checks and replies. A merge that failed on conflicts stores them as its failed
+ * operation's result, and its poll lists them from there.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -676,8 +675,18 @@ int api_pulls_merge_poll(th_req *req, th_error *err)
 		const char *msg = op.error_message ? op.error_message : "merge failed";
 		if (!api_json_str(body, "message", msg))
 			goto nomem;
-		/* Nothing changed when the merge failed: list what it conflicted on. */
-		if (strncmp(msg, "merge conflict", 14) == 0 && p.state == TH_PULL_OPEN) {
+		/* The conflicts the merge stopped on, as the job stored them. */
+		if (op.result != NULL) {
+			cJSON *res = cJSON_Parse(op.result);
+			cJSON *list = cJSON_DetachItemFromObject(res, "conflicts");
+			cJSON *total = cJSON_DetachItemFromObject(res, "conflicts_total");
+			cJSON_Delete(res);
+			if (list && !cJSON_AddItemToObject(body, "conflicts", list))
+				cJSON_Delete(list);
+			if (total && !cJSON_AddItemToObject(body, "conflicts_total", total))
+				cJSON_Delete(total);
+		} else if (strncmp(msg, "merge conflict", 14) == 0 && p.state == TH_PULL_OPEN) {
+			/* Stored before failed jobs kept a result: recompute (nothing changed). */
 			if ((error = api_repo_open(&repo, req, err)) < 0 ||
 			    (error = add_conflicts(body, repo, &p, err)) < 0)
 				goto cleanup;

@@ -311,7 +311,7 @@ static void test_conflict(void)
 	int p1 = upload("x1.csv", "id,name\n1,first\n", "Update", "alice/shop");
 	int p2 = upload("x2.csv", "id,name\n1,second\n", "Update", "alice/shop");
 	const cJSON *c;
-	char *before, *after;
+	char *before, *after, opname[256];
 	t_resp r;
 
 	r = merge("alice/shop", p1);
@@ -336,11 +336,28 @@ static void test_conflict(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "base")), "a");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "ours")), "first");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "theirs")), "second");
+	snprintf(opname, sizeof(opname), "%s",
+	         t_str(&r, "operation_name") ? t_str(&r, "operation_name") : "");
 	t_resp_free(&r);
 	check_pull_state("alice/shop", p2, "Open");
 	after = export_main("alice/shop", "t");
 	CHECK_STR(after, before);
 	CHECK_CONTAINS(after, "1,first,10\n");
+
+	/* The conflicts were stored with the failed operation: still listed after the pull closed.
+	 */
+	r = t_http(&srv, AUTH "-X PATCH -d '{\"state\":\"closed\"}' '%s/alice/shop/pulls/%d'",
+	           alice, srv.base, p2);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-G --data-urlencode 'operationName=%s' '%s/alice/shop/pulls/%d/merge'",
+	           alice, opname, srv.base, p2);
+	CHECK_STR(t_str(&r, "job_status"), "Failed");
+	CHECK(t_num(&r, "conflicts_total") == 1);
+	c = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "conflicts"), 0);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "theirs")), "second");
+	t_resp_free(&r);
 	free(before);
 	free(after);
 }
