@@ -26,7 +26,7 @@ static const char usage[] =
         "  db create [--data DIR] OWNER/DB      create a database (a git repository)\n"
         "  import    [--data DIR] OWNER/DB --table T [--op "
         "create|overwrite|update|replace|append]\n"
-        "            [--pk COL[,COL]] [--branch B] [--type csv|psv|tsv] [--message M] FILE|-\n"
+        "            [--pk COL[,COL]] [--branch B] [--type csv|psv|tsv|json] [--message M] FILE|-\n"
         "  export    [--data DIR] OWNER/DB REF TABLE   print a table as CSV\n"
         "  log       [--data DIR] OWNER/DB [REF]       show the history of a branch or commit\n"
         "  diff      [--data DIR] OWNER/DB FROM TO     rows and cells changed between two refs\n"
@@ -250,8 +250,8 @@ int cli_import(int argc, char **argv)
 		o.file_name = strrchr(o.file_name, '/') + 1;
 	if (o.op == 0)
 		return usage_error("--op must be create, overwrite, update, replace or append");
-	if (o.format == 0 || o.format == TH_FMT_JSON)
-		return usage_error("--type must be csv, psv or tsv");
+	if (o.format == 0)
+		return usage_error("--type must be csv, psv, tsv or json");
 	if (pk) {
 		if ((pkcopy = strdup(pk)) == NULL)
 			return 1;

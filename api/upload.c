@@ -85,12 +85,10 @@ static int validate_params(api_upload *u, th_error *err)
 		type = dot && th_file_format_parse(dot + 1) ? dot + 1 : "Csv";
 	}
 	u->fmt = th_file_format_parse(type);
-	if (u->fmt == TH_FMT_JSON)
-		return th_error_set(err, TH_EINVALID,
-		                    P "'fileType' Json is not supported yet: use Csv, Psv or Tsv");
 	if (u->fmt == 0)
 		return th_error_set(err, TH_EINVALID,
-		                    P "'fileType' must be Csv, Psv or Tsv (got '%.64s')", type);
+		                    P "'fileType' must be Csv, Psv, Tsv or Json (got '%.64s')",
+		                    type);
 	if ((u->op = th_import_op_parse(op)) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    P "'importOp' must be Create, Overwrite, Update, Replace or "

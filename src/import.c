@@ -21,6 +21,7 @@
 
 #include "tablehub/csv.h"
 #include "tablehub/import.h"
+#include "tablehub/jsonrows.h"
 #include "tablehub/table.h"
 #include "chunk.h"
 
@@ -57,7 +58,8 @@ th_file_format th_file_format_parse(const char *s)
 		return TH_FMT_PSV;
 	if (strcasecmp(s, "tsv") == 0)
 		return TH_FMT_TSV;
-	if (strcasecmp(s, "json") == 0)
+	if (strcasecmp(s, "json") == 0 || strcasecmp(s, "jsonl") == 0 ||
+	    strcasecmp(s, "ndjson") == 0)
 		return TH_FMT_JSON;
 	return 0;
 }
@@ -392,6 +394,24 @@ static int sorter_pop(sorter *s, th_error *err)
 	return TH_OK;
 }
 
+/* --- the input: CSV, PSV, TSV or JSON rows, behind one interface -------------------------------
+ */
+
+typedef struct source {
+	th_csv *csv;
+	th_jsonrows *json;
+} source;
+
+static int source_next(source *s, th_csv_row *row, th_error *err)
+{
+	return s->json ? th_jsonrows_next(s->json, row, err) : th_csv_next(s->csv, row, err);
+}
+
+static uint64_t source_bytes(const source *s)
+{
+	return s->json ? th_jsonrows_bytes(s->json) : th_csv_bytes(s->csv);
+}
+
 /* --- the import ------------------------------------------------------------------------------- */
 
 typedef struct imp {
@@ -482,13 +502,13 @@ static void imp_progress(imp *m, uint64_t bytes)
 	}
 }
 
-static int header(imp *m, th_csv *csv, th_error *err)
+static int header(imp *m, source *src, th_error *err)
 {
 	th_csv_row row;
 	size_t i, j;
 	int error;
 
-	if ((error = th_csv_next(csv, &row, err)) < 0)
+	if ((error = source_next(src, &row, err)) < 0)
 		return error;
 	if (error == 0)
 		return th_error_set_at(
@@ -635,7 +655,7 @@ cleanup:
 }
 
 /* Pass 1: check each record and spill it. */
-static int pass1(imp *m, th_csv *csv, th_error *err)
+static int pass1(imp *m, source *src, th_error *err)
 {
 	int newschema = m->o->op == TH_OP_CREATE || m->o->op == TH_OP_OVERWRITE;
 	char reason[256], msg[512];
@@ -644,7 +664,7 @@ static int pass1(imp *m, th_csv *csv, th_error *err)
 	int error;
 
 	for (;;) {
-		if ((error = th_csv_next(csv, &row, err)) == 0)
+		if ((error = source_next(src, &row, err)) == 0)
 			break;
 		if (error < 0) {
 			/* Malformed CSV ends the scan; rows rejected before it are reported too. */
@@ -714,7 +734,7 @@ static int pass1(imp *m, th_csv *csv, th_error *err)
 		}
 		m->rows_read++;
 		if ((m->rows_read & 1023) == 0)
-			imp_progress(m, th_csv_bytes(csv));
+			imp_progress(m, source_bytes(src));
 	}
 	return m->nrejects ? rejected(m, err) : TH_OK;
 write_failed:
@@ -993,7 +1013,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 {
 	const char *tmpdir = o->tmpdir ? o->tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	char delim = o->format == TH_FMT_PSV ? '|' : o->format == TH_FMT_TSV ? '\t' : ',';
-	th_csv *csv = NULL;
+	source src = { NULL, NULL };
 	th_pack *pack = NULL;
 	th_commit_info head_info;
 	th_oid head, rows, root, commit;
@@ -1024,11 +1044,6 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	if (!th_table_name_valid(o->table)) {
 		error = th_error_set(err, TH_EINVALID,
 		                     "bad table name '%s': use 1-64 of [A-Za-z0-9_-]", o->table);
-		goto cleanup;
-	}
-	if (o->format == TH_FMT_JSON) {
-		error = th_error_set(err, TH_EINVALID,
-		                     "JSON files are not supported yet; upload Csv, Psv or Tsv");
 		goto cleanup;
 	}
 	if (o->op < TH_OP_CREATE || o->op > TH_OP_APPEND) {
@@ -1075,17 +1090,29 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	}
 
 	/* Pass 1. */
-	if ((error = th_csv_open(&csv, fd, delim, err)) < 0 || (error = header(&m, csv, err)) < 0 ||
-	    (error = plan_columns(&m, err)) < 0)
+	if ((error = o->format == TH_FMT_JSON ? th_jsonrows_open(&src.json, fd, err)
+	                                      : th_csv_open(&src.csv, fd, delim, err)) < 0)
+		goto cleanup;
+	/* JSON rows appended to or replacing a table may give any of its columns: the table's
+	 * columns are the header. (An update keeps the first row's keys: a column a file leaves out
+	 * is kept, not set to NULL.) */
+	if (src.json && (o->op == TH_OP_APPEND || o->op == TH_OP_REPLACE)) {
+		for (i = 0; i < m.old.schema.ncols && error == TH_OK; i++)
+			error = th_jsonrows_set_columns(
+			        src.json, (const char *const *)&m.old.schema.cols[i].name, 1, err);
+		if (error < 0)
+			goto cleanup;
+	}
+	if ((error = header(&m, &src, err)) < 0 || (error = plan_columns(&m, err)) < 0)
 		goto cleanup;
 	if ((m.spill = temp_file(tmpdir, err)) == NULL) {
 		error = err ? err->code : TH_ESTORE;
 		goto cleanup;
 	}
-	if ((error = pass1(&m, csv, err)) < 0)
+	if ((error = pass1(&m, &src, err)) < 0)
 		goto cleanup;
 	if (o->progress)
-		o->progress(o->progress_payload, th_csv_bytes(csv), m.rows_read);
+		o->progress(o->progress_payload, source_bytes(&src), m.rows_read);
 	if (o->op == TH_OP_CREATE || o->op == TH_OP_OVERWRITE)
 		for (i = 0; i < m.nfile; i++)
 			m.schema.cols[i].type = th_type_pick(m.mask[i]);
@@ -1163,7 +1190,8 @@ cleanup:
 	if (o->report && m.nrejects == 0)
 		th_buf_clear(o->report); /* a report only of rejected rows */
 	th_pack_free(pack);
-	th_csv_free(csv);
+	th_csv_free(src.csv);
+	th_jsonrows_free(src.json);
 	th_commit_info_dispose(&head_info);
 	th_buf_dispose(&msg);
 	th_buf_dispose(&email);

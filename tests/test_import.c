@@ -262,6 +262,44 @@ static void test_bad_input(void)
 	teardown();
 }
 
+/* JSON rows, in DoltHub's form and as JSON lines, with --type json. */
+static void test_json(void)
+{
+	char *out = NULL, *csvout;
+
+	setup();
+	CHECK(t_sh(&out,
+	           "printf '%%s' '{\"rows\":[{\"id\":2,\"v\":\"b, c\",\"ok\":true},"
+	           "{\"id\":1,\"v\":null,\"ok\":false}]}' | %s import --data %s/d alice/db "
+	           "--table j --pk id --type json - 2>&1",
+	           TH_BIN, dir) == 0);
+	CHECK_CONTAINS(out, "rows added: 2");
+	free(out);
+	csvout = export("main", "j");
+	CHECK_STR(csvout, "id,v,ok\n1,,false\n2,\"b, c\",true\n");
+	free(csvout);
+	CHECK(t_sh(&out,
+	           "printf '{\"id\":3,\"ok\":true}\n{\"id\":4,\"v\":\"x\"}\n' | %s import "
+	           "--data %s/d alice/db --table j --op append --type json - 2>&1",
+	           TH_BIN, dir) == 0);
+	free(out);
+	csvout = export("main", "j");
+	CHECK_STR(csvout, "id,v,ok\n1,,false\n2,\"b, c\",true\n3,,true\n4,x,\n");
+	free(csvout);
+	/* a malformed file fails with its place, nothing committed */
+	CHECK(t_sh(&out,
+	           "printf '[{\"id\":5},{\"id\":}]' | %s import --data %s/d alice/db --table j "
+	           "--op append --type json - 2>&1",
+	           TH_BIN, dir) == 1);
+	CHECK_CONTAINS(out, "line 1, column 17: expected a value");
+	free(out);
+	csvout = export("main", "j");
+	CHECK_CONTAINS(csvout, "4,x,\n");
+	CHECK(strstr(csvout, "5,") == NULL);
+	free(csvout);
+	teardown();
+}
+
 static void test_usage_and_stdin(void)
 {
 	char *out = NULL, *csvout;
@@ -333,6 +371,7 @@ int main(void)
 	RUN(test_ops);
 	RUN(test_bad_input);
 	RUN(test_usage_and_stdin);
+	RUN(test_json);
 	RUN(test_one_row_change);
 	TH_TEST_END();
 }

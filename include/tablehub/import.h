@@ -29,7 +29,8 @@ typedef enum { TH_FMT_CSV = 1, TH_FMT_PSV, TH_FMT_TSV, TH_FMT_JSON } th_file_for
 /* "create"/"Create" etc. to an op, 0 if unknown; the op's DoltHub name ("Create"). */
 th_import_op th_import_op_parse(const char *s);
 const char *th_import_op_name(th_import_op op);
-/* "csv"/"Csv", "psv", "tsv", "json" to a format, 0 if unknown. */
+/* "csv"/"Csv", "psv", "tsv", "json" (also "jsonl", "ndjson": one reader takes every JSON form) to
+ * a format, 0 if unknown. */
 th_file_format th_file_format_parse(const char *s);
 
 typedef struct th_import_opts {

@@ -219,9 +219,7 @@ static void test_upload_requests(void)
 	           "'tableName' is required");
 	bad_params("{\"tableName\":\"a b\",\"importOp\":\"Create\"}", 400, "'tableName' must be");
 	bad_params("{\"tableName\":\"t\",\"fileType\":\"Xlsx\",\"importOp\":\"Create\"}", 400,
-	           "'fileType' must be Csv, Psv or Tsv (got 'Xlsx')");
-	bad_params("{\"tableName\":\"t\",\"fileType\":\"Json\",\"importOp\":\"Create\"}", 400,
-	           "'fileType' Json is not supported yet");
+	           "'fileType' must be Csv, Psv, Tsv or Json (got 'Xlsx')");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":\"id\"}", 400,
 	           "'primaryKeys' must be an array");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":[1]}", 400,

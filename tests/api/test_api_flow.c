@@ -441,6 +441,33 @@ static void test_file_first_params_typed(void)
 	free(params);
 }
 
+/* DoltHub's JSON form: {"rows":[{...}]}, the columns from the first row's keys. */
+static void test_json_upload(void)
+{
+	char *file =
+	        write_tmp("people.json", "{\"rows\":[{\"id\":2,\"name\":\"Bo\",\"tags\":[1,2]},"
+	                                 "{\"id\":1,\"name\":\"Al\",\"tags\":null}]}");
+	char op[256], *branch, *out;
+	t_resp r;
+
+	r = t_upload(&srv, alice, "alice/shop", file,
+	             "{\"tableName\":\"jpeople\",\"fileName\":\"people.json\","
+	             "\"branchName\":\"main\",\"fileType\":\"Json\",\"importOp\":\"Create\","
+	             "\"primaryKeys\":[\"id\"]}");
+	free(file);
+	CHECK(r.status == 200);
+	snprintf(op, sizeof(op), "%s", nz(t_str(&r, "operation_name")));
+	t_resp_free(&r);
+	r = t_poll(&srv, alice, "alice/shop", op, 120);
+	CHECK_STR(t_str(&r, "job_status"), "Completed");
+	branch = import_branch(&r);
+	out = export(branch, "jpeople");
+	CHECK_STR(out, "id,name,tags\n1,Al,\n2,Bo,\"[1,2]\"\n");
+	free(out);
+	free(branch);
+	t_resp_free(&r);
+}
+
 static void test_bad_csv_fails_with_place(void)
 {
 	t_resp r;
@@ -545,6 +572,7 @@ int main(void)
 	RUN(test_upload_to_completed);
 	RUN(test_import_ops);
 	RUN(test_file_first_params_typed);
+	RUN(test_json_upload);
 	RUN(test_bad_csv_fails_with_place);
 	RUN(test_clean_shutdown);
 	RUN(test_log);
