@@ -370,7 +370,9 @@ static void reset_queue(th_csv *csv)
 		}
 		if (i == csv->nfields)
 			base = csv->cellsize;
-		memmove(csv->cellbuf, csv->cellbuf + base, csv->cellsize - base);
+		/* With only NULL cells so far the arena may not exist yet (cellbuf NULL). */
+		if (base > 0)
+			memmove(csv->cellbuf, csv->cellbuf + base, csv->cellsize - base);
 		csv->cellsize -= base;
 		for (i = 0; i < keep; i++) {
 			size_t o = csv->off[csv->cur_first + i];

@@ -302,6 +302,10 @@ static void test_header_only_and_empty(void)
 	EXPECT_DUMP("\n\r\n\n", ',', "");
 	/* records of different lengths come back as they are */
 	EXPECT_DUMP("a,b\n1\n1,2,3\n", ',', "1: a|b\n2: 1\n3: 1|2|3\n");
+	/* found by fuzz_csv: a first record still open at the end of the first block whose cells so
+	 * far are all NULL (no arena allocated yet) */
+	EXPECT_DUMP(",\x7f", ',', "1: \\N|\x7f\n");
+	EXPECT_DUMP(",,x", ',', "1: \\N|\\N|x\n");
 }
 
 static double now(void)
