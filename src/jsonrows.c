@@ -287,7 +287,8 @@ static int string(th_jsonrows *r, th_buf *out, int raw, th_error *err)
 	}
 	if (raw && (error = th_buf_putc(out, '"', err)) < 0)
 		return error;
-	if (!th_utf8_valid(out->ptr + start, out->size - start, &bad_at))
+	/* (an empty string may leave the buffer unallocated: nothing to check) */
+	if (out->size > start && !th_utf8_valid(out->ptr + start, out->size - start, &bad_at))
 		return bad(r, err, "invalid UTF-8 in a string");
 	return TH_OK;
 }
@@ -309,8 +310,9 @@ static int scalar(th_jsonrows *r, th_buf *out, th_error *err)
 	}
 	if (c < -1)
 		return c;
+	if ((n = out->size - start) == 0)
+		return bad(r, err, "expected a value"); /* (and the buffer may be unallocated) */
 	s = out->ptr + start;
-	n = out->size - start;
 	if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
 	    (n == 4 && memcmp(s, "null", 4) == 0))
 		return TH_OK;
@@ -685,6 +687,10 @@ int th_jsonrows_next(th_jsonrows *r, th_csv_row *row, th_error *err)
 	if ((error = next_row(r, err)) <= 0)
 		return error;
 	if (r->nrows == 1) {
+		if (r->ncols == 0)
+			return th_error_set_at(err, TH_EINVALID, r->row_line, 1,
+			                       "line %llu: the first row has no keys",
+			                       (unsigned long long)r->row_line);
 		/* The header first, made of the first row's keys; the row itself next time. */
 		r->first_pending = 1;
 		row->n = r->ncols;

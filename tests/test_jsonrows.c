@@ -99,6 +99,8 @@ static void test_cells(void)
 	/* escapes and surrogate pairs become UTF-8 */
 	expect_rows("[{\"s\":\"a\\n\\t\\\\\\/\\u00e9\\ud83d\\ude00\"}]",
 	            "s @1\na\n\t\\/\xc3\xa9\xf0\x9f\x98\x80 @1\n");
+	/* empty strings, as a value and as the first thing a row holds (found by fuzzing) */
+	expect_rows("[{\"a\":\"\",\"b\":\"\"}]", "a|b @1\n| @1\n");
 	/* a key given as null in the first row is still a column */
 	expect_rows("[{\"a\":null,\"b\":1},{\"b\":2}]", "a|b @1\nNULL|1 @1\nNULL|2 @1\n");
 }
@@ -109,6 +111,7 @@ static void test_errors(void)
 	expect_error("[{\"a\":1,\"a\":2}]", "key 'a' given twice in one row", 1, 13);
 	expect_error("[{\"a\":1},{\"a\":2,\"a\":3}]", "key 'a' given twice in one row", 1, 21);
 	expect_error("[{\"a\":tru}]", "expected a value", 1, 10);
+	expect_error("[{\"a\":}]", "expected a value", 1, 7); /* the first value of a row */
 	expect_error("[{\"a\":01}]", "bad number", 1, 9);
 	expect_error("[{\"a\":\"x}]", "unterminated string", 1, 11);
 	expect_error("[{\"a\":\"x\ny\"}]", "control character in a string", 1, 9);
@@ -119,6 +122,7 @@ static void test_errors(void)
 	expect_error("[{\"a\":1} {\"a\":2}]", "expected ',' or ']' after a row", 1, 10);
 	expect_error("[{\"a\":1}] x", "unexpected text after the rows", 1, 11);
 	expect_error("{}", "the first row has no keys", 1, 2);
+	expect_error("[\n{}]", "line 2: the first row has no keys", 2, 1); /* found by fuzzing */
 	expect_error("hello", "expected '{' or '['", 1, 1);
 	expect_error("{\"a\":1}\n[2]", "expected '{' to start the next row", 2, 1);
 	{
