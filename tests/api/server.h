@@ -245,4 +245,25 @@ static inline t_resp t_poll(const t_server *s, const char *token, const char *db
 	}
 }
 
+/* The authorization header for a token, as curl arguments (a %s for the token). */
+#define AUTH "-H 'authorization: token %s' "
+
+/* s, or "" when NULL: for fields that may be missing. */
+static inline const char *nz(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Write `text` to DIR/NAME; returns the path (malloc'd). */
+static inline char *t_write_in(const char *dir, const char *name, const char *text)
+{
+	char *path = malloc(strlen(dir) + strlen(name) + 2);
+
+	if (path == NULL)
+		abort();
+	sprintf(path, "%s/%s", dir, name);
+	t_write_file(path, text, strlen(text));
+	return path;
+}
+
 #endif

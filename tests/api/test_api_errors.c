@@ -11,16 +11,10 @@
 static t_server srv;
 static char *dir, *alice, *bob, *csv;
 
-#define AUTH "-H 'authorization: token %s' "
 #define GOOD_PARAMS                                                                                \
 	"{\"tableName\":\"t\",\"fileName\":\"a.csv\",\"branchName\":\"main\",\"fileType\":"        \
 	"\"Csv\","                                                                                 \
 	"\"importOp\":\"Create\",\"primaryKeys\":[\"id\"]}"
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
 
 /* Check r is an error with `status`, "status":"Error", `code` and a message containing `msg`. */
 static void check_error(t_resp *r, int status, const char *code, const char *msg)

@@ -9,20 +9,9 @@ static t_server srv;
 static char *dir, *alice, *bob;
 static char base_branch[256]; /* the import branch of the first upload: holds table people */
 
-#define AUTH "-H 'authorization: token %s' "
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
-
 static char *write_tmp(const char *name, const char *text)
 {
-	char *path = malloc(strlen(dir) + strlen(name) + 2);
-
-	sprintf(path, "%s/%s", dir, name);
-	t_write_file(path, text, strlen(text));
-	return path;
+	return t_write_in(dir, name, text);
 }
 
 /* `tablehub export` of table at ref (malloc'd CSV, or NULL when it fails). */

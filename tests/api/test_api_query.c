@@ -10,13 +10,6 @@ static t_server srv;
 static char *dir, *alice, *bob;
 static char root[256]; /* http://127.0.0.1:PORT */
 
-#define AUTH "-H 'authorization: token %s' "
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
-
 /* GET the SQL endpoint of `path` ("alice/shop/main") with q=sql, as curl --data-urlencode sends
  * it (spaces as %20). */
 static t_resp sql_get(const char *token, const char *path, const char *sql)

@@ -15,17 +15,11 @@
 static t_server srv;
 static char *dir, *alice;
 
-#define AUTH "-H 'authorization: token %s' "
 #define PARAMS(table)                                                                              \
 	"{\"tableName\":\"" table "\",\"fileName\":\"big.csv\",\"branchName\":\"main\","           \
 	"\"fileType\":\"Csv\",\"importOp\":\"Create\",\"primaryKeys\":[\"id\"]}"
 
 static const char *const workers[] = { "--workers", "1", NULL };
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
 
 static int count_prefix(const char *sub, const char *prefix)
 {
