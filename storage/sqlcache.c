@@ -902,6 +902,17 @@ static int send_row(sqlite3_stmt *st, th_cell *cells, size_t *offsets, th_buf *s
 		cells[i].len = 0;
 		if (type == SQLITE_NULL)
 			continue;
+		if (type == SQLITE_INTEGER) {
+			/* A boolean column (stored 0/1) reads as true/false, as in its CSV. */
+			const char *decl = sqlite3_column_decltype(st, i);
+			sqlite3_int64 v = sqlite3_column_int64(st, i);
+			if (decl != NULL && strcasecmp(decl, "BOOLEAN") == 0 &&
+			    (v == 0 || v == 1)) {
+				cells[i].s = v ? "true" : "false";
+				cells[i].len = v ? 4 : 5;
+				continue;
+			}
+		}
 		if (type == SQLITE_BLOB) {
 			/* Hex into scratch; the pointers are set once scratch stops growing. */
 			const unsigned char *b = sqlite3_column_blob(st, i);

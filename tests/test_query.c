@@ -214,11 +214,15 @@ static void test_rows_match_fixture(void)
 	CHECK_OK(run(&r, "main", "SELECT * FROM people ORDER BY id", NULL, NULL, &err), &err);
 	CHECK_STR(r.cols.ptr, "id:integer|name:text|age:integer|joined:date|active:boolean|"
 	                      "score:real");
-	/* The fixture: booleans read as 1/0, numbers as SQLite prints them, NULLs kept. */
-	CHECK_STR(r.rows.ptr, "1|Alice|34|2021-03-04|1|91.5\n"
-	                      "2|Bob|\\N|2020-12-31|0|78.0\n"
-	                      "3|Carol, Jr.|29|2024-02-29|1|\\N\n"
-	                      "4|Dan|41|\\N|0|88.25\n");
+	/* The fixture: booleans read as true/false, as the table's CSV holds them, numbers as
+	 * SQLite prints them, NULLs kept. */
+	CHECK_STR(r.rows.ptr, "1|Alice|34|2021-03-04|true|91.5\n"
+	                      "2|Bob|\\N|2020-12-31|false|78.0\n"
+	                      "3|Carol, Jr.|29|2024-02-29|true|\\N\n"
+	                      "4|Dan|41|\\N|false|88.25\n");
+	/* Only a boolean column reads as true/false; an expression over it is a number. */
+	CHECK_ROWS("main", "SELECT active, active + 0, NOT active FROM people WHERE id = 1",
+	           "true|1|0\n");
 	res_dispose(&r);
 	/* Without ORDER BY a keyed table reads in key order. */
 	CHECK_ROWS("main", "SELECT \"order\", customer, total FROM orders",
@@ -452,8 +456,8 @@ static void test_snapshots_shared_and_advanced(void)
 	                            "washer|8|new\n");
 	CHECK_CONTAINS(incremental, "[orders]\nA1|Zed|1.5|x\n");
 	CHECK_CONTAINS(incremental, "[extra]\n1|one\n2|two\n");
-	CHECK_CONTAINS(incremental, "[people]\n1|Alice|35|2021-03-04|1|91.5\n"
-	                            "3|Carol|30|2024-02-29|1|\\N\n7|Gus|50|\\N|0|1.25\n");
+	CHECK_CONTAINS(incremental, "[people]\n1|Alice|35|2021-03-04|true|91.5\n"
+	                            "3|Carol|30|2024-02-29|true|\\N\n7|Gus|50|\\N|false|1.25\n");
 	/* The same content a snapshot built from the rows has. */
 	t = target("main");
 	CHECK_OK(th_query_snapshot(&snap, NULL, &t, NULL, &err), &err);
