@@ -75,6 +75,34 @@ static int feed_next(void *payload, th_edit *e, th_error *err)
 	return 1;
 }
 
+/* A new repository at DIR/r.git, open for writing (freed by the caller). */
+static th_repo *new_repo(const char *dir)
+{
+	char path[4096];
+	th_repo *repo = NULL;
+	th_error err;
+
+	snprintf(path, sizeof(path), "%s/r.git", dir);
+	CHECK_OK(th_repo_create(path, "t", &err), &err);
+	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	return repo;
+}
+
+/* Options that create table t on main from a CSV, keyed on id when `keyed`, spilling in DIR. */
+static void create_opts(th_import_opts *o, const char *dir, int keyed)
+{
+	static const char *const id_key[] = { "id" };
+
+	memset(o, 0, sizeof(*o));
+	o->table = "t";
+	o->op = TH_OP_CREATE;
+	o->pk = keyed ? id_key : NULL;
+	o->npk = keyed ? 1 : 0;
+	o->format = TH_FMT_CSV;
+	o->branch = "main";
+	o->tmpdir = dir;
+}
+
 static void fill(char *v, unsigned seed)
 {
 	snprintf(v, 48, "value-%u-%u", seed, seed * 2654435761u);
@@ -82,7 +110,7 @@ static void fill(char *v, unsigned seed)
 
 static void test_history_independence(void)
 {
-	char *dir = t_mkdtemp(), path[4096];
+	char *dir = t_mkdtemp();
 	th_repo *repo = NULL;
 	th_error err;
 	th_schema s;
@@ -93,10 +121,8 @@ static void test_history_independence(void)
 	unsigned seed = 12345;
 
 	schema_init(&s, 0);
-	snprintf(path, sizeof(path), "%s/r.git", dir);
 	CHECK_OK(th_repo_global_init(&err), &err);
-	CHECK_OK(th_repo_create(path, "t", &err), &err);
-	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	repo = new_repo(dir);
 	all = calloc(n * 2, sizeof(*all));
 	edits = calloc(64, sizeof(*edits));
 	for (i = 0; i < n; i++) {
@@ -194,7 +220,7 @@ static void test_history_independence(void)
 
 static void test_keyless_duplicates_not_split(void)
 {
-	char *dir = t_mkdtemp(), path[4096];
+	char *dir = t_mkdtemp();
 	th_repo *repo = NULL;
 	th_error err;
 	th_schema s;
@@ -206,9 +232,7 @@ static void test_keyless_duplicates_not_split(void)
 	size_t n = 30000, i, nchunks = 0;
 
 	schema_init(&s, 1);
-	snprintf(path, sizeof(path), "%s/r.git", dir);
-	CHECK_OK(th_repo_create(path, "t", &err), &err);
-	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	repo = new_repo(dir);
 	rows = calloc(n, sizeof(*rows));
 	for (i = 0; i < n; i++) { /* runs of 50 identical rows */
 		rows[i].id = (long)(i / 50);
@@ -246,7 +270,7 @@ static void test_keyless_duplicates_not_split(void)
 /* Import with a 64 KiB sort budget (dozens of spilled runs) equals the in-memory import. */
 static void test_external_sort(void)
 {
-	char *dir = t_mkdtemp(), path[4096], csv[4096];
+	char *dir = t_mkdtemp(), csv[4096];
 	th_repo *repo = NULL;
 	th_error err;
 	th_import_opts o;
@@ -255,19 +279,10 @@ static void test_external_sort(void)
 	th_commit_info c1, c2;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/r.git", dir);
 	snprintf(csv, sizeof(csv), "%s/in.csv", dir);
 	CHECK(t_sh(NULL, "%s/../scripts/bench.d/gen-csv 20000 %s", TH_FIXTURES, csv) == 0);
-	CHECK_OK(th_repo_create(path, "t", &err), &err);
-	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
-	memset(&o, 0, sizeof(o));
-	o.table = "t";
-	o.op = TH_OP_CREATE;
-	o.pk = (const char *const[]){ "id" };
-	o.npk = 1;
-	o.format = TH_FMT_CSV;
-	o.branch = "main";
-	o.tmpdir = dir;
+	repo = new_repo(dir);
+	create_opts(&o, dir, 1);
 	o.mem_budget = 64 << 10;
 	fd = open(csv, O_RDONLY);
 	CHECK_OK(th_import_fd(&r1, repo, fd, &o, &err), &err);
@@ -304,7 +319,7 @@ static void test_external_sort(void)
  * the first; nothing committed. */
 static void test_rejected_report(void)
 {
-	char *dir = t_mkdtemp(), path[4096], csv[4096];
+	char *dir = t_mkdtemp(), csv[4096];
 	th_repo *repo = NULL;
 	th_error err;
 	th_import_opts o;
@@ -315,23 +330,14 @@ static void test_rejected_report(void)
 	size_t listed = 0;
 	int fd, i;
 
-	snprintf(path, sizeof(path), "%s/r.git", dir);
 	snprintf(csv, sizeof(csv), "%s/in.csv", dir);
 	th_buf_puts(&text, "id,v\n1,\"a \"\"b\"\"\"\n", NULL);
 	for (i = 2; i <= 151; i++) /* 150 rows without a key */
 		th_buf_printf(&text, NULL, ",x%d\n", i);
 	t_write_file(csv, text.ptr, text.size);
-	CHECK_OK(th_repo_create(path, "t", &err), &err);
-	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
+	repo = new_repo(dir);
 	CHECK_OK(th_repo_branch_get(&before, repo, "main", &err), &err);
-	memset(&o, 0, sizeof(o));
-	o.table = "t";
-	o.op = TH_OP_CREATE;
-	o.pk = (const char *const[]){ "id" };
-	o.npk = 1;
-	o.format = TH_FMT_CSV;
-	o.branch = "main";
-	o.tmpdir = dir;
+	create_opts(&o, dir, 1);
 	o.report = &report;
 	fd = open(csv, O_RDONLY);
 	CHECK(th_import_fd(&r, repo, fd, &o, &err) == TH_EINVALID);
@@ -370,7 +376,7 @@ static void test_rejected_report(void)
  * table with no rows, committed; a table keyed on a column the header lacks is refused. */
 static void test_header_only(void)
 {
-	char *dir = t_mkdtemp(), path[4096], csv[4096];
+	char *dir = t_mkdtemp(), csv[4096];
 	th_repo *repo = NULL;
 	th_error err;
 	th_import_opts o;
@@ -380,17 +386,10 @@ static void test_header_only(void)
 	th_oid before, after;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/r.git", dir);
 	snprintf(csv, sizeof(csv), "%s/in.csv", dir);
 	t_write_file(csv, "ate", 3);
-	CHECK_OK(th_repo_create(path, "t", &err), &err);
-	CHECK_OK(th_repo_open(&repo, path, 1, &err), &err);
-	memset(&o, 0, sizeof(o));
-	o.table = "t";
-	o.op = TH_OP_CREATE;
-	o.format = TH_FMT_CSV;
-	o.branch = "main";
-	o.tmpdir = dir;
+	repo = new_repo(dir);
+	create_opts(&o, dir, 0);
 	fd = open(csv, O_RDONLY);
 	CHECK_OK(th_import_fd(&r, repo, fd, &o, &err), &err);
 	close(fd);
@@ -404,9 +403,8 @@ static void test_header_only(void)
 	th_commit_info_dispose(&ci);
 
 	CHECK_OK(th_repo_branch_get(&before, repo, "main", &err), &err);
+	create_opts(&o, dir, 1);
 	o.table = "u";
-	o.pk = (const char *const[]){ "id" };
-	o.npk = 1;
 	fd = open(csv, O_RDONLY);
 	CHECK(th_import_fd(&r, repo, fd, &o, &err) == TH_EINVALID);
 	close(fd);
