@@ -152,6 +152,19 @@ static inline char *t_user_add(const t_server *s, const char *name)
 	return out;
 }
 
+/* Add the users alice and bob, their tokens into *alice and *bob (malloc'd). Returns 0, or -1
+ * with the server killed when either cannot be added. */
+static inline int t_add_alice_and_bob(t_server *s, char **alice, char **bob)
+{
+	*alice = t_user_add(s, "alice");
+	*bob = t_user_add(s, "bob");
+	if (*alice != NULL && *bob != NULL)
+		return 0;
+	fprintf(stderr, "user add failed\n");
+	t_server_stop(s, SIGKILL);
+	return -1;
+}
+
 typedef struct t_resp {
 	int status;
 	char *body;  /* malloc'd */

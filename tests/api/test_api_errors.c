@@ -358,12 +358,8 @@ int main(void)
 	dir = t_mkdtemp();
 	if (t_server_start(&srv, dir, 0, cap) < 0)
 		return 1;
-	alice = t_user_add(&srv, "alice");
-	bob = t_user_add(&srv, "bob");
-	if (alice == NULL || bob == NULL) {
-		t_server_stop(&srv, SIGKILL);
+	if (t_add_alice_and_bob(&srv, &alice, &bob) < 0)
 		return 1;
-	}
 	snprintf(path, sizeof(path), "%s/a.csv", dir);
 	t_write_file(path, "id,v\n1,x\n", 9);
 	csv = strdup(path);

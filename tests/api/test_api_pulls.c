@@ -494,13 +494,8 @@ int main(void)
 	dir = t_mkdtemp();
 	if (t_server_start(&srv, dir, 0, NULL) < 0)
 		return 1;
-	alice = t_user_add(&srv, "alice");
-	bob = t_user_add(&srv, "bob");
-	if (alice == NULL || bob == NULL) {
-		fprintf(stderr, "user add failed\n");
-		t_server_stop(&srv, SIGKILL);
+	if (t_add_alice_and_bob(&srv, &alice, &bob) < 0)
 		return 1;
-	}
 	RUN(test_setup);
 	RUN(test_diff);
 	RUN(test_merge_rows_and_cells);

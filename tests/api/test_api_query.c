@@ -417,13 +417,8 @@ int main(void)
 	if (t_server_start(&srv, dir, 0, NULL) < 0)
 		return 1;
 	snprintf(root, sizeof(root), "http://127.0.0.1:%d", srv.port);
-	alice = t_user_add(&srv, "alice");
-	bob = t_user_add(&srv, "bob");
-	if (alice == NULL || bob == NULL) {
-		fprintf(stderr, "user add failed\n");
-		t_server_stop(&srv, SIGKILL);
+	if (t_add_alice_and_bob(&srv, &alice, &bob) < 0)
 		return 1;
-	}
 	r = t_http(&srv,
 	           AUTH "-H 'content-type: application/json' -d '{\"ownerName\":\"bob\","
 	                "\"repoName\":\"secret\",\"visibility\":\"private\"}' '%s/database'",
