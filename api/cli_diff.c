@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tablehub/text.h"
 #include "tablehub/buf.h"
 #include "tablehub/datadir.h"
 #include "tablehub/pulls.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "tablehub/text.h"
 #include "tablehub/buf.h"
 #include "tablehub/csv.h"
 #include "tablehub/datadir.h"

@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "tablehub/text.h"
 #include "tablehub/datadir.h"
 #include "tablehub/files.h"
 #include "tablehub/jobs.h"

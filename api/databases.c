@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "tablehub/text.h"
 #include "tablehub/buf.h"
 #include "tablehub/datadir.h"
 #include "tablehub/meta.h"

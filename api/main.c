@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "tablehub/text.h"
 #include "tablehub/csv.h"
 #include "tablehub/datadir.h"
 #include "tablehub/import.h"

@@ -220,8 +220,8 @@ static cJSON *op_item(api_pool *pool, const th_op_info *op, int user_view)
 	job_name = api_pool_printf(pool, "repositoryOwners/%s/repositories/%s/jobs/%s", op->owner,
 	                           op->db, op->id);
 	desc = op_description(pool, op);
-	th_meta_time_fmt(created, op->created_at);
-	th_meta_time_fmt(updated, op->updated_at);
+	th_time_fmt(created, op->created_at);
+	th_time_fmt(updated, op->updated_at);
 	if (it == NULL || job_name == NULL || desc == NULL)
 		goto oom;
 	if (!user_view) {

@@ -52,7 +52,7 @@ int api_pulls_list(th_req *req, th_error *err)
 		cJSON *it = cJSON_CreateObject();
 		char id[24], created[32];
 		snprintf(id, sizeof(id), "%lld", (long long)p->pull_id);
-		th_meta_time_fmt(created, p->created_at);
+		th_time_fmt(created, p->created_at);
 		if (it == NULL || !cJSON_AddItemToArray(arr, it)) {
 			cJSON_Delete(it);
 			goto oom;
@@ -91,8 +91,8 @@ int api_pulls_get(th_req *req, th_error *err)
 		                    req->db.owner, req->db.name);
 	if (error < 0)
 		return error;
-	th_meta_time_fmt(created, p.created_at);
-	th_meta_time_fmt(updated, p.updated_at);
+	th_time_fmt(created, p.created_at);
+	th_time_fmt(updated, p.updated_at);
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
 	    !api_json_str(body, "database_name", req->db.name) ||

@@ -331,7 +331,7 @@ static cJSON *note_item(const th_pull_note *n, int review)
 	char id[24], created[32];
 
 	snprintf(id, sizeof(id), "%lld", (long long)n->id);
-	th_meta_time_fmt(created, n->created_at);
+	th_time_fmt(created, n->created_at);
 	if (it == NULL || !api_json_str(it, review ? "review_id" : "comment_id", id) ||
 	    !api_json_str(it, "author", n->author) || !api_json_str(it, "comment", n->body) ||
 	    (review && !api_json_str(it, "review_status", th_review_status_name(n->status))) ||

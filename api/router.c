@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "tablehub/text.h"
 #include "tablehub/datadir.h"
 #include "tablehub/log.h"
 #include "tablehub/meta.h"

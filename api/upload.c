@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "tablehub/ids.h"
 #include "tablehub/files.h"
 #include "tablehub/import.h"
 #include "tablehub/jobs.h"

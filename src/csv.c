@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "tablehub/csv.h"
+#include "tablehub/text.h"
 
 #define BLOCK_SIZE (256 * 1024)
 #define NULL_OFF SIZE_MAX /* cell offset of a NULL field */
@@ -66,62 +67,6 @@ struct th_csv {
 static int no_space(unsigned char c)
 {
 	(void)c;
-	return 0;
-}
-
-int th_utf8_valid(const char *str, size_t len, size_t *bad_at)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n, k;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			/* Skip ASCII a word at a time where aligned enough to matter. */
-			while (i + 8 <= len) {
-				uint64_t w;
-				memcpy(&w, s + i, 8);
-				if (w & 0x8080808080808080ull)
-					break;
-				i += 8;
-			}
-			while (i < len && s[i] < 0x80)
-				i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			/* a continuation byte, an overlong lead (c0, c1) or beyond U+10FFFF
-			 * (f5..ff) */
-			goto bad;
-		}
-		if (len - i - 1 < n)
-			goto bad; /* truncated sequence */
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				goto bad;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			goto bad; /* overlong, beyond Unicode, or a surrogate */
-		i += n + 1;
-	}
-	return 1;
-bad:
-	if (bad_at)
-		*bad_at = i;
 	return 0;
 }
 

@@ -32,6 +32,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "tablehub/ids.h"
+#include "tablehub/text.h"
 #include "tablehub/buf.h"
 #include "tablehub/datadir.h"
 #include "tablehub/files.h"
@@ -181,9 +183,9 @@ int th_job_progress(th_job_ctx *ctx, uint64_t bytes_read, uint64_t rows)
 	th_error err;
 	int rc, lost;
 
-	if (th_meta_now_ms() - ctx->progress_ms < PROGRESS_INTERVAL_MS)
+	if (th_now_ms() - ctx->progress_ms < PROGRESS_INTERVAL_MS)
 		return TH_OK;
-	ctx->progress_ms = th_meta_now_ms();
+	ctx->progress_ms = th_now_ms();
 	th_error_clear(&err);
 	rc = th_meta_op_progress(j->meta, ctx->job->id, ctx->job->attempts, bytes_read, rows,
 	                         j->lease_ms, &err);

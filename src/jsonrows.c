@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tablehub/text.h"
 #include "tablehub/buf.h"
 #include "tablehub/jsonrows.h"
 

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tablehub/ids.h"
 #include "tablehub/datadir.h"
 #include "tablehub/hash.h"
 #include "tablehub/log.h"

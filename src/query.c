@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tablehub/text.h"
 #include "tablehub/csv.h"
 #include "tablehub/datadir.h"
 #include "tablehub/diff.h"

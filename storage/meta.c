@@ -28,8 +28,9 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
-#include "tablehub/datadir.h"
+#include "tablehub/text.h"
 #include "tablehub/hash.h"
+#include "tablehub/ids.h"
 #include "tablehub/meta.h"
 
 struct th_meta {
@@ -260,59 +261,6 @@ static void set_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset
 		next_out[0] = '\0';
 }
 
-int64_t th_meta_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void th_meta_time_fmt(char out[32], int64_t ms)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	char date[24];
-
-	if (ms < 0)
-		secs = 0, ms = 0;
-	gmtime_r(&secs, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 32, "%.20s.%03dZ", date, (int)(ms % 1000));
-}
-
-static int random_bytes(unsigned char *out, size_t n, th_error *err)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = getrandom(out + got, n - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return th_error_set(err, TH_ESTORE, "getrandom: %s", strerror(errno));
-		}
-		got += (size_t)r;
-	}
-	return TH_OK;
-}
-
-int th_uuid4(char out[TH_UUID_SIZE], th_error *err)
-{
-	unsigned char b[16];
-	char hex[33];
-	int error;
-
-	if ((error = random_bytes(b, sizeof(b), err)) < 0)
-		return error;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	th_hex(hex, b, sizeof(b));
-	snprintf(out, TH_UUID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-	         hex + 20);
-	return TH_OK;
-}
-
 /* --- open, migrate, close -------------------------------------------------------------------- */
 
 int th_meta_schema_version(void)
@@ -416,8 +364,6 @@ void th_meta_close(th_meta *m)
 
 /* --- users and tokens ------------------------------------------------------------------------ */
 
-#define TOKEN_PREFIX "thp_"
-
 /* The stored form of a token: SHA-256 in hex. */
 static void token_hash(char out[65], const char *token)
 {
@@ -427,29 +373,25 @@ static void token_hash(char out[65], const char *token)
 /* Make a token, store its hash for `user`. Called with the mutex held. */
 static int token_insert(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *user, th_error *err)
 {
-	unsigned char raw[32];
 	char token[TH_TOKEN_SIZE], hash[65];
 	sqlite3_stmt *st = NULL;
 	int error;
 
-	if ((error = random_bytes(raw, sizeof(raw), err)) < 0)
+	if ((error = th_token_new(token, err)) < 0)
 		return error;
-	memcpy(token, TOKEN_PREFIX, 4);
-	th_hex(token + 4, raw, sizeof(raw));
 	token_hash(hash, token);
 	if ((error = prep(&st, m, "INSERT INTO tokens(user, hash, created_at) VALUES (?1, ?2, ?3)",
 	                  err)) < 0)
 		return error;
 	bind_str(st, 1, user);
 	bind_str(st, 2, hash);
-	sqlite3_bind_int64(st, 3, th_meta_now_ms());
+	sqlite3_bind_int64(st, 3, th_now_ms());
 	if (sqlite3_step(st) != SQLITE_DONE)
 		error = db_error(m, err, "insert token");
 	sqlite3_finalize(st);
 	if (error == TH_OK)
 		memcpy(token_out, token, TH_TOKEN_SIZE);
 	OPENSSL_cleanse(token, sizeof(token));
-	OPENSSL_cleanse(raw, sizeof(raw));
 	return error;
 }
 
@@ -466,7 +408,7 @@ int th_meta_user_create(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *n
 	if ((error = prep(&st, m, "INSERT INTO users(name, created_at) VALUES (?1, ?2)", err)) < 0)
 		goto cleanup;
 	bind_str(st, 1, name);
-	sqlite3_bind_int64(st, 2, th_meta_now_ms());
+	sqlite3_bind_int64(st, 2, th_now_ms());
 	rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		error = th_error_set(err, TH_EEXISTS, "user '%s' already exists", name);
@@ -545,7 +487,7 @@ static int token_well_formed(const char *t)
 {
 	size_t i;
 
-	if (t == NULL || strncmp(t, TOKEN_PREFIX, 4) != 0 || strlen(t) != TH_TOKEN_SIZE - 1)
+	if (t == NULL || strncmp(t, TH_TOKEN_PREFIX, 4) != 0 || strlen(t) != TH_TOKEN_SIZE - 1)
 		return 0;
 	for (i = 4; t[i]; i++)
 		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
@@ -585,7 +527,7 @@ int th_meta_token_lookup(char user_out[65], th_meta *m, const char *token, th_er
 	st = NULL;
 	/* Recording the last use is best effort (a busy database must not refuse a request) and
 	 * at most once a minute, so authenticated reads do not each cost a write and an fsync. */
-	now = th_meta_now_ms();
+	now = th_now_ms();
 	if (now - last_used >= 60000 &&
 	    prep(&st, m, "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2", NULL) == TH_OK) {
 		sqlite3_bind_int64(st, 1, now);
@@ -658,7 +600,7 @@ int th_meta_db_create(th_meta *m, const char *owner, const char *name, const cha
 	bind_str(st, 2, name);
 	bind_str(st, 3, description);
 	bind_str(st, 4, is_private ? "private" : "public");
-	sqlite3_bind_int64(st, 5, th_meta_now_ms());
+	sqlite3_bind_int64(st, 5, th_now_ms());
 	rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		error = th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
@@ -818,7 +760,7 @@ int th_meta_op_create(char id_out[TH_UUID_SIZE], th_meta *m, const th_op_new *op
 {
 	char id[TH_UUID_SIZE];
 	sqlite3_stmt *st = NULL;
-	int64_t now = th_meta_now_ms();
+	int64_t now = th_now_ms();
 	int error;
 
 	if (op->kind == NULL || (strcmp(op->kind, "import") != 0 && strcmp(op->kind, "merge") != 0))
@@ -954,7 +896,7 @@ int th_meta_op_list_creator(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], 
 int th_meta_op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t now = th_meta_now_ms();
+	int64_t now = th_now_ms();
 	th_op_info o;
 	int rc, error, have = 0;
 
@@ -1075,7 +1017,7 @@ cleanup:
 
 int th_meta_op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms, th_error *err)
 {
-	int64_t now = th_meta_now_ms();
+	int64_t now = th_now_ms();
 	struct fence_args a = { { now + lease_ms, now, 0, 0 }, NULL, NULL };
 
 	return fenced_update(m, id, attempt, "lease_expires_at = ?3, updated_at = ?4", &a, 2, err);
@@ -1084,7 +1026,7 @@ int th_meta_op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms,
 int th_meta_op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes_read, uint64_t rows,
                         int64_t lease_ms, th_error *err)
 {
-	int64_t now = th_meta_now_ms();
+	int64_t now = th_now_ms();
 	struct fence_args a = { { (int64_t)bytes_read, (int64_t)rows, now, now + lease_ms },
 		                NULL,
 		                NULL };
@@ -1101,7 +1043,7 @@ int th_meta_op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes_
 int th_meta_op_complete(th_meta *m, const char *id, int attempt, const char *result_json,
                         int64_t pull_id, th_error *err)
 {
-	struct fence_args a = { { th_meta_now_ms(), pull_id, 0, 0 },
+	struct fence_args a = { { th_now_ms(), pull_id, 0, 0 },
 		                result_json ? result_json : "{}",
 		                NULL };
 
@@ -1120,7 +1062,7 @@ int th_meta_op_fail(th_meta *m, const char *id, int attempt, const char *message
 int th_meta_op_fail_with(th_meta *m, const char *id, int attempt, const char *message,
                          uint64_t line, uint32_t column, const char *result_json, th_error *err)
 {
-	struct fence_args a = { { th_meta_now_ms(), (int64_t)line, (int64_t)column, 0 },
+	struct fence_args a = { { th_now_ms(), (int64_t)line, (int64_t)column, 0 },
 		                message ? message : "failed",
 		                result_json };
 
@@ -1273,7 +1215,7 @@ int th_meta_pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const c
                         const char *to_branch, th_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t id = 0, now = th_meta_now_ms();
+	int64_t id = 0, now = th_now_ms();
 	int error;
 
 	if (author == NULL || !author[0] || from_branch == NULL || !from_branch[0] ||
@@ -1437,7 +1379,7 @@ int th_meta_pull_update(th_meta *m, int64_t db_id, int64_t pull_id, const char *
 		bind_str(st, 3, title);
 	if (description)
 		bind_str(st, 4, description);
-	sqlite3_bind_int64(st, 5, th_meta_now_ms());
+	sqlite3_bind_int64(st, 5, th_now_ms());
 	if ((error = step_done(m, st, err)) < 0)
 		goto cleanup;
 	if (sqlite3_changes(m->db) == 0)
@@ -1467,7 +1409,7 @@ int th_meta_pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_s
 	sqlite3_bind_int64(st, 2, pull_id);
 	bind_str(st, 3, th_pull_state_name(state));
 	bind_str(st, 4, state == TH_PULL_MERGED && merge_commit ? merge_commit : "");
-	sqlite3_bind_int64(st, 5, th_meta_now_ms());
+	sqlite3_bind_int64(st, 5, th_now_ms());
 	if ((error = step_done(m, st, err)) < 0 || sqlite3_changes(m->db) > 0)
 		goto cleanup;
 	sqlite3_finalize(st);
@@ -1537,7 +1479,7 @@ static int note_add(int64_t *id_out, th_meta *m, int64_t db_id, int64_t pull_id,
 	sqlite3_bind_int64(st, 3, id);
 	bind_str(st, 4, author);
 	bind_str(st, 5, body);
-	sqlite3_bind_int64(st, 6, th_meta_now_ms());
+	sqlite3_bind_int64(st, 6, th_now_ms());
 	if (status)
 		bind_str(st, 7, th_review_status_name(status));
 	if ((error = step_done(m, st, err)) < 0 || (error = exec(m, "COMMIT", err)) < 0)

@@ -23,6 +23,7 @@
 
 #include "repo_internal.h"
 #include "tablehub/hash.h"
+#include "tablehub/text.h"
 
 #define REFNAME_MAX 1024
 
@@ -70,17 +71,6 @@ void th_oid_fmt(char out[41], const th_oid *oid)
 	th_hex(out, oid->id, 20);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int th_oid_parse(th_oid *out, const char *hex, th_error *err)
 {
 	th_oid o;
@@ -90,8 +80,8 @@ int th_oid_parse(th_oid *out, const char *hex, th_error *err)
 		return th_error_set(err, TH_EINVALID, "'%s' is not a 40-digit object id",
 		                    hex ? hex : "");
 	for (i = 0; i < 20; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]),
-		    lo = hexval((unsigned char)hex[2 * i + 1]);
+		int hi = th_hexval((unsigned char)hex[2 * i]),
+		    lo = th_hexval((unsigned char)hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return th_error_set(err, TH_EINVALID, "'%s' is not a 40-digit object id",

@@ -384,16 +384,16 @@ static void test_operation_lifecycle(void)
 	CHECK_STR(op.file_name, "t.csv");
 	CHECK_STR(op.branch_name, "");
 	CHECK(op.bytes_total == 1234 && op.attempts == 0 && op.result == NULL);
-	th_meta_time_fmt(ts, op.created_at);
+	th_time_fmt(ts, op.created_at);
 	CHECK(strlen(ts) == 24 && ts[10] == 'T' && ts[23] == 'Z');
 	th_op_info_dispose(&op);
-	th_meta_time_fmt(ts, 1684864005LL * 1000 + 35);
+	th_time_fmt(ts, 1684864005LL * 1000 + 35);
 	CHECK_STR(ts, "2023-05-23T17:46:45.035Z");
 
 	CHECK_OK(th_meta_op_claim(&c, m, 60000, &err), &err);
 	CHECK_STR(c.id, id);
 	CHECK(c.state == TH_OPSTATE_IN_PROGRESS && c.attempts == 1);
-	CHECK(c.lease_expires_at > th_meta_now_ms() + 50000);
+	CHECK(c.lease_expires_at > th_now_ms() + 50000);
 	CHECK(th_meta_op_claim(&op, m, 60000, &err) == TH_ENOTFOUND);
 	CHECK_OK(th_meta_op_progress(m, id, 1, 1000, 10, 60000, &err), &err);
 	CHECK_OK(th_meta_op_extend(m, id, 1, 60000, &err), &err);

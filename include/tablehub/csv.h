@@ -12,15 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "text.h"
 
 typedef struct th_csv th_csv;
 
 /* One record. The pointers are borrowed: valid until the next th_csv_next or th_csv_free. */
 typedef struct th_csv_row {
-	size_t n;              /* number of fields */
-	const char *const *cells; /* cells[i] is NUL-terminated, or NULL for an unquoted empty field */
-	const size_t *lens;    /* byte length of each cell (0 for NULL) */
-	uint64_t line;         /* line on which the record starts */
+	size_t n; /* number of fields */
+	const char *const
+	        *cells;     /* cells[i] is NUL-terminated, or NULL for an unquoted empty field */
+	const size_t *lens; /* byte length of each cell (0 for NULL) */
+	uint64_t line;      /* line on which the record starts */
 } th_csv_row;
 
 /* Read from the open descriptor `fd` (not closed by the reader) with delimiter `delim` (',', '|',
@@ -36,14 +38,11 @@ int th_csv_next(th_csv *csv, th_csv_row *row, th_error *err);
 /* Bytes consumed from the descriptor so far (for progress reports). */
 uint64_t th_csv_bytes(const th_csv *csv);
 
-/* Is s[0..len) valid UTF-8? On failure *bad_at is the offset of the first bad byte. */
-int th_utf8_valid(const char *s, size_t len, size_t *bad_at);
-
 /* Append one CSV field to out (src/csv_write.c): NULL as an unquoted empty field, an empty
  * string as "", quoted (quotes doubled) when it holds `delim`, a quote, CR or LF, or starts or ends
  * with a space. Returns TH_OK or TH_ENOMEM. */
 #include "buf.h"
 int th_csv_write_field(th_buf *out, const char *s, size_t len, int is_null, char delim,
-		       th_error *err);
+                       th_error *err);
 
 #endif

@@ -26,11 +26,4 @@ void th_datadir_unlock(int fd);
 int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const char *db,
                          th_error *err);
 
-/* Is `s` a valid owner, database or user name: 1-64 of [A-Za-z0-9_-], not starting with '-'? */
-int th_name_valid(const char *s);
-
-/* Split "OWNER/DB" into owner and db (each at most 64 bytes plus NUL). Returns TH_OK or
- * TH_EINVALID with a message saying what a valid name is. */
-int th_split_db_name(char owner[65], char db[65], const char *s, th_error *err);
-
 #endif

@@ -7,7 +7,7 @@
  * (`serve` beside `user add`); SQLite's own locking orders their writes. Schema migrations are
  * numbered (PRAGMA user_version) and applied by th_meta_open, each in its own transaction.
  *
- * Times are integer milliseconds since the epoch (UTC); th_meta_time_fmt gives the ISO-8601 text
+ * Times are integer milliseconds since the epoch (UTC); th_time_fmt gives the ISO-8601 text
  * the API shows ("2023-05-23T17:46:45.035Z"). Names (users, owners, databases) are 1-64 bytes of
  * [A-Za-z0-9_-] (th_name_valid in datadir.h); callers validate them, the store rejects longer ones
  * with TH_EINVALID. Heap strings inside the *_info structs belong to the struct and are released by
@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "ids.h"
 
 typedef struct th_meta th_meta;
 
@@ -33,16 +34,7 @@ void th_meta_close(th_meta *m);
 /* The schema version this build migrates to (PRAGMA user_version after th_meta_open). */
 int th_meta_schema_version(void);
 
-/* Now, in ms since the epoch (UTC). */
-int64_t th_meta_now_ms(void);
-/* ISO-8601 UTC with milliseconds, "2023-05-23T17:46:45.035Z" (24 chars plus NUL). */
-void th_meta_time_fmt(char out[32], int64_t ms);
-
 /* --- users and tokens ------------------------------------------------------------------------ */
-
-/* A token is "thp_" followed by 64 hex digits (32 bytes from getrandom()): 68 chars plus NUL. Only
- * its SHA-256 is stored, so a token is shown once, when it is created. */
-#define TH_TOKEN_SIZE 69
 
 typedef struct th_user_info {
 	char name[65];
@@ -109,12 +101,6 @@ typedef enum {
 
 /* "Pending", "In Progress", "Completed", "Failed"; "" for anything else. */
 const char *th_op_state_name(th_op_state s);
-
-/* A uuid is 36 chars plus NUL. */
-#define TH_UUID_SIZE 37
-
-/* A new random (version 4) uuid, lower-case, from getrandom(). Returns TH_OK or TH_ESTORE. */
-int th_uuid4(char out[TH_UUID_SIZE], th_error *err);
 
 typedef struct th_op_info {
 	char id[TH_UUID_SIZE];

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
-#include "table.h"
+#include "value.h"
 
 /* --- writing a snapshot ------------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
-/* table.h: tables stored in git as key-ordered, content-defined chunks (src/schema.c, src/key.c,
- * src/row.c, src/chunk.c, src/table.c).
+/* table.h: tables stored in git as key-ordered, content-defined chunks (src/chunk.c, src/table.c;
+ * the values they hold are in value.h).
  *
  * A commit's tree holds `tables/<name>/schema.json` and `tables/<name>/rows/`, the rows sorted by
  * an order-preserving encoding of the primary key (memcmp order = key order) and cut into chunks of
@@ -16,114 +16,7 @@
 #include "buf.h"
 #include "error.h"
 #include "repo.h"
-
-/* --- types --------------------------------------------------------------------------------- */
-
-typedef enum {
-	TH_TYPE_INTEGER = 1,  /* int64, no leading zeros ("007" is text) */
-	TH_TYPE_REAL = 2,     /* a JSON number with a fraction or exponent, kept as written */
-	TH_TYPE_BOOLEAN = 3,  /* true/false in any case, stored as true/false */
-	TH_TYPE_DATE = 4,     /* YYYY-MM-DD */
-	TH_TYPE_DATETIME = 5, /* YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM] */
-	TH_TYPE_TEXT = 6,
-} th_type;
-
-#define TH_TYPEBIT(t) (1u << (t))
-#define TH_TYPEMASK_ALL 0x7eu
-
-/* "integer", "real", "boolean", "date", "datetime", "text". */
-const char *th_type_name(th_type t);
-/* The type named `name`, or 0 if none. */
-th_type th_type_parse(const char *name);
-/* The set of types (TH_TYPEBIT bits) that the non-NULL text value s[0..len) can be stored as.
- * Text is always in the set. */
-unsigned th_type_classify(const char *s, size_t len);
-/* The most specific type in `mask` (the AND of a column's classifications): integer, real,
- * boolean, date, datetime, else text. */
-th_type th_type_pick(unsigned mask);
-
-/* --- schemas ------------------------------------------------------------------------------- */
-
-typedef struct th_column {
-	char *name;
-	th_type type;
-	int nullable;
-} th_column;
-
-typedef struct th_schema {
-	size_t ncols;
-	th_column *cols;
-	size_t npk;
-	size_t *pk; /* indices into cols in key order; npk == 0 means keyless */
-} th_schema;
-
-#define TH_SCHEMA_INIT                                                                             \
-	{                                                                                          \
-		0, NULL, 0, NULL                                                                   \
-	}
-#define TH_TABLE_FORMAT 1
-
-/* schema.json: {"format":1,"columns":[{"name":..,"type":..,"nullable":..}],"primaryKey":[..]}. */
-int th_schema_to_json(th_buf *out, const th_schema *s, th_error *err);
-/* As th_schema_to_json (appends; two-space indent, one column a line, trailing newline), with
- * "rows": `rows` after "primaryKey": the schema.json a table stores. TH_OK or TH_ENOMEM. */
-int th_schema_to_json_rows(th_buf *out, const th_schema *s, uint64_t rows, th_error *err);
-/* The "rows" count of schema.json into *rows: 0 when absent. Returns TH_OK, or TH_EINVALID (not
- * a JSON object, or "rows" not a non-negative integer). */
-int th_schema_rows_from_json(uint64_t *rows, const char *json, size_t len);
-/* Parse schema.json into *out (caller disposes). Returns TH_OK or TH_EINVALID. */
-int th_schema_from_json(th_schema *out, const char *json, size_t len, th_error *err);
-/* Deep copy. Returns TH_OK or TH_ENOMEM. */
-int th_schema_copy(th_schema *out, const th_schema *s, th_error *err);
-void th_schema_dispose(th_schema *s);
-/* Index of column `name`, or -1. */
-int th_schema_find(const th_schema *s, const char *name);
-
-/* Is `name` a valid table or column name? Table names: [A-Za-z0-9_-], 1-64 bytes, not starting
- * with '-' nor with "sqlite_" (SQLite's own). Column names: any non-empty UTF-8 without control
- * characters, at most 256 bytes. */
-int th_table_name_valid(const char *name);
-int th_column_name_valid(const char *name);
-
-/* --- cells and rows ------------------------------------------------------------------------- */
-
-/* A cell in text form, as CSV prints it: digits for numbers, true/false, the string itself. */
-typedef struct th_cell {
-	const char *s; /* NUL-terminated; NULL when is_null */
-	size_t len;
-	int is_null;
-} th_cell;
-
-/* A decoded row: n cells whose text lives in `store`. */
-typedef struct th_cells {
-	size_t n;
-	th_cell *c;
-	size_t cap;
-	th_buf store;
-} th_cells;
-
-#define TH_CELLS_INIT                                                                              \
-	{                                                                                          \
-		0, NULL, 0, TH_BUF_INIT                                                            \
-	}
-
-/* Decode one row line (a JSON array, no newline) into *out (reused across calls). Returns TH_OK,
- * TH_EINVALID (malformed line or wrong number of cells) or TH_ENOMEM. */
-int th_row_decode(th_cells *out, const th_schema *s, const char *line, size_t len, th_error *err);
-void th_cells_dispose(th_cells *c);
-
-/* Append the row line for `cells` (s->ncols of them, already valid for their column types). */
-int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
-
-/* Append the order-preserving key of `cells` (the primary-key cells, or every cell when keyless).
- */
-int th_row_key(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
-
-/* Compare two encoded keys: memcmp order, a prefix first. Returns <0, 0 or >0. */
-int th_key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen);
-
-/* A printable form of a key for messages and diffs, e.g. `1` or `(1, 'a')`. */
-int th_key_format(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
+#include "value.h"
 
 /* --- reading tables -------------------------------------------------------------------------- */
 

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tablehub/table.h"
+#include "tablehub/text.h"
+#include "tablehub/value.h"
 
 int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err)
 {
@@ -48,17 +49,6 @@ int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_erro
 	return th_buf_putc(out, ']', err);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Four hex digits at p (with p + 4 <= end) into *cp. */
 static int hex4(const char *p, const char *end, unsigned *cp)
 {
@@ -68,7 +58,7 @@ static int hex4(const char *p, const char *end, unsigned *cp)
 	if (end - p < 4)
 		return 0;
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval((unsigned char)p[i])) < 0)
+		if ((h = th_hexval((unsigned char)p[i])) < 0)
 			return 0;
 		v = (v << 4) | (unsigned)h;
 	}

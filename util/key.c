@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tablehub/table.h"
+#include "tablehub/value.h"
 
 static void be64(unsigned char *p, uint64_t v)
 {

@@ -12,9 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tablehub/csv.h"
-#include "tablehub/datadir.h"
-#include "tablehub/table.h"
+#include "tablehub/text.h"
+#include "tablehub/value.h"
 
 static int put_schema(th_buf *out, const th_schema *s, const uint64_t *rows, th_error *err)
 {

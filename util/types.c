@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tablehub/table.h"
+#include "tablehub/value.h"
 
 static const char *const type_names[] = { NULL,   "integer",  "real", "boolean",
 	                                  "date", "datetime", "text" };

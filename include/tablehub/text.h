@@ -1,0 +1,22 @@
+/* text.h: UTF-8 validation, hex digits and name checks (util/text.c). */
+#ifndef TABLEHUB_TEXT_H
+#define TABLEHUB_TEXT_H
+
+#include <stddef.h>
+#include "error.h"
+
+/* Is s[0..len) valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)? On failure
+ * *bad_at (may be NULL) is the offset of the first bad byte. */
+int th_utf8_valid(const char *s, size_t len, size_t *bad_at);
+
+/* The value of hex digit c (either case), or -1. */
+int th_hexval(int c);
+
+/* Is `s` a valid owner, database or user name: 1-64 of [A-Za-z0-9_-], not starting with '-'? */
+int th_name_valid(const char *s);
+
+/* Split "OWNER/DB" into owner and db (each at most 64 bytes plus NUL). Returns TH_OK or
+ * TH_EINVALID with a message saying what a valid name is. */
+int th_split_db_name(char owner[65], char db[65], const char *s, th_error *err);
+
+#endif
