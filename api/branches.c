@@ -14,14 +14,8 @@
 
 int api_repo_open(th_repo **out, th_req *req, th_error *err)
 {
-	th_buf path = TH_BUF_INIT;
-	int error;
-
-	if ((error = th_datadir_repo_path(&path, req->srv->cfg.data_dir, req->db.owner,
-	                                  req->db.name, err)) == TH_OK)
-		error = th_repo_open(out, path.ptr, 0, err);
-	th_buf_dispose(&path);
-	return error;
+	return th_datadir_repo_open(out, req->srv->cfg.data_dir, req->db.owner, req->db.name, 0,
+	                            err);
 }
 
 int api_branches_list(th_req *req, th_error *err)

@@ -12,7 +12,7 @@ int cli_log(int argc, char **argv);    /* log [--data DIR] OWNER/DB [REF] */
 
 /* api/cli_server.c: the service and its administration. */
 int cli_serve(int argc, char **argv); /* serve [--data DIR] [--listen ADDR:PORT] [--workers N]
-					 [--max-upload-mb N] */
+                                         [--max-upload-mb N] */
 int cli_user(int argc, char **argv);  /* user add [--data DIR] NAME */
 int cli_token(int argc, char **argv); /* token create [--data DIR] NAME */
 
@@ -26,5 +26,10 @@ const char *cli_take_data_dir(int *argc, char **argv);
 /* Take `--name VALUE` (or --name=VALUE) out of argv; NULL when absent. Sets *missing_value when the
  * flag is last with no value. */
 const char *cli_take_opt(int *argc, char **argv, const char *name, int *missing_value);
+
+/* Open the repository of NAME ("OWNER/DB") in data_dir (th_datadir_repo_open), with a message
+ * that says how to create a database that is missing. */
+#include "tablehub/repo.h"
+int cli_repo_open(th_repo **out, const char *data_dir, const char *name, int writer, th_error *err);
 
 #endif

@@ -182,10 +182,8 @@ int cli_diff(int argc, char **argv)
 	const char *data = cli_take_data_dir(&argc, argv);
 	int missing = 0, stat = 0, mbase = 0, i, j, rc = 1, error;
 	const char *table = cli_take_opt(&argc, argv, "--table", &missing);
-	char owner[65], db[65];
 	th_error err = { 0 };
 	th_repo *repo = NULL;
-	th_buf path = TH_BUF_INIT;
 	th_oid from, to, ft, tt;
 	th_diff_visitor v;
 	printer p;
@@ -212,14 +210,7 @@ int cli_diff(int argc, char **argv)
 		fprintf(stderr, "tablehub: %s\n", diff_usage);
 		return 2;
 	}
-	if (th_split_db_name(owner, db, argv[1], &err) < 0 ||
-	    th_datadir_repo_path(&path, data, owner, db, &err) < 0)
-		goto cleanup;
-	if (access(path.ptr, F_OK) != 0) {
-		th_error_set(&err, TH_ENOTFOUND, "database '%s' not found in '%s'", argv[1], data);
-		goto cleanup;
-	}
-	if (th_repo_open(&repo, path.ptr, 0, &err) < 0)
+	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0)
 		goto cleanup;
 	for (i = 2; i <= 3; i++) {
 		if ((error = th_repo_resolve(i == 2 ? &from : &to, repo, argv[i], &err)) < 0) {
@@ -260,7 +251,6 @@ cleanup:
 	}
 	th_buf_dispose(&p.out);
 	th_buf_dispose(&p.line);
-	th_buf_dispose(&path);
 	th_repo_free(repo);
 	return rc;
 }

@@ -133,26 +133,19 @@ static int reject_unknown(int argc, char **argv)
 	return 0;
 }
 
-/* Open OWNER/DB's repository under data_dir. */
-static int open_repo(th_repo **out, const char *data_dir, const char *name, int writer,
-                     th_error *err)
+int cli_repo_open(th_repo **out, const char *data_dir, const char *name, int writer, th_error *err)
 {
 	char owner[65], db[65];
-	th_buf path = TH_BUF_INIT;
 	int error;
 
 	if ((error = th_split_db_name(owner, db, name, err)) < 0)
 		return error;
-	if ((error = th_datadir_repo_path(&path, data_dir, owner, db, err)) < 0)
-		return error;
-	if (access(path.ptr, F_OK) != 0)
+	error = th_datadir_repo_open(out, data_dir, owner, db, writer, err);
+	if (error == TH_ENOTFOUND)
 		error = th_error_set(err, TH_ENOTFOUND,
 		                     "database '%s' not found in '%s'; create it with `tablehub db "
 		                     "create %s`",
 		                     name, data_dir, name);
-	else
-		error = th_repo_open(out, path.ptr, writer, err);
-	th_buf_dispose(&path);
 	return error;
 }
 
@@ -277,7 +270,7 @@ int cli_import(int argc, char **argv)
 		goto cleanup;
 	}
 	if (th_datadir_lock(&lock, data, &err) < 0 || th_repo_global_init(&err) < 0 ||
-	    open_repo(&repo, data, argv[1], 1, &err) < 0)
+	    cli_repo_open(&repo, data, argv[1], 1, &err) < 0)
 		goto cleanup;
 	if (th_import_fd(&res, repo, fd, &o, &err) < 0)
 		goto cleanup;
@@ -328,7 +321,7 @@ int cli_export(int argc, char **argv)
 		return error;
 	if (argc != 4)
 		return usage_error("expected: export [--data DIR] OWNER/DB REF TABLE");
-	if (open_repo(&repo, data, argv[1], 0, &err) < 0 ||
+	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
 	    th_repo_resolve(&commit, repo, argv[2], &err) < 0 ||
 	    th_repo_commit_read(&ci, repo, &commit, &err) < 0 ||
 	    th_table_load(&t, repo, &ci.tree, argv[3], &err) < 0 ||
@@ -421,7 +414,7 @@ int cli_log(int argc, char **argv)
 		return error;
 	if (argc != 2 && argc != 3)
 		return usage_error("expected: log [--data DIR] OWNER/DB [REF]");
-	if (open_repo(&repo, data, argv[1], 0, &err) < 0 ||
+	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
 	    th_repo_resolve(&start, repo, argc == 3 ? argv[2] : "main", &err) < 0 ||
 	    th_repo_log(repo, &start, 0, print_commit, NULL, &err) < 0)
 		goto cleanup;

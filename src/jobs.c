@@ -295,7 +295,7 @@ int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	th_import_op op = 0;
 	th_file_format fmt = 0;
 	th_db_info dbi;
-	th_buf path = TH_BUF_INIT, tmpdir = TH_BUF_INIT, result = TH_BUF_INIT, text = TH_BUF_INIT;
+	th_buf tmpdir = TH_BUF_INIT, result = TH_BUF_INIT, text = TH_BUF_INIT;
 	th_buf report = TH_BUF_INIT;
 	th_repo *repo = NULL;
 	pthread_mutex_t *lock = NULL;
@@ -315,12 +315,11 @@ int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	if ((error = th_meta_db_get(&dbi, j->meta, job->owner, job->db, err)) < 0)
 		goto cleanup;
 	have_db = 1;
-	if ((error = th_datadir_repo_path(&path, j->data_dir, job->owner, job->db, err)) < 0 ||
-	    (error = th_buf_printf(&tmpdir, err, "%s/tmp", j->data_dir)) < 0)
+	if ((error = th_buf_printf(&tmpdir, err, "%s/tmp", j->data_dir)) < 0)
 		goto cleanup;
 	lock = repo_lock(j, job->owner, job->db);
 	pthread_mutex_lock(lock);
-	if ((error = th_repo_open(&repo, path.ptr, 1, err)) < 0)
+	if ((error = th_datadir_repo_open(&repo, j->data_dir, job->owner, job->db, 1, err)) < 0)
 		goto cleanup;
 	if ((error = th_repo_branch_get(&head, repo, base, err)) < 0) {
 		if (error == TH_ENOTFOUND)
@@ -410,7 +409,6 @@ cleanup:
 		pthread_mutex_unlock(lock);
 	if (have_db)
 		th_db_info_dispose(&dbi);
-	th_buf_dispose(&path);
 	th_buf_dispose(&tmpdir);
 	th_buf_dispose(&result);
 	th_buf_dispose(&text);

@@ -90,11 +90,6 @@ static int conflict_add(th_conflicts *list, const char *table, const char *key, 
 	return TH_OK;
 }
 
-static int put_str_or_null(th_buf *out, const char *s, th_error *err)
-{
-	return s ? th_buf_put_json_string(out, s, strlen(s), err) : th_buf_puts(out, "null", err);
-}
-
 int th_conflicts_to_json(th_buf *out, const th_conflicts *c, th_error *err)
 {
 	size_t i;
@@ -107,15 +102,15 @@ int th_conflicts_to_json(th_buf *out, const th_conflicts *c, th_error *err)
 
 		if ((i && (error = th_buf_putc(out, ',', err)) < 0) ||
 		    (error = th_buf_puts(out, "{\"table\":", err)) < 0 ||
-		    (error = put_str_or_null(out, x->table, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(out, x->table, err)) < 0 ||
 		    (error = th_buf_puts(out, ",\"key\":", err)) < 0 ||
-		    (error = put_str_or_null(out, x->key, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(out, x->key, err)) < 0 ||
 		    (error = th_buf_puts(out, ",\"column\":", err)) < 0 ||
-		    (error = put_str_or_null(out, x->column, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(out, x->column, err)) < 0 ||
 		    (error = th_buf_printf(out, err, ",\"base\":%s,\"ours\":%s,\"theirs\":%s",
 		                           x->base, x->ours, x->theirs)) < 0 ||
 		    (error = th_buf_puts(out, ",\"reason\":", err)) < 0 ||
-		    (error = put_str_or_null(out, x->reason, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(out, x->reason, err)) < 0 ||
 		    (error = th_buf_putc(out, '}', err)) < 0)
 			return error;
 	}

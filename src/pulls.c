@@ -340,13 +340,6 @@ typedef struct json_diff {
 	int last_phase, more;
 } json_diff;
 
-static int put_str(th_buf *b, const char *s, th_error *err)
-{
-	if (s == NULL)
-		return th_buf_puts(b, "null", err);
-	return th_buf_put_json_string(b, s, strlen(s), err);
-}
-
 static int put_cells_obj(th_buf *b, const th_schema *s, const th_cells *c, th_error *err)
 {
 	size_t i;
@@ -358,7 +351,7 @@ static int put_cells_obj(th_buf *b, const th_schema *s, const th_cells *c, th_er
 		return error;
 	for (i = 0; i < s->ncols; i++) {
 		if ((i && (error = th_buf_putc(b, ',', err)) < 0) ||
-		    (error = put_str(b, s->cols[i].name, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(b, s->cols[i].name, err)) < 0 ||
 		    (error = th_buf_putc(b, ':', err)) < 0)
 			return error;
 		if (c->c[i].is_null)
@@ -382,7 +375,7 @@ static int put_key_names(th_buf *b, const th_schema *s, th_error *err)
 		return error;
 	for (i = 0; i < s->npk; i++)
 		if ((i && (error = th_buf_putc(b, ',', err)) < 0) ||
-		    (error = put_str(b, s->cols[s->pk[i]].name, err)) < 0)
+		    (error = th_buf_put_json_cstr(b, s->cols[s->pk[i]].name, err)) < 0)
 			return error;
 	return th_buf_putc(b, ']', err);
 }
@@ -399,7 +392,7 @@ static int put_missing_cols(th_buf *out, const th_schema *a, const th_schema *b,
 		if (b && th_schema_find(b, a->cols[i].name) >= 0)
 			continue;
 		if ((n++ && (error = th_buf_putc(out, ',', err)) < 0) ||
-		    (error = put_str(out, a->cols[i].name, err)) < 0)
+		    (error = th_buf_put_json_cstr(out, a->cols[i].name, err)) < 0)
 			return error;
 	}
 	return th_buf_putc(out, ']', err);
@@ -419,7 +412,7 @@ static int put_retyped(th_buf *out, const th_schema *f, const th_schema *t, th_e
 			continue;
 		if ((n++ && (error = th_buf_putc(out, ',', err)) < 0) ||
 		    (error = th_buf_puts(out, "{\"column_name\":", err)) < 0 ||
-		    (error = put_str(out, t->cols[i].name, err)) < 0 ||
+		    (error = th_buf_put_json_cstr(out, t->cols[i].name, err)) < 0 ||
 		    (error = th_buf_printf(out, err, ",\"from_type\":\"%s\",\"to_type\":\"%s\"}",
 		                           th_type_name(f->cols[j].type),
 		                           th_type_name(t->cols[i].type))) < 0)
@@ -436,7 +429,7 @@ static int json_table_end(void *payload, const th_table_diff *t, th_error *err)
 
 	if ((j->ntables++ && (error = th_buf_putc(b, ',', err)) < 0) ||
 	    (error = th_buf_puts(b, "{\"table_name\":", err)) < 0 ||
-	    (error = put_str(b, t->name, err)) < 0 ||
+	    (error = th_buf_put_json_cstr(b, t->name, err)) < 0 ||
 	    (error = th_buf_printf(b, err,
 	                           ",\"diff_type\":\"%s\",\"schema_change\":%s,"
 	                           "\"key_changed\":%s,\"columns_added\":",
@@ -497,10 +490,10 @@ static int json_row(void *payload, const th_table_diff *t, const th_diff_row *r,
 	}
 	if ((j->nrows++ && (error = th_buf_putc(b, ',', err)) < 0) ||
 	    (error = th_buf_puts(b, "{\"table_name\":", err)) < 0 ||
-	    (error = put_str(b, t->name, err)) < 0 ||
+	    (error = th_buf_put_json_cstr(b, t->name, err)) < 0 ||
 	    (error = th_buf_printf(
 	             b, err, ",\"diff_type\":\"%s\",\"key\":", th_change_kind_name(r->kind))) < 0 ||
-	    (error = put_str(b, r->key, err)) < 0)
+	    (error = th_buf_put_json_cstr(b, r->key, err)) < 0)
 		return error;
 	if (t->to_schema ? t->to_schema->npk == 0 : t->from_schema->npk == 0)
 		if ((error = th_buf_printf(b, err, ",\"count\":%llu",
@@ -518,7 +511,7 @@ static int json_row(void *payload, const th_table_diff *t, const th_diff_row *r,
 			if (!r->changed[i])
 				continue;
 			if ((n++ && (error = th_buf_putc(b, ',', err)) < 0) ||
-			    (error = put_str(b, t->to_schema->cols[i].name, err)) < 0)
+			    (error = th_buf_put_json_cstr(b, t->to_schema->cols[i].name, err)) < 0)
 				return error;
 		}
 		/* Dropped columns that held a value changed too. */
@@ -527,7 +520,8 @@ static int json_row(void *payload, const th_table_diff *t, const th_diff_row *r,
 			    r->before->c[i].is_null)
 				continue;
 			if ((n++ && (error = th_buf_putc(b, ',', err)) < 0) ||
-			    (error = put_str(b, t->from_schema->cols[i].name, err)) < 0)
+			    (error = th_buf_put_json_cstr(b, t->from_schema->cols[i].name, err)) <
+			            0)
 				return error;
 		}
 		if ((error = th_buf_putc(b, ']', err)) < 0)
@@ -865,7 +859,7 @@ int th_pulls_merge_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	th_pull_info pull;
 	th_pull_merge_result res;
 	th_conflicts conflicts = TH_CONFLICTS_INIT;
-	th_buf path = TH_BUF_INIT, result = TH_BUF_INIT;
+	th_buf result = TH_BUF_INIT;
 	th_repo *repo = NULL;
 	char commit[41], ours[41], theirs[41];
 	struct timespec t0, t1;
@@ -883,9 +877,8 @@ int th_pulls_merge_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 		                     (long long)job->pull_id, th_pull_state_name(pull.state));
 		goto cleanup;
 	}
-	if ((error = th_datadir_repo_path(&path, th_job_data_dir(ctx), job->owner, job->db, err)) <
-	            0 ||
-	    (error = th_repo_open(&repo, path.ptr, 1, err)) < 0)
+	if ((error = th_datadir_repo_open(&repo, th_job_data_dir(ctx), job->owner, job->db, 1,
+	                                  err)) < 0)
 		goto cleanup;
 	error = th_pull_merge(&res, &conflicts, repo, pull.from_branch, pull.to_branch,
 	                      job->pull_id, job->creator, NULL, err);
@@ -926,9 +919,9 @@ int th_pulls_merge_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	if ((error = th_buf_printf(&result, err,
 	                           "{\"commit\":\"%s\",\"pull_id\":%lld,\"to_branch\":", commit,
 	                           (long long)job->pull_id)) < 0 ||
-	    (error = put_str(&result, pull.to_branch, err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&result, pull.to_branch, err)) < 0 ||
 	    (error = th_buf_puts(&result, ",\"from_branch\":", err)) < 0 ||
-	    (error = put_str(&result, pull.from_branch, err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&result, pull.from_branch, err)) < 0 ||
 	    (error = th_buf_printf(&result, err,
 	                           ",\"parents\":[\"%s\",\"%s\"],\"attempts\":%d,"
 	                           "\"up_to_date\":%s,\"tables_changed\":%llu,"
@@ -945,7 +938,6 @@ int th_pulls_merge_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 cleanup:
 	th_repo_free(repo);
 	th_conflicts_dispose(&conflicts);
-	th_buf_dispose(&path);
 	th_buf_dispose(&result);
 	th_pull_info_dispose(&pull);
 	th_db_info_dispose(&db);

@@ -132,22 +132,7 @@ typedef struct resolved {
 
 static int target_open(th_repo **out, const th_query_target *t, th_error *err)
 {
-	th_buf path = TH_BUF_INIT;
-	int error;
-
-	if (!th_name_valid(t->owner) || !th_name_valid(t->db))
-		return th_error_set(err, TH_EINVALID,
-		                    "bad database name '%s/%s': each part is 1-64 of [A-Za-z0-9_-]",
-		                    t->owner ? t->owner : "", t->db ? t->db : "");
-	if ((error = th_datadir_repo_path(&path, t->datadir, t->owner, t->db, err)) < 0)
-		goto cleanup;
-	error = th_repo_open(out, path.ptr, 0, err);
-	if (error == TH_ENOTFOUND)
-		error = th_error_set(err, TH_ENOTFOUND, "database '%s/%s' not found", t->owner,
-		                     t->db);
-cleanup:
-	th_buf_dispose(&path);
-	return error;
+	return th_datadir_repo_open(out, t->datadir, t->owner, t->db, 0, err);
 }
 
 static int tables_tree(th_oid *out, th_repo *repo, const th_oid *root, th_error *err)

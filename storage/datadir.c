@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tablehub/datadir.h"
+#include "tablehub/text.h"
 
 int th_mkdir_p(const char *path, th_error *err)
 {
@@ -91,4 +92,21 @@ int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const 
                          th_error *err)
 {
 	return th_buf_printf(out, err, "%s/repos/%s/%s.git", dir, owner, db);
+}
+
+int th_datadir_repo_open(th_repo **out, const char *dir, const char *owner, const char *db,
+                         int writer, th_error *err)
+{
+	th_buf path = TH_BUF_INIT;
+	int error;
+
+	if (!th_name_valid(owner) || !th_name_valid(db))
+		return th_error_set(err, TH_EINVALID,
+		                    "bad database name '%s/%s': each part is 1-64 of [A-Za-z0-9_-]",
+		                    owner ? owner : "", db ? db : "");
+	if ((error = th_datadir_repo_path(&path, dir, owner, db, err)) == TH_OK &&
+	    (error = th_repo_open(out, path.ptr, writer, err)) == TH_ENOTFOUND)
+		error = th_error_set(err, TH_ENOTFOUND, "database '%s/%s' not found", owner, db);
+	th_buf_dispose(&path);
+	return error;
 }

@@ -153,3 +153,8 @@ int th_buf_put_json_string(th_buf *b, const char *s, size_t len, th_error *err)
 		return error;
 	return th_buf_putc(b, '"', err);
 }
+
+int th_buf_put_json_cstr(th_buf *b, const char *s, th_error *err)
+{
+	return s ? th_buf_put_json_string(b, s, strlen(s), err) : th_buf_puts(b, "null", err);
+}

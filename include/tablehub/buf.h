@@ -16,7 +16,10 @@ typedef struct th_buf {
 	size_t asize; /* bytes allocated */
 } th_buf;
 
-#define TH_BUF_INIT { NULL, 0, 0 }
+#define TH_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Make room for `extra` more bytes (plus the NUL). Returns TH_OK or TH_ENOMEM. */
 int th_buf_grow(th_buf *b, size_t extra, th_error *err);
@@ -35,5 +38,7 @@ char *th_buf_detach(th_buf *b);
 
 /* Append `s` (len bytes) as a JSON string literal, quotes included. */
 int th_buf_put_json_string(th_buf *b, const char *s, size_t len, th_error *err);
+/* Append the NUL-terminated `s` as a JSON string literal, or `null` when s is NULL. */
+int th_buf_put_json_cstr(th_buf *b, const char *s, th_error *err);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "repo.h"
 
 /* Create `path` and its missing parents (mode 0755). Returns TH_OK, TH_EINVALID (empty or too
  * long) or TH_ESTORE. */
@@ -25,5 +26,12 @@ void th_datadir_unlock(int fd);
 /* Append DIR/repos/<owner>/<db>.git to out. */
 int th_datadir_repo_path(th_buf *out, const char *dir, const char *owner, const char *db,
                          th_error *err);
+
+/* Open the repository of OWNER/DB under DIR into *out (caller frees with th_repo_free); `writer`
+ * as for th_repo_open. The one way every layer opens a database's repository. Returns TH_OK,
+ * TH_EINVALID (a bad owner or database name), TH_ENOTFOUND ("database 'OWNER/DB' not found") or
+ * TH_ESTORE. */
+int th_datadir_repo_open(th_repo **out, const char *dir, const char *owner, const char *db,
+                         int writer, th_error *err);
 
 #endif
