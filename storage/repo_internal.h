@@ -7,6 +7,7 @@
 #include <git2.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tablehub/repo.h"
 
@@ -22,6 +23,20 @@ struct th_repo {
  * TH_EEXISTS, GIT_EMODIFIED/GIT_ELOCKED -> TH_ECONFLICT, GIT_EINVALIDSPEC -> TH_EINVALID, anything
  * else -> TH_ESTORE. Sets err to "<what>: <libgit2's message>" and returns the code. */
 int th_repo__git_error(th_error *err, int giterr, const char *what);
+
+/* Longest ref name we build ("refs/heads/<branch>"). */
+#define REFNAME_MAX 1024
+
+/* Our object ids and libgit2's have the same 20 bytes. */
+static inline const git_oid *goid(const th_oid *o)
+{
+	return (const git_oid *)(const void *)o->id;
+}
+
+static inline void to_th(th_oid *out, const git_oid *in)
+{
+	memcpy(out->id, in->id, 20);
+}
 
 /* One object of a pack being written: its id, the CRC32 of its packed bytes (header and deflated
  * data) and its offset in the .pack file. */
