@@ -1,0 +1,136 @@
+/* cli_read.c: `tablehub export` (a table at a ref as CSV) and `tablehub log` (the history of a
+ * ref), read straight from the repository: no lock, so they run beside a server. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tablehub/buf.h"
+#include "tablehub/csv.h"
+#include "tablehub/repo.h"
+#include "tablehub/table.h"
+#include "cli.h"
+
+int cli_export(int argc, char **argv)
+{
+	const char *data = cli_take_data_dir(&argc, argv);
+	th_error err = { 0 };
+	th_repo *repo = NULL;
+	th_table t = TH_TABLE_INIT;
+	th_commit_info ci;
+	th_row_iter *it = NULL;
+	th_cells cells = TH_CELLS_INIT;
+	th_buf out = TH_BUF_INIT;
+	th_oid commit;
+	th_row row;
+	size_t i;
+	int rc = 1, error;
+
+	memset(&ci, 0, sizeof(ci));
+	if ((error = cli_reject_unknown(argc, argv)) != 0)
+		return error;
+	if (argc != 4)
+		return cli_usage_error("expected: export [--data DIR] OWNER/DB REF TABLE");
+	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
+	    th_repo_resolve(&commit, repo, argv[2], &err) < 0 ||
+	    th_repo_commit_read(&ci, repo, &commit, &err) < 0 ||
+	    th_table_load(&t, repo, &ci.tree, argv[3], &err) < 0 ||
+	    th_row_iter_new(&it, repo, &t, &err) < 0)
+		goto cleanup;
+	for (i = 0; i < t.schema.ncols; i++) {
+		if (i && th_buf_putc(&out, ',', &err) < 0)
+			goto cleanup;
+		if (th_csv_write_field(&out, t.schema.cols[i].name, strlen(t.schema.cols[i].name),
+		                       0, ',', &err) < 0)
+			goto cleanup;
+	}
+	if (th_buf_putc(&out, '\n', &err) < 0)
+		goto cleanup;
+	while ((error = th_row_iter_next(it, &row, &err)) == 1) {
+		if (th_row_decode(&cells, &t.schema, row.line, row.linelen, &err) < 0)
+			goto cleanup;
+		for (i = 0; i < cells.n; i++) {
+			if (i && th_buf_putc(&out, ',', &err) < 0)
+				goto cleanup;
+			if (th_csv_write_field(&out, cells.c[i].s, cells.c[i].len,
+			                       cells.c[i].is_null, ',', &err) < 0)
+				goto cleanup;
+		}
+		if (th_buf_putc(&out, '\n', &err) < 0)
+			goto cleanup;
+		if (out.size > (1 << 20)) {
+			if (fwrite(out.ptr, 1, out.size, stdout) != out.size)
+				goto write_failed;
+			th_buf_clear(&out);
+		}
+	}
+	if (error < 0)
+		goto cleanup;
+	if (fwrite(out.ptr ? out.ptr : "", 1, out.size, stdout) != out.size || fflush(stdout) != 0)
+		goto write_failed;
+	rc = 0;
+	goto cleanup;
+write_failed:
+	th_error_set(&err, TH_ESTORE, "cannot write to standard output");
+cleanup:
+	if (rc)
+		cli_fail(&err);
+	th_buf_dispose(&out);
+	th_cells_dispose(&cells);
+	th_row_iter_free(it);
+	th_table_dispose(&t);
+	th_commit_info_dispose(&ci);
+	th_repo_free(repo);
+	return rc;
+}
+
+static int print_commit(const th_commit_info *ci, void *payload)
+{
+	char id[41], when[64];
+	time_t t = (time_t)ci->time;
+	struct tm tm;
+	const char *p;
+
+	(void)payload;
+	th_oid_fmt(id, &ci->id);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S +0000", &tm);
+	printf("commit %s\n", id);
+	if (ci->nparents > 1) {
+		char a[41], b[41];
+		th_oid_fmt(a, &ci->parents[0]);
+		th_oid_fmt(b, &ci->parents[1]);
+		printf("Merge: %.7s %.7s\n", a, b);
+	}
+	printf("Author: %s <%s>\nDate:   %s\n\n", ci->author, ci->email, when);
+	for (p = ci->message ? ci->message : ""; *p;) {
+		size_t n = strcspn(p, "\n");
+		printf("    %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+	printf("\n");
+	return 0;
+}
+
+int cli_log(int argc, char **argv)
+{
+	const char *data = cli_take_data_dir(&argc, argv);
+	th_error err = { 0 };
+	th_repo *repo = NULL;
+	th_oid start;
+	int rc = 1, error;
+
+	if ((error = cli_reject_unknown(argc, argv)) != 0)
+		return error;
+	if (argc != 2 && argc != 3)
+		return cli_usage_error("expected: log [--data DIR] OWNER/DB [REF]");
+	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
+	    th_repo_resolve(&start, repo, argc == 3 ? argv[2] : "main", &err) < 0 ||
+	    th_repo_log(repo, &start, 0, print_commit, NULL, &err) < 0)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	if (rc)
+		cli_fail(&err);
+	th_repo_free(repo);
+	return rc;
+}
