@@ -1,12 +1,13 @@
-/* cli_db.c: `tablehub db create [--data DIR] OWNER/DB`, a new database in a local data dir. It
- * takes the data dir's write lock, so it refuses to run beside a server on the same dir. */
+/* cli_db.c: `tablehub db create [--data DIR] OWNER/DB`, a new database in a local data dir, made by
+ * th_db_create as POST /database makes it. It takes the data dir's write lock, so it refuses to run
+ * beside a server on the same dir. */
 #include <stdio.h>
 #include <string.h>
 
 #include "tablehub/text.h"
+#include "tablehub/databases.h"
 #include "tablehub/datadir.h"
 #include "tablehub/meta.h"
-#include "tablehub/repo.h"
 #include "cli.h"
 
 int cli_db(int argc, char **argv)
@@ -25,11 +26,8 @@ int cli_db(int argc, char **argv)
 	if (th_split_db_name(owner, db, argv[2], &err) < 0)
 		return cli_fail(&err);
 	if (th_datadir_lock(&lock, data, &err) < 0 || th_meta_open(&meta, data, &err) < 0 ||
+	    th_db_create(meta, data, owner, db, "", 0, &err) < 0 ||
 	    th_datadir_repo_path(&path, data, owner, db, &err) < 0)
-		goto cleanup;
-	if (th_meta_db_create(meta, owner, db, "", 0, &err) < 0)
-		goto cleanup;
-	if (th_repo_create(path.ptr, owner, &err) < 0)
 		goto cleanup;
 	printf("created %s/%s in %s\n", owner, db, path.ptr);
 	rc = 0;

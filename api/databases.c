@@ -1,9 +1,6 @@
-/* databases.c: POST /api/v1alpha1/database, DoltHub's create-database call.
- *
- * A database is a row in meta.sqlite plus a bare git repository whose `main` holds one empty
- * commit, so every import has a base to branch from. The repository is made first: a crash
- * between the two leaves an orphan repository, which the next create of that name adopts, never a
- * database row without its repository.
+/* databases.c: POST /api/v1alpha1/database, DoltHub's create-database call. It checks the request
+ * (names, visibility, the caller's right to the owner name) and shapes the reply; the database
+ * itself is made by th_db_create (src/databases.c), the rule `tablehub db create` follows too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,16 +8,11 @@
 
 #include "api.h"
 #include "tablehub/text.h"
-#include "tablehub/buf.h"
-#include "tablehub/datadir.h"
-#include "tablehub/meta.h"
-#include "tablehub/repo.h"
+#include "tablehub/databases.h"
 
 int api_databases_create(th_req *req, th_error *err)
 {
 	const char *owner, *name, *description, *visibility;
-	th_buf path = TH_BUF_INIT;
-	th_db_info existing = { 0 };
 	int is_private = 0, error;
 	cJSON *body;
 
@@ -55,36 +47,16 @@ int api_databases_create(th_req *req, th_error *err)
 		return api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg) < 0 ? TH_ENOMEM
 		                                                                       : TH_OK;
 	}
-	error = th_meta_db_get(&existing, req->srv->meta, owner, name, err);
-	th_db_info_dispose(&existing);
-	if (error == TH_OK)
-		return th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
-		                    name);
-	if (error != TH_ENOTFOUND)
+	if ((error = th_db_create(req->srv->meta, req->srv->cfg.data_dir, owner, name, description,
+	                          is_private, err)) < 0)
 		return error;
-	if ((error = th_datadir_repo_path(&path, req->srv->cfg.data_dir, owner, name, err)) < 0)
-		goto cleanup;
-	error = th_repo_create(path.ptr, req->user, err);
-	if (error < 0 && error != TH_EEXISTS)
-		goto cleanup;
-	error = th_meta_db_create(req->srv->meta, owner, name, description, is_private, err);
-	if (error == TH_EEXISTS)
-		error = th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
-		                     name);
-	if (error < 0)
-		goto cleanup;
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "description", description ? description : "") ||
 	    !api_json_str(body, "repository_owner", owner) ||
 	    !api_json_str(body, "repository_name", name) ||
 	    !api_json_str(body, "visibility", is_private ? "private" : "public")) {
 		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
+		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
-
-cleanup:
-	th_buf_dispose(&path);
-	return error;
+	return api_reply_json(req, MHD_HTTP_OK, body, err);
 }

@@ -396,6 +396,31 @@ cleanup:
 	return error;
 }
 
+int th_repo_remove(const char *path, th_error *err)
+{
+	char tmp[4096];
+	int saved;
+
+	/* An empty directory beside it, which rename() replaces: the repository leaves its path in
+	 * one step, and a crash before rmtree leaves only a *.rm-* directory behind. No allocation
+	 * before the rename, so a clean-up after an out-of-memory failure still happens. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.rm-XXXXXX", path) >= sizeof(tmp))
+		return th_error_set(err, TH_ESTORE, "cannot remove '%s': path too long", path);
+	if (mkdtemp(tmp) == NULL)
+		return th_error_set(err, TH_ESTORE, "cannot remove '%s': %s", path,
+		                    strerror(errno));
+	if (rename(path, tmp) < 0) {
+		saved = errno;
+		rmdir(tmp);
+		if (saved == ENOENT)
+			return th_error_set(err, TH_ENOTFOUND, "repository '%s' not found", path);
+		return th_error_set(err, TH_ESTORE, "cannot remove '%s': %s", path,
+		                    strerror(saved));
+	}
+	rmtree(tmp);
+	return TH_OK;
+}
+
 int th_repo_open(th_repo **out, const char *path, int writer, th_error *err)
 {
 	th_repo *r;

@@ -35,6 +35,11 @@ void th_repo_global_shutdown(void);
  * commit with an empty tree, by `author`. Returns TH_OK, TH_EEXISTS or TH_ESTORE. */
 int th_repo_create(const char *path, const char *author, th_error *err);
 
+/* Remove the repository at `path`: renamed to a temporary name beside it, then deleted, so the path
+ * holds the whole repository or nothing at every moment. Nobody may have it open. Returns TH_OK,
+ * TH_ENOTFOUND, TH_ENOMEM or TH_ESTORE. */
+int th_repo_remove(const char *path, th_error *err);
+
 /* Open the repository at `path` into *out (caller frees with th_repo_free). With `writer` set the
  * caller holds the data dir's write lock, so `*.lock` files under the repository are stale leftovers
  * of a crash and are removed. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
