@@ -1,15 +1,18 @@
-/* meta.h: the metadata store, DIR/meta.sqlite (storage/meta.c): users, API tokens, databases,
- * operations (the job queue), pull requests with their comments and reviews.
+/* meta.h: the metadata store: users, API tokens, databases, operations (the job queue), pull
+ * requests with their comments and reviews.
  *
- * One th_meta is one SQLite connection in WAL mode (foreign keys on, a busy timeout) guarded by a
- * mutex: every th_meta_* call is serialized, so one th_meta may be shared by any number of threads
- * (the HTTP server's and the job workers'). Several processes may open the same file at once
- * (`serve` beside `user add`); SQLite's own locking orders their writes. Schema migrations are
- * numbered (PRAGMA user_version) and applied by th_meta_open, each in its own transaction.
+ * The store sits behind an ops table (storage/meta_backend.h): these functions check their
+ * arguments and dispatch to the backend th_meta_open chose. The one backend today is SQLite,
+ * DIR/meta.sqlite (storage/meta_sqlite*.c): one connection per th_meta in WAL mode (foreign keys
+ * on, a busy timeout, statements prepared once per connection) guarded by a mutex, so every
+ * th_meta_* call is serialized and one th_meta may be shared by any number of threads (the HTTP
+ * server's and the job workers'). Several processes may open the same file at once (`serve` beside
+ * `user add`); SQLite's own locking orders their writes. Schema migrations are numbered (PRAGMA
+ * user_version) and applied by th_meta_open, each in its own transaction.
  *
  * Times are integer milliseconds since the epoch (UTC); th_time_fmt gives the ISO-8601 text
  * the API shows ("2023-05-23T17:46:45.035Z"). Names (users, owners, databases) are 1-64 bytes of
- * [A-Za-z0-9_-] (th_name_valid in datadir.h); callers validate them, the store rejects longer ones
+ * [A-Za-z0-9_-] (th_name_valid in text.h); callers validate them, the store rejects longer ones
  * with TH_EINVALID. Heap strings inside the *_info structs belong to the struct and are released by
  * its _dispose function; a list's items by the list's _dispose. On error, outputs are untouched.
  * No SQLite type appears here.
@@ -101,6 +104,9 @@ typedef enum {
 
 /* "Pending", "In Progress", "Completed", "Failed"; "" for anything else. */
 const char *th_op_state_name(th_op_state s);
+/* The state named exactly (case matters) by `s`, as th_op_state_name spells it; 0 if unknown or
+ * NULL. */
+th_op_state th_op_state_parse(const char *s);
 
 typedef struct th_op_info {
 	char id[TH_UUID_SIZE];

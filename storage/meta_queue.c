@@ -1,0 +1,303 @@
+/* meta_queue.c: operations, the job queue, in the SQLite metadata backend (table operations).
+ *
+ * Claiming is one UPDATE ... WHERE id = (SELECT the oldest runnable) RETURNING, atomic in itself
+ * and exclusive across threads and processes. A claim bumps `attempts`, which then serves as the
+ * fencing token: every later update of the operation names the attempt it holds, and a worker
+ * whose lease expired and was taken over can no longer extend, complete or fail it (the update
+ * changes no row; fence_error then says why).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_sqlite.h"
+
+#define OP_COLS                                                                                    \
+	"id, kind, owner, db, creator, state, params, upload_sha256, file_name, table_name, "      \
+	"branch_name, bytes_total, bytes_read, rows_processed, result, error_message, "            \
+	"error_line, error_column, lease_expires_at, attempts, pull_id, created_at, updated_at"
+
+/* Held by attempt ?2 (> 0), or with ?2 = 0 any unfinished operation. */
+#define FENCE                                                                                      \
+	" WHERE id = ?1 AND ((?2 > 0 AND state = 'In Progress' AND attempts = ?2) OR "             \
+	"(?2 = 0 AND state IN ('Pending', 'In Progress')))"
+
+static const th_msql_stmt op_insert = {
+	MS_OP_INSERT, "insert operation",
+	"INSERT INTO operations(id, kind, owner, db, creator, state, params, upload_sha256, "
+	"file_name, table_name, branch_name, bytes_total, pull_id, created_at, updated_at) VALUES "
+	"(?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)"
+};
+static const th_msql_stmt op_get = { MS_OP_GET, "read operation",
+	                             "SELECT " OP_COLS " FROM operations WHERE id = ?1" };
+static const th_msql_stmt op_list_db = {
+	MS_OP_LIST_DB, "list operations",
+	"SELECT " OP_COLS " FROM operations WHERE owner = ?1 AND db = ?2 AND (?3 IS NULL OR "
+	"kind = ?3) ORDER BY created_at DESC, rowid DESC LIMIT ?4 OFFSET ?5"
+};
+static const th_msql_stmt op_list_creator = {
+	MS_OP_LIST_CREATOR, "list operations",
+	"SELECT " OP_COLS " FROM operations WHERE creator = ?1 AND (?2 IS NULL OR kind = ?2) "
+	"ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+};
+static const th_msql_stmt op_claim = {
+	MS_OP_CLAIM, "claim operation",
+	"UPDATE operations SET state = 'In Progress', lease_expires_at = ?1 + ?2, "
+	"attempts = attempts + 1, updated_at = ?1 "
+	"WHERE id = (SELECT id FROM operations WHERE state = 'Pending' OR "
+	"(state = 'In Progress' AND lease_expires_at < ?1) "
+	"ORDER BY created_at, rowid LIMIT 1) RETURNING " OP_COLS
+};
+static const th_msql_stmt op_requeue = {
+	MS_OP_REQUEUE, "requeue operations",
+	"UPDATE operations SET lease_expires_at = 0 WHERE state = 'In Progress'"
+};
+static const th_msql_stmt op_fence = { MS_OP_FENCE, "read operation",
+	                               "SELECT state, attempts FROM operations WHERE id = ?1" };
+static const th_msql_stmt op_extend = {
+	MS_OP_EXTEND, "extend lease",
+	"UPDATE operations SET lease_expires_at = ?3, updated_at = ?4" FENCE
+};
+static const th_msql_stmt op_progress = {
+	MS_OP_PROGRESS, "record progress",
+	"UPDATE operations SET bytes_read = ?3, rows_processed = ?4, updated_at = ?5, "
+	"lease_expires_at = CASE WHEN ?6 > 0 THEN ?5 + ?6 ELSE lease_expires_at END" FENCE
+};
+static const th_msql_stmt op_complete = {
+	MS_OP_COMPLETE, "complete operation",
+	"UPDATE operations SET state = 'Completed', updated_at = ?3, lease_expires_at = 0, "
+	"pull_id = CASE WHEN ?4 > 0 THEN ?4 ELSE pull_id END, result = ?5" FENCE
+};
+static const th_msql_stmt op_fail = {
+	MS_OP_FAIL, "fail operation",
+	"UPDATE operations SET state = 'Failed', updated_at = ?3, lease_expires_at = 0, "
+	"error_line = ?4, error_column = ?5, error_message = ?6, result = ?7" FENCE
+};
+
+static int read_op(void *item, sqlite3_stmt *st, th_error *err)
+{
+	th_op_info *out = item, o;
+
+	memset(&o, 0, sizeof(o));
+	th_msql__copy(o.id, sizeof(o.id), st, 0);
+	th_msql__copy(o.kind, sizeof(o.kind), st, 1);
+	th_msql__copy(o.owner, sizeof(o.owner), st, 2);
+	th_msql__copy(o.db, sizeof(o.db), st, 3);
+	th_msql__copy(o.creator, sizeof(o.creator), st, 4);
+	o.state = th_op_state_parse(th_msql__text(st, 5));
+	th_msql__copy(o.upload_sha256, sizeof(o.upload_sha256), st, 7);
+	if (th_msql__dup(&o.params, st, 6, 0, err) < 0 ||
+	    th_msql__dup(&o.file_name, st, 8, 0, err) < 0 ||
+	    th_msql__dup(&o.table_name, st, 9, 0, err) < 0 ||
+	    th_msql__dup(&o.branch_name, st, 10, 0, err) < 0 ||
+	    th_msql__dup(&o.result, st, 14, 1, err) < 0 ||
+	    th_msql__dup(&o.error_message, st, 15, 1, err) < 0) {
+		th_op_info_dispose(&o);
+		return TH_ENOMEM;
+	}
+	o.bytes_total = (uint64_t)sqlite3_column_int64(st, 11);
+	o.bytes_read = (uint64_t)sqlite3_column_int64(st, 12);
+	o.rows_processed = (uint64_t)sqlite3_column_int64(st, 13);
+	o.error_line = (uint64_t)sqlite3_column_int64(st, 16);
+	o.error_column = (uint32_t)sqlite3_column_int64(st, 17);
+	o.lease_expires_at = sqlite3_column_int64(st, 18);
+	o.attempts = sqlite3_column_int(st, 19);
+	o.pull_id = sqlite3_column_int64(st, 20);
+	o.created_at = sqlite3_column_int64(st, 21);
+	o.updated_at = sqlite3_column_int64(st, 22);
+	*out = o;
+	return TH_OK;
+}
+
+static void dispose_op(void *item)
+{
+	th_op_info_dispose(item);
+}
+
+int th_msql__op_create(th_meta *m, const char *id, const th_op_new *op, th_error *err)
+{
+	int n;
+
+	n = th_msql__run((th_msql *)m, &op_insert, NULL, NULL, err, "ssssssssssiii", id, op->kind,
+	                 op->owner, op->db, op->creator, op->params ? op->params : "{}",
+	                 op->upload_sha256, op->file_name, op->table_name, op->branch_name,
+	                 (int64_t)op->bytes_total, op->pull_id, th_now_ms());
+	return n < 0 ? n : TH_OK;
+}
+
+int th_msql__op_get(th_op_info *out, th_meta *m, const char *id, th_error *err)
+{
+	th_op_info o;
+	int n;
+
+	if ((n = th_msql__run((th_msql *)m, &op_get, read_op, &o, err, "s", id)) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "operation '%s' not found", id);
+	*out = o;
+	return TH_OK;
+}
+
+int th_msql__op_list(th_op_list *out, int *more, th_meta *m, const th_meta_op_filter *f,
+                     int64_t offset, size_t limit, th_error *err)
+{
+	th_msql *s = (th_msql *)m;
+	void *items = NULL;
+	size_t n = 0;
+	int error;
+
+	if (f->creator)
+		error = th_msql__list(&items, &n, more, s, &op_list_creator, sizeof(th_op_info),
+		                      limit, read_op, dispose_op, err, "snii", f->creator, f->kind,
+		                      (int64_t)limit + 1, offset);
+	else
+		error = th_msql__list(&items, &n, more, s, &op_list_db, sizeof(th_op_info), limit,
+		                      read_op, dispose_op, err, "ssnii", f->owner, f->db, f->kind,
+		                      (int64_t)limit + 1, offset);
+	if (error < 0)
+		return error;
+	out->items = items;
+	out->n = n;
+	return TH_OK;
+}
+
+struct claim {
+	th_op_info op;
+	int have;
+};
+
+static int read_claim(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	struct claim *c = ctx;
+	int error;
+
+	if ((error = read_op(&c->op, st, err)) < 0)
+		return error;
+	c->have = 1;
+	return TH_OK;
+}
+
+int th_msql__op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *err)
+{
+	struct claim c;
+	int error;
+
+	c.have = 0;
+	/* The claim commits when the statement runs to its end, which th_msql__run sees to. */
+	error = th_msql__run((th_msql *)m, &op_claim, read_claim, &c, err, "ii", th_now_ms(),
+	                     lease_ms);
+	if (error >= 0 && !c.have)
+		error = th_error_set(err, TH_ENOTFOUND, "no operation to run");
+	if (error < 0) {
+		if (c.have)
+			th_op_info_dispose(&c.op);
+		return error;
+	}
+	*out = c.op;
+	return TH_OK;
+}
+
+int th_msql__op_requeue_running(int *n_out, th_meta *m, th_error *err)
+{
+	int n;
+
+	if ((n = th_msql__run((th_msql *)m, &op_requeue, NULL, NULL, err, "")) < 0)
+		return n;
+	if (n_out)
+		*n_out = n;
+	return TH_OK;
+}
+
+struct fence_row {
+	char state[16];
+	int attempts;
+};
+
+static int read_fence(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	struct fence_row *f = ctx;
+
+	(void)err;
+	th_msql__copy(f->state, sizeof(f->state), st, 0);
+	f->attempts = sqlite3_column_int(st, 1);
+	return TH_OK;
+}
+
+/* A fenced update that changed nothing: say why. Called with the mutex held. */
+static int fence_error(th_msql *s, const char *id, int attempt, th_error *err)
+{
+	struct fence_row f;
+	int n;
+
+	if ((n = th_msql__run_locked(s, &op_fence, read_fence, &f, err, "s", id)) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "operation '%s' not found", id);
+	return th_error_set(err, TH_ECONFLICT,
+	                    "operation '%s' is no longer held by attempt %d (state %s, attempt %d)",
+	                    id, attempt, f.state, f.attempts);
+}
+
+/* After a fenced update returned n: TH_OK when it changed the row, else why not. Called with the
+ * mutex held, so that the reason read is the one that stopped the update. */
+static int fence_done(th_msql *s, int n, const char *id, int attempt, th_error *err)
+{
+	if (n == 0)
+		n = fence_error(s, id, attempt, err);
+	return n < 0 ? n : TH_OK;
+}
+
+int th_msql__op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms, th_error *err)
+{
+	th_msql *s = (th_msql *)m;
+	int64_t now = th_now_ms();
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = th_msql__run_locked(s, &op_extend, NULL, NULL, err, "sdii", id, attempt, now + lease_ms,
+	                        now);
+	n = fence_done(s, n, id, attempt, err);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+int th_msql__op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes_read,
+                         uint64_t rows, int64_t lease_ms, th_error *err)
+{
+	th_msql *s = (th_msql *)m;
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = th_msql__run_locked(s, &op_progress, NULL, NULL, err, "sdiiii", id, attempt,
+	                        (int64_t)bytes_read, (int64_t)rows, th_now_ms(), lease_ms);
+	n = fence_done(s, n, id, attempt, err);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+int th_msql__op_complete(th_meta *m, const char *id, int attempt, const char *result_json,
+                         int64_t pull_id, th_error *err)
+{
+	th_msql *s = (th_msql *)m;
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = th_msql__run_locked(s, &op_complete, NULL, NULL, err, "sdiis", id, attempt, th_now_ms(),
+	                        pull_id, result_json);
+	n = fence_done(s, n, id, attempt, err);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+int th_msql__op_fail(th_meta *m, const char *id, int attempt, const char *message, uint64_t line,
+                     uint32_t column, const char *result_json, th_error *err)
+{
+	th_msql *s = (th_msql *)m;
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = th_msql__run_locked(s, &op_fail, NULL, NULL, err, "sdiiisn", id, attempt, th_now_ms(),
+	                        (int64_t)line, (int64_t)column, message, result_json);
+	n = fence_done(s, n, id, attempt, err);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}

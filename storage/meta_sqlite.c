@@ -1,0 +1,468 @@
+/* meta_sqlite.c: the SQLite metadata backend (see meta_sqlite.h), DIR/meta.sqlite: opening,
+ * schema migrations, closing, the statement helpers every resource file uses, and the ops table.
+ *
+ * Design: one SQLite connection per th_meta behind a pthread mutex. The work per call is a few
+ * indexed statements (microseconds), so serializing a process's calls costs less than a pool's
+ * bookkeeping and keeps SQLite's error message tied to the call that caused it. Statements are
+ * prepared once per connection (SQLITE_PREPARE_PERSISTENT) into the slot table and only reset and
+ * re-bound afterwards: a poll of an operation costs a bind and a step, not a parse. Between
+ * processes SQLite's locks order the writes: single-statement writes take the write lock up front
+ * (so the busy timeout applies), and multi-statement writes run in BEGIN IMMEDIATE transactions
+ * (th_msql__tx), never upgrading a read transaction (which in WAL mode fails with SQLITE_BUSY
+ * without waiting). Statements are reset as soon as they are done, so none holds a read
+ * transaction open between calls.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_sqlite.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+/* Schema migrations: entry i brings user_version from i to i+1. Append; never edit one. */
+static const char *const migrations[] = {
+	/* 1: the first schema */
+	"CREATE TABLE users("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE tokens("
+	"  id INTEGER PRIMARY KEY,"
+	"  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+	"  hash TEXT NOT NULL UNIQUE," /* SHA-256 of the token, hex */
+	"  created_at INTEGER NOT NULL,"
+	"  last_used_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX tokens_user ON tokens(user);"
+	"CREATE TABLE databases("
+	"  id INTEGER PRIMARY KEY,"
+	"  owner TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  visibility TEXT NOT NULL CHECK (visibility IN ('public', 'private')),"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (owner, name));"
+	"CREATE TABLE operations("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('import', 'merge')),"
+	"  owner TEXT NOT NULL,"
+	"  db TEXT NOT NULL,"
+	"  creator TEXT NOT NULL,"
+	"  state TEXT NOT NULL"
+	"    CHECK (state IN ('Pending', 'In Progress', 'Completed', 'Failed')),"
+	"  params TEXT NOT NULL DEFAULT '{}',"
+	"  upload_sha256 TEXT NOT NULL DEFAULT '',"
+	"  file_name TEXT NOT NULL DEFAULT '',"
+	"  table_name TEXT NOT NULL DEFAULT '',"
+	"  branch_name TEXT NOT NULL DEFAULT '',"
+	"  bytes_total INTEGER NOT NULL DEFAULT 0,"
+	"  bytes_read INTEGER NOT NULL DEFAULT 0,"
+	"  rows_processed INTEGER NOT NULL DEFAULT 0,"
+	"  result TEXT,"
+	"  error_message TEXT,"
+	"  error_line INTEGER NOT NULL DEFAULT 0,"
+	"  error_column INTEGER NOT NULL DEFAULT 0,"
+	"  lease_expires_at INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  pull_id INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX operations_queue ON operations(state, lease_expires_at);"
+	"CREATE INDEX operations_db ON operations(owner, db, created_at);"
+	"CREATE INDEX operations_creator ON operations(creator, created_at);"
+	"CREATE TABLE pulls("
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  pull_id INTEGER NOT NULL,"
+	"  title TEXT NOT NULL DEFAULT '',"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  author TEXT NOT NULL,"
+	"  from_branch TEXT NOT NULL,"
+	"  to_branch TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('Open', 'Closed', 'Merged')),"
+	"  merge_commit TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, pull_id));"
+	"CREATE INDEX pulls_state ON pulls(db_id, state, pull_id);"
+	"CREATE TABLE pull_comments("
+	"  db_id INTEGER NOT NULL,"
+	"  pull_id INTEGER NOT NULL,"
+	"  id INTEGER NOT NULL,"
+	"  author TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, pull_id, id),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);"
+	"CREATE TABLE pull_reviews("
+	"  db_id INTEGER NOT NULL,"
+	"  pull_id INTEGER NOT NULL,"
+	"  id INTEGER NOT NULL,"
+	"  author TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('Approved', 'Rejected', 'Reviewed')),"
+	"  comment TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, pull_id, id),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* --- statement helpers ----------------------------------------------------------------------- */
+
+int th_msql__error(th_msql *s, const char *what, th_error *err)
+{
+	return th_error_set(err, TH_ESTORE, "meta.sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+const char *th_msql__text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+void th_msql__copy(char *dst, size_t size, sqlite3_stmt *st, int i)
+{
+	snprintf(dst, size, "%s", th_msql__text(st, i));
+}
+
+int th_msql__dup(char **out, sqlite3_stmt *st, int i, int keep_null, th_error *err)
+{
+	if (keep_null && sqlite3_column_type(st, i) == SQLITE_NULL) {
+		*out = NULL;
+		return TH_OK;
+	}
+	if ((*out = strdup(th_msql__text(st, i))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	return TH_OK;
+}
+
+/* The connection's prepared statement for `stmt`, preparing it on first use. */
+static int stmt_get(sqlite3_stmt **out, th_msql *s, const th_msql_stmt *stmt, th_error *err)
+{
+	sqlite3_stmt **slot = &s->stmts[stmt->slot];
+
+	if (*slot == NULL && sqlite3_prepare_v3(s->db, stmt->sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                                        slot, NULL) != SQLITE_OK) {
+		*slot = NULL;
+		return th_msql__error(s, stmt->what, err);
+	}
+	/* Two statements sharing a slot would silently run each other's SQL. */
+	assert(strcmp(sqlite3_sql(*slot), stmt->sql) == 0);
+	*out = *slot;
+	return TH_OK;
+}
+
+/* Bind the arguments described by `types` (see th_msql__run). The strings are bound without a
+ * copy: they outlive the statement's use, which ends with a reset and clear_bindings. */
+static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	int i, rc = SQLITE_OK;
+
+	for (i = 0; types[i] && rc == SQLITE_OK; i++) {
+		const char *v;
+		switch (types[i]) {
+		case 's':
+			v = va_arg(ap, const char *);
+			rc = sqlite3_bind_text(st, i + 1, v ? v : "", -1, SQLITE_STATIC);
+			break;
+		case 'n':
+			v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC)
+			       : sqlite3_bind_null(st, i + 1);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		default:
+			assert(!"unknown bind type");
+			rc = SQLITE_MISUSE;
+		}
+	}
+	return rc;
+}
+
+static int vrun(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
+                const char *types, va_list ap)
+{
+	sqlite3_stmt *st;
+	int rc, n = 0, error;
+
+	if ((error = stmt_get(&st, s, stmt, err)) < 0)
+		return error;
+	if (bind_args(st, types, ap) != SQLITE_OK) {
+		error = th_msql__error(s, stmt->what, err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (row && (error = row(ctx, st, err)) < 0)
+			goto done;
+	}
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		error = th_error_set(err, TH_EEXISTS, "meta.sqlite: %s: %s", stmt->what,
+		                     sqlite3_errmsg(s->db));
+	else if (rc != SQLITE_DONE)
+		error = th_msql__error(s, stmt->what, err);
+	else
+		error = sqlite3_stmt_readonly(st) ? n : sqlite3_changes(s->db);
+done:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return error;
+}
+
+int th_msql__run_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
+                        th_error *err, const char *types, ...)
+{
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	error = vrun(s, stmt, row, ctx, err, types, ap);
+	va_end(ap);
+	return error;
+}
+
+int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
+                 const char *types, ...)
+{
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->mu);
+	error = vrun(s, stmt, row, ctx, err, types, ap);
+	pthread_mutex_unlock(&s->mu);
+	va_end(ap);
+	return error;
+}
+
+struct list_ctx {
+	char *items;
+	size_t n, cap, size, limit;
+	int more;
+	int (*read)(void *item, sqlite3_stmt *st, th_error *err);
+};
+
+static int list_row(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	struct list_ctx *l = ctx;
+	int error;
+
+	if (l->limit && l->n == l->limit) {
+		l->more = 1;
+		return TH_OK;
+	}
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		char *p = realloc(l->items, ncap * l->size);
+		if (p == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		l->items = p;
+		l->cap = ncap;
+	}
+	if ((error = l->read(l->items + l->n * l->size, st, err)) < 0)
+		return error;
+	l->n++;
+	return TH_OK;
+}
+
+int th_msql__list(void **items_out, size_t *n_out, int *more_out, th_msql *s,
+                  const th_msql_stmt *stmt, size_t item_size, size_t limit,
+                  int (*read)(void *item, sqlite3_stmt *st, th_error *err),
+                  void (*dispose)(void *item), th_error *err, const char *types, ...)
+{
+	struct list_ctx l = { NULL, 0, 0, item_size, limit, 0, read };
+	va_list ap;
+	size_t i;
+	int error;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->mu);
+	error = vrun(s, stmt, list_row, &l, err, types, ap);
+	pthread_mutex_unlock(&s->mu);
+	va_end(ap);
+	if (error < 0) {
+		for (i = 0; i < l.n; i++)
+			dispose(l.items + i * item_size);
+		free(l.items);
+		return error;
+	}
+	*items_out = l.items;
+	*n_out = l.n;
+	if (more_out)
+		*more_out = l.more;
+	return TH_OK;
+}
+
+static const th_msql_stmt begin_stmt = { MS_BEGIN, "begin", "BEGIN IMMEDIATE" };
+static const th_msql_stmt commit_stmt = { MS_COMMIT, "commit", "COMMIT" };
+static const th_msql_stmt rollback_stmt = { MS_ROLLBACK, "rollback", "ROLLBACK" };
+
+int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), void *ctx,
+                th_error *err)
+{
+	int error;
+
+	pthread_mutex_lock(&s->mu);
+	if ((error = th_msql__run_locked(s, &begin_stmt, NULL, NULL, err, "")) < 0)
+		goto cleanup;
+	if ((error = fn(s, ctx, err)) >= 0)
+		error = th_msql__run_locked(s, &commit_stmt, NULL, NULL, err, "");
+	if (error < 0 && !sqlite3_get_autocommit(s->db))
+		th_msql__run_locked(s, &rollback_stmt, NULL, NULL, NULL, "");
+cleanup:
+	pthread_mutex_unlock(&s->mu);
+	return error < 0 ? error : TH_OK;
+}
+
+/* --- open, migrate, close -------------------------------------------------------------------- */
+
+int th_meta_schema_version(void)
+{
+	return NMIGRATIONS;
+}
+
+static int exec(th_msql *s, const char *sql, th_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		th_error_set(err, TH_ESTORE, "meta.sqlite: %s", msg ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return TH_ESTORE;
+	}
+	return TH_OK;
+}
+
+static int user_version(int *out, th_msql *s, th_error *err)
+{
+	sqlite3_stmt *st;
+	int error = TH_OK;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return th_msql__error(s, "prepare", err);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		error = th_msql__error(s, "read user_version", err);
+	else
+		*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return error;
+}
+
+static int migrate(th_msql *s, th_error *err)
+{
+	char sql[64];
+	int v = 0, error;
+
+	for (;;) {
+		if ((error = user_version(&v, s, err)) < 0)
+			return error;
+		if (v > NMIGRATIONS)
+			return th_error_set(err, TH_ESTORE,
+			                    "meta.sqlite has schema version %d, newer than this "
+			                    "tablehub knows (%d): upgrade tablehub",
+			                    v, NMIGRATIONS);
+		if (v == NMIGRATIONS)
+			return TH_OK;
+		/* Another process may migrate at the same time: re-read the version under the
+		 * write lock and apply only what is still missing. */
+		if ((error = exec(s, "BEGIN IMMEDIATE", err)) < 0)
+			return error;
+		if ((error = user_version(&v, s, err)) < 0)
+			goto fail;
+		if (v >= NMIGRATIONS) {
+			if ((error = exec(s, "COMMIT", err)) < 0)
+				goto fail;
+			continue;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if ((error = exec(s, migrations[v], err)) < 0 || (error = exec(s, sql, err)) < 0 ||
+		    (error = exec(s, "COMMIT", err)) < 0)
+			goto fail;
+	}
+fail:
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return error;
+}
+
+static void msql_close(th_meta *m)
+{
+	th_msql *s = (th_msql *)m;
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < MS_NSLOTS; i++)
+		sqlite3_finalize(s->stmts[i]);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static int msql_open(th_meta **out, const char *data_dir, th_error *err)
+{
+	th_msql *s;
+	char path[4096];
+	int error;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/meta.sqlite", data_dir) >= sizeof(path))
+		return th_error_set(err, TH_EINVALID, "data dir path too long");
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	s->base.ops = &th_meta_sqlite_ops;
+	pthread_mutex_init(&s->mu, NULL);
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
+		error = th_error_set(err, TH_ESTORE, "cannot open '%s': %s", path,
+		                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(s->db, 1);
+	if ((error = exec(s, "PRAGMA journal_mode = WAL", err)) < 0 ||
+	    (error = exec(s, "PRAGMA foreign_keys = ON", err)) < 0 ||
+	    (error = exec(s, "PRAGMA synchronous = FULL", err)) < 0 ||
+	    (error = migrate(s, err)) < 0)
+		goto fail;
+	*out = &s->base;
+	return TH_OK;
+fail:
+	msql_close(&s->base);
+	return error;
+}
+
+const th_meta_ops th_meta_sqlite_ops = {
+	.name = "sqlite",
+	.open = msql_open,
+	.close = msql_close,
+	.user_create = th_msql__user_create,
+	.user_get = th_msql__user_get,
+	.token_create = th_msql__token_create,
+	.token_lookup = th_msql__token_lookup,
+	.db_create = th_msql__db_create,
+	.db_get = th_msql__db_get,
+	.db_list = th_msql__db_list,
+	.op_create = th_msql__op_create,
+	.op_get = th_msql__op_get,
+	.op_list = th_msql__op_list,
+	.op_claim = th_msql__op_claim,
+	.op_requeue_running = th_msql__op_requeue_running,
+	.op_extend = th_msql__op_extend,
+	.op_progress = th_msql__op_progress,
+	.op_complete = th_msql__op_complete,
+	.op_fail = th_msql__op_fail,
+	.pull_create = th_msql__pull_create,
+	.pull_get = th_msql__pull_get,
+	.pull_find_open = th_msql__pull_find_open,
+	.pull_list = th_msql__pull_list,
+	.pull_update = th_msql__pull_update,
+	.pull_set_state = th_msql__pull_set_state,
+	.note_add = th_msql__note_add,
+	.note_list = th_msql__note_list,
+};
