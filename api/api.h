@@ -22,6 +22,8 @@
 struct th_meta;
 struct th_jobs;
 typedef struct api_cache api_cache;
+typedef struct api_guard api_guard;
+typedef struct api_conn api_conn;
 
 /* --- the server ------------------------------------------------------------------------------ */
 
@@ -32,6 +34,12 @@ typedef struct api_config {
 	uint64_t max_upload; /* bytes of the `file` part */
 	unsigned max_connections;
 	unsigned timeout_s; /* idle connection timeout */
+
+	/* Slow and greedy clients (0 = no limit). max_connections is lowered at start to fit the
+	 * file descriptor limit. */
+	unsigned max_conns_per_ip; /* open connections from one address */
+	unsigned header_timeout_s; /* to receive a whole request head */
+	unsigned body_timeout_s;   /* for each 64 KiB of a request body */
 } api_config;
 
 typedef struct api_server {
@@ -43,6 +51,9 @@ typedef struct api_server {
 	api_cache *tokens; /* SHA-256 of a token -> user name, for a short while */
 	api_cache *dbs;    /* "owner/db" -> api_db, for a short while */
 	api_cache *polls;  /* "db id|operationName" -> the poll reply of a finished operation */
+
+	unsigned conn_limit; /* the connection limit in force (cfg's, or lower to fit the fds) */
+	api_guard *guard;    /* deadlines of slow connections (guard.c) */
 } api_server;
 
 /* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
@@ -107,6 +118,8 @@ typedef struct api_upload api_upload;
 typedef struct th_req {
 	api_server *srv;
 	struct MHD_Connection *conn;
+	api_conn *cn; /* the connection's guard record (guard.c), NULL when it has none */
+	int close;    /* send "Connection: close" with the reply and close after it */
 	api_pool pool;
 	uint64_t id;         /* for log lines */
 	uint64_t started_us; /* monotonic */
@@ -219,6 +232,42 @@ int api_json_get_str(const char **out, const cJSON *obj, const char *key, int re
                      const char *what, th_error *err);
 /* Set req->echo[key] = value (copied), creating req->echo as needed. */
 void api_echo(th_req *req, const char *key, const char *value);
+
+/* --- slow and malformed clients (guard.c) ---------------------------------------------------- */
+
+/* The connection registry and its watchdog thread, with the two deadlines (0 = none). Returns
+ * TH_OK or TH_ENOMEM. */
+int api_guard_new(api_guard **out, unsigned header_timeout_s, unsigned body_timeout_s,
+                  th_error *err);
+/* Run tick(cls) on the watchdog thread about every every_ms (set before api_guard_start). */
+void api_guard_set_tick(api_guard *g, void (*tick)(void *), void *cls, unsigned every_ms);
+/* Start the watchdog. Returns TH_OK or TH_ERROR. */
+int api_guard_start(api_guard *g, th_error *err);
+/* Stop the watchdog and free the registry; after MHD_stop_daemon. Accepts NULL. */
+void api_guard_free(api_guard *g);
+/* MHD_OPTION_NOTIFY_CONNECTION (cls = the guard) and MHD_OPTION_UNESCAPE_CALLBACK. */
+void api_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                      enum MHD_ConnectionNotificationCode toe);
+size_t api_guard_unescape(void *cls, struct MHD_Connection *conn, char *s);
+
+/* The guard record of conn (NULL when it has none) and its client address ("" for NULL). */
+api_conn *api_conn_of(struct MHD_Connection *conn);
+const char *api_conn_addr(const api_conn *c);
+/* Did the current request's URL or query decode to a NUL byte? Clears the mark. */
+int api_conn_take_url_nul(api_conn *c);
+/* Phase changes of the connection's current request: the head is complete (its body, if any,
+ * follows), len more bytes of body came, a handler runs or a reply is queued, the request ended.
+ * Each returns -1 when the watchdog has already closed the connection (answer nothing), else 0.
+ * A NULL c is allowed and never closed. */
+int api_conn_body_phase(api_guard *g, api_conn *c);
+int api_conn_body_data(api_guard *g, api_conn *c, size_t len);
+int api_conn_busy(api_guard *g, api_conn *c);
+void api_conn_done(api_guard *g, api_conn *c);
+
+/* Refuse request framing that lets two parsers disagree on where a body ends (RFC 9112 §6.3):
+ * more than one Content-Length or Transfer-Encoding header, both at once, or a transfer coding
+ * other than "chunked". Returns TH_OK or TH_EINVALID saying which. */
+int api_check_framing(th_req *req, th_error *err);
 
 /* --- streaming multipart/form-data (multipart.c) --------------------------------------------- */
 

@@ -28,11 +28,18 @@
 
 static const char serve_usage[] =
         "usage: tablehub serve [--data DIR] [--listen ADDR:PORT] [--workers N] "
-        "[--max-upload-mb N]\n"
+        "[--max-upload-mb N] [LIMITS]\n"
         "  --listen         address to bind (default 127.0.0.1:8080)\n"
         "  --workers        import worker threads (default 2)\n"
         "  --max-upload-mb  upload size cap in MB (default 100)\n"
-        "  --threads        HTTP threads (default: one per CPU)\n";
+        "  --threads        HTTP threads (default: one per CPU)\n"
+        "limits (0 turns one off):\n"
+        "  --max-connections N         open connections in all (default 4096, kept below the\n"
+        "                              file descriptor limit)\n"
+        "  --max-connections-per-ip N  open connections from one address (default 64)\n"
+        "  --header-timeout S          seconds to send a whole request head (default 10)\n"
+        "  --body-timeout S            seconds for each 64 KiB of a request body (default 30)\n"
+        "  --idle-timeout S            seconds a connection may stay silent (default 60)\n";
 
 /* A numeric option within [lo, hi]; *bad set on a malformed value. */
 static long take_num(int *argc, char **argv, const char *name, long def, long lo, long hi, int *bad)
@@ -65,7 +72,7 @@ int cli_serve(int argc, char **argv)
 	const char *dir = cli_take_data_dir(&argc, argv);
 	const char *listen;
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
-	long workers, max_mb, threads;
+	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
 	api_server srv;
@@ -82,6 +89,11 @@ int cli_serve(int argc, char **argv)
 	workers = take_num(&argc, argv, "--workers", 2, 1, 64, &bad);
 	max_mb = take_num(&argc, argv, "--max-upload-mb", 100, 1, 1024 * 1024, &bad);
 	threads = take_num(&argc, argv, "--threads", 0, 0, 256, &bad);
+	max_conns = take_num(&argc, argv, "--max-connections", 4096, 1, 1000000, &bad);
+	per_ip = take_num(&argc, argv, "--max-connections-per-ip", 64, 0, 1000000, &bad);
+	head_s = take_num(&argc, argv, "--header-timeout", 10, 0, 3600, &bad);
+	body_s = take_num(&argc, argv, "--body-timeout", 30, 0, 3600, &bad);
+	idle_s = take_num(&argc, argv, "--idle-timeout", 60, 1, 86400, &bad);
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -94,8 +106,11 @@ int cli_serve(int argc, char **argv)
 	cfg.listen = listen ? listen : "127.0.0.1:8080";
 	cfg.threads = (unsigned)threads;
 	cfg.max_upload = (uint64_t)max_mb * 1048576u;
-	cfg.max_connections = 1024;
-	cfg.timeout_s = 60;
+	cfg.max_connections = (unsigned)max_conns;
+	cfg.max_conns_per_ip = (unsigned)per_ip;
+	cfg.header_timeout_s = (unsigned)head_s;
+	cfg.body_timeout_s = (unsigned)body_s;
+	cfg.timeout_s = (unsigned)idle_s;
 	{
 		uint32_t a;
 		uint16_t p;

@@ -278,6 +278,18 @@ static void first_call(th_req *req, const char *url, const char *method)
 		(void)api_reply_error(req, 503, "ENOMEM", "out of memory");
 		return;
 	}
+	/* Framing first: a request whose body length is in doubt is answered and the connection
+	 * closed, so nothing after its head is ever read as another request. */
+	if (api_check_framing(req, &err) < 0) {
+		req->close = 1;
+		goto fail;
+	}
+	/* MHD decodes %00 into a NUL that would silently cut the path or an argument short. */
+	if (api_conn_take_url_nul(req->cn)) {
+		error = th_error_set(&err, TH_EINVALID,
+		                     "the URL holds an encoded NUL byte (%%00): not allowed");
+		goto fail;
+	}
 	error = api_route_match(req, method, req->path, &allow);
 	if (error == TH_ENOTFOUND) {
 		char msg[300];
@@ -415,7 +427,13 @@ static int has_body(const th_req *req)
 
 static enum MHD_Result queue(th_req *req)
 {
-	enum MHD_Result r = MHD_queue_response(req->conn, req->status, req->resp);
+	enum MHD_Result r;
+
+	if (api_conn_busy(req->srv->guard, req->cn) < 0) /* the watchdog closed it: say nothing */
+		return MHD_NO;
+	if (req->close)
+		MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r = MHD_queue_response(req->conn, req->status, req->resp);
 
 	MHD_destroy_response(req->resp);
 	req->resp = NULL;
@@ -438,22 +456,30 @@ enum MHD_Result api_dispatch(void *cls, struct MHD_Connection *conn, const char 
 		req->method = method;
 		req->id = atomic_fetch_add(&next_req_id, 1);
 		req->started_us = now_us();
+		req->cn = api_conn_of(conn);
 		*req_cls = req;
+		if (api_conn_body_phase(req->srv->guard, req->cn) < 0)
+			return MHD_NO;
 		first_call(req, url, method);
 		/* An early reply to a request with a body goes out now, before the body is read
-		 * (MHD then closes the connection). Without a body it waits for the next call,
-		 * which keeps the connection alive. */
-		return req->resp != NULL && has_body(req) ? queue(req) : MHD_YES;
+		 * (MHD then closes the connection), as does one that closes the connection. Other
+		 * early replies wait for the next call, which keeps the connection alive. */
+		return req->resp != NULL && (has_body(req) || req->close) ? queue(req) : MHD_YES;
 	}
 	if (req->queued) {
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		int rc = req->resp != NULL ? 0 : body_call(req, upload_data, *upload_data_size);
+		int rc = api_conn_body_data(req->srv->guard, req->cn, *upload_data_size);
+		if (rc == 0 && req->resp == NULL)
+			rc = body_call(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return rc < 0 ? MHD_NO : MHD_YES;
 	}
+	/* No deadline while the handler runs: only the time to receive the request is bounded. */
+	if (api_conn_busy(req->srv->guard, req->cn) < 0)
+		return MHD_NO;
 	if (req->resp == NULL)
 		final_call(req);
 	return queue(req);
@@ -469,6 +495,7 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (req == NULL)
 		return;
 	*req_cls = NULL;
+	api_conn_done(req->srv->guard, req->cn);
 	TH_LOG(TH_LOG_INFO, "req=%llu %s %s %u %zuB %.1fms user=%s%s", (unsigned long long)req->id,
 	       req->method, req->path ? req->path : "-", req->queued ? req->status : 0u,
 	       req->resp_len, (double)(now_us() - req->started_us) / 1000.0,

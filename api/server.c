@@ -6,6 +6,11 @@
  * context switch per request. Handlers do short blocking work (a SQLite lookup, a write to the
  * upload file); long work (imports) goes to the job workers of src/jobs.c.
  *
+ * Connections are limited three ways: per client address (MHD refuses the excess at once), in
+ * all (below the descriptor limit, which is raised to its hard limit at start, so repositories,
+ * SQLite, upload files and the listener always have descriptors left), and in time (guard.c: a
+ * deadline for the request head and for the body's progress).
+ *
  * The pool is a bump allocator: blocks of 4 KiB or more, freed together when MHD reports the
  * request complete, so handlers allocate freely and never free.
  */
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,9 +238,40 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	TH_LOG(TH_LOG_WARN, "http: %s", line);
 }
 
+/* Descriptors kept back from connections for everything else the server opens. */
+#define FD_RESERVE 256
+
+/* Raise the soft descriptor limit to the hard one; returns the soft limit in force. */
+static rlim_t raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = rl;
+		/* "unlimited" cannot be set (the kernel caps it at fs.nr_open): ask for plenty. */
+		want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl.rlim_cur = want.rlim_cur;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 1048576 : rl.rlim_cur;
+}
+
+/* The connection limit that leaves FD_RESERVE descriptors (or half of a small limit) free. */
+static unsigned fit_connections(unsigned want, rlim_t nofile)
+{
+	rlim_t room = nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE : nofile / 2;
+
+	if (want == 0)
+		want = 4096;
+	return (rlim_t)want > room ? (unsigned)room : want;
+}
+
 int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *meta,
                      struct th_jobs *jobs, th_error *err)
 {
+	rlim_t nofile;
 	struct sockaddr_in sa;
 	const union MHD_DaemonInfo *info;
 	unsigned threads = cfg->threads;
@@ -266,15 +303,27 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 2 ? (unsigned)n : 2;
 	}
+	nofile = raise_nofile();
+	srv->conn_limit = fit_connections(cfg->max_connections, nofile);
+	if (srv->conn_limit < cfg->max_connections)
+		TH_LOG(TH_LOG_WARN,
+		       "connection limit lowered from %u to %u to fit %llu file descriptors",
+		       cfg->max_connections, srv->conn_limit, (unsigned long long)nofile);
+	if ((error = api_guard_new(&srv->guard, cfg->header_timeout_s, cfg->body_timeout_s, err)) <
+	    0) {
+		api_server_stop(srv);
+		return error;
+	}
 	srv->daemon = MHD_start_daemon(
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	        api_dispatch, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
 	        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
-	        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 1024u,
-	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	        MHD_OPTION_CONNECTION_LIMIT, srv->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	        cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, api_completed,
-	        srv, MHD_OPTION_END);
+	        srv, MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, srv->guard,
+	        MHD_OPTION_UNESCAPE_CALLBACK, api_guard_unescape, NULL, MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		api_server_stop(srv);
 		return th_error_set(err, TH_ESTORE,
@@ -284,6 +333,10 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : ntohs(sa.sin_port);
+	if ((error = api_guard_start(srv->guard, err)) < 0) {
+		api_server_stop(srv);
+		return error;
+	}
 	return TH_OK;
 }
 
@@ -294,6 +347,8 @@ void api_server_stop(api_server *srv)
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
+	api_guard_free(srv->guard); /* after the daemon: every connection is closed by now */
+	srv->guard = NULL;
 	api_cache_free(srv->tokens);
 	api_cache_free(srv->dbs);
 	api_cache_free(srv->polls);
