@@ -459,6 +459,204 @@ static void test_review_and_permissions(void)
 	t_resp_free(&r);
 }
 
+/* Upload `csv` into `table` of `db` on `branch` with `op` and primary keys `pk_json` (a JSON
+ * array); wait for the import and merge its pull into `branch`. */
+static void upload_merged(const char *db, const char *table, const char *branch, const char *csv,
+                          const char *op, const char *pk_json)
+{
+	char params[512], opname[256];
+	char *file = write_tmp("shape.csv", csv);
+	t_resp r;
+	int pull = 0;
+
+	snprintf(params, sizeof(params),
+	         "{\"tableName\":\"%s\",\"fileName\":\"shape.csv\",\"branchName\":\"%s\","
+	         "\"fileType\":\"Csv\",\"importOp\":\"%s\",\"primaryKeys\":%s}",
+	         table, branch, op, pk_json);
+	r = t_upload(&srv, alice, db, file, params);
+	CHECK(r.status == 200);
+	snprintf(opname, sizeof(opname), "%s", nz(t_str(&r, "operation_name")));
+	t_resp_free(&r);
+	r = t_poll(&srv, alice, db, opname, 120);
+	CHECK_STR(t_str(&r, "job_status"), "Completed");
+	pull = atoi(nz(t_str(&r, "pull_id")));
+	t_resp_free(&r);
+	free(file);
+	r = merge(db, pull);
+	CHECK_STR(t_str(&r, "job_status"), "Completed");
+	t_resp_free(&r);
+}
+
+/* Check `body` against `want`, in which @BASE@ and @HEAD@ stand for the diff's merge base and
+ * head commit ids (read from the body itself, and checked to be commit ids). */
+static void check_diff_body(const t_resp *r, const char *want)
+{
+	const char *base = nz(t_str(r, "merge_base")), *head = nz(t_str(r, "to_commit_id"));
+	char expect[16384], *o = expect;
+	const char *p;
+
+	CHECK(strlen(base) == 40 && strlen(head) == 40);
+	CHECK_STR(nz(t_str(r, "from_commit_id")), base);
+	for (p = want; *p && o < expect + sizeof(expect) - 41;) {
+		if (strncmp(p, "@BASE@", 6) == 0 || strncmp(p, "@HEAD@", 6) == 0) {
+			o += snprintf(o, 41, "%s", p[1] == 'B' ? base : head);
+			p += 6;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	CHECK_STR(r->body, expect);
+}
+
+/* The diff body, byte for byte: tables added and modified, columns added, dropped and retyped, a
+ * changed key (rows listed removed, then added), a keyless table (counts), NULLs, the type filter
+ * and a page token. */
+static void test_diff_bytes(void)
+{
+	t_resp r;
+	int id;
+
+	r = t_http(&srv,
+	           AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"shapes\",\"visibility\":"
+	                "\"public\"}' '%s/database'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	upload_merged("alice/shapes", "t", "main", "id,name,score\n1,a,10\n2,b,20\n3,c,\n",
+	              "Create", "[\"id\"]");
+	upload_merged("alice/shapes", "k", "main", "a,b\nx,1\ny,2\n", "Create", "[]");
+	upload_merged("alice/shapes", "u", "main", "id,code,v\n1,A,10\n2,B,20\n", "Create",
+	              "[\"id\"]");
+	r = t_http(&srv,
+	           AUTH "-d '{\"revisionType\":\"branch\",\"revisionName\":\"main\","
+	                "\"newBranchName\":\"dev\"}' '%s/alice/shapes/branches'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	upload_merged("alice/shapes", "t", "dev", "id,score,extra\n1,1.5,x\n2,20,\n4,,\"q\"\"\"\n",
+	              "Overwrite", "[\"id\"]");
+	upload_merged("alice/shapes", "k", "dev", "a,b\nx,1\nx,1\nx,1\nz,3\n", "Replace", "[]");
+	upload_merged("alice/shapes", "u", "dev", "id,code,v\n1,A,10\n2,B,21\n", "Overwrite",
+	              "[\"code\"]");
+	upload_merged("alice/shapes", "n", "dev", "id\n1\n", "Create", "[\"id\"]");
+	r = t_http(&srv,
+	           AUTH "-d '{\"title\":\"shapes\",\"fromBranchName\":\"dev\"}' "
+	                "'%s/alice/shapes/pulls'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	id = atoi(nz(t_str(&r, "pull_id")));
+	t_resp_free(&r);
+
+	r = t_http(&srv, "'%s/alice/shapes/pulls/%d/diff'", srv.base, id);
+	CHECK(r.status == 200);
+	check_diff_body(
+	        &r,
+	        "{\"status\":\"Success\",\"database_owner\":\"alice\",\"database_name\":\"shapes\","
+	        "\"pull_id\":\"8\",\"merge_base\":\"@BASE@\",\"from_commit_id\":\"@BASE@\","
+	        "\"to_commit_id\":\"@HEAD@\",\"tables\":["
+	        "{\"table_name\":\"k\",\"diff_type\":\"modified\",\"schema_change\":false,"
+	        "\"key_changed\":false,\"columns_added\":[],\"columns_dropped\":[],"
+	        "\"columns_retyped\":[],\"from_primary_key\":[],\"to_primary_key\":[],"
+	        "\"rows_added\":3,\"rows_modified\":0,\"rows_removed\":1,\"cells_modified\":0},"
+	        "{\"table_name\":\"n\",\"diff_type\":\"added\",\"schema_change\":false,"
+	        "\"key_changed\":false,\"columns_added\":[],\"columns_dropped\":[],"
+	        "\"columns_retyped\":[],\"from_primary_key\":null,\"to_primary_key\":[\"id\"],"
+	        "\"rows_added\":1,\"rows_modified\":0,\"rows_removed\":0,\"cells_modified\":0},"
+	        "{\"table_name\":\"t\",\"diff_type\":\"modified\",\"schema_change\":true,"
+	        "\"key_changed\":false,\"columns_added\":[\"extra\"],"
+	        "\"columns_dropped\":[\"name\"],\"columns_retyped\":[{\"column_name\":\"score\","
+	        "\"from_type\":\"integer\","
+	        "\"to_type\":\"real\"}],\"from_primary_key\":[\"id\"],\"to_primary_key\":[\"id\"],"
+	        "\"rows_added\":1,\"rows_modified\":2,\"rows_removed\":1,\"cells_modified\":4},"
+	        "{\"table_name\":\"u\",\"diff_type\":\"modified\",\"schema_change\":true,"
+	        "\"key_changed\":true,\"columns_added\":[],\"columns_dropped\":[],"
+	        "\"columns_retyped\":[],\"from_primary_key\":[\"id\"],"
+	        "\"to_primary_key\":[\"code\"],\"rows_added\":2,\"rows_modified\":0,"
+	        "\"rows_removed\":2,\"cells_modified\":0}],"
+	        "\"rows\":["
+	        "{\"table_name\":\"k\",\"diff_type\":\"added\",\"key\":\"('x', 1)\",\"count\":2,"
+	        "\"before\":null,\"after\":{\"a\":\"x\",\"b\":\"1\"}},"
+	        "{\"table_name\":\"k\",\"diff_type\":\"removed\",\"key\":\"('y', 2)\",\"count\":1,"
+	        "\"before\":{\"a\":\"y\",\"b\":\"2\"},\"after\":null},"
+	        "{\"table_name\":\"k\",\"diff_type\":\"added\",\"key\":\"('z', 3)\",\"count\":1,"
+	        "\"before\":null,\"after\":{\"a\":\"z\",\"b\":\"3\"}},"
+	        "{\"table_name\":\"n\",\"diff_type\":\"added\",\"key\":\"1\",\"before\":null,"
+	        "\"after\":{\"id\":\"1\"}},"
+	        "{\"table_name\":\"t\",\"diff_type\":\"modified\",\"key\":\"1\","
+	        "\"before\":{\"id\":\"1\",\"name\":\"a\",\"score\":\"10\"},"
+	        "\"after\":{\"id\":\"1\",\"score\":\"1.5\",\"extra\":\"x\"},"
+	        "\"changed_columns\":[\"score\",\"extra\",\"name\"]},"
+	        "{\"table_name\":\"t\",\"diff_type\":\"modified\",\"key\":\"2\","
+	        "\"before\":{\"id\":\"2\",\"name\":\"b\",\"score\":\"20\"},"
+	        "\"after\":{\"id\":\"2\",\"score\":\"20\",\"extra\":null},"
+	        "\"changed_columns\":[\"name\"]},"
+	        "{\"table_name\":\"t\",\"diff_type\":\"removed\",\"key\":\"3\","
+	        "\"before\":{\"id\":\"3\",\"name\":\"c\",\"score\":null},\"after\":null},"
+	        "{\"table_name\":\"t\",\"diff_type\":\"added\",\"key\":\"4\",\"before\":null,"
+	        "\"after\":{\"id\":\"4\",\"score\":null,\"extra\":\"q\\\"\"}},"
+	        "{\"table_name\":\"u\",\"diff_type\":\"removed\",\"key\":\"1\","
+	        "\"before\":{\"id\":\"1\",\"code\":\"A\",\"v\":\"10\"},\"after\":null},"
+	        "{\"table_name\":\"u\",\"diff_type\":\"removed\",\"key\":\"2\","
+	        "\"before\":{\"id\":\"2\",\"code\":\"B\",\"v\":\"20\"},\"after\":null},"
+	        "{\"table_name\":\"u\",\"diff_type\":\"added\",\"key\":\"'A'\",\"before\":null,"
+	        "\"after\":{\"id\":\"1\",\"code\":\"A\",\"v\":\"10\"}},"
+	        "{\"table_name\":\"u\",\"diff_type\":\"added\",\"key\":\"'B'\",\"before\":null,"
+	        "\"after\":{\"id\":\"2\",\"code\":\"B\",\"v\":\"21\"}}],"
+	        "\"next_page_token\":\"\"}");
+	t_resp_free(&r);
+
+	/* Modified and removed rows, three a page: the token names the last row listed. */
+	r = t_http(&srv, "'%s/alice/shapes/pulls/%d/diff?type=modified,removed&pageSize=3'",
+	           srv.base, id);
+	CHECK(r.status == 200);
+	CHECK_CONTAINS(r.body,
+	               "\"rows\":[{\"table_name\":\"k\",\"diff_type\":\"removed\",\"key\":\"('y', "
+	               "2)\",\"count\":1,\"before\":{\"a\":\"y\",\"b\":\"2\"},\"after\":null},"
+	               "{\"table_name\":\"t\",\"diff_type\":\"modified\",\"key\":\"1\",");
+	CHECK_CONTAINS(r.body, "\"changed_columns\":[\"name\"]}],"
+	                       "\"next_page_token\":\"740000028000000000000002\"}");
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           "'%s/alice/shapes/pulls/%d/diff?type=modified,removed&pageSize=3&pageToken="
+	           "740000028000000000000002'",
+	           srv.base, id);
+	CHECK(r.status == 200);
+	CHECK_CONTAINS(r.body,
+	               "\"rows\":[{\"table_name\":\"t\",\"diff_type\":\"removed\",\"key\":\"3\","
+	               "\"before\":{\"id\":\"3\",\"name\":\"c\",\"score\":null},\"after\":null},"
+	               "{\"table_name\":\"u\",\"diff_type\":\"removed\",\"key\":\"1\",");
+	CHECK_CONTAINS(r.body, "\"v\":\"20\"},\"after\":null}],\"next_page_token\":\"\"}");
+	t_resp_free(&r);
+	/* One table only; a table not in the diff lists nothing. */
+	r = t_http(&srv, "'%s/alice/shapes/pulls/%d/diff?table=n'", srv.base, id);
+	check_diff_body(
+	        &r,
+	        "{\"status\":\"Success\",\"database_owner\":\"alice\",\"database_name\":\"shapes\","
+	        "\"pull_id\":\"8\",\"merge_base\":\"@BASE@\",\"from_commit_id\":\"@BASE@\","
+	        "\"to_commit_id\":\"@HEAD@\",\"tables\":["
+	        "{\"table_name\":\"n\",\"diff_type\":\"added\",\"schema_change\":false,"
+	        "\"key_changed\":false,\"columns_added\":[],\"columns_dropped\":[],"
+	        "\"columns_retyped\":[],\"from_primary_key\":null,\"to_primary_key\":[\"id\"],"
+	        "\"rows_added\":1,\"rows_modified\":0,\"rows_removed\":0,\"cells_modified\":0}],"
+	        "\"rows\":[{\"table_name\":\"n\",\"diff_type\":\"added\",\"key\":\"1\","
+	        "\"before\":null,\"after\":{\"id\":\"1\"}}],\"next_page_token\":\"\"}");
+	t_resp_free(&r);
+	r = t_http(&srv, "'%s/alice/shapes/pulls/%d/diff?table=nosuch'", srv.base, id);
+	check_diff_body(
+	        &r,
+	        "{\"status\":\"Success\",\"database_owner\":\"alice\",\"database_name\":\"shapes\","
+	        "\"pull_id\":\"8\",\"merge_base\":\"@BASE@\",\"from_commit_id\":\"@BASE@\","
+	        "\"to_commit_id\":\"@HEAD@\",\"tables\":[],\"rows\":[],\"next_page_token\":\"\"}");
+	t_resp_free(&r);
+	r = t_http(&srv, "'%s/alice/shapes/pulls/%d/diff?pageToken=740002'", srv.base, id);
+	CHECK(r.status == 400);
+	CHECK_STR(r.body, "{\"status\":\"Error\",\"message\":\"invalid pageToken\","
+	                  "\"code\":\"EINVALID\",\"database_owner\":\"alice\","
+	                  "\"database_name\":\"shapes\",\"pull_id\":\"8\"}");
+	t_resp_free(&r);
+}
+
 /* A private database's pulls are invisible to others. */
 static void test_private(void)
 {
@@ -498,6 +696,7 @@ int main(void)
 		return 1;
 	RUN(test_setup);
 	RUN(test_diff);
+	RUN(test_diff_bytes);
 	RUN(test_merge_rows_and_cells);
 	RUN(test_conflict);
 	RUN(test_review_and_permissions);
