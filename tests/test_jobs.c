@@ -1,7 +1,8 @@
 /* test_jobs.c: the job queue's worker pool (src/jobs.c). The queue mechanics (claims, leases,
- * heartbeats, retries, recovery after a crash) run with a test runner set by th_jobs_set_runner;
- * the import job runs for real: a CSV uploaded into a data dir becomes a commit on an import
- * branch of a real git repository and a pull request. */
+ * heartbeats, retries, recovery after a crash, the writer lock) run with a test kind registered
+ * by th_jobs_register in place of the built-in import; the import and merge kinds run for real: a
+ * CSV uploaded into a data dir becomes a commit on an import branch of a real git repository and
+ * a pull request, and a merge retried after a crash completes with the commit it made. */
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -116,6 +117,10 @@ static int fake_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_er
 	return th_job_set_result(ctx, result, 3, err);
 }
 
+/* The test kind. The store knows only the kinds "import" and "merge", so it takes the name
+ * "import", replacing the built-in runner in the pools of these tests. */
+static const th_job_kind fake_kind = { "import", fake_run, 0, "upload the file again" };
+
 static void op_create(char id[TH_UUID_SIZE], th_meta *m, const char *what)
 {
 	th_op_new n;
@@ -140,9 +145,8 @@ static th_jobs *pool_new(const char *dir, th_meta *m, int n, struct fake *f, int
 	th_jobs *j = NULL;
 	th_error err;
 
-	if (th_jobs_create(&j, dir, m, n, &err) < 0)
+	if (th_jobs_create(&j, dir, m, n, &err) < 0 || th_jobs_register(j, &fake_kind, f, &err) < 0)
 		abort();
-	th_jobs_set_runner(j, fake_run, f);
 	th_jobs_set_timing(j, lease, poll);
 	if (th_jobs_run(j, &err) < 0) {
 		fprintf(stderr, "th_jobs_run: %s\n", err.msg);
@@ -390,6 +394,113 @@ static void test_wake_and_stop(void)
 	th_jobs_stop(NULL);
 	CHECK(th_jobs_start(&j, dir, m, 0, &err) == TH_EINVALID);
 	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* --- the writer lock ------------------------------------------------------------------------- */
+
+struct overlap {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int cur, max, ran;
+};
+
+/* Wait (a while) for a second job to run beside this one; record how many ran at once. */
+static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
+{
+	struct overlap *o = payload;
+	struct timespec until;
+
+	(void)job;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&o->mu);
+	if (++o->cur > o->max)
+		o->max = o->cur;
+	o->ran++;
+	pthread_cond_broadcast(&o->cv);
+	while (o->cur < 2 && pthread_cond_timedwait(&o->cv, &o->mu, &until) == 0)
+		;
+	o->cur--;
+	pthread_mutex_unlock(&o->mu);
+	return th_job_set_result(ctx, "{}", 0, err);
+}
+
+/* Jobs of a kind that writes the repository run one at a time on one database, even with four
+ * workers; jobs of a kind that does not run side by side. */
+static void test_writer_lock(void)
+{
+	static const th_job_kind writer = { "import", overlap_run, TH_JOB_WRITES_REPO, "again" };
+	static const th_job_kind reader = { "import", overlap_run, 0, "again" };
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		char *dir = t_mkdtemp(), ids[4][TH_UUID_SIZE];
+		struct overlap o;
+		th_meta *m = NULL;
+		th_jobs *j = NULL;
+		th_error err;
+		th_op_info op;
+		int i;
+
+		memset(&o, 0, sizeof(o));
+		pthread_mutex_init(&o.mu, NULL);
+		pthread_cond_init(&o.cv, NULL);
+		CHECK_OK(th_meta_open(&m, dir, &err), &err);
+		for (i = 0; i < 4; i++)
+			op_create(ids[i], m, "ok");
+		CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
+		CHECK_OK(th_jobs_register(j, pass == 0 ? &writer : &reader, &o, &err), &err);
+		th_jobs_set_timing(j, 5000, 20);
+		CHECK_OK(th_jobs_run(j, &err), &err);
+		th_jobs_wake(j);
+		for (i = 0; i < 4; i++) {
+			if (wait_done(&op, m, ids[i], 20000) == 0) {
+				CHECK(op.state == TH_OPSTATE_COMPLETED);
+				th_op_info_dispose(&op);
+			} else {
+				CHECK(0);
+			}
+		}
+		th_jobs_stop(j);
+		CHECK(o.ran == 4);
+		if (pass == 0)
+			CHECK(o.max == 1);
+		else
+			CHECK(o.max >= 2);
+		pthread_mutex_destroy(&o.mu);
+		pthread_cond_destroy(&o.cv);
+		th_meta_close(m);
+		t_rmdir(dir);
+	}
+}
+
+/* Kinds are checked when registered. */
+static void test_register(void)
+{
+	static const th_job_kind noname = { "", overlap_run, 0, NULL };
+	static const th_job_kind long_name = { "a-kind-name-too-long", overlap_run, 0, NULL };
+	static const th_job_kind norun = { "merge", NULL, 0, NULL };
+	char *dir = t_mkdtemp();
+	th_meta *m = NULL;
+	th_jobs *j = NULL;
+	th_error err;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_jobs_create(&j, dir, m, 1, &err), &err);
+	CHECK(th_jobs_register(j, &noname, NULL, &err) == TH_EINVALID);
+	CHECK(th_jobs_register(j, &long_name, NULL, &err) == TH_EINVALID);
+	CHECK(th_jobs_register(j, &norun, NULL, &err) == TH_EINVALID);
+	CHECK(th_jobs_register(j, NULL, NULL, &err) == TH_EINVALID);
+	CHECK_OK(th_jobs_register(j, &fake_kind, NULL, &err), &err);
+	th_jobs_stop(j);
+	/* The built-in kinds: import and merge, both writers. */
+	CHECK_STR(th_job_kinds[0]->name, "import");
+	CHECK_STR(th_job_kinds[1]->name, "merge");
+	CHECK(th_job_kinds[2] == NULL);
+	CHECK(th_job_kinds[0]->flags & TH_JOB_WRITES_REPO);
+	CHECK(th_job_kinds[1]->flags & TH_JOB_WRITES_REPO);
 	th_meta_close(m);
 	t_rmdir(dir);
 }
@@ -661,6 +772,8 @@ int main(void)
 	RUN(test_max_attempts);
 	RUN(test_expired_lease_reclaimed);
 	RUN(test_wake_and_stop);
+	RUN(test_writer_lock);
+	RUN(test_register);
 	RUN(test_enqueue_import);
 	RUN(test_real_import);
 	th_repo_global_shutdown();

@@ -1,12 +1,19 @@
-/* jobs.h: the job queue's workers (src/jobs.c): import (and later merge) operations run on a pool
- * of threads, claimed from the operations table of meta.sqlite with a lease.
+/* jobs.h: the job queue (src/jobs.c): operations of every kind (import, merge, and those to come)
+ * run on a pool of threads, claimed from the operations table of meta.sqlite with a lease.
  *
  * A request enqueues an operation (a Pending row) and wakes the pool; a worker claims it, runs it
- * and ends it Completed or Failed. While a job runs, the pool's heartbeat extends its lease, so the
- * lease expires only when the process died; then the next process (or any worker polling, about
- * once a second) claims it again. A job claimed more than TH_JOBS_MAX_ATTEMPTS times is failed
- * ("import was interrupted 3 times; upload the file again"). Imports are idempotent: a retry
- * rebuilds its branch from scratch. No job stays Pending or In Progress forever.
+ * with the runner registered for its kind, and ends it Completed or Failed. While a job runs, the
+ * pool's heartbeat extends its lease, so the lease expires only when the process died; then the
+ * next process (or any worker polling, about once a second) claims it again. A job claimed more
+ * than TH_JOBS_MAX_ATTEMPTS times is failed ("import was interrupted 3 times; upload the file
+ * again"). Every kind is idempotent on retry: an import rebuilds its branch from scratch, a merge
+ * that finds its commit already made completes with it. No job stays Pending or In Progress
+ * forever.
+ *
+ * Operation kinds are a table (th_job_kinds, src/job_kinds.c), one th_job_kind each: its name, its
+ * runner, whether it writes the database's repository (the queue then holds that database's
+ * writer lock while it runs) and what to tell the user when it was interrupted too often. Adding a
+ * kind is one file that defines `const th_job_kind th_job_kind_<name>` and one line in that table.
  */
 #ifndef TABLEHUB_JOBS_H
 #define TABLEHUB_JOBS_H
@@ -16,6 +23,7 @@
 #include "error.h"
 #include "import.h"
 #include "meta.h"
+#include "repo.h"
 
 #define TH_JOBS_MAX_ATTEMPTS 3
 #define TH_JOBS_LEASE_MS 30000 /* default lease; the heartbeat renews it every third of it */
@@ -23,7 +31,7 @@
 
 typedef struct th_jobs th_jobs;
 
-/* --- enqueueing ------------------------------------------------------------------------------ */
+/* --- kind "import" (src/import_job.c) ------------------------------------------------------- */
 
 /* An import as DoltHub's upload params describe it. Strings are copied. */
 typedef struct th_import_params {
@@ -56,29 +64,62 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
  * Returns TH_OK, TH_EINVALID, TH_ENOMEM or TH_ESTORE. */
 int th_jobs_start(th_jobs **out, const char *data_dir, th_meta *meta, int nworkers, th_error *err);
 
-/* As th_jobs_start without starting anything, so runners and timing can be set first; then
- * th_jobs_run. (th_jobs_start = th_jobs_create + th_jobs_run.) */
+/* As th_jobs_start without starting anything: the pool has the kinds of th_job_kinds registered,
+ * and kinds and timing may be changed before th_jobs_run. (th_jobs_start = th_jobs_create +
+ * th_jobs_run.) */
 int th_jobs_create(th_jobs **out, const char *data_dir, th_meta *meta, int nworkers, th_error *err);
 /* Re-queue the previous process's running operations and start the threads. Returns TH_OK,
  * TH_ESTORE, or TH_ERROR (a thread could not start). Once only. Whatever the result, the pool is
  * ended with th_jobs_stop. */
 int th_jobs_run(th_jobs *j, th_error *err);
 
-/* Stop taking jobs, wait for the running ones to end (an import is not interrupted), join the
+/* Stop taking jobs, wait for the running ones to end (a job is not interrupted), join the
  * threads and free the pool. Accepts NULL. */
 void th_jobs_stop(th_jobs *j);
 
-/* Tell idle workers there is work (after th_jobs_enqueue_import). Accepts NULL. */
+/* Tell idle workers there is work (after an enqueue). Accepts NULL. */
 void th_jobs_wake(th_jobs *j);
 
 /* Lease length and idle poll interval, in ms (defaults TH_JOBS_LEASE_MS, TH_JOBS_POLL_MS). Call
  * before th_jobs_run. */
 void th_jobs_set_timing(th_jobs *j, int64_t lease_ms, int64_t poll_ms);
 
-/* --- runners --------------------------------------------------------------------------------- */
+/* --- operation kinds and their runners -------------------------------------------------------- */
 
 /* The running job, as a runner sees it. */
 typedef struct th_job_ctx th_job_ctx;
+
+/* A runner: do `job` (borrowed, read-only) and return TH_OK (the operation ends Completed with the
+ * result set by th_job_set_result) or an error code with err set (it ends Failed with err's
+ * message, line and column, and the result set, if any, as its report). A runner is retried after
+ * a crash at any point, so it must find and finish what an earlier attempt left. */
+typedef int (*th_job_runner)(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err);
+
+enum {
+	/* The kind writes the repository of the operation's owner/db: the queue holds that
+	 * database's writer lock while the runner runs, and th_job_repo_open opens it writable. */
+	TH_JOB_WRITES_REPO = 1 << 0,
+};
+
+/* What the queue knows of an operation kind. */
+typedef struct th_job_kind {
+	const char *name; /* the operations table's `kind` ("import"), 1-15 bytes */
+	th_job_runner run;
+	unsigned flags; /* TH_JOB_WRITES_REPO */
+	/* What a user does when the job was interrupted too often; the message is "<kind> was
+	 * interrupted 3 times; <retry_hint>" ("upload the file again"). */
+	const char *retry_hint;
+} th_job_kind;
+
+/* The kinds tablehub runs (src/job_kinds.c), NULL-terminated; th_jobs_create registers each. */
+extern const th_job_kind *const th_job_kinds[];
+
+/* Run operations of kind->name with `kind` (borrowed: it must outlive the pool, as a static does),
+ * its runner called with `payload`; a kind of the same name registered before is replaced. Call
+ * before th_jobs_run (an operation of an unknown kind fails with "no runner for 'x' jobs").
+ * Returns TH_OK, TH_EINVALID (no runner, or a name empty or too long) or TH_ENOMEM (too many
+ * kinds). */
+int th_jobs_register(th_jobs *j, const th_job_kind *kind, void *payload, th_error *err);
 
 /* Record progress (bytes of input read, rows processed) and extend the lease. Returns TH_OK, or
  * TH_ECONFLICT when the job was lost (its lease expired and someone else claimed it): the runner
@@ -93,26 +134,9 @@ int th_job_set_result(th_job_ctx *ctx, const char *result_json, int64_t pull_id,
 const char *th_job_data_dir(const th_job_ctx *ctx);
 th_meta *th_job_meta(const th_job_ctx *ctx);
 
-/* A runner: do `job` (borrowed, read-only) and return TH_OK (the operation ends Completed with the
- * result set by th_job_set_result) or an error code with err set (it ends Failed with err's
- * message, line and column). */
-typedef int (*th_job_runner)(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err);
-
-/* Run operations of `kind` ("merge") with `run`. "import" has its built-in runner. Call before
- * th_jobs_run (or a job of that kind claimed earlier fails with "no runner for 'merge' jobs").
- * Returns TH_OK, TH_EINVALID (kind too long) or TH_ENOMEM. */
-int th_jobs_register(th_jobs *j, const char *kind, th_job_runner run, void *payload, th_error *err);
-
-/* TEST HOOK: run every job, whatever its kind, with `run` instead of the registered runners (NULL
- * restores them). For tests of the queue mechanics (claims, leases, retries, recovery). */
-void th_jobs_set_runner(th_jobs *j, th_job_runner run, void *payload);
-
-/* The built-in import runner (what kind "import" runs): open the database's repository, make the
- * branch <creator>/import-<first 8 hex of the id> from branch_name (deleting a stale one), import
- * the upload onto it with th_import_fd, open a pull request into branch_name and set the result
- * {"commit", "branch", "to_branch", "pull_id", "rows_added", "rows_modified", "rows_removed",
- * "rows"} (rows = rows in the table afterwards). On failure the import branch is deleted. Exposed
- * so a test hook can wrap it. */
-int th_jobs_run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err);
+/* Open the repository of the job's owner/db into *out (the caller's: th_repo_free): writable for
+ * a kind that writes it (the queue holds the database's writer lock meanwhile), read-only for
+ * others. The one way a runner opens its repository. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_job_repo_open(th_repo **out, th_job_ctx *ctx, th_error *err);
 
 #endif

@@ -15,7 +15,6 @@
 #include "buf.h"
 #include "diff.h"
 #include "error.h"
-#include "jobs.h"
 #include "merge.h"
 #include "meta.h"
 #include "repo.h"
@@ -133,18 +132,10 @@ int th_pull_merge(th_pull_merge_result *out, th_conflicts *conflicts, th_repo *r
 int th_pull_conflicts(th_conflicts *out, th_repo *repo, const char *from_branch,
                       const char *to_branch, th_error *err);
 
-/* Queue a merge operation (kind "merge") for pull `pull_id` of owner/db by `creator`; its uuid
- * goes to op_id_out. The caller checks the pull is Open and wakes the workers. Returns TH_OK,
- * TH_EINVALID or TH_ESTORE. */
+/* Queue a merge operation (kind "merge", src/merge_job.c) for pull `pull_id` of owner/db by
+ * `creator`; its uuid goes to op_id_out. The caller checks the pull is Open and wakes the workers.
+ * Returns TH_OK, TH_EINVALID or TH_ESTORE. */
 int th_pulls_enqueue_merge(char op_id_out[TH_UUID_SIZE], th_meta *m, const char *owner,
                            const char *db, const char *creator, int64_t pull_id, th_error *err);
-
-/* The job runner for kind "merge" (a th_job_runner; payload unused): open the repository of
- * job->owner/job->db, check that pull job->pull_id is Open, th_pull_merge it, mark the pull Merged
- * with its merge commit, and set the result {"commit", "pull_id", "merge_base", "attempts",
- * "rows_changed", "tables_changed"}. With conflicts it fails with TH_ECONFLICT, a message
- * "merge conflict: ..." and the result {"conflicts": [...], "conflicts_total": N} (see
- * th_conflicts_to_json), and the pull stays Open. */
-int th_pulls_merge_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err);
 
 #endif

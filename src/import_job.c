@@ -1,0 +1,288 @@
+/* import_job.c: operation kind "import" (see include/tablehub/jobs.h): a file uploaded with
+ * DoltHub's upload params becomes a commit on an import branch and a pull request.
+ *
+ * th_jobs_enqueue_import stores the params as DoltHub's JSON in a Pending operation; the runner
+ * reads them back, makes the branch <creator>/import-<first 8 hex of the id> from the target
+ * branch, imports the upload onto it (th_import_fd), opens a pull request into the target branch
+ * and sets the result {"commit", "branch", "to_branch", "pull_id", "rows_added", "rows_modified",
+ * "rows_removed", "rows"} (rows = rows in the table afterwards). The queue holds the database's
+ * writer lock while it runs (TH_JOB_WRITES_REPO).
+ *
+ * Retries: the runner deletes a branch left by an earlier attempt and rebuilds it from scratch,
+ * then finds the pull request that attempt may have opened, so a retry after a crash at any point
+ * ends with one branch and one pull. A failed import deletes its branch: nothing half-made stays.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "tablehub/buf.h"
+#include "tablehub/files.h"
+#include "tablehub/ids.h"
+#include "tablehub/jobs.h"
+#include "tablehub/text.h"
+
+/* --- names of import ops and formats (DoltHub's spelling) ------------------------------------ */
+
+static const char *const op_names[] = {
+	NULL, "Create", "Overwrite", "Update", "Replace", "Append"
+};
+static const char *const fmt_names[] = { NULL, "Csv", "Psv", "Tsv", "Json" };
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+	int i;
+
+	for (i = 1; s && i < n; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return 0;
+}
+
+int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_import_params *p,
+                           th_error *err)
+{
+	th_buf params = TH_BUF_INIT;
+	th_op_new op;
+	const char *branch = p->branch_name ? p->branch_name : "";
+	const char *file = p->file_name ? p->file_name : "";
+	size_t i;
+	int error;
+
+	if (!p->owner || !th_name_valid(p->owner) || !p->db || !th_name_valid(p->db) ||
+	    !p->creator || !th_name_valid(p->creator))
+		return th_error_set(err, TH_EINVALID,
+		                    "an import needs a valid owner, db and creator");
+	if (p->table_name == NULL || p->table_name[0] == '\0')
+		return th_error_set(err, TH_EINVALID, "tableName is required");
+	if (!th_upload_sha_valid(p->upload_sha256))
+		return th_error_set(err, TH_EINVALID, "invalid upload id");
+	if ((int)p->op < 1 || (int)p->op > 5)
+		return th_error_set(err, TH_EINVALID, "invalid importOp");
+	if ((int)p->format < 1 || (int)p->format > 4)
+		return th_error_set(err, TH_EINVALID, "invalid fileType");
+	if ((error = th_buf_puts(&params, "{\"tableName\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&params, p->table_name, strlen(p->table_name), err)) <
+	            0 ||
+	    (error = th_buf_puts(&params, ",\"fileName\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&params, file, strlen(file), err)) < 0 ||
+	    (error = th_buf_puts(&params, ",\"branchName\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&params, branch, strlen(branch), err)) < 0 ||
+	    (error = th_buf_printf(&params, err, ",\"fileType\":\"%s\",\"importOp\":\"%s\"",
+	                           fmt_names[p->format], op_names[p->op])) < 0 ||
+	    (error = th_buf_puts(&params, ",\"primaryKeys\":[", err)) < 0)
+		goto cleanup;
+	for (i = 0; i < p->npk; i++) {
+		if ((i > 0 && (error = th_buf_putc(&params, ',', err)) < 0) ||
+		    (error = th_buf_put_json_string(&params, p->pk[i], strlen(p->pk[i]), err)) < 0)
+			goto cleanup;
+	}
+	if ((error = th_buf_puts(&params, "]}", err)) < 0)
+		goto cleanup;
+	memset(&op, 0, sizeof(op));
+	op.kind = "import";
+	op.owner = p->owner;
+	op.db = p->db;
+	op.creator = p->creator;
+	op.params = params.ptr;
+	op.upload_sha256 = p->upload_sha256;
+	op.file_name = file;
+	op.table_name = p->table_name;
+	op.branch_name = branch;
+	op.bytes_total = p->bytes_total;
+	error = th_meta_op_create(op_id_out, m, &op, err);
+cleanup:
+	th_buf_dispose(&params);
+	return error;
+}
+
+/* --- the runner ------------------------------------------------------------------------------ */
+
+static void import_progress(void *payload, uint64_t bytes_read, uint64_t rows)
+{
+	th_job_progress(payload, bytes_read, rows);
+}
+
+/* Read the import's params (DoltHub's JSON) into op, format and the pk array (heap, pointing into
+ * *json_out, which the caller deletes). */
+static int parse_params(cJSON **json_out, th_import_op *op, th_file_format *fmt, const char ***pk,
+                        size_t *npk, const th_op_info *job, th_error *err)
+{
+	cJSON *json = cJSON_Parse(job->params), *it, *keys;
+	const char **v = NULL;
+	size_t n = 0;
+
+	if (json == NULL || !cJSON_IsObject(json)) {
+		cJSON_Delete(json);
+		return th_error_set(err, TH_EINVALID, "invalid import params");
+	}
+	it = cJSON_GetObjectItemCaseSensitive(json, "importOp");
+	if ((*op = (th_import_op)name_index(op_names, 6, cJSON_GetStringValue(it))) == 0) {
+		cJSON_Delete(json);
+		return th_error_set(err, TH_EINVALID, "invalid importOp '%s'",
+		                    cJSON_IsString(it) ? it->valuestring : "");
+	}
+	it = cJSON_GetObjectItemCaseSensitive(json, "fileType");
+	if ((*fmt = (th_file_format)name_index(fmt_names, 5, cJSON_GetStringValue(it))) == 0) {
+		cJSON_Delete(json);
+		return th_error_set(err, TH_EINVALID, "invalid fileType '%s'",
+		                    cJSON_IsString(it) ? it->valuestring : "");
+	}
+	keys = cJSON_GetObjectItemCaseSensitive(json, "primaryKeys");
+	if (cJSON_IsArray(keys) && cJSON_GetArraySize(keys) > 0) {
+		if ((v = calloc((size_t)cJSON_GetArraySize(keys), sizeof(*v))) == NULL) {
+			cJSON_Delete(json);
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		}
+		cJSON_ArrayForEach(it, keys)
+		{
+			if (!cJSON_IsString(it)) {
+				free(v);
+				cJSON_Delete(json);
+				return th_error_set(err, TH_EINVALID,
+				                    "primaryKeys must be an array of strings");
+			}
+			v[n++] = it->valuestring;
+		}
+	}
+	*json_out = json;
+	*pk = v;
+	*npk = n;
+	return TH_OK;
+}
+
+static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
+{
+	th_meta *m = th_job_meta(ctx);
+	const char *base = job->branch_name[0] ? job->branch_name : "main";
+	cJSON *params = NULL;
+	const char **pk = NULL;
+	size_t npk = 0;
+	th_import_op op = 0;
+	th_file_format fmt = 0;
+	th_db_info dbi;
+	th_buf tmpdir = TH_BUF_INIT, result = TH_BUF_INIT, text = TH_BUF_INIT;
+	th_buf report = TH_BUF_INIT;
+	th_repo *repo = NULL;
+	char branch[160], commit[41];
+	th_oid head;
+	th_import_opts opts;
+	th_import_result res;
+	int64_t pull_id = 0;
+	int fd = -1, made_branch = 0, have_db = 0, error;
+	th_error ignored;
+
+	(void)payload;
+	memset(&dbi, 0, sizeof(dbi));
+	if ((error = parse_params(&params, &op, &fmt, &pk, &npk, job, err)) < 0)
+		goto cleanup;
+	snprintf(branch, sizeof(branch), "%s/import-%.8s", job->creator, job->id);
+	if ((error = th_meta_db_get(&dbi, m, job->owner, job->db, err)) < 0)
+		goto cleanup;
+	have_db = 1;
+	if ((error = th_buf_printf(&tmpdir, err, "%s/tmp", th_job_data_dir(ctx))) < 0)
+		goto cleanup;
+	if ((error = th_job_repo_open(&repo, ctx, err)) < 0)
+		goto cleanup;
+	if ((error = th_repo_branch_get(&head, repo, base, err)) < 0) {
+		if (error == TH_ENOTFOUND)
+			th_error_set(err, TH_ENOTFOUND, "branch '%s' not found", base);
+		goto cleanup;
+	}
+	/* A retried job rebuilds its branch from scratch. */
+	th_error_clear(&ignored);
+	error = th_repo_branch_delete(repo, branch, &ignored);
+	if (error < 0 && error != TH_ENOTFOUND) {
+		*err = ignored;
+		goto cleanup;
+	}
+	if ((error = th_repo_branch_cas(repo, branch, &head, NULL, "tablehub: start import", err)) <
+	    0)
+		goto cleanup;
+	made_branch = 1;
+	if ((error = th_upload_open(&fd, th_job_data_dir(ctx), job->upload_sha256, err)) < 0)
+		goto cleanup;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.table = job->table_name;
+	opts.op = op;
+	opts.pk = pk;
+	opts.npk = npk;
+	opts.format = fmt;
+	opts.branch = branch;
+	opts.branch_label = base;
+	opts.file_name = job->file_name[0] ? job->file_name : NULL;
+	opts.author = job->creator;
+	opts.tmpdir = tmpdir.ptr;
+	opts.mem_budget = 0;
+	opts.progress = import_progress;
+	opts.progress_payload = ctx;
+	opts.report = &report;
+	memset(&res, 0, sizeof(res));
+	if ((error = th_import_fd(&res, repo, fd, &opts, err)) < 0) {
+		/* The rejected rows go with the failure (th_jobs stores the result of a failed
+		 * job). */
+		if (report.size)
+			th_job_set_result(ctx, report.ptr, 0, &ignored);
+		goto cleanup;
+	}
+	th_job_progress(ctx, job->bytes_total, res.rows_read);
+
+	/* A retry after a crash between the pull and the completion finds its pull again. */
+	th_error_clear(&ignored);
+	if (th_meta_pull_find_open(&pull_id, m, dbi.id, branch, base, &ignored) < 0) {
+		th_buf title = TH_BUF_INIT;
+		if ((error = th_buf_printf(&title, err, "Import %s into %s",
+		                           job->file_name[0] ? job->file_name : "file",
+		                           job->table_name)) < 0 ||
+		    (error = th_buf_printf(&text, err,
+		                           "Rows added: %" PRIu64 ", modified: %" PRIu64
+		                           ", removed: %" PRIu64,
+		                           res.added, res.modified, res.removed)) < 0 ||
+		    (error = th_meta_pull_create(&pull_id, m, dbi.id, title.ptr, text.ptr,
+		                                 job->creator, branch, base, err)) < 0) {
+			th_buf_dispose(&title);
+			goto cleanup;
+		}
+		th_buf_dispose(&title);
+	}
+	th_oid_fmt(commit, &res.commit);
+	if ((error = th_buf_printf(&result, err, "{\"commit\":\"%s\",\"branch\":", commit)) < 0 ||
+	    (error = th_buf_put_json_string(&result, branch, strlen(branch), err)) < 0 ||
+	    (error = th_buf_puts(&result, ",\"to_branch\":", err)) < 0 ||
+	    (error = th_buf_put_json_string(&result, base, strlen(base), err)) < 0 ||
+	    (error = th_buf_printf(&result, err,
+	                           ",\"pull_id\":%" PRId64 ",\"rows_added\":%" PRIu64
+	                           ",\"rows_modified\":%" PRIu64 ",\"rows_removed\":%" PRIu64
+	                           ",\"rows\":%" PRIu64 "}",
+	                           pull_id, res.added, res.modified, res.removed, res.rows)) < 0)
+		goto cleanup;
+	error = th_job_set_result(ctx, result.ptr, pull_id, err);
+
+cleanup:
+	/* A failed import leaves nothing behind: no half-made branch. */
+	if (error < 0 && made_branch) {
+		th_error_clear(&ignored);
+		th_repo_branch_delete(repo, branch, &ignored);
+	}
+	if (fd >= 0)
+		close(fd);
+	th_repo_free(repo);
+	if (have_db)
+		th_db_info_dispose(&dbi);
+	th_buf_dispose(&tmpdir);
+	th_buf_dispose(&result);
+	th_buf_dispose(&text);
+	th_buf_dispose(&report);
+	free(pk);
+	cJSON_Delete(params);
+	return error;
+}
+
+const th_job_kind th_job_kind_import = { "import", run_import, TH_JOB_WRITES_REPO,
+	                                 "upload the file again" };
