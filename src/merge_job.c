@@ -8,6 +8,12 @@
  * "rows_changed"}. On conflicts it fails, the conflicts stored as the failed operation's result
  * (th_conflicts_to_json: a stored value, read back by the merge poll), and the pull stays Open.
  * The queue holds the database's writer lock while it runs (TH_JOB_WRITES_REPO).
+ *
+ * Retries: an attempt may die after the target branch moved, before or after the pull was marked
+ * Merged. th_pull_merge finds a merge commit of its own already on the target and returns it
+ * instead of writing another; a retry that finds the pull Merged checks that its merge commit is
+ * on the target (th_pull_merge_done). Either way the retry completes with the commit the first
+ * attempt made. A merge operation that is not a retry still fails on a pull no longer Open.
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +41,67 @@ int th_pulls_enqueue_merge(char op_id_out[TH_UUID_SIZE], th_meta *m, const char 
 	return th_meta_op_create(op_id_out, m, &op, err);
 }
 
+/* Store the conflicts as the failed operation's result and say in err what the first one is.
+ * Returns TH_ECONFLICT, or TH_ENOMEM. */
+static int fail_with_conflicts(th_job_ctx *ctx, const th_op_info *job, const th_conflicts *c,
+                               th_error *err)
+{
+	th_buf result = TH_BUF_INIT;
+	const th_conflict *first = c->n > 0 ? &c->v[0] : NULL;
+	int error;
+
+	if ((error = th_buf_puts(&result, "{\"conflicts\":", err)) < 0 ||
+	    (error = th_conflicts_to_json(&result, c, err)) < 0 ||
+	    (error = th_buf_printf(&result, err, ",\"conflicts_total\":%llu}",
+	                           (unsigned long long)c->total)) < 0 ||
+	    (error = th_job_set_result(ctx, result.ptr, job->pull_id, err)) < 0) {
+		th_buf_dispose(&result);
+		return error;
+	}
+	th_buf_dispose(&result);
+	if (first == NULL)
+		return TH_ECONFLICT; /* none listed: err keeps the merge's own message */
+	return th_error_set(err, TH_ECONFLICT,
+	                    "merge conflict: %llu conflicting change%s; first in table "
+	                    "'%s'%s%s%s%s%s: %s",
+	                    (unsigned long long)c->total, c->total == 1 ? "" : "s", first->table,
+	                    first->key ? ", key " : "", first->key ? first->key : "",
+	                    first->column ? ", column '" : "", first->column ? first->column : "",
+	                    first->column ? "'" : "", first->reason ? first->reason : "conflict");
+}
+
+/* The result of a merge done: {"commit", "pull_id", "to_branch", "from_branch", "parents",
+ * "attempts", "up_to_date", "tables_changed", "rows_changed"}. */
+static int set_result(th_job_ctx *ctx, const th_op_info *job, const th_pull_info *pull,
+                      const th_pull_merge_result *res, th_error *err)
+{
+	th_buf result = TH_BUF_INIT;
+	char commit[41], ours[41], theirs[41];
+	int error;
+
+	th_oid_fmt(commit, &res->commit);
+	th_oid_fmt(ours, &res->ours);
+	th_oid_fmt(theirs, &res->theirs);
+	if ((error = th_buf_printf(&result, err,
+	                           "{\"commit\":\"%s\",\"pull_id\":%lld,\"to_branch\":", commit,
+	                           (long long)job->pull_id)) < 0 ||
+	    (error = th_buf_put_json_cstr(&result, pull->to_branch, err)) < 0 ||
+	    (error = th_buf_puts(&result, ",\"from_branch\":", err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&result, pull->from_branch, err)) < 0 ||
+	    (error = th_buf_printf(&result, err,
+	                           ",\"parents\":[\"%s\",\"%s\"],\"attempts\":%d,"
+	                           "\"up_to_date\":%s,\"tables_changed\":%llu,"
+	                           "\"rows_changed\":%llu}",
+	                           ours, theirs, res->attempts, res->up_to_date ? "true" : "false",
+	                           (unsigned long long)res->stats.tables_changed,
+	                           (unsigned long long)res->stats.rows_changed)) < 0)
+		goto cleanup;
+	error = th_job_set_result(ctx, result.ptr, job->pull_id, err);
+cleanup:
+	th_buf_dispose(&result);
+	return error;
+}
+
 static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
 {
 	th_meta *m = th_job_meta(ctx);
@@ -42,11 +109,11 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 	th_pull_info pull;
 	th_pull_merge_result res;
 	th_conflicts conflicts = TH_CONFLICTS_INIT;
-	th_buf result = TH_BUF_INIT;
 	th_repo *repo = NULL;
-	char commit[41], ours[41], theirs[41];
+	th_oid done;
+	char commit[41];
 	struct timespec t0, t1;
-	int error;
+	int error, retry_of_merged;
 
 	(void)payload;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -55,72 +122,49 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 	if ((error = th_meta_db_get(&db, m, job->owner, job->db, err)) < 0 ||
 	    (error = th_meta_pull_get(&pull, m, db.id, job->pull_id, err)) < 0)
 		goto cleanup;
-	if (pull.state != TH_PULL_OPEN) {
+	/* A retry finding the pull Merged: did the attempt that died merge it? Then its commit,
+	 * still on the target, is this merge's result. */
+	retry_of_merged = pull.state == TH_PULL_MERGED && job->attempts > 1 &&
+	                  pull.merge_commit[0] != '\0' &&
+	                  th_oid_parse(&done, pull.merge_commit, NULL) == TH_OK;
+	if (pull.state != TH_PULL_OPEN && !retry_of_merged) {
 		error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
 		                     (long long)job->pull_id, th_pull_state_name(pull.state));
 		goto cleanup;
 	}
 	if ((error = th_job_repo_open(&repo, ctx, err)) < 0)
 		goto cleanup;
-	error = th_pull_merge(&res, &conflicts, repo, pull.from_branch, pull.to_branch,
-	                      job->pull_id, job->creator, NULL, err);
-	if (error == TH_ECONFLICT && conflicts.total > 0) {
-		th_error saved = *err;
-		int e2;
-
-		if ((e2 = th_buf_puts(&result, "{\"conflicts\":", err)) < 0 ||
-		    (e2 = th_conflicts_to_json(&result, &conflicts, err)) < 0 ||
-		    (e2 = th_buf_printf(&result, err, ",\"conflicts_total\":%llu}",
-		                        (unsigned long long)conflicts.total)) < 0 ||
-		    (e2 = th_job_set_result(ctx, result.ptr, job->pull_id, err)) < 0) {
-			error = e2;
+	if (retry_of_merged) {
+		error = th_pull_merge_done(&res, repo, pull.to_branch, &done, err);
+		if (error == TH_ENOTFOUND)
+			error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
+			                     (long long)job->pull_id,
+			                     th_pull_state_name(pull.state));
+		if (error < 0)
 			goto cleanup;
-		}
-		*err = saved;
-		if (conflicts.n > 0) {
-			const th_conflict *c = &conflicts.v[0];
-			th_error_set(err, TH_ECONFLICT,
-			             "merge conflict: %llu conflicting change%s; first in table "
-			             "'%s'%s%s%s%s%s: %s",
-			             (unsigned long long)conflicts.total,
-			             conflicts.total == 1 ? "" : "s", c->table,
-			             c->key ? ", key " : "", c->key ? c->key : "",
-			             c->column ? ", column '" : "", c->column ? c->column : "",
-			             c->column ? "'" : "", c->reason ? c->reason : "conflict");
-		}
-		goto cleanup;
+	} else {
+		error = th_pull_merge(&res, &conflicts, repo, pull.from_branch, pull.to_branch,
+		                      job->pull_id, job->creator, NULL, err);
+		if (error == TH_ECONFLICT && conflicts.total > 0)
+			error = fail_with_conflicts(ctx, job, &conflicts, err);
+		if (error < 0)
+			goto cleanup;
+		th_oid_fmt(commit, &res.commit);
+		if ((error = th_meta_pull_set_state(m, db.id, job->pull_id, TH_PULL_MERGED, commit,
+		                                    err)) < 0)
+			goto cleanup;
 	}
-	if (error < 0)
+	if ((error = set_result(ctx, job, &pull, &res, err)) < 0)
 		goto cleanup;
 	th_oid_fmt(commit, &res.commit);
-	if ((error = th_meta_pull_set_state(m, db.id, job->pull_id, TH_PULL_MERGED, commit, err)) <
-	    0)
-		goto cleanup;
-	th_oid_fmt(ours, &res.ours);
-	th_oid_fmt(theirs, &res.theirs);
-	if ((error = th_buf_printf(&result, err,
-	                           "{\"commit\":\"%s\",\"pull_id\":%lld,\"to_branch\":", commit,
-	                           (long long)job->pull_id)) < 0 ||
-	    (error = th_buf_put_json_cstr(&result, pull.to_branch, err)) < 0 ||
-	    (error = th_buf_puts(&result, ",\"from_branch\":", err)) < 0 ||
-	    (error = th_buf_put_json_cstr(&result, pull.from_branch, err)) < 0 ||
-	    (error = th_buf_printf(&result, err,
-	                           ",\"parents\":[\"%s\",\"%s\"],\"attempts\":%d,"
-	                           "\"up_to_date\":%s,\"tables_changed\":%llu,"
-	                           "\"rows_changed\":%llu}",
-	                           ours, theirs, res.attempts, res.up_to_date ? "true" : "false",
-	                           (unsigned long long)res.stats.tables_changed,
-	                           (unsigned long long)res.stats.rows_changed)) < 0)
-		goto cleanup;
-	error = th_job_set_result(ctx, result.ptr, job->pull_id, err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	TH_LOG(TH_LOG_INFO, "merged pull %s/%s#%lld into '%s' commit=%s attempts=%d in %.1f ms",
+	TH_LOG(TH_LOG_INFO, "merged pull %s/%s#%lld into '%s' commit=%s attempts=%d%s in %.1f ms",
 	       job->owner, job->db, (long long)job->pull_id, pull.to_branch, commit, res.attempts,
+	       res.recovered ? " (made by an earlier attempt)" : "",
 	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 cleanup:
 	th_repo_free(repo);
 	th_conflicts_dispose(&conflicts);
-	th_buf_dispose(&result);
 	th_pull_info_dispose(&pull);
 	th_db_info_dispose(&db);
 	return error;

@@ -29,6 +29,7 @@
 #include "tablehub/pulls.h"
 
 #define MERGE_MAX_ATTEMPTS 100
+#define RECOVER_LOG_LIMIT 1000 /* commits searched for a merge an earlier attempt made */
 #define DEFAULT_PAGE_SIZE 200
 
 const char *th_table_change_name(th_table_change c)
@@ -726,6 +727,93 @@ static void backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* Is the message `got` the message `want` (git may end it with a newline)? */
+static int message_equal(const char *got, const char *want)
+{
+	size_t n = strlen(want);
+
+	return strncmp(got, want, n) == 0 && (got[n] == '\0' || strcmp(got + n, "\n") == 0);
+}
+
+struct find_merge {
+	const th_oid *theirs;
+	const char *message;
+	th_oid found;
+};
+
+static int find_merge_cb(const th_commit_info *ci, void *payload)
+{
+	struct find_merge *f = payload;
+
+	if (ci->nparents != 2 || !th_oid_equal(&ci->parents[1], f->theirs) ||
+	    !message_equal(ci->message ? ci->message : "", f->message))
+		return 0;
+	f->found = ci->id;
+	return 1;
+}
+
+/* The merge commit with `message` and second parent `theirs` in the history of `head` (the last
+ * RECOVER_LOG_LIMIT commits) into *out: 1 if found, 0 if not, or an error code. */
+static int find_merge(th_oid *out, th_repo *repo, const th_oid *head, const th_oid *theirs,
+                      const char *message, th_error *err)
+{
+	struct find_merge f;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	f.theirs = theirs;
+	f.message = message;
+	if ((rc = th_repo_log(repo, head, RECOVER_LOG_LIMIT, find_merge_cb, &f, err)) <= 0)
+		return rc;
+	*out = f.found;
+	return 1;
+}
+
+int th_pull_merge_done(th_pull_merge_result *out, th_repo *repo, const char *to_branch,
+                       const th_oid *commit, th_error *err)
+{
+	th_pull_merge_result res;
+	th_commit_info ci;
+	th_oid to, on, base, bt, ot, tt, tree;
+	char hex[41];
+	int error;
+
+	memset(&res, 0, sizeof(res));
+	memset(&ci, 0, sizeof(ci));
+	th_oid_fmt(hex, commit);
+	if ((error = branch_head(&to, repo, to_branch, err)) < 0 ||
+	    (error = th_repo_commit_read(&ci, repo, commit, err)) < 0)
+		goto cleanup;
+	if (ci.nparents != 2) {
+		error = th_error_set(err, TH_ENOTFOUND, "commit %.12s is not a merge commit", hex);
+		goto cleanup;
+	}
+	if ((error = merge_base(&on, repo, &to, commit, err)) < 0)
+		goto cleanup;
+	if (!th_oid_equal(&on, commit)) {
+		error = th_error_set(err, TH_ENOTFOUND, "merge commit %.12s is not on branch '%s'",
+		                     hex, to_branch);
+		goto cleanup;
+	}
+	/* Merge the parents again for the counts: the same objects, already stored. */
+	if ((error = merge_base(&base, repo, &ci.parents[0], &ci.parents[1], err)) < 0 ||
+	    (error = commit_tree(&bt, repo, &base, err)) < 0 ||
+	    (error = commit_tree(&ot, repo, &ci.parents[0], err)) < 0 ||
+	    (error = commit_tree(&tt, repo, &ci.parents[1], err)) < 0 ||
+	    (error = th_merge_trees(&tree, &res.stats, NULL, repo,
+	                            th_oid_is_zero(&base) ? NULL : &bt, &ot, &tt, 0, err)) < 0)
+		goto cleanup;
+	res.commit = *commit;
+	res.ours = ci.parents[0];
+	res.theirs = ci.parents[1];
+	res.attempts = 1;
+	res.recovered = 1;
+	*out = res;
+cleanup:
+	th_commit_info_dispose(&ci);
+	return error;
+}
+
 static int merge_once(th_pull_merge_result *out, th_conflicts *conflicts, th_repo *repo,
                       const char *from_branch, const char *to_branch, const char *message,
                       const char *author, const char *email, th_error *err)
@@ -740,6 +828,12 @@ static int merge_once(th_pull_merge_result *out, th_conflicts *conflicts, th_rep
 	out->ours = ours;
 	out->theirs = theirs;
 	if (!th_oid_is_zero(&base) && th_oid_equal(&base, &theirs)) {
+		/* Contained already: by this very merge, made by an attempt that died before it
+		 * said so? Then that commit is the result. */
+		if ((error = find_merge(&commit, repo, &ours, &theirs, message, err)) < 0)
+			return error;
+		if (error == 1)
+			return th_pull_merge_done(out, repo, to_branch, &commit, err);
 		out->up_to_date = 1;
 		out->commit = ours;
 		return TH_OK;

@@ -13,6 +13,7 @@
 #include "tablehub/files.h"
 #include "tablehub/jobs.h"
 #include "tablehub/meta.h"
+#include "tablehub/pulls.h"
 #include "tablehub/repo.h"
 
 static void sleep_ms(int ms)
@@ -758,6 +759,102 @@ static void test_real_import(void)
 	t_rmdir(dir);
 }
 
+/* A merge whose process died right after it moved the target branch, before (marked = 0) or after
+ * (marked = 1) it marked the pull Merged, is retried: the retry completes with the merge commit
+ * already made (its parents, its counts) and writes no second one. */
+static void test_merge_retry_idempotent(void)
+{
+	int marked;
+
+	for (marked = 0; marked <= 1; marked++) {
+		char *dir = t_mkdtemp(), imp[TH_UUID_SIZE], mid[TH_UUID_SIZE], hex[41], want[200];
+		th_buf repo_path = TH_BUF_INIT;
+		th_meta *m = NULL;
+		th_jobs *j = NULL;
+		th_repo *repo = NULL;
+		th_error err;
+		th_op_info op, dead;
+		th_db_info dbi;
+		th_pull_info pull;
+		th_pull_merge_result res;
+		th_oid head;
+		int64_t pull_id = 0;
+
+		CHECK_OK(th_datadir_init(dir, &err), &err);
+		CHECK_OK(th_meta_open(&m, dir, &err), &err);
+		CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
+		CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
+		CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
+		CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+		enqueue(imp, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL);
+		CHECK_OK(th_jobs_start(&j, dir, m, 1, &err), &err);
+		th_jobs_wake(j);
+		if (wait_done(&op, m, imp, 30000) == 0) {
+			CHECK(op.state == TH_OPSTATE_COMPLETED);
+			pull_id = op.pull_id;
+			th_op_info_dispose(&op);
+		}
+		th_jobs_stop(j);
+		CHECK(pull_id == 1);
+
+		/* The process that ran the merge: claimed it, merged, maybe marked the pull, died.
+		 */
+		CHECK_OK(th_pulls_enqueue_merge(mid, m, "alice", "museums", "alice", pull_id, &err),
+		         &err);
+		CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err);
+		CHECK_STR(dead.id, mid);
+		th_op_info_dispose(&dead);
+		CHECK_OK(th_meta_pull_get(&pull, m, dbi.id, pull_id, &err), &err);
+		CHECK_OK(th_repo_open(&repo, repo_path.ptr, 1, &err), &err);
+		CHECK_OK(th_pull_merge(&res, NULL, repo, pull.from_branch, "main", pull_id, "alice",
+		                       NULL, &err),
+		         &err);
+		th_oid_fmt(hex, &res.commit);
+		if (marked)
+			CHECK_OK(th_meta_pull_set_state(m, dbi.id, pull_id, TH_PULL_MERGED, hex,
+			                                &err),
+			         &err);
+		th_pull_info_dispose(&pull);
+
+		/* The next process retries it. */
+		CHECK_OK(th_jobs_start(&j, dir, m, 1, &err), &err);
+		if (wait_done(&op, m, mid, 30000) == 0) {
+			char ours[41], theirs[41];
+			CHECK(op.state == TH_OPSTATE_COMPLETED);
+			if (op.state != TH_OPSTATE_COMPLETED)
+				fprintf(stderr, "retried merge failed: %s\n", op.error_message);
+			CHECK(op.attempts == 2);
+			snprintf(want, sizeof(want), "\"commit\":\"%s\"", hex);
+			CHECK_CONTAINS(op.result, want);
+			th_oid_fmt(ours, &res.ours);
+			th_oid_fmt(theirs, &res.theirs);
+			snprintf(want, sizeof(want), "\"parents\":[\"%s\",\"%s\"]", ours, theirs);
+			CHECK_CONTAINS(op.result, want);
+			CHECK_CONTAINS(op.result, "\"up_to_date\":false");
+			snprintf(want, sizeof(want),
+			         "\"tables_changed\":%llu,\"rows_changed\":%llu",
+			         (unsigned long long)res.stats.tables_changed,
+			         (unsigned long long)res.stats.rows_changed);
+			CHECK_CONTAINS(op.result, want);
+			th_op_info_dispose(&op);
+		} else {
+			CHECK(0);
+		}
+		th_jobs_stop(j);
+		CHECK_OK(th_meta_pull_get(&pull, m, dbi.id, pull_id, &err), &err);
+		CHECK(pull.state == TH_PULL_MERGED);
+		CHECK_STR(pull.merge_commit, hex);
+		th_pull_info_dispose(&pull);
+		CHECK_OK(th_repo_branch_get(&head, repo, "main", &err), &err);
+		CHECK(th_oid_equal(&head, &res.commit));
+		th_repo_free(repo);
+		th_db_info_dispose(&dbi);
+		th_buf_dispose(&repo_path);
+		th_meta_close(m);
+		t_rmdir(dir);
+	}
+}
+
 int main(void)
 {
 	th_error err;
@@ -776,6 +873,7 @@ int main(void)
 	RUN(test_register);
 	RUN(test_enqueue_import);
 	RUN(test_real_import);
+	RUN(test_merge_retry_idempotent);
 	th_repo_global_shutdown();
 	TH_TEST_END();
 }

@@ -399,6 +399,47 @@ static void test_up_to_date(void)
 	th_repo_free(repo);
 }
 
+/* Merging a pull again after its merge commit landed (an attempt that died before saying so) finds
+ * that commit instead of writing another, even with a later merge on top; th_pull_merge_done
+ * describes it the same way; another pull's name or a non-merge commit is not taken for it. */
+static void test_merge_again_finds_commit(void)
+{
+	char path[4096];
+	th_repo *repo = scenario(path, sizeof(path));
+	th_pull_merge_result r1, r2, again, done;
+	th_oid main_head;
+	th_error err;
+
+	CHECK_OK(import_csv(repo, "a", "t", TH_OP_UPDATE, NULL, "id,name\n2,B-from-a\n", &err),
+	         &err);
+	CHECK_OK(import_csv(repo, "b", "t", TH_OP_UPDATE, NULL, "id,score\n4,444\n", &err), &err);
+	CHECK_OK(th_pull_merge(&r1, NULL, repo, "a", "main", 1, "alice", NULL, &err), &err);
+	CHECK(!r1.recovered && !r1.up_to_date);
+	CHECK_OK(th_pull_merge(&r2, NULL, repo, "b", "main", 2, "alice", NULL, &err), &err);
+	main_head = head_of(repo, "main");
+
+	CHECK_OK(th_pull_merge(&again, NULL, repo, "a", "main", 1, "alice", NULL, &err), &err);
+	CHECK(again.recovered && !again.up_to_date);
+	CHECK(th_oid_equal(&again.commit, &r1.commit));
+	CHECK(th_oid_equal(&again.ours, &r1.ours) && th_oid_equal(&again.theirs, &r1.theirs));
+	CHECK(again.stats.rows_changed == r1.stats.rows_changed);
+	CHECK(again.stats.tables_changed == r1.stats.tables_changed);
+	CHECK(head_is(repo, "main", &main_head));
+
+	CHECK_OK(th_pull_merge_done(&done, repo, "main", &r1.commit, &err), &err);
+	CHECK(done.recovered && th_oid_equal(&done.commit, &r1.commit));
+	CHECK(done.stats.rows_changed == r1.stats.rows_changed);
+	/* Another pull of the same branch is merely up to date; a one-parent commit is no merge. */
+	CHECK_OK(th_pull_merge(&again, NULL, repo, "a", "main", 9, "alice", NULL, &err), &err);
+	CHECK(again.up_to_date && !again.recovered);
+	CHECK(th_pull_merge_done(&done, repo, "main", &r1.theirs, &err) == TH_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "not a merge commit");
+	CHECK(th_pull_merge_done(&done, repo, "a", &r2.commit, &err) == TH_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "is not on branch 'a'");
+	CHECK(head_is(repo, "main", &main_head));
+	th_repo_free(repo);
+}
+
 /* --- 20 merges racing on one target ---------------------------------------------------------- */
 
 #define RACERS 20
@@ -906,6 +947,7 @@ int main(void)
 	RUN(test_tables_and_schemas);
 	RUN(test_keyless);
 	RUN(test_up_to_date);
+	RUN(test_merge_again_finds_commit);
 	RUN(test_diff_json);
 	RUN(test_diff_property);
 	RUN(test_racing_merges);

@@ -113,6 +113,7 @@ typedef struct th_pull_merge_result {
 	th_oid ours, theirs; /* its parents: the to_branch head it was made on, the from head */
 	int attempts;        /* 1 unless the target moved meanwhile and the merge was recomputed */
 	int up_to_date;      /* from_branch was already contained in to_branch: no commit written */
+	int recovered; /* the merge commit was already on to_branch (an earlier attempt made it) */
 	th_merge_stats stats;
 } th_pull_merge_result;
 
@@ -120,12 +121,22 @@ typedef struct th_pull_merge_result {
  * a commit with two parents (to head, from head), message "Merge pull request #<pull_id> from
  * <from_branch>", by `author` <`email`> (email NULL = author@tablehub.local); to_branch then moves
  * by compare-and-swap, and when it moved meanwhile the merge is recomputed on its new head (up to
- * many times), so no concurrent commit is lost. Returns TH_OK; TH_ECONFLICT when the changes
+ * many times), so no concurrent commit is lost. Idempotent: when from_branch is already contained
+ * in to_branch through the very merge commit this call would write (same message, from head as
+ * second parent: an earlier attempt wrote it and died), that commit is the result, `recovered`
+ * set, and nothing is written. Returns TH_OK; TH_ECONFLICT when the changes
  * conflict (listed in `conflicts`, which may be NULL; nothing is changed); TH_ENOTFOUND (a branch
  * is gone); TH_EBUSY (the target kept moving); TH_ENOMEM or TH_ESTORE. */
 int th_pull_merge(th_pull_merge_result *out, th_conflicts *conflicts, th_repo *repo,
                   const char *from_branch, const char *to_branch, int64_t pull_id,
                   const char *author, const char *email, th_error *err);
+
+/* Describe `commit`, a merge commit on `to_branch`, as th_pull_merge would have returned it when
+ * writing it: its parents, the merge's counts (recomputed), attempts 1, `recovered` set. For a
+ * retried merge that finds its work done. Writes no ref. Returns TH_OK, TH_ENOTFOUND (commit is
+ * not a merge commit contained in to_branch, or the branch is gone), TH_ENOMEM or TH_ESTORE. */
+int th_pull_merge_done(th_pull_merge_result *out, th_repo *repo, const char *to_branch,
+                       const th_oid *commit, th_error *err);
 
 /* The conflicts merging from_branch into to_branch would meet now, without writing anything.
  * Returns TH_OK (the list may be empty), TH_ENOTFOUND, TH_ENOMEM or TH_ESTORE. */
