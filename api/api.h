@@ -190,6 +190,9 @@ typedef struct api_route {
 extern const api_route api_pulls_routes[];
 extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloads */
 
+/* catalog.c, commits.c: the databases, tables and commit log the web pages browse. */
+extern const api_route api_catalog_routes[];
+
 /* Match method + path against every table, the most specific pattern winning (a literal segment
  * beats a capture at the first place they differ). Fills req->route and the captures. Returns
  * TH_OK, TH_ENOTFOUND (no pattern matches the path) or TH_EINVALID (the path matches but not the
