@@ -190,7 +190,9 @@ typedef struct api_route {
 extern const api_route api_pulls_routes[];
 extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloads */
 
-/* catalog.c, commits.c: the databases, tables and commit log the web pages browse. */
+/* web.c: the web pages and their files; catalog.c, commits.c: the databases, tables and commit
+ * log the pages browse. */
+extern const api_route api_web_routes[];
 extern const api_route api_catalog_routes[];
 
 /* Match method + path against every table, the most specific pattern winning (a literal segment

@@ -1,0 +1,163 @@
+// page_database.js: /repositories/O/D[/data/REF]. A database at a ref: the ref picker, its
+// tables with row counts, the commit log (author, message, time, rows changed) and the branches.
+import { get, post, db as dbPath } from './api.js';
+import { h, fill, errorBox, time, num, short, firstLine, scroller } from './dom.js';
+import { links, navigate } from './router.js';
+import { repoHeader, branches as listBranches, refPicker, dbInfo, csvLink } from './parts.js';
+
+function tablesSection(o, d, ref, tables, isPrivate) {
+  if (!tables.length) {
+    return h('p', { class: 'muted' }, 'No tables at this ref yet. ', h('a', { href: links.upload(o, d, ref !== 'main' ? { branch: ref } : {}) }, 'Upload a file'), ' to create one.');
+  }
+  return scroller(
+    h(
+      'table',
+      { class: 'list' },
+      h('caption', { class: 'sr-only' }, 'Tables'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Table'), h('th', { scope: 'col', class: 'num' }, 'Rows'), h('th', { scope: 'col', class: 'num' }, 'Columns'), h('th', { scope: 'col' }, 'Primary key'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Download')))),
+      h(
+        'tbody',
+        {},
+        tables.map((t) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, h('a', { href: links.table(o, d, ref, t.table_name) }, t.table_name)),
+            h('td', { class: 'num' }, num(t.row_count)),
+            h('td', { class: 'num' }, num(t.columns.length)),
+            h('td', {}, t.primary_key.length ? t.primary_key.join(', ') : h('span', { class: 'muted' }, 'none (keyless)')),
+            h('td', {}, csvLink(o, d, ref, t.table_name, isPrivate, 'CSV', 'csv-link')),
+          ),
+        ),
+      ),
+    ),
+    'Tables',
+  );
+}
+
+function changes(c) {
+  const parts = [];
+  if (c.rows_added) parts.push(h('span', { class: 'plus' }, `+${num(c.rows_added)}`));
+  if (c.rows_modified) parts.push(h('span', { class: 'mod' }, `~${num(c.rows_modified)}`));
+  if (c.rows_removed) parts.push(h('span', { class: 'minus' }, `−${num(c.rows_removed)}`));
+  if (!parts.length) return h('span', { class: 'muted' }, c.tables_changed ? 'schema only' : 'no rows changed');
+  return h('span', { class: 'changes', title: `${c.rows_added} added, ${c.rows_modified} modified, ${c.rows_removed} removed` }, parts.flatMap((p, i) => (i ? [' ', p] : [p])));
+}
+
+function commitItem(o, d, c) {
+  return h(
+    'li',
+    { class: 'commit' },
+    h('div', { class: 'commit-msg' }, firstLine(c.message) || h('span', { class: 'muted' }, '(no message)')),
+    h(
+      'div',
+      { class: 'commit-meta' },
+      h('strong', {}, c.author),
+      ' · ',
+      time(c.committed_at),
+      ' · ',
+      changes(c),
+      ' · ',
+      h('a', { href: links.db(o, d, c.commit_id), class: 'mono', title: c.commit_id }, short(c.commit_id)),
+    ),
+  );
+}
+
+export default async function render({ main, params, signal, user }) {
+  const { owner: o, db: d, ref } = params;
+  document.title = `${o}/${d}${ref !== 'main' ? ' @ ' + ref : ''} · tablehub`;
+  const path = dbPath(o, d);
+  fill(main, repoHeader(o, d, 'data', ref), h('p', { class: 'muted' }, 'Loading…'));
+  const [info, names, tables] = await Promise.all([
+    dbInfo(o, d, signal),
+    listBranches(o, d, signal),
+    get(path + '/tables', { ref }, { signal }).catch((e) => e),
+  ]);
+  const logList = h('ol', { class: 'log' });
+  const more = h('div');
+  const logSection = h('section', { 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Commit log'), logList, more);
+
+  async function loadLog(token) {
+    fill(more, h('p', { class: 'muted' }, 'Loading commits…'));
+    try {
+      const r = await get(path + '/commits', { ref, pageToken: token, pageSize: 20 }, { signal });
+      r.commits.forEach((c) => logList.append(commitItem(o, d, c)));
+      fill(
+        more,
+        r.next_page_token
+          ? h('button', { type: 'button', 'data-focus': 'more-commits', onclick: () => loadLog(r.next_page_token) }, 'Show older commits')
+          : null,
+      );
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(more, errorBox(e));
+    }
+  }
+
+  const isOwner = user && user === o;
+  const newBranch = h('input', { id: 'new-branch', required: true, autocomplete: 'off', spellcheck: 'false' });
+  const branchMsg = h('div', { 'aria-live': 'polite' });
+  const branchSection = h(
+    'section',
+    { 'aria-labelledby': 'h-branches' },
+    h('h2', { id: 'h-branches' }, 'Branches'),
+    h(
+      'ul',
+      { class: 'branches' },
+      names.map((b) =>
+        h(
+          'li',
+          {},
+          h('a', { href: links.db(o, d, b), 'aria-current': b === ref ? 'true' : false }, b),
+          b === ref ? h('span', { class: 'muted' }, ' (shown)') : null,
+        ),
+      ),
+    ),
+    isOwner
+      ? h(
+          'form',
+          {
+            class: 'inline',
+            onsubmit: async (e) => {
+              e.preventDefault();
+              fill(branchMsg);
+              try {
+                await post(path + '/branches', { revisionType: 'ref', revisionName: ref, newBranchName: newBranch.value.trim() });
+                navigate(links.db(o, d, newBranch.value.trim()));
+              } catch (err) {
+                fill(branchMsg, errorBox(err));
+              }
+            },
+          },
+          h('label', { for: 'new-branch' }, `New branch from ${ref}`),
+          newBranch,
+          h('button', { type: 'submit' }, 'Create branch'),
+        )
+      : null,
+    branchMsg,
+  );
+
+  fill(
+    main,
+    repoHeader(o, d, 'data', ref),
+    info && info.description ? h('p', { class: 'lead' }, info.description) : null,
+    h(
+      'div',
+      { class: 'toolbar' },
+      refPicker(ref, names, (r) => navigate(links.db(o, d, r)), 'Branch'),
+      info ? h('span', { class: 'muted small' }, info.visibility === 'private' ? 'Private · ' : 'Public · ', 'owner ', h('strong', {}, o)) : null,
+      tables instanceof Error ? null : h('span', { class: 'muted small mono', title: tables.commit_id }, 'at ', short(tables.commit_id)),
+    ),
+    h(
+      'div',
+      { class: 'cols' },
+      h(
+        'div',
+        { class: 'col-main' },
+        h('section', { 'aria-labelledby': 'h-tables' }, h('h2', { id: 'h-tables' }, 'Tables'), tables instanceof Error ? errorBox(tables) : tablesSection(o, d, ref, tables.tables, info && info.visibility === 'private')),
+        logSection,
+      ),
+      h('div', { class: 'col-side' }, branchSection),
+    ),
+  );
+  if (!(tables instanceof Error)) await loadLog('');
+}
