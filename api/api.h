@@ -24,6 +24,7 @@ struct th_jobs;
 typedef struct api_cache api_cache;
 typedef struct api_guard api_guard;
 typedef struct api_conn api_conn;
+typedef struct api_limiter api_limiter;
 
 /* --- the server ------------------------------------------------------------------------------ */
 
@@ -40,6 +41,9 @@ typedef struct api_config {
 	unsigned max_conns_per_ip; /* open connections from one address */
 	unsigned header_timeout_s; /* to receive a whole request head */
 	unsigned body_timeout_s;   /* for each 64 KiB of a request body */
+	unsigned rate_per_token;   /* requests a second with one token (bursts of 10 s' worth) */
+	unsigned rate_per_address; /* requests a second from one address without a valid token */
+	unsigned max_pending_ops;  /* unfinished operations of one user */
 } api_config;
 
 typedef struct api_server {
@@ -54,6 +58,7 @@ typedef struct api_server {
 
 	unsigned conn_limit; /* the connection limit in force (cfg's, or lower to fit the fds) */
 	api_guard *guard;    /* deadlines of slow connections (guard.c) */
+	api_limiter *rate_token, *rate_addr; /* admit.c; NULL when that rate is not limited */
 } api_server;
 
 /* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
@@ -131,8 +136,9 @@ typedef struct th_req {
 	const char *cap_value[API_MAX_CAPTURES];
 
 	/* Set by dispatch() before the handler runs. */
-	char user[65]; /* the caller, "" when anonymous */
-	api_db db;     /* R_DB routes: the database of :owner/:db, visible to the caller */
+	char user[65];      /* the caller, "" when anonymous */
+	char token_key[65]; /* SHA-256 of the caller's token in hex, "" when anonymous */
+	api_db db;          /* R_DB routes: the database of :owner/:db, visible to the caller */
 
 	/* Request bodies. */
 	char *body; /* R_JSON: NUL-terminated, from the pool */
@@ -173,7 +179,8 @@ enum {
 	R_JSON = 1 << 1, /* buffer a JSON body up to API_JSON_MAX (413 beyond) and parse it (400) */
 	R_STREAM = 1 << 2, /* hand the body to the upload's streaming multipart parser */
 	R_AUTH = 1 << 3,   /* a valid token is required (401 without one) */
-	R_OWNER = 1 << 4   /* R_DB + R_AUTH, and the caller owns the database (403 otherwise) */
+	R_OWNER = 1 << 4,  /* R_DB + R_AUTH, and the caller owns the database (403 otherwise) */
+	R_ENQUEUE = 1 << 5 /* queues an operation: refused (429) while the caller has too many */
 };
 
 typedef int (*api_handler)(th_req *req, th_error *err);
@@ -273,6 +280,18 @@ void api_conn_done(api_guard *g, api_conn *c);
  * more than one Content-Length or Transfer-Encoding header, both at once, or a transfer coding
  * other than "chunked". Returns TH_OK or TH_EINVALID saying which. */
 int api_check_framing(th_req *req, th_error *err);
+
+/* --- admission control (admit.c) ------------------------------------------------------------ */
+
+/* Make (api_admit_init: TH_OK or TH_ENOMEM) and free srv's rate limiters from srv->cfg. */
+int api_admit_init(api_server *srv, th_error *err);
+void api_admit_free(api_server *srv);
+/* Charge the request to its token's rate (authenticated: req->token_key is set) or to its
+ * address's. Returns 0, or -1 with a 429 reply (Retry-After) in req->resp when over the rate. */
+int api_admit_rate(th_req *req, int authenticated);
+/* For an R_ENQUEUE route: leave a 429 reply in req->resp when req->user already has
+ * --max-pending-ops unfinished operations. Returns TH_OK (reply or not) or the store's error. */
+int api_admit_enqueue(th_req *req, th_error *err);
 
 /* --- streaming multipart/form-data (multipart.c) --------------------------------------------- */
 

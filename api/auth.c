@@ -51,7 +51,7 @@ int api_auth(th_req *req, th_error *err)
 	size_t len = 0;
 	int error;
 
-	req->user[0] = '\0';
+	req->user[0] = req->token_key[0] = '\0';
 	if (value == NULL)
 		return TH_OK;
 	if ((tok = api_token_from_header(value, &len)) == NULL || len >= sizeof(token))
@@ -68,6 +68,8 @@ int api_auth(th_req *req, th_error *err)
 		api_cache_put(req->srv->tokens, key, user, sizeof(user), 0);
 	}
 	memset(token, 0, sizeof(token));
+	if (error == TH_OK)
+		memcpy(req->token_key, key, sizeof(key)); /* the rate limit's key (admit.c) */
 	return error;
 }
 

@@ -39,7 +39,12 @@ static const char serve_usage[] =
         "  --max-connections-per-ip N  open connections from one address (default 64)\n"
         "  --header-timeout S          seconds to send a whole request head (default 10)\n"
         "  --body-timeout S            seconds for each 64 KiB of a request body (default 30)\n"
-        "  --idle-timeout S            seconds a connection may stay silent (default 60)\n";
+        "  --idle-timeout S            seconds a connection may stay silent (default 60)\n"
+        "  --rate-per-token R          requests a second with one token, bursts of 10 R\n"
+        "                              (default 50)\n"
+        "  --rate-per-address R        requests a second from one address without a valid\n"
+        "                              token, bursts of 10 R (default 50)\n"
+        "  --max-pending-ops N         unfinished operations of one user (default 100)\n";
 
 /* A numeric option within [lo, hi]; *bad set on a malformed value. */
 static long take_num(int *argc, char **argv, const char *name, long def, long lo, long hi, int *bad)
@@ -73,6 +78,7 @@ int cli_serve(int argc, char **argv)
 	const char *listen;
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
+	long rate_token, rate_addr, max_pending;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
 	api_server srv;
@@ -94,6 +100,9 @@ int cli_serve(int argc, char **argv)
 	head_s = take_num(&argc, argv, "--header-timeout", 10, 0, 3600, &bad);
 	body_s = take_num(&argc, argv, "--body-timeout", 30, 0, 3600, &bad);
 	idle_s = take_num(&argc, argv, "--idle-timeout", 60, 1, 86400, &bad);
+	rate_token = take_num(&argc, argv, "--rate-per-token", 50, 0, 1000000, &bad);
+	rate_addr = take_num(&argc, argv, "--rate-per-address", 50, 0, 1000000, &bad);
+	max_pending = take_num(&argc, argv, "--max-pending-ops", 100, 0, 1000000, &bad);
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -111,6 +120,9 @@ int cli_serve(int argc, char **argv)
 	cfg.header_timeout_s = (unsigned)head_s;
 	cfg.body_timeout_s = (unsigned)body_s;
 	cfg.timeout_s = (unsigned)idle_s;
+	cfg.rate_per_token = (unsigned)rate_token;
+	cfg.rate_per_address = (unsigned)rate_addr;
+	cfg.max_pending_ops = (unsigned)max_pending;
 	{
 		uint32_t a;
 		uint16_t p;

@@ -41,7 +41,7 @@ const api_route api_pulls_review_routes[] = {
 	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_DB | R_AUTH | R_JSON },
 	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_DB },
 	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_DB },
-	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_OWNER },
+	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_OWNER | R_ENQUEUE },
 	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_DB },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -31,7 +31,7 @@ static const api_route main_routes[] = {
 	{ "POST", API "/database", api_databases_create, R_AUTH | R_JSON },
 	{ "GET", API "/:owner/:db/branches", api_branches_list, R_DB },
 	{ "POST", API "/:owner/:db/branches", api_branches_create, R_OWNER | R_JSON },
-	{ "POST", API "/:owner/:db/upload", api_upload_create, R_OWNER | R_STREAM },
+	{ "POST", API "/:owner/:db/upload", api_upload_create, R_OWNER | R_STREAM | R_ENQUEUE },
 	{ "GET", API "/:owner/:db/upload", api_upload_poll, R_DB },
 	{ "GET", API "/:owner/:db/jobs", api_jobs_list, R_DB },
 	{ "GET", API "/users/:user/operations", api_user_operations, R_AUTH },
@@ -291,6 +291,9 @@ static void first_call(th_req *req, const char *url, const char *method)
 		                     "the URL holds an encoded NUL byte (%%00): not allowed");
 		goto fail;
 	}
+	/* Anonymous requests are charged to their address before any work is done for them. */
+	if (api_header(req, MHD_HTTP_HEADER_AUTHORIZATION) == NULL && api_admit_rate(req, 0) < 0)
+		return;
 	error = api_route_match(req, method, req->path, &allow);
 	if (error == TH_ENOTFOUND) {
 		char msg[300];
@@ -314,8 +317,16 @@ static void first_call(th_req *req, const char *url, const char *method)
 	flags = req->route->flags;
 	if (flags & R_OWNER)
 		flags |= R_DB | R_AUTH;
-	if ((error = check_captures(req, &err)) < 0 || (error = api_auth(req, &err)) < 0)
+	if ((error = check_captures(req, &err)) < 0)
 		goto fail;
+	if ((error = api_auth(req, &err)) < 0) {
+		/* A token that is not valid costs its address: guessing tokens is rate limited. */
+		if (error == TH_EAUTH && api_admit_rate(req, 0) < 0)
+			return;
+		goto fail;
+	}
+	if (req->user[0] != '\0' && api_admit_rate(req, 1) < 0)
+		return;
 	if ((flags & R_AUTH) && req->user[0] == '\0') {
 		error = th_error_set(&err, TH_EAUTH,
 		                     "authentication required: send the header "
@@ -339,6 +350,10 @@ static void first_call(th_req *req, const char *url, const char *method)
 			goto fail;
 		}
 	}
+	if ((flags & R_ENQUEUE) && (error = api_admit_enqueue(req, &err)) < 0)
+		goto fail;
+	if (req->resp != NULL) /* refused: too many of the caller's operations are waiting */
+		return;
 	if ((flags & R_STREAM) && (error = api_upload_begin(req, &err)) < 0)
 		goto fail;
 	return;

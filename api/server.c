@@ -309,8 +309,10 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 		TH_LOG(TH_LOG_WARN,
 		       "connection limit lowered from %u to %u to fit %llu file descriptors",
 		       cfg->max_connections, srv->conn_limit, (unsigned long long)nofile);
-	if ((error = api_guard_new(&srv->guard, cfg->header_timeout_s, cfg->body_timeout_s, err)) <
-	    0) {
+	error = api_guard_new(&srv->guard, cfg->header_timeout_s, cfg->body_timeout_s, err);
+	if (error == TH_OK)
+		error = api_admit_init(srv, err);
+	if (error < 0) {
 		api_server_stop(srv);
 		return error;
 	}
@@ -349,6 +351,7 @@ void api_server_stop(api_server *srv)
 	srv->daemon = NULL;
 	api_guard_free(srv->guard); /* after the daemon: every connection is closed by now */
 	srv->guard = NULL;
+	api_admit_free(srv);
 	api_cache_free(srv->tokens);
 	api_cache_free(srv->dbs);
 	api_cache_free(srv->polls);
