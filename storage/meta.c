@@ -129,26 +129,16 @@ int th_meta_token_create(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *
 	return error;
 }
 
-static int token_well_formed(const char *t)
-{
-	size_t i;
-
-	if (t == NULL || strncmp(t, TH_TOKEN_PREFIX, 4) != 0 || strlen(t) != TH_TOKEN_SIZE - 1)
-		return 0;
-	for (i = 4; t[i]; i++)
-		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 int th_meta_token_lookup(char user_out[65], th_meta *m, const char *token, th_error *err)
 {
-	char hash[65];
+	th_token_info t;
+	int error;
 
-	if (!token_well_formed(token))
-		return th_error_set(err, TH_EAUTH, "invalid token");
-	th_sha256_hex(hash, token, strlen(token));
-	return m->ops->token_lookup(user_out, m, hash, err);
+	/* The full check (revoked, expired) is th_meta_token_auth's (storage/meta_access.c). */
+	if ((error = th_meta_token_auth(&t, m, token, TH_TOKEN_API, err)) < 0)
+		return error;
+	memcpy(user_out, t.user, sizeof(t.user));
+	return TH_OK;
 }
 
 /* --- databases ------------------------------------------------------------------------------- */

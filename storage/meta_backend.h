@@ -18,8 +18,11 @@
 #include <stdint.h>
 
 #include "tablehub/meta.h"
+#include "tablehub/meta_access.h"
+#include "tablehub/password.h"
 
 typedef struct th_meta_ops th_meta_ops;
+typedef struct th_meta_access_ops th_meta_access_ops;
 
 /* The part of every backend's handle that the front end reads. */
 struct th_meta {
@@ -45,8 +48,6 @@ struct th_meta_ops {
 	int (*user_create)(th_meta *m, const char *name, const char *token_hash, th_error *err);
 	int (*user_get)(th_user_info *out, th_meta *m, const char *name, th_error *err);
 	int (*token_create)(th_meta *m, const char *user, const char *token_hash, th_error *err);
-	/* TH_EAUTH when no token has this hash. Records the last use, best effort. */
-	int (*token_lookup)(char user_out[65], th_meta *m, const char *token_hash, th_error *err);
 
 	/* Databases. */
 	int (*db_create)(th_meta *m, const char *owner, const char *name, const char *description,
@@ -93,6 +94,65 @@ struct th_meta_ops {
 	                th_error *err);
 	int (*note_list)(th_pull_note_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
 	                 int reviews, th_error *err);
+
+	/* Accounts, tokens, roles, protection and events (meta_access.h). */
+	const th_meta_access_ops *access;
+};
+
+/* The access ops. Each change takes the event `ev` (may be NULL) that records it and writes both
+ * in one transaction. Hashes are SHA-256 in hex for tokens and Argon2id strings for passwords:
+ * the front end (storage/meta_access.c) makes both, and checks names, roles and ranges. */
+struct th_meta_access_ops {
+	/* TH_EEXISTS "user 'x' already exists" or "email ... is taken". */
+	int (*user_register)(th_meta *m, const char *name, const char *email,
+	                     const char *password_hash, const th_event_new *ev, th_error *err);
+	/* The stored password hash ("" when the user has none); TH_ENOTFOUND for no such user. */
+	int (*user_password_get)(char hash_out[TH_PASSWORD_HASH_SIZE], th_meta *m, const char *name,
+	                         th_error *err);
+	int (*user_password_set)(th_meta *m, const char *name, const char *password_hash,
+	                         th_error *err);
+
+	/* Insert a token of existing t->user with hash `hash`; *out gets its record. The event's
+	 * target, when NULL, becomes the new token's id. */
+	int (*token_insert)(th_token_info *out, th_meta *m, const th_token_spec *t,
+	                    const char *hash, const th_event_new *ev, th_error *err);
+	/* The live token with this hash at time `now` (TH_EAUTH otherwise); records its last use,
+	 * best effort, at most once a minute. */
+	int (*token_auth)(th_token_info *out, th_meta *m, const char *hash, int64_t now,
+	                  th_error *err);
+	int (*token_list)(th_token_list *out, th_meta *m, const char *user, th_error *err);
+	int (*token_revoke)(th_meta *m, const char *user, int64_t token_id, const th_event_new *ev,
+	                    th_error *err);
+	/* TH_EAUTH when no live token has this hash. */
+	int (*token_revoke_hash)(th_meta *m, const char *hash, const th_event_new *ev,
+	                         th_error *err);
+
+	int (*collab_set)(int *created_out, th_meta *m, int64_t db_id, const char *user,
+	                  th_role role, const th_event_new *ev, th_error *err);
+	int (*collab_remove)(th_meta *m, int64_t db_id, const char *user, const th_event_new *ev,
+	                     th_error *err);
+	int (*collab_role)(th_role *out, th_meta *m, int64_t db_id, const char *user,
+	                   th_error *err);
+	int (*collab_list)(th_collab_list *out, th_meta *m, int64_t db_id, th_error *err);
+
+	/* p's updated_by and updated_at are set by the front end. */
+	int (*protection_set)(th_meta *m, int64_t db_id, const th_protection *p,
+	                      const th_event_new *ev, th_error *err);
+	int (*protection_get)(th_protection *out, th_meta *m, int64_t db_id, const char *branch,
+	                      th_error *err);
+	int (*protection_remove)(th_meta *m, int64_t db_id, const char *branch,
+	                         const th_event_new *ev, th_error *err);
+	int (*protection_list)(th_protection_list *out, th_meta *m, int64_t db_id, th_error *err);
+
+	int (*review_set_head)(th_meta *m, int64_t db_id, int64_t pull_id, int64_t review_id,
+	                       const char *head, th_error *err);
+	int (*review_heads)(th_review_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+	                    th_error *err);
+
+	int (*event_add)(th_meta *m, const th_event_new *ev, th_error *err);
+	/* At most `limit` events from `offset`, newest first; *more when there are further ones. */
+	int (*event_list)(th_event_list *out, int *more, th_meta *m, int64_t db_id, int64_t offset,
+	                  size_t limit, th_error *err);
 };
 
 /* The backends. */

@@ -103,6 +103,48 @@ static const char *const migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (db_id, pull_id, id),"
 	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);",
+	/* 2: accounts (email, password), tokens with names, scopes, kinds, expiry and revocation,
+	 * collaborators, protected branches, the head each review saw, the audit trail */
+	"ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN password_hash TEXT NOT NULL DEFAULT '';" /* Argon2id */
+	"CREATE UNIQUE INDEX users_email ON users(lower(email)) WHERE email <> '';"
+	"ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'"
+	"  CHECK (scope IN ('read', 'write', 'admin'));"
+	"ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'"
+	"  CHECK (kind IN ('api', 'session'));"
+	"ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;" /* 0 = never */
+	"ALTER TABLE tokens ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;" /* 0 = live */
+	"ALTER TABLE pull_reviews ADD COLUMN head TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE collaborators("
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+	"  role TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin')),"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, user));"
+	"CREATE INDEX collaborators_user ON collaborators(user);"
+	"CREATE TABLE branch_protection("
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  branch TEXT NOT NULL,"
+	"  required_approvals INTEGER NOT NULL,"
+	"  allow_self_approval INTEGER NOT NULL,"
+	"  dismiss_stale_approvals INTEGER NOT NULL,"
+	"  merge_role TEXT NOT NULL CHECK (merge_role IN ('write', 'admin')),"
+	"  updated_by TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, branch));"
+	"CREATE TABLE events("
+	"  id INTEGER PRIMARY KEY,"
+	"  db_id INTEGER NOT NULL DEFAULT 0," /* 0: an account's own; no foreign keys, see
+	                                         meta_teams.c */
+	"  actor TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  target TEXT NOT NULL DEFAULT '',"
+	"  detail TEXT NOT NULL DEFAULT '{}',"
+	"  address TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX events_db ON events(db_id, id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -444,7 +486,6 @@ const th_meta_ops th_meta_sqlite_ops = {
 	.user_create = th_msql__user_create,
 	.user_get = th_msql__user_get,
 	.token_create = th_msql__token_create,
-	.token_lookup = th_msql__token_lookup,
 	.db_create = th_msql__db_create,
 	.db_get = th_msql__db_get,
 	.db_list = th_msql__db_list,
@@ -465,4 +506,5 @@ const th_meta_ops th_meta_sqlite_ops = {
 	.pull_set_state = th_msql__pull_set_state,
 	.note_add = th_msql__note_add,
 	.note_list = th_msql__note_list,
+	.access = &th_msql__access_ops,
 };

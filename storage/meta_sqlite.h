@@ -1,6 +1,6 @@
 /* meta_sqlite.h: the SQLite metadata backend's private header, shared by storage/meta_sqlite.c
  * (open, migrations, close, the statement helpers, the ops table) and the per-resource files
- * meta_users.c, meta_dbs.c, meta_queue.c and meta_pulls.c.
+ * meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c and meta_teams.c.
  *
  * One connection per th_meta, guarded by a mutex. Statements are prepared once per connection, on
  * first use, into a fixed table of slots (th_msql_slot) and reset after every use; a statement is
@@ -29,7 +29,6 @@ typedef enum {
 	MS_USER_GET,
 	MS_USER_EXISTS,
 	MS_TOKEN_INSERT,
-	MS_TOKEN_GET,
 	MS_TOKEN_TOUCH,
 	MS_DB_INSERT,
 	MS_DB_GET,
@@ -61,6 +60,31 @@ typedef enum {
 	MS_REVIEW_NEXT_ID,
 	MS_REVIEW_INSERT,
 	MS_REVIEW_LIST,
+	/* accounts and tokens (meta_users.c) */
+	MS_USER_REGISTER,
+	MS_USER_EMAIL_TAKEN,
+	MS_USER_PASSWORD_GET,
+	MS_USER_PASSWORD_SET,
+	MS_TOKEN_ISSUE,
+	MS_TOKEN_AUTH,
+	MS_TOKEN_LIST,
+	MS_TOKEN_REVOKE,
+	MS_TOKEN_REVOKE_HASH,
+	MS_SESSION_PRUNE,
+	/* collaborators, protection, review heads, events (meta_teams.c) */
+	MS_ACCESS_DB_EXISTS,
+	MS_COLLAB_ROLE,
+	MS_COLLAB_UPSERT,
+	MS_COLLAB_DELETE,
+	MS_COLLAB_LIST,
+	MS_PROTECT_UPSERT,
+	MS_PROTECT_GET,
+	MS_PROTECT_DELETE,
+	MS_PROTECT_LIST,
+	MS_REVIEW_SET_HEAD,
+	MS_REVIEW_HEADS,
+	MS_EVENT_INSERT,
+	MS_EVENT_LIST,
 	MS_NSLOTS
 } th_msql_slot;
 
@@ -126,7 +150,27 @@ int th_msql__error(th_msql *s, const char *what, th_error *err);
 int th_msql__user_create(th_meta *m, const char *name, const char *token_hash, th_error *err);
 int th_msql__user_get(th_user_info *out, th_meta *m, const char *name, th_error *err);
 int th_msql__token_create(th_meta *m, const char *user, const char *token_hash, th_error *err);
-int th_msql__token_lookup(char user_out[65], th_meta *m, const char *token_hash, th_error *err);
+/* 1 when user `name` exists, 0 when not, or a negative th_code; the mutex must be held. */
+int th_msql__user_exists_locked(th_msql *s, const char *name, th_error *err);
+/* Insert event `ev` (NULL: nothing) with the mutex held, inside the caller's transaction. */
+int th_msql__event_locked(th_msql *s, const th_event_new *ev, th_error *err);
+
+/* The access ops (meta_users.c: accounts and tokens; meta_teams.c: the rest). */
+extern const th_meta_access_ops th_msql__access_ops;
+int th_msql__user_register(th_meta *m, const char *name, const char *email,
+                           const char *password_hash, const th_event_new *ev, th_error *err);
+int th_msql__user_password_get(char hash_out[TH_PASSWORD_HASH_SIZE], th_meta *m, const char *name,
+                               th_error *err);
+int th_msql__user_password_set(th_meta *m, const char *name, const char *password_hash,
+                               th_error *err);
+int th_msql__token_insert(th_token_info *out, th_meta *m, const th_token_spec *t, const char *hash,
+                          const th_event_new *ev, th_error *err);
+int th_msql__token_auth(th_token_info *out, th_meta *m, const char *hash, int64_t now,
+                        th_error *err);
+int th_msql__token_list(th_token_list *out, th_meta *m, const char *user, th_error *err);
+int th_msql__token_revoke(th_meta *m, const char *user, int64_t token_id, const th_event_new *ev,
+                          th_error *err);
+int th_msql__token_revoke_hash(th_meta *m, const char *hash, const th_event_new *ev, th_error *err);
 
 int th_msql__db_create(th_meta *m, const char *owner, const char *name, const char *description,
                        int is_private, th_error *err);

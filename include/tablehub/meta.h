@@ -55,9 +55,10 @@ int th_meta_user_get(th_user_info *out, th_meta *m, const char *name, th_error *
 int th_meta_token_create(char token_out[TH_TOKEN_SIZE], th_meta *m, const char *user,
                          th_error *err);
 
-/* The user a token belongs to, into user_out; records the token's last use. The stored hash is
- * compared in constant time. Returns TH_OK, TH_EAUTH (unknown or malformed token; the message
- * never repeats the token) or TH_ESTORE. */
+/* The user an API token belongs to, into user_out; records the token's last use. The stored hash
+ * is compared in constant time. Returns TH_OK, TH_EAUTH (unknown, malformed, revoked or expired
+ * token; the message never repeats the token) or TH_ESTORE. th_meta_token_auth (meta_access.h)
+ * also gives the token's scope. */
 int th_meta_token_lookup(char user_out[65], th_meta *m, const char *token, th_error *err);
 
 /* --- databases ------------------------------------------------------------------------------- */
