@@ -1,4 +1,4 @@
-/* test_query.c: read-only SQL over snapshots (src/query.c, storage/sqlcache.c) and CSV export.
+/* test_query.c: read-only SQL over snapshots (src/query*.c, storage/sqlcache_*.c) and CSV export.
  *
  * Each test makes a data dir with a database alice/shop holding the CSV fixtures (people: key id;
  * orders: key order; inventory: keyless), imported through the real import engine, and checks what

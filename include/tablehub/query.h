@@ -1,5 +1,5 @@
 /* query.h: read-only SQL over any branch, tag or commit of a database, and tables as CSV
- * (src/query.c, src/csv_write.c).
+ * (src/query.c, src/query_build.c, src/csv_write.c).
  *
  * A query runs against a snapshot: one SQLite file holding every table of a commit, kept in
  * DIR/cache/<owner>/<db>/<oid>.sqlite where <oid> is the id of the commit's `tables/` tree, so
@@ -42,6 +42,9 @@ typedef struct th_query_target {
 	const char *db;
 	const char *ref; /* branch, tag, full or abbreviated commit id; NULL or "" means "main" */
 } th_query_target;
+
+/* The ref t names: t->ref, or "main" when it is NULL or empty. Borrowed from t or static. */
+const char *th_query_ref(const th_query_target *t);
 
 typedef enum {
 	TH_SNAP_CACHED = 0,   /* the snapshot was there */

@@ -1,21 +1,28 @@
-/* sqlcache.h: query snapshots, one SQLite file holding every table of one commit
- * (storage/sqlcache.c).
+/* sqlcache.h: query snapshots, one SQLite file holding every table of one commit, and the cache
+ * directory that keeps them (storage/sqlcache_*.c; their roles are listed in
+ * storage/sqlcache_internal.h).
  *
  * A snapshot is written once (th_snap_create, or th_snap_open on a copy of an older snapshot that
  * is then brought up to date row by row), committed, and from then on only read, through
  * th_snap_query: a read-only, sandboxed connection that refuses anything but reading, with time,
- * memory and row limits. Every tablehub table becomes one SQLite table of the same name; a table
- * with a primary key is a WITHOUT ROWID table keyed as declared (so a plain scan is in key order),
- * a keyless table an ordinary table whose rows were inserted in key order. Column types: integer ->
- * INTEGER, real -> REAL, boolean -> BOOLEAN (stored as the integers 0 and 1), date -> DATE,
- * datetime -> DATETIME, text -> TEXT (the date and text types hold TEXT values; the declared names
- * only let a query see the tablehub type). No SQLite type appears in this header.
+ * memory and row limits, streaming its result to a sink. Every tablehub table becomes one SQLite
+ * table of the same name; a table with a primary key is a WITHOUT ROWID table keyed as declared
+ * (so a plain scan is in key order), a keyless table an ordinary table whose rows were inserted in
+ * key order. Column types: integer -> INTEGER, real -> REAL, boolean -> BOOLEAN (stored as the
+ * integers 0 and 1), date -> DATE, datetime -> DATETIME, text -> TEXT (the date and text types
+ * hold TEXT values; the declared names only let a query see the tablehub type).
+ *
+ * The files live in DIR/cache/<owner>/<db>/<key>.sqlite. This layer manages them (names, the
+ * right to build one, copies, publishing by rename, eviction by a size budget) without knowing
+ * what a key means or how a snapshot's rows are found: that is the caller's (src/query*.c). No
+ * SQLite type appears in this header.
  */
 #ifndef TABLEHUB_SQLCACHE_H
 #define TABLEHUB_SQLCACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "buf.h"
 #include "error.h"
 #include "value.h"
 
@@ -89,9 +96,9 @@ typedef struct th_sql_sink {
 } th_sql_sink;
 
 /* Run one read-only SQL statement `sql` against the snapshot at `path`, streaming the result to
- * `sink`. The connection is opened read-only and immutable (and kept for the next query of the
- * same file: up to 16 per process), holds a shared flock on the file while the statement runs
- * (see th_snap_steal), attaches nothing
+ * `sink`; *rows gets the number of rows sent to it. The connection is opened read-only and
+ * immutable (and kept for the next query of the same file: up to 16 per process), holds a shared
+ * flock on the file while the statement runs (see th_snap_steal), attaches nothing
  * (SQLITE_LIMIT_ATTACHED 0), and an authorizer allows only reading: SELECT, reading columns,
  * recursive CTEs, functions other than load_extension and fts3_tokenizer, and the introspection
  * pragmas (table_info, table_xinfo, table_list, index_list, index_info, index_xinfo,
@@ -102,8 +109,8 @@ typedef struct th_sql_sink {
  * an empty query: the message says which); TH_ELIMIT (the time or memory limit stopped it);
  * TH_ENOTFOUND (no snapshot at `path`, or it was taken over meanwhile: make it again); TH_ESTORE;
  * or a sink callback's non-zero return. */
-int th_snap_query(int *truncated, const char *path, const char *sql, const th_sql_limits *lim,
-                  const th_sql_sink *sink, th_error *err);
+int th_snap_query(uint64_t *rows, int *truncated, const char *path, const char *sql,
+                  const th_sql_limits *lim, const th_sql_sink *sink, th_error *err);
 
 /* Take over the snapshot at `path` for a build instead of copying it: when no query is reading it
  * (an exclusive flock on it is granted at once), it is renamed to `to`, where the caller changes it
@@ -114,8 +121,53 @@ int th_snap_query(int *truncated, const char *path, const char *sql, const th_sq
 int th_snap_steal(int *lock_fd, const char *path, const char *to, th_error *err);
 
 /* Does the heap limit of th_snap_query work in this process? It needs SQLite's allocator to be
- * wrapped before SQLite's first use, which storage/sqlcache.c does from a constructor; 0 if that
- * failed (the limit is then not enforced, and a warning is logged once). */
+ * wrapped before SQLite's first use, which storage/sqlcache_heap.c does from a constructor; 0 if
+ * that failed (the limit is then not enforced, and a warning is logged once). */
 int th_snap_heap_limit_available(void);
+
+/* --- the cache directory ----------------------------------------------------------------- */
+
+/* Append the path of the snapshot `key` of owner/db: DIR/cache/<owner>/<db>/<key>.sqlite. The
+ * names must be valid (th_name_valid; a key is a hex object id). Returns TH_OK or TH_ENOMEM. */
+int th_snap_path(th_buf *out, const char *datadir, const char *owner, const char *db,
+                 const char *key, th_error *err);
+
+/* Is there a snapshot file at `path`? */
+int th_snap_exists(const char *path);
+
+/* Mark the snapshot at `path` used now, for the eviction order (its atime; failures ignored). */
+void th_snap_touch(const char *path);
+
+typedef struct th_snap_lock th_snap_lock;
+
+/* Wait for the right to build the missing snapshot at `path`: threads of this process wait for
+ * the one building it, other processes for an flock on <path>.building (the directory is made as
+ * needed). *out NULL: another thread built it meanwhile. *out set: the caller holds the right,
+ * checks th_snap_exists(path) again (another process may have built it), builds if not, and
+ * releases with th_snap_unlock_build. Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
+int th_snap_lock_build(th_snap_lock **out, const char *path, th_error *err);
+
+/* Release the right; `tried`: the caller tried to build (the lock file goes, under the lock).
+ * Accepts NULL. */
+void th_snap_unlock_build(th_snap_lock *lock, int tried);
+
+/* Append a temporary name beside `path` to build under: unique in this process and host. */
+int th_snap_tmp_path(th_buf *out, const char *path, th_error *err);
+
+/* Copy the file `src` to `dst` (created or truncated): a reflink if the file system can, else
+ * in-kernel. Returns TH_OK, TH_ENOTFOUND (no `src`) or TH_ESTORE. */
+int th_snap_copy(const char *src, const char *dst, th_error *err);
+
+/* Sync the finished snapshot `tmp` and rename it to `path`. On failure `tmp` is removed. Returns
+ * TH_OK or TH_ESTORE. */
+int th_snap_publish(const char *tmp, const char *path, th_error *err);
+
+/* Remove the file at `path` (an abandoned build); no error if it is not there. */
+void th_snap_remove(const char *path);
+
+/* Delete the least recently used snapshots under DIR/cache until they total at most `budget`
+ * bytes (0: no limit), never `keep` (may be NULL), and temporary files older than an hour (left by
+ * a crash). Failures only leave files behind. */
+void th_snap_evict(const char *datadir, uint64_t budget, const char *keep);
 
 #endif
