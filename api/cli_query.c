@@ -2,9 +2,9 @@
  *
  * The same snapshots, sandbox and limits as the HTTP endpoint (src/query.c). Output, for a person
  * by default: a boxed table like the mysql client's, numbers right-aligned, NULL as NULL, control
- * characters shown escaped so a row stays on one line; with --csv, CSV as `tablehub export`
- * writes it (streamed, not held); with --json, the HTTP endpoint's DoltHub-shaped body. Needs no
- * lock: it works beside a running server.
+ * characters shown escaped so a row stays on one line; with --csv, CSV through the exporter that
+ * `tablehub export` and the HTTP download use (streamed, not held); with --json, the HTTP
+ * endpoint's DoltHub-shaped body. Needs no lock: it works beside a running server.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -14,8 +14,8 @@
 #include "cli.h"
 #include "tablehub/text.h"
 #include "tablehub/buf.h"
-#include "tablehub/csv.h"
 #include "tablehub/datadir.h"
+#include "tablehub/export.h"
 #include "tablehub/log.h"
 #include "tablehub/query.h"
 
@@ -238,60 +238,41 @@ static void table_dispose(table_out *t)
 	th_buf_dispose(&t->cells);
 }
 
-/* --- CSV ------------------------------------------------------------------------------------ */
+/* --- CSV, through the exporter ------------------------------------------------------------- */
 
-static int csv_line(th_buf *b, size_t n, const char *const *s, const size_t *len,
-                    const int *is_null, th_error *err)
+#define OUT_BLOCK (64 * 1024)
+
+/* A sink that writes the result through an exporter to stdout, a block at a time. */
+typedef struct export_out {
+	th_export *x;
+	th_buf buf;
+} export_out;
+
+static int export_flush(export_out *e, size_t at_least, th_error *err)
 {
-	size_t i;
-	int error;
-
-	th_buf_clear(b);
-	for (i = 0; i < n; i++)
-		if ((i && (error = th_buf_putc(b, ',', err)) < 0) ||
-		    (error = th_csv_write_field(b, s[i], len[i], is_null ? is_null[i] : 0, ',',
-		                                err)) < 0)
-			return error;
-	if ((error = th_buf_putc(b, '\n', err)) < 0)
-		return error;
-	if (fwrite(b->ptr, 1, b->size, stdout) != b->size)
+	if (e->buf.size < at_least || e->buf.size == 0)
+		return TH_OK;
+	if (fwrite(e->buf.ptr, 1, e->buf.size, stdout) != e->buf.size)
 		return th_error_set(err, TH_ESTORE, "cannot write the output");
+	th_buf_clear(&e->buf);
 	return TH_OK;
 }
 
-static int csv_columns(void *payload, size_t n, const char *const *names, const char *const *types,
-                       th_error *err)
+static int export_columns(void *payload, size_t n, const char *const *names,
+                          const char *const *types, th_error *err)
 {
-	size_t *len = calloc(n + 1, sizeof(*len)), i;
-	int error;
+	export_out *e = payload;
+	int error = th_export_begin(e->x, &e->buf, n, names, types, err);
 
-	(void)types;
-	if (len == NULL)
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
-		len[i] = strlen(names[i]);
-	error = csv_line(payload, n, names, len, NULL, err);
-	free(len);
-	return error;
+	return error < 0 ? error : export_flush(e, OUT_BLOCK, err);
 }
 
-static int csv_row(void *payload, const th_cell *cells, size_t n, th_error *err)
+static int export_row(void *payload, const th_cell *cells, size_t n, th_error *err)
 {
-	th_buf *b = payload;
-	size_t i;
-	int error;
+	export_out *e = payload;
+	int error = th_export_row(e->x, &e->buf, cells, n, err);
 
-	th_buf_clear(b);
-	for (i = 0; i < n; i++)
-		if ((i && (error = th_buf_putc(b, ',', err)) < 0) ||
-		    (error = th_csv_write_field(b, cells[i].s, cells[i].len, cells[i].is_null, ',',
-		                                err)) < 0)
-			return error;
-	if ((error = th_buf_putc(b, '\n', err)) < 0)
-		return error;
-	if (fwrite(b->ptr, 1, b->size, stdout) != b->size)
-		return th_error_set(err, TH_ESTORE, "cannot write the output");
-	return TH_OK;
+	return error < 0 ? error : export_flush(e, OUT_BLOCK, err);
 }
 
 /* --- the command ---------------------------------------------------------------------------- */
@@ -312,6 +293,7 @@ int cli_query(int argc, char **argv)
 	th_error err = { 0 };
 	th_sql_sink sink;
 	table_out table;
+	export_out csv = { NULL, TH_BUF_INIT };
 	th_buf buf = TH_BUF_INIT;
 	uint64_t v;
 	int i, error, rc = 1;
@@ -365,15 +347,23 @@ int cli_query(int argc, char **argv)
 		goto cleanup;
 	}
 	if (as_csv) {
-		sink.columns = csv_columns;
-		sink.row = csv_row;
-		sink.payload = &buf;
+		if (th_export_new(&csv.x, &th_exporter_csv, &err) < 0) {
+			fprintf(stderr, "tablehub query: %s\n", err.msg);
+			goto cleanup;
+		}
+		sink.columns = export_columns;
+		sink.row = export_row;
+		sink.payload = &csv;
 	} else {
 		sink.columns = table_columns;
 		sink.row = table_row;
 		sink.payload = &table;
 	}
-	if ((error = th_query_run(&info, &t, argv[3], &o, &sink, &err)) < 0) {
+	if ((error = th_query_run(&info, &t, argv[3], &o, &sink, &err)) < 0 ||
+	    (as_csv && ((error = th_export_end(csv.x, &csv.buf, &err)) < 0 ||
+	                (error = export_flush(&csv, 0, &err)) < 0))) {
+		if (as_csv)
+			export_flush(&csv, 0, NULL); /* the rows before the failure, as they came */
 		fflush(stdout);
 		fprintf(stderr, "tablehub query: %s\n", err.msg);
 		goto cleanup;
@@ -400,6 +390,8 @@ cleanup:
 		rc = 1;
 	}
 	table_dispose(&table);
+	th_export_free(csv.x);
+	th_buf_dispose(&csv.buf);
 	th_buf_dispose(&buf);
 	return rc;
 }

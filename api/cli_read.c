@@ -1,11 +1,12 @@
-/* cli_read.c: `tablehub export` (a table at a ref as CSV) and `tablehub log` (the history of a
- * ref), read straight from the repository: no lock, so they run beside a server. */
+/* cli_read.c: `tablehub export` (a table at a ref as CSV, through the CSV exporter that the HTTP
+ * download shares) and `tablehub log` (the history of a ref), read straight from the repository:
+ * no lock, so they run beside a server. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "tablehub/buf.h"
-#include "tablehub/csv.h"
+#include "tablehub/export.h"
 #include "tablehub/repo.h"
 #include "tablehub/table.h"
 #include "cli.h"
@@ -16,13 +17,10 @@ int cli_export(int argc, char **argv)
 	th_error err = { 0 };
 	th_repo *repo = NULL;
 	th_table t = TH_TABLE_INIT;
+	th_table_export *x = NULL;
 	th_commit_info ci;
-	th_row_iter *it = NULL;
-	th_cells cells = TH_CELLS_INIT;
 	th_buf out = TH_BUF_INIT;
 	th_oid commit;
-	th_row row;
-	size_t i;
 	int rc = 1, error;
 
 	memset(&ci, 0, sizeof(ci));
@@ -33,39 +31,22 @@ int cli_export(int argc, char **argv)
 	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
 	    th_repo_resolve(&commit, repo, argv[2], &err) < 0 ||
 	    th_repo_commit_read(&ci, repo, &commit, &err) < 0 ||
-	    th_table_load(&t, repo, &ci.tree, argv[3], &err) < 0 ||
-	    th_row_iter_new(&it, repo, &t, &err) < 0)
+	    th_table_load(&t, repo, &ci.tree, argv[3], &err) < 0)
 		goto cleanup;
-	for (i = 0; i < t.schema.ncols; i++) {
-		if (i && th_buf_putc(&out, ',', &err) < 0)
-			goto cleanup;
-		if (th_csv_write_field(&out, t.schema.cols[i].name, strlen(t.schema.cols[i].name),
-		                       0, ',', &err) < 0)
-			goto cleanup;
-	}
-	if (th_buf_putc(&out, '\n', &err) < 0)
+	error = th_table_export_new(&x, &th_exporter_csv, repo, &t, &err); /* takes repo, t */
+	repo = NULL;
+	if (error < 0)
 		goto cleanup;
-	while ((error = th_row_iter_next(it, &row, &err)) == 1) {
-		if (th_row_decode(&cells, &t.schema, row.line, row.linelen, &err) < 0)
-			goto cleanup;
-		for (i = 0; i < cells.n; i++) {
-			if (i && th_buf_putc(&out, ',', &err) < 0)
-				goto cleanup;
-			if (th_csv_write_field(&out, cells.c[i].s, cells.c[i].len,
-			                       cells.c[i].is_null, ',', &err) < 0)
-				goto cleanup;
-		}
-		if (th_buf_putc(&out, '\n', &err) < 0)
-			goto cleanup;
-		if (out.size > (1 << 20)) {
-			if (fwrite(out.ptr, 1, out.size, stdout) != out.size)
-				goto write_failed;
-			th_buf_clear(&out);
-		}
+	while ((error = th_table_export_read(x, &out, 1 << 20, &err)) >= 0) {
+		if (fwrite(out.ptr ? out.ptr : "", 1, out.size, stdout) != out.size)
+			goto write_failed;
+		th_buf_clear(&out);
+		if (error == 0)
+			break;
 	}
 	if (error < 0)
 		goto cleanup;
-	if (fwrite(out.ptr ? out.ptr : "", 1, out.size, stdout) != out.size || fflush(stdout) != 0)
+	if (fflush(stdout) != 0)
 		goto write_failed;
 	rc = 0;
 	goto cleanup;
@@ -75,8 +56,7 @@ cleanup:
 	if (rc)
 		cli_fail(&err);
 	th_buf_dispose(&out);
-	th_cells_dispose(&cells);
-	th_row_iter_free(it);
+	th_table_export_free(x);
 	th_table_dispose(&t);
 	th_commit_info_dispose(&ci);
 	th_repo_free(repo);

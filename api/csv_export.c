@@ -1,16 +1,19 @@
 /* csv_export.c: GET /csv/{owner}/{db}/{ref}/{table}, a table as CSV (DoltHub's path, outside
- * /api/v1alpha1).
+ * /api/v1alpha1), written by the CSV exporter (src/export_csv.c).
  *
  * Everything that can fail with a proper status (database, ref, table) is checked before the
- * reply starts; then the rows stream from git through MHD's content-reader callback, 64 KiB at a
- * time, so a table of a million rows never sits in memory. A failure after the first bytes can
- * only cut the connection (the client sees a short body, no trailing newline).
+ * reply starts (th_query_export); then the rows stream from git through the exporter and MHD's
+ * content-reader callback, 64 KiB at a time, so a table of a million rows never sits in memory.
+ * A failure after the first bytes can only cut the connection (the client sees a short body, no
+ * trailing newline). The stream is the exporter's: another format is another exporter handed to
+ * the same code (its media type and file extension come with it).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "tablehub/buf.h"
+#include "tablehub/export.h"
 #include "tablehub/log.h"
 #include "tablehub/query.h"
 
@@ -18,7 +21,7 @@
 
 /* Owned by MHD's response from the start of the stream; freed by csv_free. */
 typedef struct csv_stream {
-	th_csv_export *x;
+	th_table_export *x;
 	th_buf buf;
 	size_t off;
 	int end;
@@ -38,7 +41,7 @@ static ssize_t csv_read(void *cls, uint64_t pos, char *out, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		th_buf_clear(&s->buf);
 		s->off = 0;
-		if ((rc = th_csv_export_read(s->x, &s->buf, CSV_BLOCK, &err)) < 0) {
+		if ((rc = th_table_export_read(s->x, &s->buf, CSV_BLOCK, &err)) < 0) {
 			TH_LOG(TH_LOG_ERROR, "req=%llu csv export failed: %s",
 			       (unsigned long long)s->req_id, err.msg);
 			return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -59,13 +62,14 @@ static void csv_free(void *cls)
 {
 	csv_stream *s = cls;
 
-	th_csv_export_free(s->x);
+	th_table_export_free(s->x);
 	th_buf_dispose(&s->buf);
 	free(s);
 }
 
 int api_csv_export(th_req *req, th_error *err)
 {
+	const th_exporter *fmt = &th_exporter_csv;
 	const char *table = api_cap(req, "table");
 	th_query_target t;
 	csv_stream *s;
@@ -80,7 +84,7 @@ int api_csv_export(th_req *req, th_error *err)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	s->req_id = req->id;
-	if ((error = th_csv_export_open(&s->x, &t, table, err)) < 0) {
+	if ((error = th_query_export(&s->x, fmt, &t, table, err)) < 0) {
 		free(s);
 		return error;
 	}
@@ -91,9 +95,9 @@ int api_csv_export(th_req *req, th_error *err)
 		csv_free(s);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	disposition = api_pool_printf(&req->pool, "attachment; filename=\"%s.csv\"", table);
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/csv; charset=utf-8") !=
-	            MHD_YES ||
+	disposition = api_pool_printf(&req->pool, "attachment; filename=\"%s.%s\"", table,
+	                              fmt->extension);
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, fmt->media_type) != MHD_YES ||
 	    disposition == NULL ||
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition) !=
 	            MHD_YES) {

@@ -1,5 +1,5 @@
 /* query.c: read-only SQL at any ref, over snapshots cached in DIR/cache (see
- * include/tablehub/query.h), and tables streamed as CSV.
+ * include/tablehub/query.h), and a table at a ref through an exporter.
  *
  * A query resolves its ref to a commit, and the commit to the id of its tables/ tree, which names
  * the snapshot file: DIR/cache/<owner>/<db>/<tables-oid>.sqlite. Two commits with the same tables
@@ -22,7 +22,6 @@
 #include <time.h>
 
 #include "tablehub/text.h"
-#include "tablehub/csv.h"
 #include "tablehub/datadir.h"
 #include "tablehub/log.h"
 #include "tablehub/table.h"
@@ -468,21 +467,12 @@ int th_query_json(th_buf *out, th_query_info *info, const th_query_target *t, co
 	return error;
 }
 
-/* --- tables as CSV ------------------------------------------------------------------------- */
+/* --- a table through an exporter -------------------------------------------------------------- */
 
-struct th_csv_export {
-	th_repo *repo;
-	th_table table;
-	th_row_iter *it;
-	th_cells cells;
-	int header_done;
-	int done;
-};
-
-int th_csv_export_open(th_csv_export **out, const th_query_target *t, const char *table,
-                       th_error *err)
+int th_query_export(th_table_export **out, const th_exporter *fmt, const th_query_target *t,
+                    const char *table, th_error *err)
 {
-	th_csv_export *x;
+	th_table tab = TH_TABLE_INIT;
 	th_query_resolved r;
 	int error;
 
@@ -490,68 +480,13 @@ int th_csv_export_open(th_csv_export **out, const th_query_target *t, const char
 		return th_error_set(err, TH_EINVALID, "bad table name '%s'", table ? table : "");
 	if ((error = target_resolve(&r, t, err)) < 0)
 		return error;
-	if ((x = calloc(1, sizeof(*x))) == NULL) {
-		th_repo_free(r.repo);
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	}
-	x->repo = r.repo; /* calloc: table and cells start empty, as TH_TABLE_INIT, TH_CELLS_INIT */
-	error = th_table_load(&x->table, x->repo, &r.root, table, err);
+	error = th_table_load(&tab, r.repo, &r.root, table, err);
 	if (error == TH_ENOTFOUND)
 		error = th_error_set(err, TH_ENOTFOUND, "table '%s' not found at '%s'", table,
 		                     th_query_ref(t));
-	if (error == TH_OK && !th_oid_is_zero(&x->table.rows))
-		error = th_row_iter_new(&x->it, x->repo, &x->table, err);
 	if (error < 0) {
-		th_csv_export_free(x);
+		th_repo_free(r.repo);
 		return error;
 	}
-	*out = x;
-	return TH_OK;
-}
-
-int th_csv_export_read(th_csv_export *x, th_buf *out, size_t want, th_error *err)
-{
-	const th_schema *s = &x->table.schema;
-	th_row row;
-	size_t i;
-	int error;
-
-	if (!x->header_done) {
-		for (i = 0; i < s->ncols; i++)
-			if ((i && (error = th_buf_putc(out, ',', err)) < 0) ||
-			    (error = th_csv_write_field(out, s->cols[i].name,
-			                                strlen(s->cols[i].name), 0, ',', err)) < 0)
-				return error;
-		if ((error = th_buf_putc(out, '\n', err)) < 0)
-			return error;
-		x->header_done = 1;
-	}
-	while (!x->done && out->size < want) {
-		if (x->it == NULL || (error = th_row_iter_next(x->it, &row, err)) == 0) {
-			x->done = 1;
-			break;
-		}
-		if (error < 0 ||
-		    (error = th_row_decode(&x->cells, s, row.line, row.linelen, err)) < 0)
-			return error;
-		for (i = 0; i < x->cells.n; i++)
-			if ((i && (error = th_buf_putc(out, ',', err)) < 0) ||
-			    (error = th_csv_write_field(out, x->cells.c[i].s, x->cells.c[i].len,
-			                                x->cells.c[i].is_null, ',', err)) < 0)
-				return error;
-		if ((error = th_buf_putc(out, '\n', err)) < 0)
-			return error;
-	}
-	return x->done ? 0 : 1;
-}
-
-void th_csv_export_free(th_csv_export *x)
-{
-	if (x == NULL)
-		return;
-	th_row_iter_free(x->it);
-	th_cells_dispose(&x->cells);
-	th_table_dispose(&x->table);
-	th_repo_free(x->repo);
-	free(x);
+	return th_table_export_new(out, fmt, r.repo, &tab, err);
 }

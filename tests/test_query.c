@@ -1,4 +1,5 @@
-/* test_query.c: read-only SQL over snapshots (src/query*.c, storage/sqlcache_*.c) and CSV export.
+/* test_query.c: read-only SQL over snapshots (src/query*.c, storage/sqlcache_*.c) and
+ * exporters (src/export*.c).
  *
  * Each test makes a data dir with a database alice/shop holding the CSV fixtures (people: key id;
  * orders: key order; inventory: keyless), imported through the real import engine, and checks what
@@ -16,6 +17,7 @@
 #include "util.h"
 #include "tablehub/buf.h"
 #include "tablehub/datadir.h"
+#include "tablehub/export.h"
 #include "tablehub/import.h"
 #include "tablehub/query.h"
 #include "tablehub/repo.h"
@@ -799,18 +801,18 @@ static void test_dolthub_json(void)
 static char *export_all(const char *ref, const char *table, int *code)
 {
 	th_query_target t = target(ref);
-	th_csv_export *x = NULL;
+	th_table_export *x = NULL;
 	th_buf out = TH_BUF_INIT;
 	th_error err = { 0 };
 	int rc;
 
-	if ((*code = th_csv_export_open(&x, &t, table, &err)) < 0)
+	if ((*code = th_query_export(&x, th_exporter_find("csv"), &t, table, &err)) < 0)
 		return NULL;
 	/* Small pieces, as the HTTP stream asks for them. */
-	while ((rc = th_csv_export_read(x, &out, out.size + 10, &err)) == 1)
+	while ((rc = th_table_export_read(x, &out, out.size + 10, &err)) == 1)
 		;
 	*code = rc;
-	th_csv_export_free(x);
+	th_table_export_free(x);
 	return out.ptr ? th_buf_detach(&out) : strdup("");
 }
 
@@ -840,7 +842,48 @@ static void test_csv_export(void)
 	CHECK(export_all("main", "nope", &code) == NULL && code == TH_ENOTFOUND);
 	CHECK(export_all("nope", "people", &code) == NULL && code == TH_ENOTFOUND);
 	CHECK(export_all("main", "../x", &code) == NULL && code == TH_EINVALID);
+	/* A table with no rows: the header alone. */
+	CHECK(import_text("empty", TH_OP_CREATE, "k", TH_FMT_CSV, "k,v\n", "main") == 0);
+	csv = export_all("main", "empty", &code);
+	CHECK(code == 0);
+	CHECK_STR(csv, "k,v\n");
+	free(csv);
 	teardown();
+}
+
+/* The exporter table: CSV is found by name, in any case; an unknown name is NULL. Each entry
+ * exports the same table the same way through th_export_* (begin, row, end) as through a table
+ * export. */
+static void test_exporters(void)
+{
+	const char *names[] = { "a", "b,c" }, *types[] = { "integer", "text" };
+	th_cell row1[2] = { { "1", 1, 0 }, { "x\"y", 3, 0 } },
+	        row2[2] = { { NULL, 0, 1 }, { "", 0, 0 } };
+	th_export *x = NULL;
+	th_buf out = TH_BUF_INIT;
+	th_error err = { 0 };
+	size_t i;
+
+	CHECK(th_exporter_find("csv") == &th_exporter_csv);
+	CHECK(th_exporter_find("CSV") == &th_exporter_csv);
+	CHECK(th_exporter_find("xlsx") == NULL);
+	CHECK(th_exporter_find(NULL) == NULL);
+	for (i = 0; th_exporters[i] != NULL; i++) {
+		CHECK(th_exporters[i]->name != NULL && th_exporters[i]->media_type != NULL &&
+		      th_exporters[i]->extension != NULL && th_exporters[i]->begin != NULL &&
+		      th_exporters[i]->row != NULL);
+		CHECK(th_exporter_find(th_exporters[i]->name) == th_exporters[i]);
+	}
+	CHECK(i >= 1);
+	CHECK_STR(th_exporter_csv.media_type, "text/csv; charset=utf-8");
+	CHECK_OK(th_export_new(&x, &th_exporter_csv, &err), &err);
+	CHECK_OK(th_export_begin(x, &out, 2, names, types, &err), &err);
+	CHECK_OK(th_export_row(x, &out, row1, 2, &err), &err);
+	CHECK_OK(th_export_row(x, &out, row2, 2, &err), &err);
+	CHECK_OK(th_export_end(x, &out, &err), &err);
+	CHECK_STR(out.ptr, "a,\"b,c\"\n1,\"x\"\"y\"\n,\"\"\n");
+	th_export_free(x);
+	th_buf_dispose(&out);
 }
 
 /* The `tablehub query` command as a person runs it. */
@@ -906,6 +949,7 @@ int main(void)
 	RUN(test_sandbox_refusals);
 	RUN(test_dolthub_json);
 	RUN(test_csv_export);
+	RUN(test_exporters);
 	RUN(test_cli);
 	th_repo_global_shutdown();
 	TH_TEST_END();

@@ -1,5 +1,5 @@
-/* query.h: read-only SQL over any branch, tag or commit of a database, and tables as CSV
- * (src/query.c, src/query_build.c, src/csv_write.c).
+/* query.h: read-only SQL over any branch, tag or commit of a database, and tables streamed out
+ * through an exporter (src/query.c, src/query_build.c; exporters in export.h).
  *
  * A query runs against a snapshot: one SQLite file holding every table of a commit, kept in
  * DIR/cache/<owner>/<db>/<oid>.sqlite where <oid> is the id of the commit's `tables/` tree, so
@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "buf.h"
 #include "error.h"
+#include "export.h"
 #include "sqlcache.h"
 
 typedef struct th_query_opts {
@@ -90,20 +91,11 @@ int th_query_http_status(int code);
 int th_query_json(th_buf *out, th_query_info *info, const th_query_target *t, const char *sql,
                   const th_query_opts *o, th_error *err);
 
-/* --- tables as CSV --------------------------------------------------------------------------- */
-
-typedef struct th_csv_export th_csv_export;
-
-/* Start writing table `table` at t->ref as CSV (a header line, then every row in key order),
- * read straight from git, without a snapshot. Returns TH_OK, TH_ENOTFOUND (database, ref or
- * table), TH_EINVALID (a malformed name) or TH_ESTORE. Free *out with th_csv_export_free. */
-int th_csv_export_open(th_csv_export **out, const th_query_target *t, const char *table,
-                       th_error *err);
-
-/* Append whole CSV lines to `out` until it holds at least `want` bytes or the table ends.
- * Returns 1 (there may be more), 0 (the end: nothing more will come) or a negative code. */
-int th_csv_export_read(th_csv_export *x, th_buf *out, size_t want, th_error *err);
-
-void th_csv_export_free(th_csv_export *x);
+/* Start exporting table `table` at t->ref through exporter `fmt` (every row in key order, read
+ * straight from git, without a snapshot); read it with th_table_export_read (export.h). Returns
+ * TH_OK, TH_ENOTFOUND (database, ref or table: "table 'x' not found at 'ref'"), TH_EINVALID (a
+ * malformed name or ref) or TH_ESTORE. Free *out with th_table_export_free. */
+int th_query_export(th_table_export **out, const th_exporter *fmt, const th_query_target *t,
+                    const char *table, th_error *err);
 
 #endif
