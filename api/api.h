@@ -228,6 +228,11 @@ cJSON *api_success(void);
 int api_reply_json(th_req *req, unsigned status, cJSON *body, th_error *err);
 /* Reply `status` with len bytes of JSON text (copied). Returns TH_OK or TH_ENOMEM. */
 int api_reply_text(th_req *req, unsigned status, const char *text, size_t len, th_error *err);
+/* Reply `status` with the JSON text of `head` followed by `rest`, without copying: takes both
+ * buffers' memory (they are left empty), even on failure. Returns TH_OK or TH_ENOMEM. */
+struct th_buf;
+int api_reply_json_bufs(th_req *req, unsigned status, struct th_buf *head, struct th_buf *rest,
+                        th_error *err);
 /* Reply {"status":"Error","message":msg,"code":code} plus the fields of req->echo. */
 int api_reply_error(th_req *req, unsigned status, const char *code, const char *msg);
 /* api_reply_error for a th_error: the status from its code, the message, and "line"/"column"

@@ -4,7 +4,7 @@
  * by default: a boxed table like the mysql client's, numbers right-aligned, NULL as NULL, control
  * characters shown escaped so a row stays on one line; with --csv, CSV through the exporter that
  * `tablehub export` and the HTTP download use (streamed, not held); with --json, the HTTP
- * endpoint's DoltHub-shaped body. Needs no lock: it works beside a running server.
+ * endpoint's DoltHub-shaped body (query_json.c). Needs no lock: it works beside a running server.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 #include "tablehub/export.h"
 #include "tablehub/log.h"
 #include "tablehub/query.h"
+#include "query_json.h"
 
 static const char query_usage[] =
         "usage: tablehub query [--data DIR] [--csv | --json] [--limit N] [--timeout-ms N] "
@@ -294,7 +295,7 @@ int cli_query(int argc, char **argv)
 	th_sql_sink sink;
 	table_out table;
 	export_out csv = { NULL, TH_BUF_INIT };
-	th_buf buf = TH_BUF_INIT;
+	api_query_body body = { TH_BUF_INIT, TH_BUF_INIT };
 	uint64_t v;
 	int i, error, rc = 1;
 
@@ -340,9 +341,12 @@ int cli_query(int argc, char **argv)
 	t.ref = argv[2];
 
 	if (as_json) {
-		error = th_query_json(&buf, &info, &t, argv[3], &o, &err);
-		if (buf.ptr != NULL)
-			printf("%s\n", buf.ptr);
+		error = api_query_json(&body, &info, &t, argv[3], &o, &err);
+		if (body.head.ptr != NULL) {
+			fwrite(body.head.ptr, 1, body.head.size, stdout);
+			fwrite(body.rest.ptr ? body.rest.ptr : "", 1, body.rest.size, stdout);
+			putchar('\n');
+		}
 		rc = error < 0 ? 1 : 0;
 		goto cleanup;
 	}
@@ -392,6 +396,6 @@ cleanup:
 	table_dispose(&table);
 	th_export_free(csv.x);
 	th_buf_dispose(&csv.buf);
-	th_buf_dispose(&buf);
+	api_query_body_dispose(&body);
 	return rc;
 }

@@ -1,9 +1,11 @@
 /* query.c: GET /api/v1alpha1/{owner}/{db}[/{ref}]?q=SQL, DoltHub's SQL read, and the routes of
  * this file and csv_export.c.
  *
- * The handler only picks the request apart: the body, its status (200 for Success and RowLimit,
- * 400 for SQL errors and sandbox refusals, 404 for an unknown ref) and DoltHub's field names all
- * come from th_query_json (src/query.c), which the CLI's --json shares.
+ * The handler only picks the request apart and replies: src/ runs the query and returns values
+ * (th_query_run), query_json.c shapes them into DoltHub's body (shared with the CLI's --json), and
+ * the status comes from the one map of reply.c (200 for Success and RowLimit, 400 for SQL errors,
+ * sandbox refusals and limits, 404 for an unknown ref). The body's two pieces go to MHD without a
+ * copy (api_reply_json_bufs).
  *
  * Refs may hold slashes (import branches are "<user>/import-<id>"). MHD decodes %2F in the path
  * before routing, so such a ref arrives as two or three segments: the routes capture up to three
@@ -17,6 +19,7 @@
 #include "api.h"
 #include "tablehub/log.h"
 #include "tablehub/query.h"
+#include "query_json.h"
 
 #define API "/api/v1alpha1"
 
@@ -64,9 +67,9 @@ int api_query_read(th_req *req, th_error *err)
 	th_query_opts o;
 	th_query_info info;
 	th_error qerr = { 0 };
-	th_buf body = TH_BUF_INIT;
-	struct MHD_Response *r;
-	int error, status;
+	api_query_body body = { TH_BUF_INIT, TH_BUF_INIT };
+	unsigned status;
+	int error;
 
 	t.datadir = req->srv->cfg.data_dir;
 	t.owner = req->db.owner;
@@ -77,26 +80,14 @@ int api_query_read(th_req *req, th_error *err)
 		return error;
 	api_echo(req, "repository_owner", t.owner);
 	api_echo(req, "repository_name", t.db);
-	error = th_query_json(&body, &info, &t, api_arg(req, "q"), &o, &qerr);
-	if (body.ptr == NULL) /* not even the error fitted in memory */
+	error = api_query_json(&body, &info, &t, api_arg(req, "q"), &o, &qerr);
+	if (body.head.ptr == NULL) { /* not even the error fitted in memory */
+		api_query_body_dispose(&body);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
-	status = th_query_http_status(error);
+	}
+	status = error == TH_OK ? MHD_HTTP_OK : api_status_for(error);
 	if (status >= 500)
 		TH_LOG(TH_LOG_ERROR, "req=%llu query failed: %s (%s)", (unsigned long long)req->id,
 		       qerr.msg, th_code_name(error));
-	r = MHD_create_response_from_buffer(body.size, body.ptr, MHD_RESPMEM_MUST_COPY);
-	if (r == NULL || MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	                                         "application/json") != MHD_YES) {
-		if (r != NULL)
-			MHD_destroy_response(r);
-		th_buf_dispose(&body);
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	}
-	if (req->resp != NULL)
-		MHD_destroy_response(req->resp);
-	req->resp = r;
-	req->status = (unsigned)status;
-	req->resp_len = body.size;
-	th_buf_dispose(&body);
-	return TH_OK;
+	return api_reply_json_bufs(req, status, &body.head, &body.rest, err);
 }

@@ -1,14 +1,19 @@
-/* reply.c: JSON replies and the one place where th_code becomes an HTTP status.
+/* reply.c: JSON replies and the one place where th_code becomes an HTTP status (api_status_for:
+ * every handler, the SQL read included, maps its failures here and nowhere else).
  *
  * Every reply is a JSON object. Success bodies start with "status":"Success"; errors are
  * {"status":"Error","message":...,"code":"EINVALID"} plus the request identifiers DoltHub echoes
- * (req->echo). The body is printed with cJSON and copied into the MHD response (MUST_COPY), so
- * each allocator frees its own memory.
+ * (req->echo). A body printed with cJSON is copied into the MHD response (MUST_COPY), so each
+ * allocator frees its own memory. A body written into th_bufs (the SQL read's, whose rows stream
+ * straight into it) is handed to MHD as it is, in pieces, and freed by MHD's completion callback:
+ * large results are never copied on the way out.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "tablehub/buf.h"
 
 unsigned api_status_for(int code)
 {
@@ -32,11 +37,9 @@ unsigned api_status_for(int code)
 	}
 }
 
-static int set_response(th_req *req, unsigned status, const char *text, size_t len)
+/* Make `r` (taken; NULL: out of memory) a JSON reply of len bytes with `status`. */
+static int install(th_req *req, struct MHD_Response *r, unsigned status, size_t len)
 {
-	struct MHD_Response *r;
-
-	r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return TH_ENOMEM;
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
@@ -50,6 +53,14 @@ static int set_response(th_req *req, unsigned status, const char *text, size_t l
 	req->status = status;
 	req->resp_len = len;
 	return TH_OK;
+}
+
+static int set_response(th_req *req, unsigned status, const char *text, size_t len)
+{
+	return install(req,
+	               MHD_create_response_from_buffer(len, (void *)(uintptr_t)text,
+	                                               MHD_RESPMEM_MUST_COPY),
+	               status, len);
 }
 
 int api_reply_json(th_req *req, unsigned status, cJSON *body, th_error *err)
@@ -77,6 +88,51 @@ cJSON *api_success(void)
 		return NULL;
 	}
 	return body;
+}
+
+/* The pieces of a body sent from th_bufs, freed when MHD is done with the response. */
+typedef struct bufs_body {
+	char *piece[2];
+} bufs_body;
+
+static void bufs_free(void *cls)
+{
+	bufs_body *b = cls;
+
+	free(b->piece[0]);
+	free(b->piece[1]);
+	free(b);
+}
+
+int api_reply_json_bufs(th_req *req, unsigned status, th_buf *head, th_buf *rest, th_error *err)
+{
+	struct MHD_IoVec iov[2];
+	struct MHD_Response *r;
+	bufs_body *b = calloc(1, sizeof(*b));
+	unsigned n = 0;
+	size_t len = head->size + rest->size;
+
+	if (b == NULL) {
+		th_buf_dispose(head);
+		th_buf_dispose(rest);
+		return th_error_set(err, TH_ENOMEM, "out of memory building a reply");
+	}
+	if (head->size > 0) {
+		iov[n].iov_base = head->ptr;
+		iov[n++].iov_len = head->size;
+	}
+	if (rest->size > 0) {
+		iov[n].iov_base = rest->ptr;
+		iov[n++].iov_len = rest->size;
+	}
+	b->piece[0] = th_buf_detach(head);
+	b->piece[1] = th_buf_detach(rest);
+	/* From here MHD owns `b`: bufs_free runs when the response is destroyed. */
+	if ((r = MHD_create_response_from_iovec(iov, n, bufs_free, b)) == NULL)
+		bufs_free(b);
+	if (install(req, r, status, len) < 0)
+		return th_error_set(err, TH_ENOMEM, "out of memory building a reply");
+	return TH_OK;
 }
 
 int api_reply_text(th_req *req, unsigned status, const char *text, size_t len, th_error *err)

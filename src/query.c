@@ -1,5 +1,5 @@
 /* query.c: read-only SQL at any ref, over snapshots cached in DIR/cache (see
- * include/tablehub/query.h), and a table at a ref through an exporter.
+ * include/tablehub/query.h), the tables at a ref, and a table at a ref through an exporter.
  *
  * A query resolves its ref to a commit, and the commit to the id of its tables/ tree, which names
  * the snapshot file: DIR/cache/<owner>/<db>/<tables-oid>.sqlite. Two commits with the same tables
@@ -13,15 +13,14 @@
  *   missing one is built by one thread of one process (th_snap_lock_build), which checks again
  *   under the lock whether another process built it meanwhile; after a build the cache is brought
  *   back under its budget. A snapshot evicted between the check and the open is built again, once.
- * - Results stream to the caller's sink as columns and cells straight from SQLite's memory;
- *   th_query_json shapes them as DoltHub's SQL-read body.
+ * - Values out. Results stream to the caller's sink as columns and cells straight from SQLite's
+ *   memory; nothing here formats a response (api/ does: DoltHub's JSON, the CLI's table and CSV).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "tablehub/text.h"
 #include "tablehub/datadir.h"
 #include "tablehub/log.h"
 #include "tablehub/table.h"
@@ -34,23 +33,6 @@ void th_query_opts_init(th_query_opts *o)
 	o->heap_bytes = TH_QUERY_HEAP_BYTES;
 	o->cache_budget = TH_QUERY_CACHE_BUDGET;
 	o->ancestor_depth = TH_QUERY_ANCESTOR_DEPTH;
-}
-
-int th_query_http_status(int code)
-{
-	switch (code) {
-	case TH_OK:
-		return 200;
-	case TH_EINVALID:
-	case TH_ELIMIT:
-		return 400;
-	case TH_ENOTFOUND:
-		return 404;
-	case TH_EBUSY:
-		return 503;
-	default:
-		return 500;
-	}
 }
 
 static double now_ms(void)
@@ -259,211 +241,37 @@ int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
 	return error;
 }
 
-/* --- DoltHub's JSON ------------------------------------------------------------------------- */
-
-/* A JSON string of s[0..len), with bytes that are not UTF-8 replaced by U+FFFD. */
-static int put_json_str(th_buf *b, const char *s, size_t len, th_error *err)
+int th_query_tables(th_query_info *info, const th_query_target *t, const th_sql_sink *sink,
+                    th_error *err)
 {
-	th_buf clean = TH_BUF_INIT;
-	size_t bad, i = 0;
-	int error;
-
-	if (th_utf8_valid(s, len, &bad))
-		return th_buf_put_json_string(b, s, len, err);
-	while (i < len) {
-		if ((error = th_buf_put(&clean, s + i, bad, err)) < 0 ||
-		    (error = th_buf_puts(&clean, "\xef\xbf\xbd", err)) < 0)
-			goto cleanup;
-		i += bad + 1;
-		if (i >= len || th_utf8_valid(s + i, len - i, &bad)) {
-			if (i < len && (error = th_buf_put(&clean, s + i, len - i, err)) < 0)
-				goto cleanup;
-			break;
-		}
-	}
-	error = th_buf_put_json_string(b, clean.ptr ? clean.ptr : "", clean.size, err);
-cleanup:
-	th_buf_dispose(&clean);
-	return error;
-}
-
-static int put_json_cstr(th_buf *b, const char *s, th_error *err)
-{
-	return put_json_str(b, s ? s : "", s ? strlen(s) : 0, err);
-}
-
-typedef struct json_sink {
-	th_buf schema; /* the members of "schema" */
-	th_buf rows;   /* the members of "rows" */
-	th_buf keys;   /* each column name as a JSON string followed by ':' and a NUL */
-	size_t *key_at;
-	size_t ncols;
-	uint64_t nrows;
-} json_sink;
-
-static int json_columns(void *payload, size_t n, const char *const *names, const char *const *types,
-                        th_error *err)
-{
-	json_sink *j = payload;
-	size_t i;
-	int error;
-
-	if ((j->key_at = calloc(n + 1, sizeof(*j->key_at))) == NULL)
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	j->ncols = n;
-	for (i = 0; i < n; i++) {
-		j->key_at[i] = j->keys.size;
-		if ((i && (error = th_buf_putc(&j->schema, ',', err)) < 0) ||
-		    (error = th_buf_puts(&j->schema, "{\"columnName\":", err)) < 0 ||
-		    (error = put_json_cstr(&j->schema, names[i], err)) < 0 ||
-		    (error = th_buf_puts(&j->schema, ",\"columnType\":", err)) < 0 ||
-		    (error = put_json_cstr(&j->schema, types[i], err)) < 0 ||
-		    (error = th_buf_putc(&j->schema, '}', err)) < 0 ||
-		    (error = put_json_cstr(&j->keys, names[i], err)) < 0 ||
-		    (error = th_buf_putc(&j->keys, ':', err)) < 0 ||
-		    (error = th_buf_putc(&j->keys, '\0', err)) < 0)
-			return error;
-	}
-	return TH_OK;
-}
-
-static int json_row(void *payload, const th_cell *cells, size_t n, th_error *err)
-{
-	json_sink *j = payload;
-	size_t i;
-	int error;
-
-	if ((j->nrows && (error = th_buf_putc(&j->rows, ',', err)) < 0) ||
-	    (error = th_buf_putc(&j->rows, '{', err)) < 0)
-		return error;
-	for (i = 0; i < n && i < j->ncols; i++) {
-		if ((i && (error = th_buf_putc(&j->rows, ',', err)) < 0) ||
-		    (error = th_buf_puts(&j->rows, j->keys.ptr + j->key_at[i], err)) < 0)
-			return error;
-		if (cells[i].is_null)
-			error = th_buf_puts(&j->rows, "null", err);
-		else
-			error = put_json_str(&j->rows, cells[i].s, cells[i].len, err);
-		if (error < 0)
-			return error;
-	}
-	j->nrows++;
-	return th_buf_putc(&j->rows, '}', err);
-}
-
-static int json_head(th_buf *out, const char *status, const char *message, const th_query_target *t,
-                     const char *sql, th_error *err)
-{
-	int error;
-
-	if ((error = th_buf_puts(out, "{\"query_execution_status\":", err)) < 0 ||
-	    (error = put_json_cstr(out, status, err)) < 0 ||
-	    (error = th_buf_puts(out, ",\"query_execution_message\":", err)) < 0 ||
-	    (error = put_json_cstr(out, message, err)) < 0 ||
-	    (error = th_buf_puts(out, ",\"repository_owner\":", err)) < 0 ||
-	    (error = put_json_cstr(out, t->owner, err)) < 0 ||
-	    (error = th_buf_puts(out, ",\"repository_name\":", err)) < 0 ||
-	    (error = put_json_cstr(out, t->db, err)) < 0 ||
-	    (error = th_buf_puts(out, ",\"commit_ref\":", err)) < 0 ||
-	    (error = put_json_cstr(out, th_query_ref(t), err)) < 0 ||
-	    (error = th_buf_puts(out, ",\"sql_query\":", err)) < 0)
-		return error;
-	return put_json_cstr(out, sql, err);
-}
-
-static int json_error(th_buf *out, const th_query_target *t, const char *sql, int code,
-                      const char *msg)
-{
-	int error;
-
-	if ((error = json_head(out, "Error", msg, t, sql, NULL)) < 0 ||
-	    (error = th_buf_puts(out, ",\"status\":\"Error\",\"message\":", NULL)) < 0 ||
-	    (error = put_json_cstr(out, msg, NULL)) < 0 ||
-	    (error = th_buf_printf(out, NULL, ",\"code\":\"%s\"}", th_code_name(code))) < 0)
-		return error;
-	return TH_OK;
-}
-
-/* Without a query: the tables at the ref, as MySQL's SHOW TABLES names its column. */
-static int json_tables(json_sink *j, const th_query_target *t, th_error *err)
-{
+	th_query_info local;
 	th_query_resolved r;
 	char **names = NULL, col[80];
 	const char *cols[1], *types[1] = { "text" };
 	size_t i;
 	int error;
 
+	if (info == NULL)
+		info = &local;
+	memset(info, 0, sizeof(*info));
 	if ((error = target_resolve(&r, t, err)) < 0)
 		return error;
+	info_set(info, &r);
 	snprintf(col, sizeof(col), "Tables_in_%s", t->db);
 	cols[0] = col;
 	if ((error = th_table_names(&names, r.repo, &r.root, err)) < 0 ||
-	    (error = json_columns(j, 1, cols, types, err)) < 0)
+	    (sink->columns != NULL &&
+	     (error = sink->columns(sink->payload, 1, cols, types, err)) != 0))
 		goto cleanup;
 	for (i = 0; names[i] != NULL; i++) {
 		th_cell c = { names[i], strlen(names[i]), 0 };
-		if ((error = json_row(j, &c, 1, err)) < 0)
+		if (sink->row != NULL && (error = sink->row(sink->payload, &c, 1, err)) != 0)
 			goto cleanup;
+		info->rows++;
 	}
 cleanup:
 	th_strv_free(names);
 	th_repo_free(r.repo);
-	return error;
-}
-
-int th_query_json(th_buf *out, th_query_info *info, const th_query_target *t, const char *sql,
-                  const th_query_opts *o, th_error *err)
-{
-	th_sql_sink sink;
-	th_query_info local;
-	json_sink j;
-	th_error qerr;
-	const char *status = "Success";
-	char message[128] = "";
-	int error, listing = sql == NULL || sql[0] == '\0';
-	size_t start = out->size;
-
-	if (info == NULL)
-		info = &local;
-	memset(info, 0, sizeof(*info));
-	memset(&j, 0, sizeof(j));
-	memset(&qerr, 0, sizeof(qerr));
-	sink.columns = json_columns;
-	sink.row = json_row;
-	sink.payload = &j;
-	if (listing)
-		error = json_tables(&j, t, &qerr);
-	else
-		error = th_query_run(info, t, sql, o, &sink, &qerr);
-	if (error == TH_OK) {
-		if (info->truncated) {
-			status = "RowLimit";
-			snprintf(message, sizeof(message),
-			         "the result was cut at %llu rows (the row limit)",
-			         (unsigned long long)j.nrows);
-		}
-		if ((error = json_head(out, status, message, t, listing ? "SHOW TABLES" : sql,
-		                       &qerr)) < 0 ||
-		    (error = th_buf_puts(out, ",\"schema\":[", &qerr)) < 0 ||
-		    (error = th_buf_put(out, j.schema.ptr, j.schema.size, &qerr)) < 0 ||
-		    (error = th_buf_puts(out, "],\"rows\":[", &qerr)) < 0 ||
-		    (error = th_buf_put(out, j.rows.ptr, j.rows.size, &qerr)) < 0 ||
-		    (error = th_buf_puts(out, "]}", &qerr)) < 0)
-			out->size = start;
-	}
-	if (error != TH_OK) {
-		if (err != NULL)
-			*err = qerr;
-		if (out->ptr != NULL) {
-			out->size = start;
-			out->ptr[start] = '\0';
-		}
-		json_error(out, t, listing ? "SHOW TABLES" : sql, error, qerr.msg);
-	}
-	th_buf_dispose(&j.schema);
-	th_buf_dispose(&j.rows);
-	th_buf_dispose(&j.keys);
-	free(j.key_at);
 	return error;
 }
 

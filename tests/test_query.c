@@ -1,5 +1,6 @@
-/* test_query.c: read-only SQL over snapshots (src/query*.c, storage/sqlcache_*.c) and
- * exporters (src/export*.c).
+/* test_query.c: read-only SQL over snapshots (src/query*.c, storage/sqlcache_*.c), the tables
+ * at a ref, and exporters (src/export*.c). DoltHub's JSON for a result is api/'s: its test is in
+ * tests/api/test_api_query.c.
  *
  * Each test makes a data dir with a database alice/shop holding the CSV fixtures (people: key id;
  * orders: key order; inventory: keyless), imported through the real import engine, and checks what
@@ -722,79 +723,16 @@ static void test_sandbox_refusals(void)
 	o.max_rows = 2;
 	CHECK_OK(run(&r, "main", "SELECT id FROM people", &o, &info, &err), &err);
 	CHECK(info.truncated == 1);
+	CHECK(info.rows == 2);
 	CHECK_STR(r.rows.ptr, "1\n2\n");
 	res_dispose(&r);
 	o.max_rows = 4;
 	CHECK_OK(run(&r, "main", "SELECT id FROM people", &o, &info, &err), &err);
 	CHECK(info.truncated == 0);
-	CHECK(r.nrows == 4);
+	CHECK(r.nrows == 4 && info.rows == 4);
 	res_dispose(&r);
 	/* After all that, the snapshot still answers. */
 	CHECK_ROWS("main", "SELECT count(*) FROM people", "4\n");
-	teardown();
-}
-
-static char *json_of(const char *ref, const char *sql, const th_query_opts *o, int *code)
-{
-	th_query_target t = target(ref);
-	th_buf out = TH_BUF_INIT;
-	th_error err = { 0 };
-
-	*code = th_query_json(&out, NULL, &t, sql, o, &err);
-	return th_buf_detach(&out);
-}
-
-static void test_dolthub_json(void)
-{
-	th_query_opts o;
-	char *j;
-	int code;
-
-	setup();
-	j = json_of("main", "SELECT id, name, age FROM people WHERE id IN (2, 3) ORDER BY id", NULL,
-	            &code);
-	CHECK(code == 0);
-	CHECK_STR(j,
-	          "{\"query_execution_status\":\"Success\",\"query_execution_message\":\"\","
-	          "\"repository_owner\":\"alice\",\"repository_name\":\"shop\","
-	          "\"commit_ref\":\"main\",\"sql_query\":\"SELECT id, name, age FROM people "
-	          "WHERE id IN (2, 3) ORDER BY id\",\"schema\":[{\"columnName\":\"id\","
-	          "\"columnType\":\"integer\"},{\"columnName\":\"name\",\"columnType\":\"text\"},"
-	          "{\"columnName\":\"age\",\"columnType\":\"integer\"}],\"rows\":[{\"id\":\"2\","
-	          "\"name\":\"Bob\",\"age\":null},{\"id\":\"3\",\"name\":\"Carol, Jr.\","
-	          "\"age\":\"29\"}]}");
-	free(j);
-	/* Without a query: the tables. */
-	j = json_of("main", NULL, NULL, &code);
-	CHECK(code == 0);
-	CHECK_CONTAINS(j,
-	               "\"sql_query\":\"SHOW TABLES\",\"schema\":[{\"columnName\":"
-	               "\"Tables_in_shop\",\"columnType\":\"text\"}],\"rows\":[{\"Tables_in_shop\":"
-	               "\"inventory\"},{\"Tables_in_shop\":\"orders\"},{\"Tables_in_shop\":"
-	               "\"people\"}]}");
-	free(j);
-	th_query_opts_init(&o);
-	o.max_rows = 1;
-	j = json_of("main", "SELECT id FROM people", &o, &code);
-	CHECK(code == 0);
-	CHECK_CONTAINS(j, "\"query_execution_status\":\"RowLimit\"");
-	CHECK_CONTAINS(j, "\"rows\":[{\"id\":\"1\"}]");
-	free(j);
-	j = json_of("main", "SELEC 1", NULL, &code);
-	CHECK(code == TH_EINVALID && th_query_http_status(code) == 400);
-	CHECK_CONTAINS(j, "\"query_execution_status\":\"Error\",\"query_execution_message\":"
-	                  "\"query error: near \\\"SELEC\\\": syntax error\"");
-	CHECK_CONTAINS(j, "\"code\":\"EINVALID\"");
-	free(j);
-	j = json_of("nope", "SELECT 1", NULL, &code);
-	CHECK(code == TH_ENOTFOUND && th_query_http_status(code) == 404);
-	free(j);
-	/* Bytes that are not UTF-8 cannot break the JSON. */
-	j = json_of("main", "SELECT CAST(x'41ff42' AS TEXT) AS t, x'00ff' AS b", NULL, &code);
-	CHECK(code == 0);
-	CHECK_CONTAINS(j, "\"rows\":[{\"t\":\"A\xef\xbf\xbd"
-	                  "B\",\"b\":\"00ff\"}]");
-	free(j);
 	teardown();
 }
 
@@ -886,6 +824,42 @@ static void test_exporters(void)
 	th_buf_dispose(&out);
 }
 
+/* The tables at a ref, as a result (SHOW TABLES). */
+static void test_tables(void)
+{
+	th_query_target t;
+	th_query_info info;
+	th_error err = { 0 };
+	result r;
+	th_sql_sink sink = { res_columns, res_row, &r };
+	char *head;
+
+	setup();
+	t = target(NULL);
+	memset(&r, 0, sizeof(r));
+	CHECK_OK(th_query_tables(&info, &t, &sink, &err), &err);
+	CHECK_STR(r.cols.ptr, "Tables_in_shop:text");
+	CHECK_STR(r.rows.ptr, "inventory\norders\npeople\n");
+	CHECK(info.rows == 3);
+	head = git("rev-parse main");
+	CHECK_STR(info.commit, head);
+	free(head);
+	res_dispose(&r);
+	/* The first commit has no tables: the column, no rows. */
+	head = git("rev-list --max-parents=0 main");
+	t = target(head);
+	CHECK_OK(th_query_tables(&info, &t, &sink, &err), &err);
+	CHECK_STR(r.cols.ptr, "Tables_in_shop:text");
+	CHECK(r.rows.ptr == NULL && info.rows == 0);
+	res_dispose(&r);
+	free(head);
+	t = target("nope");
+	CHECK(th_query_tables(NULL, &t, &sink, &err) == TH_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "ref 'nope' not found in database 'alice/shop'");
+	res_dispose(&r);
+	teardown();
+}
+
 /* The `tablehub query` command as a person runs it. */
 static void test_cli(void)
 {
@@ -947,9 +921,9 @@ int main(void)
 	RUN(test_built_once);
 	RUN(test_lru_eviction);
 	RUN(test_sandbox_refusals);
-	RUN(test_dolthub_json);
 	RUN(test_csv_export);
 	RUN(test_exporters);
+	RUN(test_tables);
 	RUN(test_cli);
 	th_repo_global_shutdown();
 	TH_TEST_END();

@@ -7,7 +7,12 @@
  * of one process wait for the one building it, other processes for an flock), preferably from the
  * snapshot of a recent ancestor: its file is copied and only the rows that differ are applied.
  * The cache keeps to a size budget by deleting the least recently used files (use touches a
- * file's mtime). Snapshots are derived data: deleting any of them at any time is safe.
+ * file's atime). Snapshots are derived data: deleting any of them at any time is safe.
+ *
+ * Results are values, not documents: the columns (names and types) and the rows (cells) stream to
+ * a th_sql_sink, and th_query_info says how it went (the commit, RowLimit as `truncated`, row
+ * count, timing). How a result is shaped for a client (DoltHub's JSON, a table on a terminal, CSV)
+ * and which HTTP status a failure gets is the caller's (api/).
  */
 #ifndef TABLEHUB_QUERY_H
 #define TABLEHUB_QUERY_H
@@ -61,7 +66,7 @@ typedef struct th_query_info {
 	double build_ms; /* time spent resolving and making the snapshot ready */
 	double query_ms; /* time spent running the statement */
 	uint64_t rows;   /* rows sent to the sink */
-	int truncated;   /* the row limit cut the result */
+	int truncated;   /* the row limit cut the result (DoltHub's RowLimit) */
 } th_query_info;
 
 /* Resolve t->ref and make sure its snapshot exists, building it if needed; the file's path is
@@ -73,23 +78,17 @@ int th_query_snapshot(th_buf *path_out, th_query_info *info, const th_query_targ
 /* Run the one read-only statement `sql` at t->ref, streaming the result to `sink` (see
  * sqlcache.h), with the limits of `o` (NULL: the defaults). *info (may be NULL) says what ran.
  * Returns TH_OK (also when the row limit cut the result: info->truncated); TH_EINVALID (SQL error
- * or a refused statement); TH_ELIMIT (time or memory limit); TH_ENOTFOUND; TH_ESTORE; or what a
- * sink callback returned. */
+ * or a refused statement, or `sql` NULL); TH_ELIMIT (time or memory limit); TH_ENOTFOUND;
+ * TH_ESTORE; or what a sink callback returned. */
 int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
                  const th_query_opts *o, const th_sql_sink *sink, th_error *err);
 
-/* The HTTP status for a th_query_* result code: 200, 400 (EINVALID, ELIMIT), 404, 503 (EBUSY),
- * 500 otherwise. */
-int th_query_http_status(int code);
-
-/* Run `sql` (NULL or empty: list the tables, as DoltHub answers a request without `q`) and
- * append DoltHub's SQL-read response to `out`: query_execution_status (Success, RowLimit,
- * Error), query_execution_message, repository_owner, repository_name, commit_ref, sql_query,
- * schema [{columnName, columnType}], rows [{column: "value" or null}]. On failure the Error body
- * (which also carries status "Error", message and code) is appended instead, and the failure's
- * code returned, with *err set; pass the code to th_query_http_status. */
-int th_query_json(th_buf *out, th_query_info *info, const th_query_target *t, const char *sql,
-                  const th_query_opts *o, th_error *err);
+/* The tables at t->ref, as the result of MySQL's SHOW TABLES: one text column named
+ * "Tables_in_<db>", one row a table, in name order, streamed to `sink` (no snapshot is needed).
+ * *info (may be NULL) gets the commit and the row count. Returns TH_OK, TH_ENOTFOUND, TH_EINVALID,
+ * TH_ESTORE or what a sink callback returned. */
+int th_query_tables(th_query_info *info, const th_query_target *t, const th_sql_sink *sink,
+                    th_error *err);
 
 /* Start exporting table `table` at t->ref through exporter `fmt` (every row in key order, read
  * straight from git, without a snapshot); read it with th_table_export_read (export.h). Returns

@@ -2,9 +2,14 @@
  * client makes them: GET /api/v1alpha1/{owner}/{db}[/{ref}]?q= with DoltHub's fields, every kind
  * of ref (branch, tag, full and short commit id, a branch with a slash), RowLimit, each sandbox
  * refusal a 400 that changes no file, private databases hidden, one snapshot build for many
- * concurrent first queries, and GET /csv/{owner}/{db}/{ref}/{table}. */
+ * concurrent first queries, and GET /csv/{owner}/{db}/{ref}/{table}. DoltHub's body is also
+ * checked byte for byte in-process (api_query_json, which the server and `tablehub query --json`
+ * share), with the one status map of api/reply.c. */
 #include "../harness.h"
 #include "server.h"
+#include "../../api/api.h"
+#include "../../api/query_json.h"
+#include "tablehub/repo.h"
 
 static t_server srv;
 static char *dir, *alice, *bob;
@@ -153,6 +158,117 @@ static void test_select_dolthub_shape(void)
 	CHECK_STR(t_str(&r, "query_execution_message"), "query error: no such column: nope");
 	CHECK_STR(t_str(&r, "status"), "Error");
 	CHECK_STR(t_str(&r, "code"), "EINVALID");
+	t_resp_free(&r);
+}
+
+/* DoltHub's body in-process, as the server and the CLI's --json build it: the head piece and the
+ * rest, byte for byte, and the HTTP status of each failure from api_status_for. */
+static char *json_of(const char *ref, const char *sql, const th_query_opts *o, int *code)
+{
+	th_query_target t = { dir, "alice", "shop", ref };
+	api_query_body body = { TH_BUF_INIT, TH_BUF_INIT };
+	th_error err = { 0 };
+	char *s;
+
+	*code = api_query_json(&body, NULL, &t, sql, o, &err);
+	if (body.head.ptr == NULL)
+		return strdup("(no body)");
+	th_buf_put(&body.head, body.rest.ptr ? body.rest.ptr : "", body.rest.size, NULL);
+	s = th_buf_detach(&body.head);
+	api_query_body_dispose(&body);
+	return s;
+}
+
+static void test_dolthub_json(void)
+{
+	static const char *const select_body =
+	        "{\"query_execution_status\":\"Success\",\"query_execution_message\":\"\","
+	        "\"repository_owner\":\"alice\",\"repository_name\":\"shop\","
+	        "\"commit_ref\":\"main\",\"sql_query\":\"SELECT id, name, age FROM people "
+	        "WHERE id IN (2, 3) ORDER BY id\",\"schema\":[{\"columnName\":\"id\","
+	        "\"columnType\":\"integer\"},{\"columnName\":\"name\",\"columnType\":\"text\"},"
+	        "{\"columnName\":\"age\",\"columnType\":\"integer\"}],\"rows\":[{\"id\":\"2\","
+	        "\"name\":\"Bob\",\"age\":null},{\"id\":\"3\",\"name\":\"Carol, Jr.\","
+	        "\"age\":\"29\"}]}";
+	th_query_opts o;
+	t_resp r;
+	char *j;
+	int code;
+
+	j = json_of("main", "SELECT id, name, age FROM people WHERE id IN (2, 3) ORDER BY id", NULL,
+	            &code);
+	CHECK(code == 0);
+	CHECK_STR(j, select_body);
+	free(j);
+	/* The same bytes over HTTP. */
+	r = sql_get(NULL, "alice/shop/main",
+	            "SELECT id, name, age FROM people WHERE id IN (2, 3) ORDER BY id");
+	CHECK(r.status == 200);
+	CHECK_STR(r.body, select_body);
+	t_resp_free(&r);
+	/* Without a query: the tables. */
+	j = json_of("main", NULL, NULL, &code);
+	CHECK(code == 0);
+	CHECK_CONTAINS(j,
+	               "\"sql_query\":\"SHOW TABLES\",\"schema\":[{\"columnName\":"
+	               "\"Tables_in_shop\",\"columnType\":\"text\"}],\"rows\":[{\"Tables_in_shop\":"
+	               "\"inventory\"},{\"Tables_in_shop\":\"orders\"},{\"Tables_in_shop\":"
+	               "\"people\"}]}");
+	free(j);
+	th_query_opts_init(&o);
+	o.max_rows = 1;
+	j = json_of("main", "SELECT id FROM people", &o, &code);
+	CHECK(code == 0);
+	CHECK_CONTAINS(j, "{\"query_execution_status\":\"RowLimit\",\"query_execution_message\":"
+	                  "\"the result was cut at 1 rows (the row limit)\"");
+	CHECK_CONTAINS(j, "\"rows\":[{\"id\":\"1\"}]}");
+	free(j);
+	/* A result with no rows still has its schema. */
+	j = json_of("main", "SELECT id FROM people WHERE id > 99", NULL, &code);
+	CHECK(code == 0);
+	CHECK_CONTAINS(j, "\"schema\":[{\"columnName\":\"id\",\"columnType\":\"integer\"}],"
+	                  "\"rows\":[]}");
+	free(j);
+	j = json_of("main", "SELEC 1", NULL, &code);
+	CHECK(code == TH_EINVALID && api_status_for(code) == 400);
+	CHECK_STR(j, "{\"query_execution_status\":\"Error\",\"query_execution_message\":"
+	             "\"query error: near \\\"SELEC\\\": syntax error\",\"repository_owner\":"
+	             "\"alice\",\"repository_name\":\"shop\",\"commit_ref\":\"main\","
+	             "\"sql_query\":\"SELEC 1\",\"status\":\"Error\",\"message\":\"query error: "
+	             "near \\\"SELEC\\\": syntax error\",\"code\":\"EINVALID\"}");
+	free(j);
+	j = json_of("nope", "SELECT 1", NULL, &code);
+	CHECK(code == TH_ENOTFOUND && api_status_for(code) == 404);
+	CHECK_CONTAINS(j, "\"code\":\"ENOTFOUND\"");
+	free(j);
+	/* Bytes that are not UTF-8 cannot break the JSON. */
+	j = json_of("main", "SELECT CAST(x'41ff42' AS TEXT) AS t, x'00ff' AS b", NULL, &code);
+	CHECK(code == 0);
+	CHECK_CONTAINS(j, "\"rows\":[{\"t\":\"A\xef\xbf\xbd"
+	                  "B\",\"b\":\"00ff\"}]");
+	free(j);
+	/* One status map for every handler, the query's included: a conflict is 409, not 500. */
+	CHECK(api_status_for(TH_EEXISTS) == 409);
+	CHECK(api_status_for(TH_ECONFLICT) == 409);
+	CHECK(api_status_for(TH_ELIMIT) == 400);
+	CHECK(api_status_for(TH_EBUSY) == 503);
+	CHECK(api_status_for(TH_ESTORE) == 500);
+}
+
+/* A large result leaves the server in two pieces without a copy: it must arrive whole. */
+static void test_large_body(void)
+{
+	t_resp r = sql_get(NULL, "alice/shop/main",
+	                   "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+	                   "WHERE x < 1000) SELECT x, printf('%.*c', 2000, 'a') AS pad FROM n");
+	const cJSON *rows = cJSON_GetObjectItem(r.json, "rows");
+
+	CHECK(r.status == 200);
+	CHECK(cJSON_GetArraySize(rows) == 1000);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 999), "x")),
+	          "1000");
+	CHECK(strlen(nz(cJSON_GetStringValue(
+	              cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 999), "pad")))) == 2000);
 	t_resp_free(&r);
 }
 
@@ -403,7 +519,13 @@ static int import_fixture(const char *table, const char *file, const char *args)
 
 int main(void)
 {
+	th_error err = { 0 };
 	t_resp r;
+
+	if (th_repo_global_init(&err) < 0) { /* for the in-process queries */
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
 
 	dir = t_mkdtemp();
 	/* The data first (import takes the data dir's lock), then the server. */
@@ -428,6 +550,8 @@ int main(void)
 	t_resp_free(&r);
 
 	RUN(test_select_dolthub_shape);
+	RUN(test_dolthub_json);
+	RUN(test_large_body);
 	RUN(test_ref_kinds);
 	RUN(test_row_limit);
 	RUN(test_sandbox);
@@ -438,5 +562,6 @@ int main(void)
 	free(alice);
 	free(bob);
 	t_rmdir(dir);
+	th_repo_global_shutdown();
 	TH_TEST_END();
 }
