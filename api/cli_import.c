@@ -97,18 +97,22 @@ int cli_import(int argc, char **argv)
 		return cli_usage_error("expected: import OWNER/DB --table T [options] FILE|-");
 	memset(&o, 0, sizeof(o));
 	o.table = table;
+	file = argv[2];
 	o.op = op ? th_import_op_parse(op) : TH_OP_CREATE;
-	o.format = type ? th_file_format_parse(type) : TH_FMT_CSV;
+	o.format = type ? th_format_find(type) : th_format_guess(file);
 	o.branch = branch ? branch : "main";
 	o.message = message;
-	file = argv[2];
 	o.file_name = strcmp(file, "-") == 0 ? "stdin" : file;
 	if (strrchr(o.file_name, '/'))
 		o.file_name = strrchr(o.file_name, '/') + 1;
 	if (o.op == 0)
 		return cli_usage_error("--op must be create, overwrite, update, replace or append");
-	if (o.format == 0)
-		return cli_usage_error("--type must be csv, psv, tsv or json");
+	if (o.format == NULL) {
+		char names[128], msg[200];
+		th_format_names(names, sizeof(names));
+		snprintf(msg, sizeof(msg), "--type must be %s (in any case)", names);
+		return cli_usage_error(msg);
+	}
 	if (pk) {
 		if ((pkcopy = strdup(pk)) == NULL)
 			return 1;

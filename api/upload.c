@@ -47,7 +47,7 @@ struct api_upload {
 	cJSON *pjson;
 	const char *table, *file_name, *branch;
 	th_import_op op;
-	th_file_format fmt;
+	const th_format *fmt;
 	const char **pk;
 	size_t npk;
 };
@@ -80,16 +80,14 @@ static int validate_params(api_upload *u, th_error *err)
 		api_echo(u->req, "branch_name", u->branch);
 
 	/* fileType: DoltHub requires it; without one, the file name's extension decides. */
-	if (type == NULL) {
-		const char *name = u->file_name ? u->file_name : u->part_filename;
-		const char *dot = strrchr(name, '.');
-		type = dot && th_file_format_parse(dot + 1) ? dot + 1 : "Csv";
+	u->fmt = type ? th_format_find(type)
+	              : th_format_guess(u->file_name ? u->file_name : u->part_filename);
+	if (u->fmt == NULL) {
+		char names[128];
+		th_format_names(names, sizeof(names));
+		return th_error_set(err, TH_EINVALID, P "'fileType' must be %s (got '%.64s')",
+		                    names, type);
 	}
-	u->fmt = th_file_format_parse(type);
-	if (u->fmt == 0)
-		return th_error_set(err, TH_EINVALID,
-		                    P "'fileType' must be Csv, Psv, Tsv or Json (got '%.64s')",
-		                    type);
 	if ((u->op = th_import_op_parse(op)) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    P "'importOp' must be Create, Overwrite, Update, Replace or "

@@ -1,8 +1,14 @@
-/* csv.c: a pull reader of delimited text over libcsv (see include/tablehub/csv.h).
+/* csv.c: the reader of delimited text (CSV, PSV, TSV) over libcsv: th_reader_csv (see reader.h).
+ *
+ * RFC 4180: quoted fields may hold the delimiter, doubled quotes and newlines; CRLF or LF; a UTF-8
+ * BOM is stripped; an unquoted empty field is NULL and a quoted "" is an empty string; blank lines
+ * are skipped. Every field is checked to be valid UTF-8. The first record is the header; the
+ * reader's `columns` option is ignored. Errors name the 1-based line (where the bad record starts,
+ * or the line of the bad byte) and the 1-based column (the field's number).
  *
  * libcsv is a push parser: csv_parse() runs over a whole block and calls back once per field and
  * once per record end. The reader therefore feeds it 256 KiB blocks and queues the records each
- * block completes; th_csv_next() pops them one at a time and refills when the queue runs dry.
+ * block completes; next() pops them one at a time and refills when the queue runs dry.
  * Every cell of the queued records lives in one growing arena (`cellbuf`), addressed by offset
  * because the arena may move while a block is parsed; no per-field malloc. A record that spans a
  * block boundary keeps its leading fields: they are moved to the front when the queue is reset.
@@ -23,13 +29,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tablehub/csv.h"
+#include "tablehub/reader.h"
 #include "tablehub/text.h"
 
 #define BLOCK_SIZE (256 * 1024)
 #define NULL_OFF SIZE_MAX /* cell offset of a NULL field */
 
-struct th_csv {
+extern const th_reader_type th_reader_csv; /* the reader's functions, at the end of this file */
+
+typedef struct th_csv {
+	th_reader base; /* first: the reader interface */
 	struct csv_parser p;
 	int fd;
 	int eof;     /* the descriptor reached end of input and the parser was finished */
@@ -59,10 +68,10 @@ struct th_csv {
 	int cr_pending; /* the last callback was a record end at a CR: a LF right after is the same
 	                   line end */
 
-	/* What th_csv_next hands out for the current record. */
+	/* What next() hands out for the current record. */
 	const char **cells;
 	size_t cells_cap;
-};
+} th_csv;
 
 static int no_space(unsigned char c)
 {
@@ -231,7 +240,7 @@ static void on_record(int c, void *payload)
 	csv->cur_n = 0;
 }
 
-int th_csv_open(th_csv **out, int fd, char delim, th_error *err)
+static int csv_open(th_reader **out, int fd, const th_reader_opts *opts, th_error *err)
 {
 	th_csv *csv = calloc(1, sizeof(*csv));
 
@@ -245,19 +254,20 @@ int th_csv_open(th_csv **out, int fd, char delim, th_error *err)
 		free(csv);
 		return th_error_set(err, TH_ERROR, "cannot initialise the CSV parser");
 	}
-	csv_set_delim(&csv->p, (unsigned char)delim);
+	csv_set_delim(&csv->p, (unsigned char)(opts->delim ? opts->delim : ','));
 	csv_set_space_func(&csv->p, no_space);
 	csv_set_blk_size(&csv->p, 4096);
+	csv->base.type = &th_reader_csv;
 	csv->fd = fd;
 	csv->line = 1;
-	*out = csv;
+	*out = &csv->base;
 	return TH_OK;
 }
 
-void th_csv_free(th_csv *csv)
+static void csv_close(th_reader *r)
 {
-	if (csv == NULL)
-		return;
+	th_csv *csv = (th_csv *)r;
+
 	csv_free(&csv->p);
 	free(csv->block);
 	free(csv->cellbuf);
@@ -268,9 +278,17 @@ void th_csv_free(th_csv *csv)
 	free(csv);
 }
 
-uint64_t th_csv_bytes(const th_csv *csv)
+static uint64_t csv_bytes(const th_reader *r)
 {
-	return csv->bytes;
+	return ((const th_csv *)r)->bytes;
+}
+
+static void csv_error_pos(const th_reader *r, uint64_t *line, uint32_t *column)
+{
+	const th_csv *csv = (const th_csv *)r;
+
+	*line = csv->failed ? csv->error.line : 0;
+	*column = csv->failed ? csv->error.column : 0;
 }
 
 /* Read up to `cap` bytes (at least `min` unless the input ends first). Returns the count or -1. */
@@ -393,8 +411,10 @@ static void refill(th_csv *csv)
 		parse_error(csv, data, done);
 }
 
-int th_csv_next(th_csv *csv, th_csv_row *row, th_error *err)
+static int csv_next(th_reader *rd, th_reader_row *row, th_error *err)
 {
+	th_csv *csv = (th_csv *)rd;
+
 	for (;;) {
 		if (csv->qpos < csv->nrecs) {
 			const struct rec *r = &csv->recs[csv->qpos++];
@@ -429,3 +449,7 @@ int th_csv_next(th_csv *csv, th_csv_row *row, th_error *err)
 		refill(csv);
 	}
 }
+
+const th_reader_type th_reader_csv = {
+	csv_open, csv_next, csv_error_pos, csv_bytes, csv_close,
+};

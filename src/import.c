@@ -1,14 +1,15 @@
-/* import.c: a delimited file -> table changes -> one commit (see include/tablehub/import.h).
+/* import.c: a file of rows -> table changes -> one commit (see include/tablehub/import.h).
  *
- * Pass 1 parses the file once (src/csv.c), checks every record (field count, NULL keys, values
- * against an existing schema) and infers column types over the whole file, writing the records to
- * an unlinked spill file in a compact binary form. Pass 2 reads the spill file, encodes each row's
- * key and line for the now-known schema and sorts them in runs bounded by the memory budget; runs
- * that do not fit are written out sorted and merged back (k-way) so memory stays flat however large
- * the file. The sorted stream is checked for duplicate keys and handed to th_table_apply as edits.
- * Only after every row was accepted are the chunks' pack, the trees and the commit written and the
- * branch moved; a failure before that leaves the repository's refs as they were (an unreferenced
- * pack left behind by a failed import is garbage for a later gc, never visible data).
+ * Pass 1 reads the file once, through the reader its format names (reader.h), checks every record
+ * (field count, NULL keys, values against an existing schema) and infers column types over the
+ * whole file, writing the records to an unlinked spill file in a compact binary form. Pass 2 reads
+ * the spill file, encodes each row's key and line for the now-known schema and sorts them in runs
+ * bounded by the memory budget; runs that do not fit are written out sorted and merged back
+ * (k-way) so memory stays flat however large the file. The sorted stream is checked for duplicate
+ * keys and handed to th_table_apply as edits. Only after every row was accepted are the chunks'
+ * pack, the trees and the commit written and the branch moved; a failure before that leaves the
+ * repository's refs as they were (an unreferenced pack left behind by a failed import is garbage
+ * for a later gc, never visible data).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tablehub/csv.h"
 #include "tablehub/import.h"
-#include "tablehub/jsonrows.h"
+#include "tablehub/reader.h"
 #include "tablehub/table.h"
 #include "chunk.h"
 
@@ -46,22 +46,6 @@ const char *th_import_op_name(th_import_op op)
 	static const char *names[] = { "Create", "Overwrite", "Update", "Replace", "Append" };
 
 	return op >= TH_OP_CREATE && op <= TH_OP_APPEND ? names[op - 1] : "unknown";
-}
-
-th_file_format th_file_format_parse(const char *s)
-{
-	if (s == NULL)
-		return 0;
-	if (strcasecmp(s, "csv") == 0)
-		return TH_FMT_CSV;
-	if (strcasecmp(s, "psv") == 0)
-		return TH_FMT_PSV;
-	if (strcasecmp(s, "tsv") == 0)
-		return TH_FMT_TSV;
-	if (strcasecmp(s, "json") == 0 || strcasecmp(s, "jsonl") == 0 ||
-	    strcasecmp(s, "ndjson") == 0)
-		return TH_FMT_JSON;
-	return 0;
 }
 
 /* --- spill files: varint-framed records ------------------------------------------------------ */
@@ -394,24 +378,6 @@ static int sorter_pop(sorter *s, th_error *err)
 	return TH_OK;
 }
 
-/* --- the input: CSV, PSV, TSV or JSON rows, behind one interface -------------------------------
- */
-
-typedef struct source {
-	th_csv *csv;
-	th_jsonrows *json;
-} source;
-
-static int source_next(source *s, th_csv_row *row, th_error *err)
-{
-	return s->json ? th_jsonrows_next(s->json, row, err) : th_csv_next(s->csv, row, err);
-}
-
-static uint64_t source_bytes(const source *s)
-{
-	return s->json ? th_jsonrows_bytes(s->json) : th_csv_bytes(s->csv);
-}
-
 /* --- the import ------------------------------------------------------------------------------- */
 
 typedef struct imp {
@@ -502,13 +468,13 @@ static void imp_progress(imp *m, uint64_t bytes)
 	}
 }
 
-static int header(imp *m, source *src, th_error *err)
+static int header(imp *m, th_reader *src, th_error *err)
 {
-	th_csv_row row;
+	th_reader_row row;
 	size_t i, j;
 	int error;
 
-	if ((error = source_next(src, &row, err)) < 0)
+	if ((error = th_reader_next(src, &row, err)) < 0)
 		return error;
 	if (error == 0)
 		return th_error_set_at(
@@ -655,19 +621,20 @@ cleanup:
 }
 
 /* Pass 1: check each record and spill it. */
-static int pass1(imp *m, source *src, th_error *err)
+static int pass1(imp *m, th_reader *src, th_error *err)
 {
 	int newschema = m->o->op == TH_OP_CREATE || m->o->op == TH_OP_OVERWRITE;
 	char reason[256], msg[512];
-	th_csv_row row;
+	th_reader_row row;
 	size_t i;
 	int error;
 
 	for (;;) {
-		if ((error = source_next(src, &row, err)) == 0)
+		if ((error = th_reader_next(src, &row, err)) == 0)
 			break;
 		if (error < 0) {
-			/* Malformed CSV ends the scan; rows rejected before it are reported too. */
+			/* Malformed input ends the scan; rows rejected before it are reported too.
+			 */
 			if (error != TH_EINVALID || m->nrejects == 0)
 				return error;
 			/* the reason without the reader's "line N, column M: " */
@@ -675,7 +642,10 @@ static int pass1(imp *m, source *src, th_error *err)
 			        strncmp(err->msg, "line ", 5) == 0 && strstr(err->msg, ": ")
 			                ? strstr(err->msg, ": ") + 2
 			                : err->msg;
-			if ((error = reject(m, err->line, err->column, NULL, 0, why, err->msg)) < 0)
+			uint64_t line;
+			uint32_t column;
+			th_reader_error_pos(src, &line, &column);
+			if ((error = reject(m, line, column, NULL, 0, why, err->msg)) < 0)
 				return th_error_set(err, error, "out of memory");
 			break;
 		}
@@ -734,7 +704,7 @@ static int pass1(imp *m, source *src, th_error *err)
 		}
 		m->rows_read++;
 		if ((m->rows_read & 1023) == 0)
-			imp_progress(m, source_bytes(src));
+			imp_progress(m, th_reader_bytes(src));
 	}
 	return m->nrejects ? rejected(m, err) : TH_OK;
 write_failed:
@@ -1012,8 +982,9 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
                  th_error *err)
 {
 	const char *tmpdir = o->tmpdir ? o->tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	char delim = o->format == TH_FMT_PSV ? '|' : o->format == TH_FMT_TSV ? '\t' : ',';
-	source src = { NULL, NULL };
+	th_reader *src = NULL;
+	const char **columns = NULL;
+	size_t ncolumns = 0;
 	th_pack *pack = NULL;
 	th_commit_info head_info;
 	th_oid head, rows, root, commit;
@@ -1089,30 +1060,31 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		}
 	}
 
-	/* Pass 1. */
-	if ((error = o->format == TH_FMT_JSON ? th_jsonrows_open(&src.json, fd, err)
-	                                      : th_csv_open(&src.csv, fd, delim, err)) < 0)
-		goto cleanup;
-	/* JSON rows appended to or replacing a table may give any of its columns: the table's
-	 * columns are the header. (An update keeps the first row's keys: a column a file leaves out
-	 * is kept, not set to NULL.) */
-	if (src.json && (o->op == TH_OP_APPEND || o->op == TH_OP_REPLACE)) {
-		for (i = 0; i < m.old.schema.ncols && error == TH_OK; i++)
-			error = th_jsonrows_set_columns(
-			        src.json, (const char *const *)&m.old.schema.cols[i].name, 1, err);
-		if (error < 0)
+	/* Pass 1. Rows appended to or replacing a table may be read against the table's columns:
+	 * a reader whose rows name their columns (JSON) then accepts rows giving any subset of
+	 * them. (An update keeps the file's own header: a column the file leaves out is kept, not
+	 * set to NULL.) */
+	if (m.table_exists && (o->op == TH_OP_APPEND || o->op == TH_OP_REPLACE)) {
+		if ((columns = calloc(m.old.schema.ncols + 1, sizeof(*columns))) == NULL) {
+			error = th_error_set(err, TH_ENOMEM, "out of memory");
 			goto cleanup;
+		}
+		for (i = 0; i < m.old.schema.ncols; i++)
+			columns[i] = m.old.schema.cols[i].name;
+		ncolumns = m.old.schema.ncols;
 	}
-	if ((error = header(&m, &src, err)) < 0 || (error = plan_columns(&m, err)) < 0)
+	if ((error = th_reader_open(&src, o->format, fd, columns, ncolumns, err)) < 0)
+		goto cleanup;
+	if ((error = header(&m, src, err)) < 0 || (error = plan_columns(&m, err)) < 0)
 		goto cleanup;
 	if ((m.spill = temp_file(tmpdir, err)) == NULL) {
 		error = err ? err->code : TH_ESTORE;
 		goto cleanup;
 	}
-	if ((error = pass1(&m, &src, err)) < 0)
+	if ((error = pass1(&m, src, err)) < 0)
 		goto cleanup;
 	if (o->progress)
-		o->progress(o->progress_payload, source_bytes(&src), m.rows_read);
+		o->progress(o->progress_payload, th_reader_bytes(src), m.rows_read);
 	if (o->op == TH_OP_CREATE || o->op == TH_OP_OVERWRITE)
 		for (i = 0; i < m.nfile; i++)
 			m.schema.cols[i].type = th_type_pick(m.mask[i]);
@@ -1190,8 +1162,8 @@ cleanup:
 	if (o->report && m.nrejects == 0)
 		th_buf_clear(o->report); /* a report only of rejected rows */
 	th_pack_free(pack);
-	th_csv_free(src.csv);
-	th_jsonrows_free(src.json);
+	th_reader_close(src);
+	free(columns);
 	th_commit_info_dispose(&head_info);
 	th_buf_dispose(&msg);
 	th_buf_dispose(&email);

@@ -27,12 +27,11 @@
 #include "tablehub/jobs.h"
 #include "tablehub/text.h"
 
-/* --- names of import ops and formats (DoltHub's spelling) ------------------------------------ */
+/* --- names of import ops (DoltHub's spelling; formats are named in reader.h's table) --------- */
 
 static const char *const op_names[] = {
 	NULL, "Create", "Overwrite", "Update", "Replace", "Append"
 };
-static const char *const fmt_names[] = { NULL, "Csv", "Psv", "Tsv", "Json" };
 
 static int name_index(const char *const *names, int n, const char *s)
 {
@@ -64,7 +63,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 		return th_error_set(err, TH_EINVALID, "invalid upload id");
 	if ((int)p->op < 1 || (int)p->op > 5)
 		return th_error_set(err, TH_EINVALID, "invalid importOp");
-	if ((int)p->format < 1 || (int)p->format > 4)
+	if (p->format == NULL)
 		return th_error_set(err, TH_EINVALID, "invalid fileType");
 	if ((error = th_buf_puts(&params, "{\"tableName\":", err)) < 0 ||
 	    (error = th_buf_put_json_string(&params, p->table_name, strlen(p->table_name), err)) <
@@ -74,7 +73,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	    (error = th_buf_puts(&params, ",\"branchName\":", err)) < 0 ||
 	    (error = th_buf_put_json_string(&params, branch, strlen(branch), err)) < 0 ||
 	    (error = th_buf_printf(&params, err, ",\"fileType\":\"%s\",\"importOp\":\"%s\"",
-	                           fmt_names[p->format], op_names[p->op])) < 0 ||
+	                           p->format->name, op_names[p->op])) < 0 ||
 	    (error = th_buf_puts(&params, ",\"primaryKeys\":[", err)) < 0)
 		goto cleanup;
 	for (i = 0; i < p->npk; i++) {
@@ -110,7 +109,7 @@ static void import_progress(void *payload, uint64_t bytes_read, uint64_t rows)
 
 /* Read the import's params (DoltHub's JSON) into op, format and the pk array (heap, pointing into
  * *json_out, which the caller deletes). */
-static int parse_params(cJSON **json_out, th_import_op *op, th_file_format *fmt, const char ***pk,
+static int parse_params(cJSON **json_out, th_import_op *op, const th_format **fmt, const char ***pk,
                         size_t *npk, const th_op_info *job, th_error *err)
 {
 	cJSON *json = cJSON_Parse(job->params), *it, *keys;
@@ -128,7 +127,7 @@ static int parse_params(cJSON **json_out, th_import_op *op, th_file_format *fmt,
 		                    cJSON_IsString(it) ? it->valuestring : "");
 	}
 	it = cJSON_GetObjectItemCaseSensitive(json, "fileType");
-	if ((*fmt = (th_file_format)name_index(fmt_names, 5, cJSON_GetStringValue(it))) == 0) {
+	if ((*fmt = th_format_find(cJSON_GetStringValue(it))) == NULL) {
 		cJSON_Delete(json);
 		return th_error_set(err, TH_EINVALID, "invalid fileType '%s'",
 		                    cJSON_IsString(it) ? it->valuestring : "");
@@ -164,7 +163,7 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	const char **pk = NULL;
 	size_t npk = 0;
 	th_import_op op = 0;
-	th_file_format fmt = 0;
+	const th_format *fmt = NULL;
 	th_db_info dbi;
 	th_buf tmpdir = TH_BUF_INIT, result = TH_BUF_INIT, text = TH_BUF_INIT;
 	th_buf report = TH_BUF_INIT;

@@ -1,4 +1,14 @@
-/* jsonrows.c: JSON rows streamed from a file descriptor (see include/tablehub/jsonrows.h).
+/* jsonrows.c: the reader of JSON rows: th_reader_jsonrows (see reader.h).
+ *
+ * Accepts DoltHub's upload form {"rows":[{"col":value,...},...]} (other top-level keys are
+ * skipped), a top-level array of objects, and JSON lines (one object per line, or any whitespace
+ * between objects). The first record returned is a header made of the first row's keys, in their
+ * order (or of the `columns` option when given: rows may then give any subset of them, and a key
+ * outside them is an error); every row then comes back with its cells in that order, a missing key
+ * as NULL. Cells are the values' text: strings unescaped, numbers as written, true/false, null as
+ * NULL, nested objects and arrays as their JSON text. Errors (malformed JSON, a row that is not an
+ * object, a key the first row does not have, a key given twice, invalid UTF-8) name the line and
+ * the column, the column being the byte on the line.
  *
  * A small recursive-descent parser over a refilled byte buffer: it holds one row at a time, never
  * the document, so a 100 MB upload costs a few hundred KB. The top level decides the form: `{`
@@ -14,14 +24,15 @@
 
 #include "tablehub/text.h"
 #include "tablehub/buf.h"
-#include "tablehub/jsonrows.h"
+#include "tablehub/reader.h"
 
 #define BLOCK (256u << 10)
 #define MAX_DEPTH 64
 
 enum { M_START, M_ARRAY, M_WRAPPER, M_LINES, M_DONE };
 
-struct th_jsonrows {
+typedef struct th_jsonrows {
+	th_reader base; /* first: the reader interface */
 	int fd;
 	unsigned char *buf;
 	size_t len, pos;
@@ -43,29 +54,18 @@ struct th_jsonrows {
 	const char **cells;
 	uint64_t row_line;
 	th_buf key;
-};
+	uint64_t err_line; /* where the last TH_EINVALID was found, 0 if none */
+	uint32_t err_col;
+} th_jsonrows;
 
-int th_jsonrows_open(th_jsonrows **out, int fd, th_error *err)
+extern const th_reader_type
+        th_reader_jsonrows; /* the reader's functions, at the end of this file */
+
+static void jsonrows_close(th_reader *rd)
 {
-	th_jsonrows *r = calloc(1, sizeof(*r));
-
-	if (r == NULL || (r->buf = malloc(BLOCK)) == NULL) {
-		free(r);
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	}
-	r->fd = fd;
-	r->line = 1;
-	r->col = 1;
-	*out = r;
-	return TH_OK;
-}
-
-void th_jsonrows_free(th_jsonrows *r)
-{
+	th_jsonrows *r = (th_jsonrows *)rd;
 	size_t i;
 
-	if (r == NULL)
-		return;
 	for (i = 0; i < r->ncols; i++)
 		free(r->names[i]);
 	free(r->names);
@@ -79,13 +79,23 @@ void th_jsonrows_free(th_jsonrows *r)
 	free(r);
 }
 
-uint64_t th_jsonrows_bytes(const th_jsonrows *r)
+static uint64_t jsonrows_bytes(const th_reader *rd)
 {
-	return r->bytes;
+	return ((const th_jsonrows *)rd)->bytes;
+}
+
+static void jsonrows_error_pos(const th_reader *rd, uint64_t *line, uint32_t *column)
+{
+	const th_jsonrows *r = (const th_jsonrows *)rd;
+
+	*line = r->err_line;
+	*column = r->err_col;
 }
 
 static int bad(th_jsonrows *r, th_error *err, const char *what)
 {
+	r->err_line = r->line;
+	r->err_col = (uint32_t)r->col;
 	return th_error_set_at(err, TH_EINVALID, r->line, (uint32_t)r->col,
 	                       "line %llu, column %llu: %s", (unsigned long long)r->line,
 	                       (unsigned long long)r->col, what);
@@ -464,7 +474,8 @@ static int add_column(th_jsonrows *r, const char *name, size_t len, th_error *er
 	return TH_OK;
 }
 
-int th_jsonrows_set_columns(th_jsonrows *r, const char *const *names, size_t n, th_error *err)
+/* Take the columns from `names` (n of them, copied) instead of the first row's keys. */
+static int set_columns(th_jsonrows *r, const char *const *names, size_t n, th_error *err)
 {
 	size_t i;
 	int error;
@@ -473,6 +484,28 @@ int th_jsonrows_set_columns(th_jsonrows *r, const char *const *names, size_t n, 
 		if ((error = add_column(r, names[i], strlen(names[i]), err)) < 0)
 			return error;
 	r->fixed = 1;
+	return TH_OK;
+}
+
+static int jsonrows_open(th_reader **out, int fd, const th_reader_opts *opts, th_error *err)
+{
+	th_jsonrows *r = calloc(1, sizeof(*r));
+	int error;
+
+	if (r == NULL || (r->buf = malloc(BLOCK)) == NULL) {
+		free(r);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	r->base.type = &th_reader_jsonrows;
+	r->fd = fd;
+	r->line = 1;
+	r->col = 1;
+	if (opts->ncolumns > 0 &&
+	    (error = set_columns(r, opts->columns, opts->ncolumns, err)) < 0) {
+		jsonrows_close(&r->base);
+		return error;
+	}
+	*out = &r->base;
 	return TH_OK;
 }
 
@@ -660,7 +693,7 @@ static int next_row(th_jsonrows *r, th_error *err)
 }
 
 /* Point the row's cells into the store. */
-static void fill(th_jsonrows *r, th_csv_row *row)
+static void fill(th_jsonrows *r, th_reader_row *row)
 {
 	size_t i;
 
@@ -676,8 +709,9 @@ static void fill(th_jsonrows *r, th_csv_row *row)
 	row->line = r->row_line;
 }
 
-int th_jsonrows_next(th_jsonrows *r, th_csv_row *row, th_error *err)
+static int jsonrows_next(th_reader *rd, th_reader_row *row, th_error *err)
 {
+	th_jsonrows *r = (th_jsonrows *)rd;
 	int error;
 
 	if (r->first_pending) {
@@ -688,10 +722,13 @@ int th_jsonrows_next(th_jsonrows *r, th_csv_row *row, th_error *err)
 	if ((error = next_row(r, err)) <= 0)
 		return error;
 	if (r->nrows == 1) {
-		if (r->ncols == 0)
+		if (r->ncols == 0) {
+			r->err_line = r->row_line;
+			r->err_col = 1;
 			return th_error_set_at(err, TH_EINVALID, r->row_line, 1,
 			                       "line %llu: the first row has no keys",
 			                       (unsigned long long)r->row_line);
+		}
 		/* The header first, made of the first row's keys; the row itself next time. */
 		r->first_pending = 1;
 		row->n = r->ncols;
@@ -703,3 +740,7 @@ int th_jsonrows_next(th_jsonrows *r, th_csv_row *row, th_error *err)
 	fill(r, row);
 	return 1;
 }
+
+const th_reader_type th_reader_jsonrows = {
+	jsonrows_open, jsonrows_next, jsonrows_error_pos, jsonrows_bytes, jsonrows_close,
+};

@@ -1,7 +1,8 @@
-/* test_csv.c: the CSV pull reader (src/csv.c): RFC 4180 quoting, line ends, BOM, NULL versus "",
- * delimiters, line numbers, UTF-8 validation, malformed input with its line and column, large
- * files across many blocks, and reading from a pipe. Records are compared through a one-line text
- * dump per record ("<line>: cell|cell", NULL as \N) against what a reader of the file expects. */
+/* test_csv.c: the CSV reader (src/csv.c, th_reader_csv through the format table): RFC 4180 quoting,
+ * line ends, BOM, NULL versus "", delimiters, line numbers, UTF-8 validation, malformed input with
+ * its line and column, large files across many blocks, and reading from a pipe. Records are
+ * compared through a one-line text dump per record ("<line>: cell|cell", NULL as \N) against what a
+ * reader of the file expects. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -11,7 +12,16 @@
 #include "harness.h"
 #include "util.h"
 #include "tablehub/buf.h"
-#include "tablehub/csv.h"
+#include "tablehub/reader.h"
+#include "tablehub/text.h"
+
+/* The CSV reader on fd with any delimiter (the table's formats use ',', '|' and '\t'). */
+static int csv_open(th_reader **out, int fd, char delim, th_error *err)
+{
+	th_reader_opts opts = { .delim = delim };
+
+	return th_format_find("Csv")->reader->open(out, fd, &opts, err);
+}
 
 /* An unlinked temporary file holding `data`, opened for reading. */
 static int temp_fd(const char *data, size_t len)
@@ -67,14 +77,14 @@ static void dump_cell(th_buf *b, const char *s, size_t len)
 static char *dump_fd(int fd, char delim, int *rc_out, th_error *err)
 {
 	th_buf b = TH_BUF_INIT;
-	th_csv *csv = NULL;
-	th_csv_row row;
+	th_reader *csv = NULL;
+	th_reader_row row;
 	int rc;
 
 	th_error_clear(err);
-	if (th_csv_open(&csv, fd, delim, err) < 0)
+	if (csv_open(&csv, fd, delim, err) < 0)
 		abort();
-	while ((rc = th_csv_next(csv, &row, err)) == 1) {
+	while ((rc = th_reader_next(csv, &row, err)) == 1) {
 		size_t i;
 		th_buf_printf(&b, NULL, "%llu: ", (unsigned long long)row.line);
 		for (i = 0; i < row.n; i++) {
@@ -86,11 +96,16 @@ static char *dump_fd(int fd, char delim, int *rc_out, th_error *err)
 		}
 		th_buf_putc(&b, '\n', NULL);
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		uint64_t line;
+		uint32_t column;
 		th_buf_printf(&b, NULL, "error: %s\n", err->msg);
-	else
-		CHECK(th_csv_next(csv, &row, err) == 0); /* the end stays the end */
-	th_csv_free(csv);
+		/* the reader tells where its error is, as the error does */
+		th_reader_error_pos(csv, &line, &column);
+		CHECK(rc != TH_EINVALID || (line == err->line && column == err->column));
+	} else
+		CHECK(th_reader_next(csv, &row, err) == 0); /* the end stays the end */
+	th_reader_close(csv);
 	*rc_out = rc;
 	if (b.ptr == NULL)
 		th_buf_puts(&b, "", NULL);
@@ -177,23 +192,23 @@ static void test_null_vs_empty(void)
 static void test_unicode(void)
 {
 	th_error err;
-	th_csv *csv;
-	th_csv_row row;
+	th_reader *csv;
+	th_reader_row row;
 	static const char data[] = "名前,emoji\n日本,\"😀 ok\"\n";
 	int fd = temp_fd(data, strlen(data));
 
-	CHECK_OK(th_csv_open(&csv, fd, ',', &err), &err);
-	CHECK(th_csv_next(csv, &row, &err) == 1);
+	CHECK_OK(csv_open(&csv, fd, ',', &err), &err);
+	CHECK(th_reader_next(csv, &row, &err) == 1);
 	CHECK(row.n == 2);
 	CHECK_STR(row.cells[0], "名前");
 	CHECK(row.lens[0] == 6);
-	CHECK(th_csv_next(csv, &row, &err) == 1);
+	CHECK(th_reader_next(csv, &row, &err) == 1);
 	CHECK_STR(row.cells[1], "\xf0\x9f\x98\x80 ok");
 	CHECK(row.lens[1] == 7);
 	CHECK(row.line == 2);
-	CHECK(th_csv_next(csv, &row, &err) == 0);
-	CHECK(th_csv_bytes(csv) == strlen(data));
-	th_csv_free(csv);
+	CHECK(th_reader_next(csv, &row, &err) == 0);
+	CHECK(th_reader_bytes(csv) == strlen(data));
+	th_reader_close(csv);
 	close(fd);
 }
 
@@ -322,8 +337,8 @@ static void test_large_file(void)
 {
 	th_buf data = TH_BUF_INIT;
 	th_error err;
-	th_csv *csv;
-	th_csv_row row;
+	th_reader *csv;
+	th_reader_row row;
 	uint64_t line = 2, count = 0;
 	int fd, rc, ok = 1;
 	size_t i;
@@ -339,9 +354,10 @@ static void test_large_file(void)
 	}
 	fd = temp_fd(data.ptr, data.size);
 	t0 = now();
-	CHECK_OK(th_csv_open(&csv, fd, ',', &err), &err);
-	CHECK(th_csv_next(csv, &row, &err) == 1 && row.n == 4 && strcmp(row.cells[3], "note") == 0);
-	while ((rc = th_csv_next(csv, &row, &err)) == 1) {
+	CHECK_OK(csv_open(&csv, fd, ',', &err), &err);
+	CHECK(th_reader_next(csv, &row, &err) == 1 && row.n == 4 &&
+	      strcmp(row.cells[3], "note") == 0);
+	while ((rc = th_reader_next(csv, &row, &err)) == 1) {
 		char expect[64];
 		uint64_t n = count++;
 
@@ -366,9 +382,9 @@ static void test_large_file(void)
 	CHECK(rc == 0);
 	CHECK(ok);
 	CHECK(count == 200000);
-	CHECK(th_csv_bytes(csv) == data.size);
+	CHECK(th_reader_bytes(csv) == data.size);
 	printf("  parsed %zu bytes, 200000 rows in %.3f s\n", data.size, now() - t0);
-	th_csv_free(csv);
+	th_reader_close(csv);
 	close(fd);
 	th_buf_dispose(&data);
 }

@@ -332,6 +332,48 @@ static void test_usage_and_stdin(void)
 	teardown();
 }
 
+static void write_text(const char *path, const char *text)
+{
+	t_write_file(path, text, strlen(text));
+}
+
+/* Without --type the file's extension picks the format, as the upload API's fileName does; an
+ * unknown --type is a usage error that lists the formats. */
+static void test_format_from_extension(void)
+{
+	char path[4096], *out = NULL, *csvout;
+
+	setup();
+	snprintf(path, sizeof(path), "%s/rows.TSV", dir);
+	write_text(path, "a\tb\n1\tx,y\n");
+	CHECK(t_sh(&out, "%s import --data %s/d alice/db --table t --pk a %s 2>&1", TH_BIN, dir,
+	           path) == 0);
+	free(out);
+	csvout = export("main", "t");
+	CHECK_STR(csvout, "a,b\n1,\"x,y\"\n");
+	free(csvout);
+	snprintf(path, sizeof(path), "%s/rows.jsonl", dir);
+	write_text(path, "{\"a\":2,\"b\":\"z\"}\n");
+	CHECK(t_sh(&out, "%s import --data %s/d alice/db --table t --op append %s 2>&1", TH_BIN,
+	           dir, path) == 0);
+	CHECK_CONTAINS(out, "rows added: 1, modified: 0, removed: 0");
+	free(out);
+	/* an explicit --type wins over the extension */
+	snprintf(path, sizeof(path), "%s/rows.json", dir);
+	write_text(path, "a|b\n3|w\n");
+	CHECK(t_sh(&out, "%s import --data %s/d alice/db --table t --op append --type psv %s 2>&1",
+	           TH_BIN, dir, path) == 0);
+	free(out);
+	csvout = export("main", "t");
+	CHECK_STR(csvout, "a,b\n1,\"x,y\"\n2,z\n3,w\n");
+	free(csvout);
+	CHECK(t_sh(&out, "%s import --data %s/d alice/db --table u --type xlsx %s 2>&1", TH_BIN,
+	           dir, path) == 2);
+	CHECK_CONTAINS(out, "--type must be Csv, Psv, Tsv or Json");
+	free(out);
+	teardown();
+}
+
 /* A one-row change of a large table rewrites the chunk that holds the row, nothing else. */
 static void test_one_row_change(void)
 {
@@ -372,6 +414,7 @@ int main(void)
 	RUN(test_bad_input);
 	RUN(test_usage_and_stdin);
 	RUN(test_json);
+	RUN(test_format_from_extension);
 	RUN(test_one_row_change);
 	TH_TEST_END();
 }

@@ -528,7 +528,7 @@ static void test_enqueue_import(void)
 	p.file_name = "lacma.csv";
 	p.table_name = "lacma";
 	p.op = TH_OP_UPDATE;
-	p.format = TH_FMT_PSV;
+	p.format = th_format_find("Psv");
 	p.pk = pk;
 	p.npk = 2;
 	CHECK_OK(th_jobs_enqueue_import(id, m, &p, &err), &err);
@@ -593,7 +593,7 @@ static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const ch
 	p.table_name = table;
 	p.branch_name = branch;
 	p.op = op;
-	p.format = TH_FMT_CSV;
+	p.format = th_format_find("Csv");
 	p.pk = pk;
 	p.npk = 1;
 	if (th_jobs_enqueue_import(id, m, &p, &err) < 0) {

@@ -1,12 +1,14 @@
-/* test_jsonrows.c: the JSON row reader: DoltHub's {"rows":[...]} form (other keys skipped), an
- * array of rows, JSON lines; the header from the first row's keys; cells as text; every malformed
- * input an error with its line and column; large input streamed across read blocks. */
+/* test_jsonrows.c: the JSON row reader (src/jsonrows.c, the table's "Json" format): DoltHub's
+ * {"rows":[...]} form (other keys skipped), an array of rows, JSON lines; the header from the first
+ * row's keys; cells as text; every malformed input an error with its line and column; large input
+ * streamed across read blocks. */
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "util.h"
-#include "tablehub/jsonrows.h"
+#include "tablehub/buf.h"
+#include "tablehub/reader.h"
 
 /* Errors point at the value a problem was found in (a key's problem: its value). */
 
@@ -16,16 +18,16 @@ static int read_all(char **out, const char *json, size_t len, th_error *err)
 {
 	char path[] = "/tmp/th-json-XXXXXX";
 	int fd = mkstemp(path), rc;
-	th_jsonrows *r = NULL;
-	th_csv_row row;
+	th_reader *r = NULL;
+	th_reader_row row;
 	th_buf b = TH_BUF_INIT;
 	size_t i;
 
 	if (fd < 0 || write(fd, json, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0)
 		abort();
 	unlink(path);
-	CHECK_OK(th_jsonrows_open(&r, fd, err), err);
-	while ((rc = th_jsonrows_next(r, &row, err)) == 1) {
+	CHECK_OK(th_reader_open(&r, th_format_find("Json"), fd, NULL, 0, err), err);
+	while ((rc = th_reader_next(r, &row, err)) == 1) {
 		for (i = 0; i < row.n; i++) {
 			if (i)
 				th_buf_putc(&b, '|', NULL);
@@ -36,7 +38,13 @@ static int read_all(char **out, const char *json, size_t len, th_error *err)
 		}
 		th_buf_printf(&b, NULL, " @%llu\n", (unsigned long long)row.line);
 	}
-	th_jsonrows_free(r);
+	if (rc == TH_EINVALID) { /* the reader tells where its error is, as the error does */
+		uint64_t line;
+		uint32_t column;
+		th_reader_error_pos(r, &line, &column);
+		CHECK(line == err->line && column == err->column);
+	}
+	th_reader_close(r);
 	close(fd);
 	*out = b.ptr ? th_buf_detach(&b) : strdup("");
 	return rc;
@@ -167,27 +175,26 @@ static void test_given_columns(void)
 	const char *json = "{\"qty\":3,\"id\":1}\n{\"name\":\"b\",\"id\":2}\n{\"id\":3,\"x\":1}\n";
 	char path[] = "/tmp/th-json-XXXXXX";
 	int fd = mkstemp(path);
-	th_jsonrows *r = NULL;
-	th_csv_row row;
+	th_reader *r = NULL;
+	th_reader_row row;
 	th_error err;
 
 	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json) ||
 	    lseek(fd, 0, SEEK_SET) != 0)
 		abort();
 	unlink(path);
-	CHECK_OK(th_jsonrows_open(&r, fd, &err), &err);
-	CHECK_OK(th_jsonrows_set_columns(r, cols, 3, &err), &err);
-	CHECK(th_jsonrows_next(r, &row, &err) == 1); /* the header: the given columns */
+	CHECK_OK(th_reader_open(&r, th_format_find("Json"), fd, cols, 3, &err), &err);
+	CHECK(th_reader_next(r, &row, &err) == 1); /* the header: the given columns */
 	CHECK(row.n == 3 && strcmp(row.cells[0], "id") == 0 && strcmp(row.cells[2], "qty") == 0);
-	CHECK(th_jsonrows_next(r, &row, &err) == 1);
+	CHECK(th_reader_next(r, &row, &err) == 1);
 	CHECK(row.n == 3 && strcmp(row.cells[0], "1") == 0 && row.cells[1] == NULL &&
 	      strcmp(row.cells[2], "3") == 0);
-	CHECK(th_jsonrows_next(r, &row, &err) == 1);
+	CHECK(th_reader_next(r, &row, &err) == 1);
 	CHECK(strcmp(row.cells[0], "2") == 0 && strcmp(row.cells[1], "b") == 0 &&
 	      row.cells[2] == NULL);
-	CHECK(th_jsonrows_next(r, &row, &err) == TH_EINVALID);
+	CHECK(th_reader_next(r, &row, &err) == TH_EINVALID);
 	CHECK_CONTAINS(err.msg, "line 3, column 13: key 'x' is not a column of the table");
-	th_jsonrows_free(r);
+	th_reader_close(r);
 	close(fd);
 }
 

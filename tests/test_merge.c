@@ -62,7 +62,7 @@ static int import_csv(th_repo *repo, const char *branch, const char *table, th_i
 	o.op = op;
 	o.pk = pk ? pks : NULL;
 	o.npk = pk ? 1 : 0;
-	o.format = TH_FMT_CSV;
+	o.format = th_format_find("Csv");
 	o.branch = branch;
 	o.tmpdir = tmp;
 	rc = th_import_fd(&res, repo, fd, &o, err);

@@ -29,7 +29,7 @@ static char data[4096];
 
 /* --- fixtures ------------------------------------------------------------------------------- */
 
-static int import_text(const char *table, th_import_op op, const char *pk, th_file_format fmt,
+static int import_text(const char *table, th_import_op op, const char *pk, const char *fmt,
                        const char *text, const char *branch)
 {
 	char path[4200], repo_path[4200], tmp[4200];
@@ -49,7 +49,7 @@ static int import_text(const char *table, th_import_op op, const char *pk, th_fi
 	o.op = op;
 	o.pk = pk ? pks : NULL;
 	o.npk = pk ? 1 : 0;
-	o.format = fmt;
+	o.format = th_format_find(fmt);
 	o.branch = branch;
 	o.tmpdir = tmp;
 	if ((fd = open(path, O_RDONLY)) < 0)
@@ -64,7 +64,7 @@ static int import_text(const char *table, th_import_op op, const char *pk, th_fi
 	return error;
 }
 
-static int import_fixture(const char *table, const char *file, const char *pk, th_file_format fmt)
+static int import_fixture(const char *table, const char *file, const char *pk, const char *fmt)
 {
 	char path[4200];
 	char *text;
@@ -88,9 +88,9 @@ static void setup(void)
 	snprintf(repo_path, sizeof(repo_path), "%s/repos/alice/shop.git", data);
 	CHECK_OK(th_datadir_init(data, &err), &err);
 	CHECK_OK(th_repo_create(repo_path, "alice", &err), &err);
-	CHECK(import_fixture("people", "people.csv", "id", TH_FMT_CSV) == 0);
-	CHECK(import_fixture("orders", "orders.psv", "order", TH_FMT_PSV) == 0);
-	CHECK(import_fixture("inventory", "inventory.tsv", NULL, TH_FMT_TSV) == 0);
+	CHECK(import_fixture("people", "people.csv", "id", "Csv") == 0);
+	CHECK(import_fixture("orders", "orders.psv", "order", "Psv") == 0);
+	CHECK(import_fixture("inventory", "inventory.tsv", NULL, "Tsv") == 0);
 }
 
 static void teardown(void)
@@ -274,7 +274,7 @@ static void test_every_ref_kind(void)
 	CHECK(t_sh(NULL, "git -C %s/repos/alice/shop.git tag -a v1-annotated -m release main",
 	           data) == 0);
 	/* main moves on: Eve is added, Bob renamed. */
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,name\n2,Robert\n5,Eve\n",
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,name\n2,Robert\n5,Eve\n",
 	                  "main") == 0);
 	full = git("rev-parse main");
 	CHECK_ROWS("main", sql, "Alice,Robert,Carol, Jr.,Dan,Eve\n");
@@ -396,8 +396,7 @@ static void test_snapshots_shared_and_advanced(void)
 	/* A one-row change on a new branch: built from main's snapshot, not anew, and as main's
 	 * head's snapshot is the one most asked for, it is copied and stays. */
 	CHECK(t_sh(NULL, "git -C %s/repos/alice/shop.git branch feature main", data) == 0);
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n1,35\n", "feature") ==
-	      0);
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n1,35\n", "feature") == 0);
 	CHECK_OK(run(&r, "feature", "SELECT age FROM people WHERE id = 1", NULL, &info, &err),
 	         &err);
 	CHECK(info.origin == TH_SNAP_ADVANCED);
@@ -414,8 +413,8 @@ static void test_snapshots_shared_and_advanced(void)
 	 * over, but a query is reading it (a shared lock on it): it is copied. */
 	{
 		int fd;
-		CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n1,36\n",
-		                  "main") == 0);
+		CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n1,36\n", "main") ==
+		      0);
 		fd = open(path, O_RDONLY);
 		CHECK(fd >= 0 && flock(fd, LOCK_SH) == 0);
 		CHECK_OK(run(&r, "main", "SELECT age FROM people WHERE id = 1", NULL, &info, &err),
@@ -431,18 +430,17 @@ static void test_snapshots_shared_and_advanced(void)
 
 	/* Several kinds of change at once: rows replaced and removed, a keyless table changed, a
 	 * schema change (rebuilt), a new table, a dropped one (orders is replaced by one row). */
-	CHECK(import_text("people", TH_OP_REPLACE, NULL, TH_FMT_CSV,
+	CHECK(import_text("people", TH_OP_REPLACE, NULL, "Csv",
 	                  "id,name,age,joined,active,score\n1,Alice,35,2021-03-04,true,91.5\n"
 	                  "3,Carol,30,2024-02-29,true,\n7,Gus,50,,false,1.25\n",
 	                  "main") == 0);
-	CHECK(import_text("inventory", TH_OP_REPLACE, NULL, TH_FMT_TSV,
+	CHECK(import_text("inventory", TH_OP_REPLACE, NULL, "Tsv",
 	                  "item\tqty\tnote\nbolt\t100\tsteel, zinc\nbolt\t100\tsteel, zinc\n"
 	                  "washer\t8\tnew\n",
 	                  "main") == 0);
-	CHECK(import_text("orders", TH_OP_OVERWRITE, "order", TH_FMT_CSV,
+	CHECK(import_text("orders", TH_OP_OVERWRITE, "order", "Csv",
 	                  "order,customer,total,note\nA1,Zed,1.5,x\n", "main") == 0);
-	CHECK(import_text("extra", TH_OP_CREATE, "k", TH_FMT_CSV, "k,v\n1,one\n2,two\n", "main") ==
-	      0);
+	CHECK(import_text("extra", TH_OP_CREATE, "k", "Csv", "k,v\n1,one\n2,two\n", "main") == 0);
 	CHECK_OK(run(&r, "main", "SELECT count(*) FROM people", NULL, &info, &err), &err);
 	CHECK(info.origin == TH_SNAP_ADVANCED);
 	CHECK_STR(r.rows.ptr, "3\n");
@@ -531,7 +529,7 @@ static void test_built_once(void)
 	CHECK(built == 1);
 
 	/* Processes: a new commit, four processes started together; exit status 10 means built. */
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n2,50\n", "main") == 0);
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n2,50\n", "main") == 0);
 	CHECK(pipe(fds) == 0);
 	for (i = 0; i < 4; i++) {
 		if ((kids[i] = fork()) == 0) {
@@ -586,7 +584,7 @@ static void test_lru_eviction(void)
 	o.ancestor_depth = 0;
 	t = target("main");
 	CHECK_OK(th_query_snapshot(&p1, NULL, &t, &o, &err), &err);
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n1,1\n", "main") == 0);
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n1,1\n", "main") == 0);
 	CHECK_OK(th_query_snapshot(&p2, NULL, &t, &o, &err), &err);
 	CHECK(p1.ptr && p2.ptr && strcmp(p1.ptr, p2.ptr) != 0);
 	/* p2 is older than p1 by mtime; a query of p1's commit makes it the most recent anyway. */
@@ -599,7 +597,7 @@ static void test_lru_eviction(void)
 	res_dispose(&r);
 	/* A budget for two snapshots: building a third evicts the least recently used, p2. */
 	o.cache_budget = (uint64_t)(file_size(p1.ptr) + file_size(p2.ptr) + 100);
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n1,2\n", "main") == 0);
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n1,2\n", "main") == 0);
 	CHECK_OK(th_query_snapshot(&p3, &info, &t, &o, &err), &err);
 	CHECK(info.origin == TH_SNAP_BUILT);
 	CHECK(access(p3.ptr, F_OK) == 0);
@@ -607,7 +605,7 @@ static void test_lru_eviction(void)
 	CHECK(access(p2.ptr, F_OK) != 0);
 	/* A budget smaller than one snapshot still keeps the one just built. */
 	o.cache_budget = 1;
-	CHECK(import_text("people", TH_OP_UPDATE, NULL, TH_FMT_CSV, "id,age\n1,3\n", "main") == 0);
+	CHECK(import_text("people", TH_OP_UPDATE, NULL, "Csv", "id,age\n1,3\n", "main") == 0);
 	th_buf_clear(&p3);
 	CHECK_OK(th_query_snapshot(&p3, NULL, &t, &o, &err), &err);
 	CHECK(access(p3.ptr, F_OK) == 0);
@@ -760,7 +758,7 @@ static void test_csv_export(void)
 	int code;
 
 	setup();
-	CHECK(import_fixture("quoting", "quoting_crlf_bom.csv", "sku", TH_FMT_CSV) == 0);
+	CHECK(import_fixture("quoting", "quoting_crlf_bom.csv", "sku", "Csv") == 0);
 	csv = export_all("main", "orders", &code);
 	CHECK(code == 0);
 	CHECK_STR(csv, "order,customer,total\n1001,Smith | Sons,12.50\n1002,O'Brien,\n"
@@ -781,7 +779,7 @@ static void test_csv_export(void)
 	CHECK(export_all("nope", "people", &code) == NULL && code == TH_ENOTFOUND);
 	CHECK(export_all("main", "../x", &code) == NULL && code == TH_EINVALID);
 	/* A table with no rows: the header alone. */
-	CHECK(import_text("empty", TH_OP_CREATE, "k", TH_FMT_CSV, "k,v\n", "main") == 0);
+	CHECK(import_text("empty", TH_OP_CREATE, "k", "Csv", "k,v\n", "main") == 0);
 	csv = export_all("main", "empty", &code);
 	CHECK(code == 0);
 	CHECK_STR(csv, "k,v\n");

@@ -98,7 +98,7 @@ static void create_opts(th_import_opts *o, const char *dir, int keyed)
 	o->op = TH_OP_CREATE;
 	o->pk = keyed ? id_key : NULL;
 	o->npk = keyed ? 1 : 0;
-	o->format = TH_FMT_CSV;
+	o->format = th_format_find("Csv");
 	o->branch = "main";
 	o->tmpdir = dir;
 }

@@ -1,11 +1,12 @@
-/* import.h: importing a delimited or JSON file as table changes committed on a branch
- * (src/import.c). Used by the `tablehub import` command and by the server's import jobs.
+/* import.h: importing a file of any format of the format table (reader.h: CSV, PSV, TSV, JSON
+ * rows) as table changes committed on a branch (src/import.c, import_scan.c, import_edits.c). Used
+ * by the `tablehub import` command and by the server's import jobs.
  *
  * The file is read once, streamed: its rows go to a spill file while the column types are
- * inferred over the whole file; then they are sorted by key in runs bounded by a memory budget,
- * merged, checked (duplicate keys, NULL keys, bad values), joined with the table's existing rows
- * and written as chunks. Nothing is committed unless every row is good; a failed import names its
- * first bad row in the error and, when asked, lists the first 100 in a report.
+ * inferred over the whole file; then they are sorted by key in runs bounded by a memory budget
+ * (sorter.h), merged, checked (duplicate keys, NULL keys, bad values), joined with the table's
+ * existing rows and written as chunks. Nothing is committed unless every row is good; a failed
+ * import names its first bad row in the error and, when asked, lists the first 100 in a report.
  */
 #ifndef TABLEHUB_IMPORT_H
 #define TABLEHUB_IMPORT_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include "buf.h"
 #include "error.h"
+#include "reader.h"
 #include "repo.h"
 
 typedef enum {
@@ -24,21 +26,16 @@ typedef enum {
 	TH_OP_APPEND,     /* insert only; an existing key fails the import */
 } th_import_op;
 
-typedef enum { TH_FMT_CSV = 1, TH_FMT_PSV, TH_FMT_TSV, TH_FMT_JSON } th_file_format;
-
 /* "create"/"Create" etc. to an op, 0 if unknown; the op's DoltHub name ("Create"). */
 th_import_op th_import_op_parse(const char *s);
 const char *th_import_op_name(th_import_op op);
-/* "csv"/"Csv", "psv", "tsv", "json" (also "jsonl", "ndjson": one reader takes every JSON form) to
- * a format, 0 if unknown. */
-th_file_format th_file_format_parse(const char *s);
 
 typedef struct th_import_opts {
 	const char *table;
 	th_import_op op;
 	const char *const *pk; /* primary-key column names (create/overwrite); npk 0 = keyless */
 	size_t npk;
-	th_file_format format;
+	const th_format *format;  /* from reader.h's table (th_format_find); NULL = Csv */
 	const char *branch;       /* the branch to commit on; it must exist */
 	const char *branch_label; /* the branch named in messages; NULL = branch (an import job
 	                           * commits on its own branch but reports the user's target) */

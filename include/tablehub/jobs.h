@@ -44,7 +44,7 @@ typedef struct th_import_params {
 	const char *table_name;
 	const char *branch_name; /* NULL or "" = "main" */
 	th_import_op op;
-	th_file_format format;
+	const th_format *format;
 	const char *const *pk; /* primary-key column names; npk 0 = keyless */
 	size_t npk;
 } th_import_params;

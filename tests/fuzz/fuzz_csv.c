@@ -1,8 +1,8 @@
 /* fuzz_csv.c: libFuzzer target for the CSV reader (src/csv.c) and th_utf8_valid.
  *
- * The first byte picks the delimiter (',', '|' or '\t'); the rest is the file, read through a
+ * The first byte picks the format (Csv, Psv or Tsv); the rest is the file, read through a
  * descriptor as an upload would be. Every record is read to the end or the first error, and each
- * is checked for what csv.h promises: cells NUL-terminated at their length, NULL cells of length
+ * is checked for what reader.h promises: cells NUL-terminated at their length, NULL cells of length
  * 0, lines that never go backwards. th_utf8_valid is checked against a plain reference decoder.
  */
 #include <stdint.h>
@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tablehub/csv.h"
+#include "tablehub/reader.h"
+#include "tablehub/text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,14 +57,14 @@ static int input_fd = -1;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char delims[] = { ',', '|', '\t' };
-	th_csv *csv = NULL;
-	th_csv_row row;
+	static const char *const formats[] = { "Csv", "Psv", "Tsv" };
+	th_reader *csv = NULL;
+	th_reader_row row;
 	th_error err = { 0 };
 	uint64_t last_line = 0;
 	size_t bad = SIZE_MAX, ref;
 	int valid, rc;
-	char delim;
+	const th_format *format;
 
 	ref = utf8_ref(data, size);
 	valid = th_utf8_valid((const char *)data, size, &bad);
@@ -72,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	delim = delims[data[0] % 3];
+	format = th_format_find(formats[data[0] % 3]);
 	data++, size--;
 
 	if (input_fd < 0) {
@@ -85,9 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    lseek(input_fd, 0, SEEK_SET) != 0)
 		abort();
 
-	if (th_csv_open(&csv, input_fd, delim, &err) < 0)
+	if (th_reader_open(&csv, format, input_fd, NULL, 0, &err) < 0)
 		abort();
-	while ((rc = th_csv_next(csv, &row, &err)) == 1) {
+	while ((rc = th_reader_next(csv, &row, &err)) == 1) {
 		if (row.n == 0 || row.line < last_line || row.line == 0)
 			abort();
 		last_line = row.line;
@@ -105,8 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (rc == TH_EINVALID && (err.msg[0] == '\0' || err.code != TH_EINVALID))
 		abort();
-	if (rc == 0 && th_csv_bytes(csv) != size)
+	if (rc == 0 && th_reader_bytes(csv) != size)
 		abort(); /* a clean end must have read everything */
-	th_csv_free(csv);
+	th_reader_close(csv);
 	return 0;
 }

@@ -71,7 +71,7 @@ static void setup(void)
 	o.op = TH_OP_CREATE;
 	o.pk = (const char *const[]){ "a" };
 	o.npk = 1;
-	o.format = TH_FMT_CSV;
+	o.format = th_format_find("Csv");
 	o.branch = "main";
 	o.tmpdir = spill;
 	load(fixed, sizeof(fixed) - 1);
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		o.table = "fixed";
 	}
-	o.format = TH_FMT_CSV;
+	o.format = th_format_find("Csv");
 	o.branch = "main";
 	o.tmpdir = spill;
 	o.mem_budget = 1024; /* several sorted runs even for small inputs */

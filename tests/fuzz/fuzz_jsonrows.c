@@ -2,9 +2,9 @@
  *
  * The first byte chooses between the first row's keys and three given columns as the header; the
  * rest is the file, read through a descriptor as an upload would be. Every record is read to the
- * end or the first error and checked for what jsonrows.h promises: a header first, every row as
- * wide as the header, cells NUL-terminated at their length and valid UTF-8, NULL cells of length
- * 0, lines that never go backwards, errors only TH_EINVALID with a place.
+ * end or the first error and checked for what reader.h and jsonrows.c promise: a header first,
+ * every row as wide as the header, cells NUL-terminated at their length and valid UTF-8, NULL cells
+ * of length 0, lines that never go backwards, errors only TH_EINVALID with a place.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tablehub/jsonrows.h"
+#include "tablehub/reader.h"
+#include "tablehub/text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,8 +22,8 @@ static int input_fd = -1;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const given[] = { "id", "name", "v" };
-	th_jsonrows *r = NULL;
-	th_csv_row row;
+	th_reader *r = NULL;
+	th_reader_row row;
 	th_error err = { 0 };
 	uint64_t last_line = 0;
 	size_t width = 0, records = 0;
@@ -41,11 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(input_fd, 0) != 0 || pwrite(input_fd, data, size, 0) != (ssize_t)size ||
 	    lseek(input_fd, 0, SEEK_SET) != 0)
 		abort();
-	if (th_jsonrows_open(&r, input_fd, &err) < 0)
+	if (th_reader_open(&r, th_format_find("Json"), input_fd, fixed ? given : NULL, 3, &err) < 0)
 		abort();
-	if (fixed && th_jsonrows_set_columns(r, given, 3, &err) < 0)
-		abort();
-	while ((rc = th_jsonrows_next(r, &row, &err)) == 1) {
+	while ((rc = th_reader_next(r, &row, &err)) == 1) {
 		if (records++ == 0) {
 			width = row.n; /* the header */
 			if (width == 0 || (fixed && width != 3))
@@ -72,6 +71,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (records == 1)
 		abort(); /* a header is always followed by the row it came from */
-	th_jsonrows_free(r);
+	th_reader_close(r);
 	return 0;
 }

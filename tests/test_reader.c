@@ -1,0 +1,167 @@
+/* test_reader.c: the table of input formats and the reader interface (src/reader.c): look-ups by
+ * fileType and by extension in any case, the guess from a file name, the list for messages, and
+ * what every reader of the table must do through the interface (an empty input, malformed input
+ * with its place, bytes read, the columns option). The readers' own behaviour is in test_csv.c and
+ * test_jsonrows.c. */
+#include <unistd.h>
+
+#include "harness.h"
+#include "util.h"
+#include "tablehub/reader.h"
+
+/* An unlinked temporary file holding `data`, opened for reading. */
+static int temp_fd(const char *data)
+{
+	char path[] = "/tmp/th-reader-XXXXXX";
+	int fd = mkstemp(path);
+	size_t len = strlen(data);
+
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0)
+		abort();
+	unlink(path);
+	return fd;
+}
+
+static const char *name_of(const th_format *f)
+{
+	return f ? f->name : "(none)";
+}
+
+static void test_find(void)
+{
+	CHECK_STR(name_of(th_format_find("Csv")), "Csv");
+	CHECK_STR(name_of(th_format_find("csv")), "Csv");
+	CHECK_STR(name_of(th_format_find("PSV")), "Psv");
+	CHECK_STR(name_of(th_format_find("tsv")), "Tsv");
+	CHECK_STR(name_of(th_format_find("Json")), "Json");
+	/* every JSON form is one reader: its extensions name it too */
+	CHECK_STR(name_of(th_format_find("jsonl")), "Json");
+	CHECK_STR(name_of(th_format_find("NDJSON")), "Json");
+	CHECK(th_format_find("Xlsx") == NULL);
+	CHECK(th_format_find("") == NULL);
+	CHECK(th_format_find(NULL) == NULL);
+	CHECK(th_format_find("cs") == NULL);    /* whole words only */
+	CHECK(th_format_find("json ") == NULL); /* no word of the list with its separator */
+	CHECK(th_format_find("Csv")->opts.delim == ',');
+	CHECK(th_format_find("Psv")->opts.delim == '|');
+	CHECK(th_format_find("Tsv")->opts.delim == '\t');
+}
+
+static void test_guess(void)
+{
+	CHECK_STR(name_of(th_format_guess("rows.tsv")), "Tsv");
+	CHECK_STR(name_of(th_format_guess("ROWS.PSV")), "Psv");
+	CHECK_STR(name_of(th_format_guess("dir.v2/rows.jsonl")), "Json");
+	CHECK_STR(name_of(th_format_guess("a.json.csv")), "Csv");
+	/* no extension, an unknown one, a trailing dot, no name: the first format of the table */
+	CHECK_STR(name_of(th_format_guess("rows")), "Csv");
+	CHECK_STR(name_of(th_format_guess("rows.xlsx")), "Csv");
+	CHECK_STR(name_of(th_format_guess("rows.")), "Csv");
+	CHECK_STR(name_of(th_format_guess(NULL)), "Csv");
+	/* a fileType that is not an extension does not pick a format from a file name */
+	CHECK_STR(name_of(th_format_guess("rows.Tsvx")), "Csv");
+}
+
+static void test_names(void)
+{
+	char names[128], small[8];
+	size_t i;
+
+	th_format_names(names, sizeof(names));
+	CHECK_STR(names, "Csv, Psv, Tsv or Json");
+	th_format_names(small, sizeof(small));
+	CHECK_STR(small, "Csv, Ps"); /* cut to size, still a string */
+	for (i = 0; th_format_at(i) != NULL; i++)
+		CHECK(strstr(names, th_format_at(i)->name) != NULL);
+	CHECK(i == 4);
+	CHECK(th_format_at(0) == th_format_find("Csv"));
+}
+
+/* Each format of the table, through the interface only. */
+static void test_every_reader(void)
+{
+	const th_format *f;
+	th_reader_row row;
+	th_reader *r;
+	th_error err;
+	uint64_t line;
+	uint32_t column;
+	size_t i;
+	int fd;
+
+	for (i = 0; (f = th_format_at(i)) != NULL; i++) {
+		const th_reader_type *t = f->reader;
+		CHECK(f->name[0] != '\0' && f->extensions[0] != '\0');
+		CHECK(t && t->open && t->next && t->error_pos && t->bytes && t->close);
+		/* an empty input: no rows, nothing read, no error */
+		fd = temp_fd("");
+		th_error_clear(&err);
+		CHECK_OK(th_reader_open(&r, f, fd, NULL, 0, &err), &err);
+		CHECK(r->type == t);
+		CHECK(th_reader_next(r, &row, &err) == 0);
+		CHECK(th_reader_bytes(r) == 0);
+		th_reader_error_pos(r, &line, &column);
+		CHECK(line == 0 && column == 0);
+		th_reader_close(r);
+		close(fd);
+		/* malformed input (invalid UTF-8 on line 2): an error with its place, which the
+		 * reader gives as well */
+		fd = temp_fd("\n\xff\n");
+		CHECK_OK(th_reader_open(&r, f, fd, NULL, 0, &err), &err);
+		CHECK(th_reader_next(r, &row, &err) == TH_EINVALID);
+		CHECK(err.code == TH_EINVALID && err.line == 2 && err.column == 1);
+		th_reader_error_pos(r, &line, &column);
+		CHECK(line == err.line && column == err.column);
+		CHECK(th_reader_bytes(r) == 3);
+		th_reader_close(r);
+		close(fd);
+	}
+	th_reader_close(NULL);
+}
+
+/* NULL format = the first of the table; the columns option only matters to readers whose rows
+ * name their columns. */
+static void test_open_options(void)
+{
+	static const char *const cols[] = { "x", "y" };
+	th_reader_row row;
+	th_reader *r;
+	th_error err;
+	int fd;
+
+	fd = temp_fd("a|b\n1|2\n");
+	CHECK_OK(th_reader_open(&r, NULL, fd, cols, 2, &err), &err);
+	CHECK(th_reader_next(r, &row, &err) == 1);
+	CHECK(row.n == 1 && strcmp(row.cells[0], "a|b") == 0); /* Csv: ',' splits, not '|' */
+	th_reader_close(r);
+	close(fd);
+
+	fd = temp_fd("a|b\n1|2\n");
+	CHECK_OK(th_reader_open(&r, th_format_find("psv"), fd, cols, 2, &err), &err);
+	CHECK(th_reader_next(r, &row, &err) == 1); /* the file's header, not the columns */
+	CHECK(row.n == 2 && strcmp(row.cells[0], "a") == 0 && strcmp(row.cells[1], "b") == 0);
+	CHECK(th_reader_next(r, &row, &err) == 1);
+	CHECK(row.n == 2 && strcmp(row.cells[1], "2") == 0 && row.line == 2);
+	CHECK(th_reader_next(r, &row, &err) == 0);
+	th_reader_close(r);
+	close(fd);
+
+	fd = temp_fd("{\"y\":1}\n");
+	CHECK_OK(th_reader_open(&r, th_format_find("json"), fd, cols, 2, &err), &err);
+	CHECK(th_reader_next(r, &row, &err) == 1); /* the columns given */
+	CHECK(row.n == 2 && strcmp(row.cells[0], "x") == 0 && strcmp(row.cells[1], "y") == 0);
+	CHECK(th_reader_next(r, &row, &err) == 1);
+	CHECK(row.n == 2 && row.cells[0] == NULL && strcmp(row.cells[1], "1") == 0);
+	th_reader_close(r);
+	close(fd);
+}
+
+int main(void)
+{
+	RUN(test_find);
+	RUN(test_guess);
+	RUN(test_names);
+	RUN(test_every_reader);
+	RUN(test_open_options);
+	TH_TEST_END();
+}
