@@ -1,0 +1,116 @@
+/* import_impl.h: the state of one import, shared by the import's files (internal to src/):
+ * import.c (the steps and the commit), import_scan.c (pass 1: the header, the column plan, the
+ * checks, type inference and the spill file; the rejected-rows report) and import_edits.c (pass 2:
+ * keys and sorting; the sorted rows as edits for th_table__apply_ex).
+ */
+#ifndef TABLEHUB_SRC_IMPORT_IMPL_H
+#define TABLEHUB_SRC_IMPORT_IMPL_H
+
+#include <stdio.h>
+
+#include "tablehub/import.h"
+#include "tablehub/reader.h"
+#include "tablehub/sorter.h"
+#include "tablehub/table.h"
+#include "chunk.h"
+
+typedef struct th_import__state {
+	th_repo *repo;
+	const th_import_opts *o;
+	th_schema schema; /* the table's schema after the import */
+	int table_exists;
+	th_table old;
+	size_t nfile;
+	char **fnames;  /* file column names */
+	int *tpos;      /* table column -> file column, -1 when the file lacks it */
+	int *fpos;      /* file column -> table column */
+	unsigned *mask; /* file column -> possible types (create/overwrite) */
+	int partial;    /* update with some table columns missing from the file */
+	FILE *spill;    /* pass 1's good rows, varint-framed */
+	uint64_t bytes, rows_read, next_progress, duplicates;
+	th_sorter *sort;
+	/* edit stream state */
+	th_buf ekey, eline, fmt;
+	uint64_t elineno;
+	th_cells c1, c2;
+	th_row_iter *old_it; /* replace/overwrite: counting against the old rows */
+	th_row old_row;
+	int old_have;
+	uint64_t cnt_added, cnt_modified, cnt_removed;
+	/* rejected rows: the first one's error, the count, and the report (opts->report) */
+	th_error first_reject;
+	uint64_t nrejects;
+} th_import__state;
+
+/* The spill file frames each row as varints (7 bits a byte, low first): the row's line number,
+ * then per file column its length + 1 (0 for NULL) followed by its bytes. Pass 1 writes it, pass
+ * 2 reads it back. Both return 0 or -1 (a write failed; the file ended). */
+static inline int th_import__put_varint(FILE *f, uint64_t v)
+{
+	unsigned char b[10];
+	size_t n = 0;
+
+	do {
+		b[n] = (unsigned char)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			b[n] |= 0x80;
+		n++;
+	} while (v);
+	return fwrite(b, 1, n, f) == n ? 0 : -1;
+}
+
+static inline int th_import__get_varint(FILE *f, uint64_t *out)
+{
+	uint64_t v = 0;
+	int shift = 0, c;
+
+	do {
+		if ((c = getc_unlocked(f)) == EOF || shift > 63)
+			return -1;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		shift += 7;
+	} while (c & 0x80);
+	*out = v;
+	return 0;
+}
+
+/* Pass 1 (import_scan.c). Read the header row: the file's columns. Returns TH_OK, TH_EINVALID
+ * (no header, an empty, invalid or repeated name) or the reader's error. */
+int th_import__header(th_import__state *m, th_reader *src, th_error *err);
+
+/* Work out the target columns: a new schema (create/overwrite; types come after pass 1) or the
+ * existing one (update/replace/append), and the file <-> table column maps. Returns TH_OK,
+ * TH_EINVALID (a key column not in the file, a file column not in the table) or TH_ENOMEM. */
+int th_import__plan_columns(th_import__state *m, th_error *err);
+
+/* Check each row, infer the types of new columns and write the good rows to m->spill. Returns
+ * TH_OK, TH_EINVALID (rejected rows: the first named, all counted, the report filled), the
+ * reader's error, TH_ENOMEM or TH_ESTORE. */
+int th_import__scan(th_import__state *m, th_reader *src, th_error *err);
+
+/* Record a rejected row: the first one becomes the import's error; up to 100 go into the
+ * caller's report. `reason` is the message without its place, `value` the offending field (NULL:
+ * none). Returns TH_OK or TH_ENOMEM. */
+int th_import__reject(th_import__state *m, uint64_t line, uint32_t column, const char *value,
+                      size_t vlen, const char *reason, const char *message);
+
+/* After the rejected rows were collected: the import's error (the first row's, with the count)
+ * and the report's closing. Returns TH_EINVALID. */
+int th_import__rejected(th_import__state *m, th_error *err);
+
+/* Pass 2 (import_edits.c). Read the spill file back, encode each row's key and line for the
+ * now-known schema, sort them and start reading them sorted. Returns TH_OK, TH_ENOMEM or
+ * TH_ESTORE. */
+int th_import__sort(th_import__state *m, th_error *err);
+
+/* The edit source for th_table__apply_ex (payload: the state): the sorted rows, duplicates of a
+ * key resolved (update: the last wins) or rejected, old rows counted when m->old_it is set. */
+int th_import__next_edit(void *payload, th_edit *e, th_error *err);
+
+/* The resolver for th_table__apply_ex: an edit meets an existing row (update merges the file's
+ * columns into it, append rejects it). */
+int th_import__resolve(void *payload, const th_row *old, const th_edit *e, th_buf *out,
+                       th_error *err);
+
+#endif

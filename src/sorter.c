@@ -1,0 +1,373 @@
+/* sorter.c: an external merge sort of (key, payload, seq) records (see include/tablehub/sorter.h).
+ *
+ * DESIGN. Records are copied into an arena of blocks (each a fraction of the budget, so runs fill
+ * it evenly; a record larger than a block gets a block of its own) and indexed by an array of
+ * entries holding the key's first 8 bytes big-endian beside the record's pointer: most
+ * comparisons end on that prefix without touching the record. When the arena and the entries would
+ * pass the budget, the entries are sorted (qsort) and the records written in that order to an
+ * unlinked temporary file: a run. Finishing sorts what is left in memory as one more run, kept in
+ * memory, and sets up a binary min-heap over every run's current record; popping advances one run
+ * and sifts it down. A record's header is its seq and the key and data lengths; key then data
+ * follow it, both in memory and in run files, so a run file is read back with one fread for the
+ * header and one for the bytes.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tablehub/sorter.h"
+#include "tablehub/value.h"
+
+#define DEFAULT_BUDGET (64u << 20)
+#define MAX_BLOCK (4u << 20)
+#define MIN_BLOCK (4u << 10)
+
+/* A record: key bytes then data bytes follow the header in memory and in run files. */
+typedef struct rec {
+	uint64_t seq;
+	uint32_t keylen, datalen;
+} rec;
+
+#define REC_KEY(r) ((const unsigned char *)((r) + 1))
+#define REC_DATA(r) ((const char *)((r) + 1) + (r)->keylen)
+
+typedef struct sortent {
+	uint64_t prefix; /* first 8 key bytes, big-endian: most comparisons end here */
+	rec *r;
+} sortent;
+
+typedef struct block {
+	struct block *next;
+	size_t used;
+	char data[];
+} block;
+
+/* A run source for the merge: either the in-memory sorted array or a run file. */
+typedef struct run {
+	FILE *f;    /* NULL for the in-memory run */
+	sortent *v; /* in-memory run */
+	size_t n, pos;
+	rec *cur; /* current record (heap buffer for file runs) */
+	size_t cap;
+} run;
+
+struct th_sorter {
+	char *tmpdir;
+	size_t budget, used;
+	size_t block_size;
+	block *blocks;
+	sortent *ents;
+	size_t nents, capents;
+	run *runs;
+	size_t nruns;
+	size_t *heap; /* indices into runs, a min-heap on the current record */
+	size_t nheap;
+	int finished;
+};
+
+/* The directory for temporary files: `dir`, else $TMPDIR, else /tmp. */
+static const char *tmp_dir(const char *dir)
+{
+	if (dir == NULL)
+		dir = getenv("TMPDIR");
+	return dir ? dir : "/tmp";
+}
+
+int th_sorter_tmpfile(FILE **out, const char *dir, th_error *err)
+{
+	char path[4096];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/th-sort-XXXXXX", tmp_dir(dir));
+	if ((fd = mkstemp(path)) < 0)
+		return th_error_set(err, TH_ESTORE, "cannot create a temporary file: %s",
+		                    strerror(errno));
+	unlink(path); /* anonymous: nothing is left behind by a crash */
+	if ((f = fdopen(fd, "w+b")) == NULL) {
+		close(fd);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	setvbuf(f, NULL, _IOFBF, 1 << 20);
+	*out = f;
+	return TH_OK;
+}
+
+static uint64_t key_prefix(const unsigned char *k, size_t n)
+{
+	uint64_t p = 0;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		p = p << 8 | (i < n ? k[i] : 0);
+	return p;
+}
+
+static int rec_cmp(const rec *a, const rec *b)
+{
+	int c = th_key_cmp(REC_KEY(a), a->keylen, REC_KEY(b), b->keylen);
+
+	if (c)
+		return c;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int sortent_cmp(const void *pa, const void *pb)
+{
+	const sortent *a = pa, *b = pb;
+
+	if (a->prefix != b->prefix)
+		return a->prefix < b->prefix ? -1 : 1;
+	return rec_cmp(a->r, b->r);
+}
+
+int th_sorter_new(th_sorter **out, const char *tmpdir, size_t budget, th_error *err)
+{
+	th_sorter *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->tmpdir = strdup(tmp_dir(tmpdir))) == NULL) {
+		free(s);
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	s->budget = budget ? budget : DEFAULT_BUDGET;
+	s->block_size = s->budget / 8 < MAX_BLOCK ? s->budget / 8 : MAX_BLOCK;
+	if (s->block_size < MIN_BLOCK)
+		s->block_size = MIN_BLOCK;
+	*out = s;
+	return TH_OK;
+}
+
+static void free_blocks(th_sorter *s)
+{
+	while (s->blocks) {
+		block *b = s->blocks;
+		s->blocks = b->next;
+		free(b);
+	}
+}
+
+void th_sorter_free(th_sorter *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	free_blocks(s);
+	free(s->ents);
+	for (i = 0; i < s->nruns; i++) {
+		if (s->runs[i].f) {
+			fclose(s->runs[i].f);
+			free(s->runs[i].cur);
+		}
+	}
+	free(s->runs);
+	free(s->heap);
+	free(s->tmpdir);
+	free(s);
+}
+
+static int add_run(th_sorter *s, run *r, th_error *err)
+{
+	run *p = realloc(s->runs, (s->nruns + 1) * sizeof(*p));
+
+	if (p == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	s->runs = p;
+	s->runs[s->nruns++] = *r;
+	return TH_OK;
+}
+
+/* Sort what is in memory and write it out as a run file. */
+static int spill(th_sorter *s, th_error *err)
+{
+	run r;
+	size_t i;
+	int error;
+
+	memset(&r, 0, sizeof(r));
+	qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
+	if ((error = th_sorter_tmpfile(&r.f, s->tmpdir, err)) < 0)
+		return error;
+	for (i = 0; i < s->nents; i++) {
+		const rec *e = s->ents[i].r;
+		if (fwrite(e, sizeof(*e) + e->keylen + e->datalen, 1, r.f) != 1) {
+			fclose(r.f);
+			return th_error_set(err, TH_ESTORE, "cannot write a sort run: %s",
+			                    strerror(errno));
+		}
+	}
+	if (fflush(r.f) != 0 || fseek(r.f, 0, SEEK_SET) != 0) {
+		fclose(r.f);
+		return th_error_set(err, TH_ESTORE, "cannot write a sort run: %s", strerror(errno));
+	}
+	free_blocks(s);
+	s->nents = 0;
+	s->used = 0;
+	if ((error = add_run(s, &r, err)) < 0)
+		fclose(r.f);
+	return error;
+}
+
+int th_sorter_put(th_sorter *s, const void *key, size_t keylen, const void *data, size_t datalen,
+                  uint64_t seq, th_error *err)
+{
+	size_t need = sizeof(rec) + keylen + datalen;
+	rec *r;
+	int error;
+
+	assert(!s->finished);
+	if (keylen > UINT32_MAX || datalen > UINT32_MAX)
+		return th_error_set(err, TH_EINVALID, "a record of %zu bytes is too large to sort",
+		                    keylen + datalen);
+	need = (need + 7) & ~(size_t)7;
+	/* Arena blocks plus the entries in use count against the budget. */
+	if (s->used + (s->nents + 1) * sizeof(sortent) + need > s->budget && s->nents > 0 &&
+	    (error = spill(s, err)) < 0)
+		return error;
+	if (s->blocks == NULL || s->blocks->used + need > s->block_size) {
+		size_t size = need > s->block_size ? need : s->block_size;
+		block *b = malloc(sizeof(*b) + size);
+		if (b == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		b->used = 0;
+		b->next = s->blocks;
+		s->blocks = b;
+		s->used += sizeof(*b) + size;
+	}
+	if (s->nents == s->capents) {
+		size_t ncap = s->capents ? s->capents * 2 : 4096;
+		sortent *p = realloc(s->ents, ncap * sizeof(*p));
+		if (p == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		s->ents = p;
+		s->capents = ncap;
+	}
+	r = (rec *)(s->blocks->data + s->blocks->used);
+	s->blocks->used += need;
+	r->seq = seq;
+	r->keylen = (uint32_t)keylen;
+	r->datalen = (uint32_t)datalen;
+	/* (empty inputs may be NULL, which memcpy may not be given) */
+	if (keylen)
+		memcpy((char *)(r + 1), key, keylen);
+	if (datalen)
+		memcpy((char *)(r + 1) + keylen, data, datalen);
+	s->ents[s->nents].prefix = key_prefix(REC_KEY(r), r->keylen);
+	s->ents[s->nents++].r = r;
+	return TH_OK;
+}
+
+/* Load the next record of a run into r->cur; returns 1, 0 at its end, or a negative code. */
+static int run_next(run *r, th_error *err)
+{
+	rec h;
+	size_t need;
+
+	if (r->f == NULL) {
+		if (r->pos >= r->n)
+			return 0;
+		r->cur = r->v[r->pos++].r;
+		return 1;
+	}
+	if (fread(&h, sizeof(h), 1, r->f) != 1) {
+		if (ferror(r->f))
+			return th_error_set(err, TH_ESTORE, "cannot read a sort run: %s",
+			                    strerror(errno));
+		return 0;
+	}
+	need = sizeof(h) + h.keylen + h.datalen;
+	if (need > r->cap) {
+		rec *p = realloc(r->cur, need);
+		if (p == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		r->cur = p;
+		r->cap = need;
+	}
+	*r->cur = h;
+	if (h.keylen + h.datalen && fread(r->cur + 1, h.keylen + h.datalen, 1, r->f) != 1)
+		return th_error_set(err, TH_ESTORE, "sort run truncated");
+	return 1;
+}
+
+static int heap_less(const th_sorter *s, size_t a, size_t b)
+{
+	return rec_cmp(s->runs[s->heap[a]].cur, s->runs[s->heap[b]].cur) < 0;
+}
+
+static void heap_down(th_sorter *s, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i, t;
+		if (l < s->nheap && heap_less(s, l, m))
+			m = l;
+		if (l + 1 < s->nheap && heap_less(s, l + 1, m))
+			m = l + 1;
+		if (m == i)
+			return;
+		t = s->heap[i];
+		s->heap[i] = s->heap[m];
+		s->heap[m] = t;
+		i = m;
+	}
+}
+
+int th_sorter_finish(th_sorter *s, th_error *err)
+{
+	run r;
+	size_t i;
+	int error;
+
+	assert(!s->finished);
+	memset(&r, 0, sizeof(r));
+	if (s->nents > 0) /* with nothing put, ents is NULL, which qsort may not be given */
+		qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
+	r.v = s->ents;
+	r.n = s->nents;
+	if ((error = add_run(s, &r, err)) < 0)
+		return error;
+	if ((s->heap = malloc(s->nruns * sizeof(*s->heap))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	for (i = 0; i < s->nruns; i++) {
+		if ((error = run_next(&s->runs[i], err)) < 0)
+			return error;
+		if (error == 1)
+			s->heap[s->nheap++] = i;
+	}
+	for (i = s->nheap; i-- > 0;)
+		heap_down(s, i);
+	s->finished = 1;
+	return TH_OK;
+}
+
+int th_sorter_peek(th_sorter_rec *out, const th_sorter *s)
+{
+	const rec *r;
+
+	if (s->nheap == 0)
+		return 0;
+	r = s->runs[s->heap[0]].cur;
+	out->key = REC_KEY(r);
+	out->keylen = r->keylen;
+	out->data = REC_DATA(r);
+	out->datalen = r->datalen;
+	out->seq = r->seq;
+	return 1;
+}
+
+int th_sorter_pop(th_sorter *s, th_error *err)
+{
+	int error;
+
+	if (s->nheap == 0)
+		return TH_OK;
+	if ((error = run_next(&s->runs[s->heap[0]], err)) < 0)
+		return error;
+	if (error == 0)
+		s->heap[0] = s->heap[--s->nheap];
+	if (s->nheap)
+		heap_down(s, 0);
+	return TH_OK;
+}
