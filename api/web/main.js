@@ -35,6 +35,8 @@ async function showWho() {
 }
 
 async function render() {
+  // Busy until the page has drawn what it fetches (tests and assistive technology wait for it).
+  main.setAttribute('aria-busy', 'true');
   if (current) current.controller.abort();
   const controller = new AbortController();
   current = { controller };
@@ -47,6 +49,8 @@ async function render() {
     query: new URLSearchParams(location.search),
     signal: controller.signal,
     user: await currentUser(),
+    // A page that goes on polling calls this once it has drawn itself.
+    ready: () => controller.signal.aborted || main.removeAttribute('aria-busy'),
   };
   if (controller.signal.aborted) return;
   try {
@@ -63,6 +67,7 @@ async function render() {
     fill(main, h('h1', {}, 'Something went wrong'), errorBox(e));
   }
   if (controller.signal.aborted) return;
+  main.removeAttribute('aria-busy');
   const again = focusKey && main.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
   if (again && !again.disabled) again.focus();
   else if (!first) (main.querySelector('h1') || main).focus({ preventScroll: false });

@@ -5,7 +5,7 @@ import { get } from './api.js';
 import { h, fill, errorBox, time, badge, num, bytes, sleep, scroller } from './dom.js';
 import { links } from './router.js';
 
-export default async function render({ main, signal, user }) {
+export default async function render({ main, signal, user, ready }) {
   document.title = 'Operations · tablehub';
   if (!user) {
     fill(main, h('h1', { tabindex: '-1' }, 'Operations'), h('p', { class: 'card' }, h('a', { href: links.signin('/operations') }, 'Sign in'), ' to see your operations.'));
@@ -71,6 +71,7 @@ export default async function render({ main, signal, user }) {
           )
         : h('p', { class: 'muted empty-state' }, 'No operations yet. Uploads and merges show up here.'),
     );
+    ready();
     if (!running.length) return;
     await sleep(1000, signal);
     if (signal.aborted) return;

@@ -115,11 +115,11 @@ function diffRows(rows, columns, dropped) {
   );
 }
 
-export default async function render({ main, params, query, signal, user }) {
+export default async function render({ main, params, query, signal, user, ready }) {
   const { owner: o, db: d, id } = params;
   const path = `${dbPath(o, d)}/pulls/${encodeURIComponent(id)}`;
   document.title = `Pull request #${id} · ${o}/${d} · tablehub`;
-  fill(main, repoHeader(o, d, 'pulls'), h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, repoHeader(o, d, 'pulls', undefined, false), h('p', { class: 'muted' }, 'Loading…'));
   const [p, summary] = await Promise.all([get(path, {}, { signal }), get(path + '/diff', { pageSize: 1 }, { signal }).catch((e) => e)]);
   const isOwner = user === o;
   const canEdit = user && (isOwner || user === p.author);
@@ -262,6 +262,7 @@ export default async function render({ main, params, query, signal, user }) {
         return;
       }
       fill(box, h('p', { class: 'phase' }, h('progress', { 'aria-label': 'Merging' }), ` Merging: ${r.job_status}…`));
+      ready();
       await sleep(250, signal);
       if (signal.aborted) return;
     }
@@ -398,6 +399,6 @@ export default async function render({ main, params, query, signal, user }) {
       : h('p', {}, h('a', { href: links.signin(location.pathname + location.search) }, 'Sign in'), ' to comment or review.'),
   );
 
-  fill(main, repoHeader(o, d, 'pulls'), head, desc, mergeBox, diffBox, talk);
+  fill(main, repoHeader(o, d, 'pulls', undefined, false), head, desc, mergeBox, diffBox, talk);
   await Promise.all([drawMerge(), drawDiff()]);
 }

@@ -45,7 +45,7 @@ function rejectedTable(result) {
 }
 
 // Follow operation `op` (its uuid) into `box` until it ends.
-async function follow(box, o, d, op, signal) {
+async function follow(box, o, d, op, signal, ready) {
   const name = `repositoryOwners/${o}/repositories/${d}/jobs/${op}`;
   const phase = h('p', { class: 'phase', 'aria-live': 'polite' });
   const bar = h('progress', { max: 1, value: 0, 'aria-label': 'Import progress' });
@@ -63,6 +63,7 @@ async function follow(box, o, d, op, signal) {
     const p = r.progress || {};
     const frac = p.bytes_total ? p.bytes_read / p.bytes_total : 0;
     box.dataset.state = r.job_status;
+    ready();
     if (r.job_status === 'Pending') {
       fill(phase, 'Waiting for a worker to start the import…');
       bar.removeAttribute('value');
@@ -104,14 +105,14 @@ async function follow(box, o, d, op, signal) {
   }
 }
 
-export default async function render({ main, params, query, signal, user }) {
+export default async function render({ main, params, query, signal, user, ready }) {
   const { owner: o, db: d } = params;
   document.title = `Upload · ${o}/${d} · tablehub`;
   const op = query.get('op');
   const status = h('section', { class: 'card', id: 'import-status', 'aria-live': 'polite' });
   if (op) {
     fill(main, repoHeader(o, d, 'upload'), status);
-    await follow(status, o, d, op, signal);
+    await follow(status, o, d, op, signal, ready);
     return;
   }
   if (!user) {
@@ -140,6 +141,7 @@ export default async function render({ main, params, query, signal, user }) {
   const submit = h('button', { type: 'submit', class: 'primary', disabled: true }, 'Upload');
   const sendBar = h('progress', { max: 1, value: 0, 'aria-label': 'Bytes sent', hidden: true });
   const sendText = h('p', { class: 'muted small' });
+  const sending = h('section', { class: 'sending', 'aria-label': 'File upload' }, h('h2', { class: 'sr-only' }, 'Upload'), sendBar, sendText);
 
   const chosenOp = () => opInputs.find((x) => x.checked).value;
   function syncOp() {
@@ -222,10 +224,13 @@ export default async function render({ main, params, query, signal, user }) {
           const r = await up.promise;
           const id = r.operation_name.split('/').pop();
           sendBar.value = 1;
-          fill(sendText, `Sent ${bytes(file.size)}.`);
+          fill(sendText, `${file.name}: all ${bytes(file.size)} sent.`);
           setQuery({ op: id, branch: params.branchName }, { replace: false });
           form.replaceWith(status);
-          await follow(status, o, d, id, signal);
+          // The bytes sent stay in view above the import's own progress.
+          sending.classList.add('card');
+          status.before(sending);
+          await follow(status, o, d, id, signal, ready);
         } catch (err) {
           if (signal.aborted) return;
           submit.disabled = false;
@@ -250,6 +255,6 @@ export default async function render({ main, params, query, signal, user }) {
     submit,
     msg,
   );
-  fill(main, repoHeader(o, d, 'upload'), form, h('div', { class: 'sending' }, sendBar, sendText));
+  fill(main, repoHeader(o, d, 'upload'), form, sending);
   syncOp();
 }

@@ -6,7 +6,7 @@ import { h, num, valueCell, isNumeric, scroller } from './dom.js';
 import { links, navigate } from './router.js';
 
 // The heading of a database's pages: owner / name, and tabs for its pages (`active` names one).
-export function repoHeader(owner, name, active, ref) {
+export function repoHeader(owner, name, active, ref, heading = true) {
   const tab = (key, href, label) =>
     h('a', { href, class: 'tab', 'aria-current': key === active ? 'page' : false }, label);
   return h(
@@ -19,7 +19,8 @@ export function repoHeader(owner, name, active, ref) {
       ' / ',
       h('a', { href: links.home(owner) }, owner),
     ),
-    h('h1', { tabindex: '-1' }, h('a', { href: links.db(owner, name), class: 'plain' }, `${owner}/${name}`)),
+    // The database's name is the page's heading, except where the page has its own (a pull).
+    h(heading ? 'h1' : 'p', { tabindex: heading ? '-1' : null, class: 'repo-name' }, h('a', { href: links.db(owner, name), class: 'plain' }, `${owner}/${name}`)),
     h(
       'nav',
       { class: 'tabs', 'aria-label': 'Database' },
