@@ -121,9 +121,9 @@ int api_pulls_create(th_req *req, th_error *err)
 	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL;
 	th_repo *repo = NULL;
 	th_oid head;
-	int64_t id = 0, existing;
+	int64_t id = 0;
 	cJSON *body = NULL;
-	int error;
+	int created = 0, error;
 
 	if ((error = opt_str(&title, req, "title", err)) < 0 ||
 	    (error = opt_str(&desc, req, "description", err)) < 0 ||
@@ -150,19 +150,17 @@ int api_pulls_create(th_req *req, th_error *err)
 	}
 	if (error < 0)
 		goto cleanup;
-	error = th_meta_pull_find_open(&existing, req->srv->meta, req->db.id, from, to, err);
-	if (error == TH_OK) {
+	if ((error = th_meta_pull_find_or_create(&id, &created, req->srv->meta, req->db.id,
+	                                         title ? title : "", desc ? desc : "", req->user,
+	                                         from, to, err)) < 0)
+		goto cleanup;
+	if (!created) {
 		error = th_error_set(
 		        err, TH_EEXISTS,
 		        "pull request #%lld from '%.200s' into '%.200s' is already open",
-		        (long long)existing, from, to);
+		        (long long)id, from, to);
 		goto cleanup;
 	}
-	if (error != TH_ENOTFOUND)
-		goto cleanup;
-	if ((error = th_meta_pull_create(&id, req->srv->meta, req->db.id, title ? title : "",
-	                                 desc ? desc : "", req->user, from, to, err)) < 0)
-		goto cleanup;
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "title", title ? title : "") ||
 	    !api_json_str(body, "description", desc ? desc : "") ||

@@ -232,9 +232,9 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	}
 	th_job_progress(ctx, job->bytes_total, res.rows_read);
 
-	/* A retry after a crash between the pull and the completion finds its pull again. */
-	th_error_clear(&ignored);
-	if (th_meta_pull_find_open(&pull_id, m, dbi.id, branch, base, &ignored) < 0) {
+	/* A retry after a crash between the pull and the completion finds its pull again: one store
+	 * call returns the Open pull of the branch pair or makes it. */
+	{
 		th_buf title = TH_BUF_INIT;
 		if ((error = th_buf_printf(&title, err, "Import %s into %s",
 		                           job->file_name[0] ? job->file_name : "file",
@@ -243,8 +243,9 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 		                           "Rows added: %" PRIu64 ", modified: %" PRIu64
 		                           ", removed: %" PRIu64,
 		                           res.added, res.modified, res.removed)) < 0 ||
-		    (error = th_meta_pull_create(&pull_id, m, dbi.id, title.ptr, text.ptr,
-		                                 job->creator, branch, base, err)) < 0) {
+		    (error = th_meta_pull_find_or_create(&pull_id, NULL, m, dbi.id, title.ptr,
+		                                         text.ptr, job->creator, branch, base,
+		                                         err)) < 0) {
 			th_buf_dispose(&title);
 			goto cleanup;
 		}

@@ -436,8 +436,8 @@ int th_jobs_run(th_jobs *j, th_error *err)
 	}
 	j->running = 1;
 	pthread_mutex_unlock(&j->mu);
-	/* This process holds the data dir's lock: whatever is In Progress belonged to a process
-	 * that is gone. */
+	/* This process holds the data dir's lock: whatever this node holds In Progress belonged to
+	 * its process that is gone (other nodes' leases expire on their own). */
 	if ((error = th_meta_op_requeue_running(&n, j->meta, err)) < 0)
 		return error;
 	if (n > 0)

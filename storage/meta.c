@@ -73,9 +73,33 @@ static void set_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset
 
 /* --- open, close ----------------------------------------------------------------------------- */
 
+int th_meta_open_with(th_meta **out, const char *data_dir, const th_meta_options *opts,
+                      th_error *err)
+{
+	const char *node = opts ? opts->node_id : NULL;
+	th_meta *m;
+	int error;
+
+	if (node && !th_name_valid(node))
+		return th_error_set(err, TH_EINVALID,
+		                    "invalid node id '%.64s': use 1-64 letters, digits, '_' or '-'",
+		                    node);
+	if ((error = th_meta_sqlite_ops.open(&m, data_dir, err)) < 0)
+		return error;
+	if (node)
+		snprintf(m->node_id, sizeof(m->node_id), "%s", node);
+	*out = m;
+	return TH_OK;
+}
+
 int th_meta_open(th_meta **out, const char *data_dir, th_error *err)
 {
-	return th_meta_sqlite_ops.open(out, data_dir, err);
+	return th_meta_open_with(out, data_dir, NULL, err);
+}
+
+const char *th_meta_node_id(const th_meta *m)
+{
+	return m->node_id;
 }
 
 void th_meta_close(th_meta *m)
@@ -398,17 +422,36 @@ void th_pull_note_list_dispose(th_pull_note_list *l)
 	l->n = 0;
 }
 
+static int pull_args_ok(const char *author, const char *from_branch, const char *to_branch,
+                        th_error *err)
+{
+	if (author == NULL || !author[0] || from_branch == NULL || !from_branch[0] ||
+	    to_branch == NULL || !to_branch[0]) {
+		th_error_set(err, TH_EINVALID,
+		             "a pull request needs an author, a from branch and a to branch");
+		return 0;
+	}
+	return 1;
+}
+
 int th_meta_pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
                         const char *description, const char *author, const char *from_branch,
                         const char *to_branch, th_error *err)
 {
-	if (author == NULL || !author[0] || from_branch == NULL || !from_branch[0] ||
-	    to_branch == NULL || !to_branch[0])
-		return th_error_set(
-		        err, TH_EINVALID,
-		        "a pull request needs an author, a from branch and a to branch");
+	if (!pull_args_ok(author, from_branch, to_branch, err))
+		return TH_EINVALID;
 	return m->ops->pull_create(pull_id_out, m, db_id, nz(title), nz(description), author,
 	                           from_branch, to_branch, err);
+}
+
+int th_meta_pull_find_or_create(int64_t *pull_id_out, int *created_out, th_meta *m, int64_t db_id,
+                                const char *title, const char *description, const char *author,
+                                const char *from_branch, const char *to_branch, th_error *err)
+{
+	if (!pull_args_ok(author, from_branch, to_branch, err))
+		return TH_EINVALID;
+	return m->ops->pull_find_or_create(pull_id_out, created_out, m, db_id, nz(title),
+	                                   nz(description), author, from_branch, to_branch, err);
 }
 
 int th_meta_pull_get(th_pull_info *out, th_meta *m, int64_t db_id, int64_t pull_id, th_error *err)

@@ -27,6 +27,9 @@ typedef struct th_meta_access_ops th_meta_access_ops;
 /* The part of every backend's handle that the front end reads. */
 struct th_meta {
 	const th_meta_ops *ops;
+	/* Lease owner of this handle's claims: the backend's open sets the store's default, the
+	 * front end replaces it when the caller gives one. */
+	char node_id[TH_META_NODE_ID_SIZE];
 };
 
 /* Which operations a list returns: owner and db, or creator (the other NULL); kind NULL = any. */
@@ -40,7 +43,8 @@ typedef struct th_meta_op_filter {
 struct th_meta_ops {
 	const char *name; /* "sqlite" */
 
-	/* Open the store of data dir `data_dir` into *out (closed with close). */
+	/* Open the store of data dir `data_dir` into *out (closed with close), with the store's
+	 * default node id in (*out)->node_id. */
 	int (*open)(th_meta **out, const char *data_dir, th_error *err);
 	void (*close)(th_meta *m);
 
@@ -63,6 +67,7 @@ struct th_meta_ops {
 	int (*op_get)(th_op_info *out, th_meta *m, const char *id, th_error *err);
 	int (*op_list)(th_op_list *out, int *more, th_meta *m, const th_meta_op_filter *f,
 	               int64_t offset, size_t limit, th_error *err);
+	/* claim records m->node_id as the lease owner; requeue_running touches only its leases. */
 	int (*op_claim)(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *err);
 	int (*op_requeue_running)(int *n_out, th_meta *m, th_error *err);
 	int (*op_extend)(th_meta *m, const char *id, int attempt, int64_t lease_ms, th_error *err);
@@ -77,6 +82,11 @@ struct th_meta_ops {
 	int (*pull_create)(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
 	                   const char *description, const char *author, const char *from_branch,
 	                   const char *to_branch, th_error *err);
+	/* The Open pull of the branch pair, else a new one (*created_out = 1), atomically. */
+	int (*pull_find_or_create)(int64_t *pull_id_out, int *created_out, th_meta *m,
+	                           int64_t db_id, const char *title, const char *description,
+	                           const char *author, const char *from_branch,
+	                           const char *to_branch, th_error *err);
 	int (*pull_get)(th_pull_info *out, th_meta *m, int64_t db_id, int64_t pull_id,
 	                th_error *err);
 	int (*pull_find_open)(int64_t *pull_id_out, th_meta *m, int64_t db_id,

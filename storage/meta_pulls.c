@@ -1,8 +1,12 @@
 /* meta_pulls.c: pull requests, their comments and their reviews in the SQLite metadata backend
  * (tables pulls, pull_comments, pull_reviews).
  *
- * A pull's id counts from 1 within its database, a note's from 1 within its pull; both are taken
- * inside the BEGIN IMMEDIATE transaction that inserts the row, so two writers never take the same.
+ * A pull's id counts from 1 within its database and comes from that database's row in
+ * pull_counters, bumped by an upsert in the transaction that inserts the pull: an id is never given
+ * twice, whatever happened to the pulls since (MAX + 1 would hand out a removed pull's id again).
+ * A note's id counts from 1 within its pull (MAX + 1 inside the inserting BEGIN IMMEDIATE
+ * transaction). The unique partial index pulls_open_pair allows one Open pull per branch pair;
+ * find_or_create looks for it and inserts in one transaction, and the index refuses any second one.
  * Only an Open pull changes state (set_state's UPDATE says `AND state = 'Open'`).
  */
 #include <inttypes.h>
@@ -19,7 +23,8 @@ static const th_msql_stmt pull_db_exists = { MS_PULL_DB_EXISTS, "read database",
 	                                     "SELECT 1 FROM databases WHERE id = ?1" };
 static const th_msql_stmt pull_next_id = {
 	MS_PULL_NEXT_ID, "next pull id",
-	"SELECT COALESCE(MAX(pull_id), 0) + 1 FROM pulls WHERE db_id = ?1"
+	"INSERT INTO pull_counters(db_id, last_pull_id) VALUES (?1, 1) ON CONFLICT (db_id) DO "
+	"UPDATE SET last_pull_id = last_pull_id + 1 RETURNING last_pull_id"
 };
 static const th_msql_stmt pull_insert = {
 	MS_PULL_INSERT, "insert pull request",
@@ -124,12 +129,14 @@ static int read_int(void *ctx, sqlite3_stmt *st, th_error *err)
 struct pull_new {
 	int64_t db_id;
 	const char *title, *description, *author, *from_branch, *to_branch;
-	int64_t id; /* out */
+	int64_t id;  /* out */
+	int created; /* out */
 };
 
-static int pull_create_tx(th_msql *s, void *ctx, th_error *err)
+/* Insert pull `p` with the database's next id. Called in a transaction. */
+static int pull_insert_tx(th_msql *s, struct pull_new *p, th_error *err)
 {
-	struct pull_new *p = ctx;
+	int64_t open_id = 0;
 	int n;
 
 	if ((n = th_msql__run_locked(s, &pull_db_exists, NULL, NULL, err, "i", p->db_id)) < 0)
@@ -141,19 +148,59 @@ static int pull_create_tx(th_msql *s, void *ctx, th_error *err)
 	n = th_msql__run_locked(s, &pull_insert, NULL, NULL, err, "iisssssi", p->db_id, p->id,
 	                        p->title, p->description, p->author, p->from_branch, p->to_branch,
 	                        th_now_ms());
+	/* The one constraint an insert can break is pulls_open_pair. */
+	if (n == TH_EEXISTS &&
+	    th_msql__run_locked(s, &pull_find_open, read_int, &open_id, NULL, "iss", p->db_id,
+	                        p->from_branch, p->to_branch) > 0)
+		return th_error_set(err, TH_EEXISTS,
+		                    "pull request #%" PRId64 " from '%.200s' into '%.200s' is "
+		                    "already open",
+		                    open_id, p->from_branch, p->to_branch);
 	return n < 0 ? n : TH_OK;
+}
+
+static int pull_create_tx(th_msql *s, void *ctx, th_error *err)
+{
+	return pull_insert_tx(s, ctx, err);
 }
 
 int th_msql__pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
                          const char *description, const char *author, const char *from_branch,
                          const char *to_branch, th_error *err)
 {
-	struct pull_new p = { db_id, title, description, author, from_branch, to_branch, 0 };
+	struct pull_new p = { db_id, title, description, author, from_branch, to_branch, 0, 0 };
 	int error;
 
 	if ((error = th_msql__tx((th_msql *)m, pull_create_tx, &p, err)) < 0)
 		return error;
 	*pull_id_out = p.id;
+	return TH_OK;
+}
+
+static int pull_find_or_create_tx(th_msql *s, void *ctx, th_error *err)
+{
+	struct pull_new *p = ctx;
+	int n;
+
+	if ((n = th_msql__run_locked(s, &pull_find_open, read_int, &p->id, err, "iss", p->db_id,
+	                             p->from_branch, p->to_branch)) != 0)
+		return n < 0 ? n : TH_OK;
+	p->created = 1;
+	return pull_insert_tx(s, p, err);
+}
+
+int th_msql__pull_find_or_create(int64_t *pull_id_out, int *created_out, th_meta *m, int64_t db_id,
+                                 const char *title, const char *description, const char *author,
+                                 const char *from_branch, const char *to_branch, th_error *err)
+{
+	struct pull_new p = { db_id, title, description, author, from_branch, to_branch, 0, 0 };
+	int error;
+
+	if ((error = th_msql__tx((th_msql *)m, pull_find_or_create_tx, &p, err)) < 0)
+		return error;
+	*pull_id_out = p.id;
+	if (created_out)
+		*created_out = p.created;
 	return TH_OK;
 }
 

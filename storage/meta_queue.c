@@ -4,7 +4,8 @@
  * and exclusive across threads and processes. A claim bumps `attempts`, which then serves as the
  * fencing token: every later update of the operation names the attempt it holds, and a worker
  * whose lease expired and was taken over can no longer extend, complete or fail it (the update
- * changes no row; fence_error then says why).
+ * changes no row; fence_error then says why). A claim also records the claiming node
+ * (lease_owner), so that a node starting up re-queues only the work its own dead process held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@
 #define OP_COLS                                                                                    \
 	"id, kind, owner, db, creator, state, params, upload_sha256, file_name, table_name, "      \
 	"branch_name, bytes_total, bytes_read, rows_processed, result, error_message, "            \
-	"error_line, error_column, lease_expires_at, attempts, pull_id, created_at, updated_at"
+	"error_line, error_column, lease_expires_at, attempts, pull_id, created_at, updated_at, "  \
+	"lease_owner"
 
 /* Held by attempt ?2 (> 0), or with ?2 = 0 any unfinished operation. */
 #define FENCE                                                                                      \
@@ -42,15 +44,14 @@ static const th_msql_stmt op_list_creator = {
 static const th_msql_stmt op_claim = {
 	MS_OP_CLAIM, "claim operation",
 	"UPDATE operations SET state = 'In Progress', lease_expires_at = ?1 + ?2, "
-	"attempts = attempts + 1, updated_at = ?1 "
+	"attempts = attempts + 1, updated_at = ?1, lease_owner = ?3 "
 	"WHERE id = (SELECT id FROM operations WHERE state = 'Pending' OR "
 	"(state = 'In Progress' AND lease_expires_at < ?1) "
 	"ORDER BY created_at, rowid LIMIT 1) RETURNING " OP_COLS
 };
-static const th_msql_stmt op_requeue = {
-	MS_OP_REQUEUE, "requeue operations",
-	"UPDATE operations SET lease_expires_at = 0 WHERE state = 'In Progress'"
-};
+static const th_msql_stmt op_requeue = { MS_OP_REQUEUE, "requeue operations",
+	                                 "UPDATE operations SET lease_expires_at = 0 WHERE state = "
+	                                 "'In Progress' AND lease_owner = ?1" };
 static const th_msql_stmt op_fence = { MS_OP_FENCE, "read operation",
 	                               "SELECT state, attempts FROM operations WHERE id = ?1" };
 static const th_msql_stmt op_extend = {
@@ -104,6 +105,7 @@ static int read_op(void *item, sqlite3_stmt *st, th_error *err)
 	o.pull_id = sqlite3_column_int64(st, 20);
 	o.created_at = sqlite3_column_int64(st, 21);
 	o.updated_at = sqlite3_column_int64(st, 22);
+	th_msql__copy(o.lease_owner, sizeof(o.lease_owner), st, 23);
 	*out = o;
 	return TH_OK;
 }
@@ -183,8 +185,8 @@ int th_msql__op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *e
 
 	c.have = 0;
 	/* The claim commits when the statement runs to its end, which th_msql__run sees to. */
-	error = th_msql__run((th_msql *)m, &op_claim, read_claim, &c, err, "ii", th_now_ms(),
-	                     lease_ms);
+	error = th_msql__run((th_msql *)m, &op_claim, read_claim, &c, err, "iis", th_now_ms(),
+	                     lease_ms, m->node_id);
 	if (error >= 0 && !c.have)
 		error = th_error_set(err, TH_ENOTFOUND, "no operation to run");
 	if (error < 0) {
@@ -200,7 +202,7 @@ int th_msql__op_requeue_running(int *n_out, th_meta *m, th_error *err)
 {
 	int n;
 
-	if ((n = th_msql__run((th_msql *)m, &op_requeue, NULL, NULL, err, "")) < 0)
+	if ((n = th_msql__run((th_msql *)m, &op_requeue, NULL, NULL, err, "s", m->node_id)) < 0)
 		return n;
 	if (n_out)
 		*n_out = n;

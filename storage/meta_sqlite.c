@@ -145,6 +145,30 @@ static const char *const migrations[] = {
 	"  address TEXT NOT NULL DEFAULT '',"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX events_db ON events(db_id, id);",
+	/* 3: semantics any backend can keep. Pull ids from a counter row per database (seeded from
+	 * the pulls there are), never MAX + 1 again. At most one Open pull per branch pair, so that
+	 * "find the open pull, else create it" is guarded by the index: of duplicates opened
+	 * before, all but the newest (the one a lookup returned) are closed. Leases owned by a
+	 * node: the store's own node id, which the running leases get. */
+	"CREATE TABLE pull_counters("
+	"  db_id INTEGER PRIMARY KEY REFERENCES databases(id) ON DELETE CASCADE,"
+	"  last_pull_id INTEGER NOT NULL);"
+	"INSERT INTO pull_counters(db_id, last_pull_id)"
+	"  SELECT db_id, MAX(pull_id) FROM pulls GROUP BY db_id;"
+	"UPDATE pulls SET state = 'Closed',"
+	"  updated_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+	"  WHERE state = 'Open' AND EXISTS (SELECT 1 FROM pulls AS p WHERE p.db_id = pulls.db_id"
+	"    AND p.state = 'Open' AND p.from_branch = pulls.from_branch"
+	"    AND p.to_branch = pulls.to_branch AND p.pull_id > pulls.pull_id);"
+	"CREATE UNIQUE INDEX pulls_open_pair ON pulls(db_id, from_branch, to_branch)"
+	"  WHERE state = 'Open';"
+	"CREATE TABLE settings("
+	"  key TEXT PRIMARY KEY NOT NULL,"
+	"  value TEXT NOT NULL);"
+	"INSERT INTO settings(key, value) VALUES ('node_id', lower(hex(randomblob(16))));"
+	"ALTER TABLE operations ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
+	"UPDATE operations SET lease_owner = (SELECT value FROM settings WHERE key = 'node_id')"
+	"  WHERE state = 'In Progress';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -432,6 +456,16 @@ fail:
 	return error;
 }
 
+static const th_msql_stmt node_id_stmt = { MS_NODE_ID, "read node id",
+	                                   "SELECT value FROM settings WHERE key = 'node_id'" };
+
+static int read_node_id(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	(void)err;
+	th_msql__copy(ctx, TH_META_NODE_ID_SIZE, st, 0);
+	return TH_OK;
+}
+
 static void msql_close(th_meta *m)
 {
 	th_msql *s = (th_msql *)m;
@@ -470,8 +504,13 @@ static int msql_open(th_meta **out, const char *data_dir, th_error *err)
 	if ((error = exec(s, "PRAGMA journal_mode = WAL", err)) < 0 ||
 	    (error = exec(s, "PRAGMA foreign_keys = ON", err)) < 0 ||
 	    (error = exec(s, "PRAGMA synchronous = FULL", err)) < 0 ||
-	    (error = migrate(s, err)) < 0)
+	    (error = migrate(s, err)) < 0 ||
+	    (error = th_msql__run(s, &node_id_stmt, read_node_id, s->base.node_id, err, "")) < 0)
 		goto fail;
+	if (error == 0) {
+		error = th_error_set(err, TH_ESTORE, "meta.sqlite: no node id in settings");
+		goto fail;
+	}
 	*out = &s->base;
 	return TH_OK;
 fail:
@@ -499,6 +538,7 @@ const th_meta_ops th_meta_sqlite_ops = {
 	.op_complete = th_msql__op_complete,
 	.op_fail = th_msql__op_fail,
 	.pull_create = th_msql__pull_create,
+	.pull_find_or_create = th_msql__pull_find_or_create,
 	.pull_get = th_msql__pull_get,
 	.pull_find_open = th_msql__pull_find_open,
 	.pull_list = th_msql__pull_list,

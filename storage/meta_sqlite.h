@@ -23,6 +23,7 @@
 /* One slot per statement the backend runs. */
 typedef enum {
 	MS_BEGIN,
+	MS_NODE_ID,
 	MS_COMMIT,
 	MS_ROLLBACK,
 	MS_USER_INSERT,
@@ -195,6 +196,9 @@ int th_msql__op_fail(th_meta *m, const char *id, int attempt, const char *messag
 int th_msql__pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
                          const char *description, const char *author, const char *from_branch,
                          const char *to_branch, th_error *err);
+int th_msql__pull_find_or_create(int64_t *pull_id_out, int *created_out, th_meta *m, int64_t db_id,
+                                 const char *title, const char *description, const char *author,
+                                 const char *from_branch, const char *to_branch, th_error *err);
 int th_msql__pull_get(th_pull_info *out, th_meta *m, int64_t db_id, int64_t pull_id, th_error *err);
 int th_msql__pull_find_open(int64_t *pull_id_out, th_meta *m, int64_t db_id,
                             const char *from_branch, const char *to_branch, th_error *err);

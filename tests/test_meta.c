@@ -1,5 +1,6 @@
-/* test_meta.c: the metadata store (storage/meta.c) and uploads on disk (storage/files.c), each test
- * in its own temporary data dir, against the real SQLite file. */
+/* test_meta.c: the metadata store (storage/meta*.c: users, tokens, databases, operations) and
+ * uploads on disk (storage/files.c), each test in its own temporary data dir, against the real
+ * SQLite file. Pull requests are tested in test_meta_pulls.c. */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <pthread.h>
@@ -198,149 +199,6 @@ static void test_databases(void)
 	CHECK_OK(th_meta_db_list(&l, m, NULL, &err), &err);
 	CHECK(l.n == 3);
 	th_db_list_dispose(&l);
-	th_meta_close(m);
-	t_rmdir(dir);
-}
-
-static void test_pulls(void)
-{
-	char *dir = t_mkdtemp(), next[TH_PAGE_TOKEN_SIZE];
-	th_error err;
-	th_meta *m = NULL;
-	th_db_info a, b;
-	th_pull_info p;
-	th_pull_list l;
-	th_pull_note_list notes;
-	int64_t id = 0, cid = 0;
-	int i;
-
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
-	CHECK_OK(th_meta_db_create(m, "alice", "one", NULL, 0, &err), &err);
-	CHECK_OK(th_meta_db_create(m, "alice", "two", NULL, 0, &err), &err);
-	CHECK_OK(th_meta_db_get(&a, m, "alice", "one", &err), &err);
-	CHECK_OK(th_meta_db_get(&b, m, "alice", "two", &err), &err);
-
-	/* Pull ids count from 1 in each database, independently. */
-	for (i = 1; i <= 5; i++) {
-		char title[32];
-		snprintf(title, sizeof(title), "pull %d", i);
-		CHECK_OK(th_meta_pull_create(&id, m, a.id, title, "desc", "alice", "feature",
-		                             "main", &err),
-		         &err);
-		CHECK(id == i);
-	}
-	CHECK_OK(th_meta_pull_create(&id, m, b.id, "other", NULL, "bob", "x", "main", &err), &err);
-	CHECK(id == 1);
-	CHECK(th_meta_pull_create(&id, m, 9999, "t", NULL, "bob", "x", "main", &err) ==
-	      TH_ENOTFOUND);
-	CHECK(th_meta_pull_create(&id, m, a.id, "t", NULL, "", "x", "main", &err) == TH_EINVALID);
-
-	CHECK_OK(th_meta_pull_get(&p, m, a.id, 3, &err), &err);
-	CHECK_STR(p.title, "pull 3");
-	CHECK_STR(p.description, "desc");
-	CHECK_STR(p.author, "alice");
-	CHECK_STR(p.from_branch, "feature");
-	CHECK_STR(p.to_branch, "main");
-	CHECK(p.state == TH_PULL_OPEN);
-	CHECK_STR(th_pull_state_name(p.state), "Open");
-	th_pull_info_dispose(&p);
-	CHECK(th_meta_pull_get(&p, m, b.id, 2, &err) == TH_ENOTFOUND);
-	CHECK_CONTAINS(err.msg, "pull request #2 not found");
-
-	/* Merge #2, close #4; a second state change conflicts. */
-	CHECK_OK(th_meta_pull_set_state(m, a.id, 2, TH_PULL_MERGED,
-	                                "0123456789abcdef0123456789abcdef01234567", &err),
-	         &err);
-	CHECK_OK(th_meta_pull_set_state(m, a.id, 4, TH_PULL_CLOSED, NULL, &err), &err);
-	CHECK(th_meta_pull_set_state(m, a.id, 2, TH_PULL_CLOSED, NULL, &err) == TH_ECONFLICT);
-	CHECK_CONTAINS(err.msg, "already merged");
-	CHECK(th_meta_pull_set_state(m, a.id, 42, TH_PULL_CLOSED, NULL, &err) == TH_ENOTFOUND);
-	CHECK_OK(th_meta_pull_get(&p, m, a.id, 2, &err), &err);
-	CHECK(p.state == TH_PULL_MERGED);
-	CHECK_STR(p.merge_commit, "0123456789abcdef0123456789abcdef01234567");
-	th_pull_info_dispose(&p);
-	CHECK_OK(th_meta_pull_update(m, a.id, 1, "renamed", NULL, &err), &err);
-	CHECK_OK(th_meta_pull_get(&p, m, a.id, 1, &err), &err);
-	CHECK_STR(p.title, "renamed");
-	CHECK_STR(p.description, "desc");
-	th_pull_info_dispose(&p);
-	CHECK(th_meta_pull_update(m, a.id, 77, "x", NULL, &err) == TH_ENOTFOUND);
-
-	/* Paging, newest first: 5 4 | 3 2 | 1. */
-	CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, NULL, 2, &err), &err);
-	CHECK(l.n == 2 && l.items[0].pull_id == 5 && l.items[1].pull_id == 4);
-	CHECK(next[0] != '\0');
-	th_pull_list_dispose(&l);
-	{
-		char tok[TH_PAGE_TOKEN_SIZE];
-		memcpy(tok, next, sizeof(tok));
-		CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, tok, 2, &err), &err);
-	}
-	CHECK(l.n == 2 && l.items[0].pull_id == 3 && l.items[1].pull_id == 2);
-	th_pull_list_dispose(&l);
-	{
-		char tok[TH_PAGE_TOKEN_SIZE];
-		memcpy(tok, next, sizeof(tok));
-		CHECK_OK(th_meta_pull_list(&l, next, m, a.id, 0, tok, 2, &err), &err);
-	}
-	CHECK(l.n == 1 && l.items[0].pull_id == 1);
-	CHECK_STR(next, "");
-	th_pull_list_dispose(&l);
-	CHECK(th_meta_pull_list(&l, next, m, a.id, 0, "abc", 2, &err) == TH_EINVALID);
-
-	/* Filtered by state. */
-	CHECK_OK(th_meta_pull_list(&l, next, m, a.id, TH_PULL_OPEN, NULL, 0, &err), &err);
-	CHECK(l.n == 3 && l.items[0].pull_id == 5 && l.items[1].pull_id == 3 &&
-	      l.items[2].pull_id == 1);
-	CHECK_STR(next, "");
-	th_pull_list_dispose(&l);
-	CHECK_OK(th_meta_pull_list(&l, NULL, m, a.id, th_pull_state_parse("merged"), NULL, 0, &err),
-	         &err);
-	CHECK(l.n == 1 && l.items[0].pull_id == 2);
-	th_pull_list_dispose(&l);
-	CHECK(th_pull_state_parse("bogus") == 0);
-
-	CHECK_OK(th_meta_pull_find_open(&id, m, a.id, "feature", "main", &err), &err);
-	CHECK(id == 5);
-	CHECK(th_meta_pull_find_open(&id, m, a.id, "nope", "main", &err) == TH_ENOTFOUND);
-
-	/* Comments and reviews. */
-	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 1, "bob", "looks good", &err), &err);
-	CHECK(cid == 1);
-	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 1, "alice", "thanks", &err), &err);
-	CHECK(cid == 2);
-	CHECK_OK(th_meta_pull_comment_add(&cid, m, a.id, 3, "alice", "other pull", &err), &err);
-	CHECK(cid == 1);
-	CHECK(th_meta_pull_comment_add(&cid, m, a.id, 99, "bob", "x", &err) == TH_ENOTFOUND);
-	CHECK(th_meta_pull_comment_add(&cid, m, a.id, 1, "bob", "", &err) == TH_EINVALID);
-	CHECK_OK(th_meta_pull_comment_list(&notes, m, a.id, 1, &err), &err);
-	CHECK(notes.n == 2);
-	if (notes.n == 2) {
-		CHECK_STR(notes.items[0].author, "bob");
-		CHECK_STR(notes.items[0].body, "looks good");
-		CHECK_STR(notes.items[1].body, "thanks");
-	}
-	th_pull_note_list_dispose(&notes);
-	CHECK_OK(th_meta_pull_review_add(&cid, m, a.id, 1, "bob", TH_REVIEW_APPROVED, "ship it",
-	                                 &err),
-	         &err);
-	CHECK_OK(th_meta_pull_review_add(&cid, m, a.id, 1, "carol",
-	                                 th_review_status_parse("rejected"), NULL, &err),
-	         &err);
-	CHECK(th_meta_pull_review_add(&cid, m, a.id, 1, "carol", (th_review_status)0, NULL, &err) ==
-	      TH_EINVALID);
-	CHECK_OK(th_meta_pull_review_list(&notes, m, a.id, 1, &err), &err);
-	CHECK(notes.n == 2);
-	if (notes.n == 2) {
-		CHECK(notes.items[0].status == TH_REVIEW_APPROVED);
-		CHECK_STR(notes.items[0].body, "ship it");
-		CHECK_STR(th_review_status_name(notes.items[1].status), "Rejected");
-		CHECK_STR(notes.items[1].author, "carol");
-	}
-	th_pull_note_list_dispose(&notes);
-
-	th_db_info_dispose(&a);
-	th_db_info_dispose(&b);
 	th_meta_close(m);
 	t_rmdir(dir);
 }
@@ -617,6 +475,61 @@ static void test_lease_expiry(void)
 	t_rmdir(dir);
 }
 
+/* Leases are owned by a node: a node starting up re-queues only what it held itself. */
+static void test_node_leases(void)
+{
+	char *dir = t_mkdtemp(), id1[TH_UUID_SIZE], id2[TH_UUID_SIZE], node[TH_META_NODE_ID_SIZE];
+	th_meta_options oa = { "node-a" }, ob = { "node-b" }, bad = { "a b" };
+	th_error err;
+	th_meta *m = NULL, *a = NULL, *b = NULL;
+	th_op_new n = op_new("alice", "museums", "bob");
+	th_op_info c, op;
+	int requeued = -1;
+
+	/* Without an id a th_meta takes the store's, the same at every open. */
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	snprintf(node, sizeof(node), "%s", th_meta_node_id(m));
+	CHECK(strlen(node) >= 16);
+	th_meta_close(m);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_STR(th_meta_node_id(m), node);
+	CHECK(th_meta_open_with(&a, dir, &bad, &err) == TH_EINVALID);
+
+	CHECK_OK(th_meta_open_with(&a, dir, &oa, &err), &err);
+	CHECK_OK(th_meta_open_with(&b, dir, &ob, &err), &err);
+	CHECK_STR(th_meta_node_id(a), "node-a");
+	CHECK_OK(th_meta_op_create(id1, m, &n, &err), &err);
+	CHECK_OK(th_meta_op_create(id2, m, &n, &err), &err);
+	CHECK_OK(th_meta_op_claim(&c, a, 60000, &err), &err);
+	CHECK_STR(c.id, id1);
+	CHECK_STR(c.lease_owner, "node-a");
+	th_op_info_dispose(&c);
+	CHECK_OK(th_meta_op_claim(&c, b, 60000, &err), &err);
+	CHECK_STR(c.id, id2);
+	CHECK_STR(c.lease_owner, "node-b");
+	th_op_info_dispose(&c);
+
+	/* Node b restarts: only its job is re-queued; a's lease stands. */
+	CHECK_OK(th_meta_op_requeue_running(&requeued, b, &err), &err);
+	CHECK(requeued == 1);
+	CHECK_OK(th_meta_op_get(&op, m, id1, &err), &err);
+	CHECK(op.lease_expires_at > th_now_ms() + 50000);
+	th_op_info_dispose(&op);
+	CHECK_OK(th_meta_op_claim(&c, b, 60000, &err), &err);
+	CHECK_STR(c.id, id2);
+	CHECK(c.attempts == 2);
+	th_op_info_dispose(&c);
+	CHECK(th_meta_op_claim(&c, a, 60000, &err) == TH_ENOTFOUND);
+	/* Nothing is leased to the store's own node. */
+	CHECK_OK(th_meta_op_requeue_running(&requeued, m, &err), &err);
+	CHECK(requeued == 0);
+
+	th_meta_close(a);
+	th_meta_close(b);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 static void test_upload(void)
 {
 	char *dir = t_mkdtemp(), sha[65], sha2[65], path[1024], *out = NULL;
@@ -701,11 +614,11 @@ int main(void)
 	RUN(test_migrations_idempotent);
 	RUN(test_users_tokens);
 	RUN(test_databases);
-	RUN(test_pulls);
 	RUN(test_operation_lifecycle);
 	RUN(test_operation_lists);
 	RUN(test_claim_exclusive);
 	RUN(test_lease_expiry);
+	RUN(test_node_leases);
 	RUN(test_upload);
 	TH_TEST_END();
 }

@@ -28,9 +28,28 @@
 typedef struct th_meta th_meta;
 
 /* Open (creating when missing) DIR/meta.sqlite and apply any pending migrations. DIR must exist.
- * *out is the caller's, closed with th_meta_close. Returns TH_OK or TH_ESTORE (cannot open, the
- * file is not a database, or it was written by a newer tablehub). */
+ * *out is the caller's, closed with th_meta_close. Its node id (see th_meta_open_with) is the
+ * store's own. Returns TH_OK or TH_ESTORE (cannot open, the file is not a database, or it was
+ * written by a newer tablehub). */
 int th_meta_open(th_meta **out, const char *data_dir, th_error *err);
+
+/* A node id: 1-64 bytes of [A-Za-z0-9_-]. */
+#define TH_META_NODE_ID_SIZE 65
+
+typedef struct th_meta_options {
+	/* The node this th_meta acts for: its claims record it as the lease owner, and
+	 * th_meta_op_requeue_running re-queues only its work. NULL = the store's own id, made once
+	 * when the store is created and the same for every process that opens it (right for one
+	 * machine serving one data dir). Nodes sharing one store give each a distinct id. */
+	const char *node_id;
+} th_meta_options;
+
+/* As th_meta_open, with options (NULL = defaults). Also TH_EINVALID for a malformed node id. */
+int th_meta_open_with(th_meta **out, const char *data_dir, const th_meta_options *opts,
+                      th_error *err);
+
+/* The node id of `m` (borrowed, alive as long as `m`). */
+const char *th_meta_node_id(const th_meta *m);
 /* Close the connection. Accepts NULL. No call on `m` may be running. */
 void th_meta_close(th_meta *m);
 
@@ -129,8 +148,9 @@ typedef struct th_op_info {
 	char *error_message; /* heap, NULL unless Failed */
 	uint64_t error_line; /* 0 when none */
 	uint32_t error_column;
-	int64_t lease_expires_at; /* ms; 0 when not leased */
-	int attempts;             /* times claimed by a worker */
+	int64_t lease_expires_at;               /* ms; 0 when not leased */
+	char lease_owner[TH_META_NODE_ID_SIZE]; /* node id of the last claim; "" before any */
+	int attempts;                           /* times claimed by a worker */
 	int64_t pull_id; /* 0 when none: the pull an import opened, or the pull a merge merges */
 	int64_t created_at;
 	int64_t updated_at;
@@ -186,14 +206,15 @@ int th_meta_op_list_creator(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], 
                             size_t limit, th_error *err);
 
 /* Atomically claim the oldest runnable operation (Pending, or In Progress with an expired lease):
- * it becomes In Progress, leased until now + lease_ms, attempts + 1, and is read into *out (its
- * new `attempts` is the fencing token for the calls below). Returns TH_OK, TH_ENOTFOUND (nothing
- * to run) or TH_ESTORE. Exclusive across threads and processes. */
+ * it becomes In Progress, leased to m's node until now + lease_ms, attempts + 1, and is read into
+ * *out (its new `attempts` is the fencing token for the calls below). Returns TH_OK, TH_ENOTFOUND
+ * (nothing to run) or TH_ESTORE. Exclusive across threads, processes and nodes. */
 int th_meta_op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *err);
 
-/* Every In Progress operation's lease is made expired, so the next claim retries it: for a
- * process starting up, whose predecessor's jobs died with it. *n_out (may be NULL) = how many.
- * Returns TH_OK or TH_ESTORE. */
+/* The In Progress operations leased to m's node have their leases made expired, so the next claim
+ * retries them: for a node starting up, whose previous process's jobs died with it. Other nodes'
+ * leases are left alone (they expire on their own if their node is gone). *n_out (may be NULL) =
+ * how many. Returns TH_OK or TH_ESTORE. */
 int th_meta_op_requeue_running(int *n_out, th_meta *m, th_error *err);
 
 /* The calls below take the `attempt` returned by the claim; they act only while the operation is
@@ -259,16 +280,28 @@ typedef struct th_pull_list {
 void th_pull_list_dispose(th_pull_list *l);
 
 /* Open a pull request in database db_id (th_db_info.id) with the next pull id of that database
- * (written to pull_id_out; 1 for the first), state Open. NULL title/description = "". Returns
- * TH_OK, TH_ENOTFOUND (no such database), TH_EINVALID (no author or branches) or TH_ESTORE. */
+ * (written to pull_id_out; 1 for the first), state Open. Pull ids come from a counter per
+ * database, so an id is never given twice, even when a pull row is gone. At most one pull is Open
+ * per (from_branch, to_branch) of a database. NULL title/description = "". Returns TH_OK,
+ * TH_ENOTFOUND (no such database), TH_EEXISTS (a pull between these branches is already Open),
+ * TH_EINVALID (no author or branches) or TH_ESTORE. */
 int th_meta_pull_create(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *title,
                         const char *description, const char *author, const char *from_branch,
                         const char *to_branch, th_error *err);
 
+/* The Open pull from `from_branch` into `to_branch` of database db_id, or, when there is none, a
+ * new one as th_meta_pull_create makes it, in one step: callers racing for the same branch pair
+ * (in any process or node) all get the same pull. *created_out (may be NULL) is 1 when this call
+ * made it, 0 when it was there. Returns TH_OK, TH_ENOTFOUND (no such database), TH_EINVALID or
+ * TH_ESTORE. */
+int th_meta_pull_find_or_create(int64_t *pull_id_out, int *created_out, th_meta *m, int64_t db_id,
+                                const char *title, const char *description, const char *author,
+                                const char *from_branch, const char *to_branch, th_error *err);
+
 /* Read pull `pull_id` of database db_id. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
 int th_meta_pull_get(th_pull_info *out, th_meta *m, int64_t db_id, int64_t pull_id, th_error *err);
 
-/* The newest Open pull from `from_branch` into `to_branch`, if any. Returns TH_OK, TH_ENOTFOUND
+/* The Open pull from `from_branch` into `to_branch`, if any. Returns TH_OK, TH_ENOTFOUND
  * or TH_ESTORE. */
 int th_meta_pull_find_open(int64_t *pull_id_out, th_meta *m, int64_t db_id, const char *from_branch,
                            const char *to_branch, th_error *err);
