@@ -14,9 +14,9 @@
  *
  * Anyone who can see the database reads pulls, their diff and conflicts; any signed-in user who
  * can see it opens pull requests, comments and reviews; the owner or the pull's author edits or
- * closes one; only the owner merges. The diff and the merge are computed in src/pulls.c; this file
- * only parses, checks and replies. A merge that failed on conflicts stores them as its failed
- * operation's result, and its poll lists them from there.
+ * closes one; only the owner merges. The diff and the merge are computed in src/pulls.c, which
+ * returns values; this file parses, checks and shapes them into JSON. A merge that failed on
+ * conflicts stores them as its failed operation's result, and its poll lists them from there.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -375,34 +375,168 @@ cleanup:
 
 /* --- diff and conflicts ---------------------------------------------------------------------- */
 
-/* The commits the pull's diff compares: for an open or closed pull, the merge base of its
- * branches and the from head; for a merged one, what they were when it merged (the merge
- * commit's parents), so the diff still shows what was merged. */
-static int pull_diff_commits(th_oid *base, th_oid *head, th_repo *repo, const th_pull_info *p,
-                             th_error *err)
-{
-	th_commit_info ci;
-	th_oid mc;
-	int error;
+typedef struct diff_json {
+	cJSON *tables, *rows; /* borrowed from the body */
+} diff_json;
 
-	if (p->state != TH_PULL_MERGED || p->merge_commit[0] == '\0')
-		return th_pull_diff_commits(base, head, repo, p->from_branch, p->to_branch, err);
-	memset(&ci, 0, sizeof(ci));
-	if ((error = th_oid_parse(&mc, p->merge_commit, err)) < 0 ||
-	    (error = th_repo_commit_read(&ci, repo, &mc, err)) < 0)
-		return error;
-	if (ci.nparents < 2) { /* merged while already up to date: nothing to show */
-		*base = *head = mc;
-	} else {
-		*head = ci.parents[1];
-		error = th_repo_merge_base(base, repo, &ci.parents[0], &ci.parents[1], err);
-		if (error == TH_ENOTFOUND) {
-			memset(base, 0, sizeof(*base));
-			error = TH_OK;
+/* Add an array `key` of the names of the columns i of `s` (none when s is NULL) for which
+ * pick(s, i, other) holds. Returns the array, or NULL when out of memory. */
+static cJSON *add_names(cJSON *obj, const char *key, const th_schema *s, const th_schema *other,
+                        int (*pick)(const th_schema *s, size_t i, const th_schema *other))
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, key);
+	size_t i;
+
+	for (i = 0; arr && s && i < s->ncols; i++) {
+		cJSON *name;
+		if (!pick(s, i, other))
+			continue;
+		if ((name = cJSON_CreateString(s->cols[i].name)) == NULL ||
+		    !cJSON_AddItemToArray(arr, name)) {
+			cJSON_Delete(name);
+			return NULL;
 		}
 	}
-	th_commit_info_dispose(&ci);
-	return error;
+	return arr;
+}
+
+/* Column i of s is not in `other` (added or dropped, by name). */
+static int not_in(const th_schema *s, size_t i, const th_schema *other)
+{
+	return other == NULL || th_schema_find(other, s->cols[i].name) < 0;
+}
+
+/* The key columns of s, in key order, or null when there is no schema (the table was added or
+ * dropped). */
+static int add_key_names(cJSON *obj, const char *key, const th_schema *s)
+{
+	cJSON *arr;
+	size_t i;
+
+	if (s == NULL)
+		return cJSON_AddNullToObject(obj, key) != NULL;
+	if ((arr = cJSON_AddArrayToObject(obj, key)) == NULL)
+		return 0;
+	for (i = 0; i < s->npk; i++) {
+		cJSON *name = cJSON_CreateString(s->cols[s->pk[i]].name);
+		if (name == NULL || !cJSON_AddItemToArray(arr, name)) {
+			cJSON_Delete(name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* [{"column_name", "from_type", "to_type"}] for the columns of both schemas whose type changed. */
+static int add_retyped(cJSON *obj, const th_schema *f, const th_schema *t)
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, "columns_retyped");
+	size_t i;
+
+	for (i = 0; arr && f && t && i < t->ncols; i++) {
+		int j = th_schema_find(f, t->cols[i].name);
+		cJSON *it;
+
+		if (j < 0 || f->cols[j].type == t->cols[i].type)
+			continue;
+		if ((it = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(arr, it)) {
+			cJSON_Delete(it);
+			return 0;
+		}
+		if (!api_json_str(it, "column_name", t->cols[i].name) ||
+		    !api_json_str(it, "from_type", th_type_name(f->cols[j].type)) ||
+		    !api_json_str(it, "to_type", th_type_name(t->cols[i].type)))
+			return 0;
+	}
+	return arr != NULL;
+}
+
+static int json_table_end(void *payload, const th_table_diff *t, th_error *err)
+{
+	diff_json *j = payload;
+	const th_schema *added = t->change == TH_TABLE_MODIFIED ? t->to_schema : NULL;
+	const th_schema *dropped = t->change == TH_TABLE_MODIFIED ? t->from_schema : NULL;
+	cJSON *it = cJSON_CreateObject();
+
+	if (it == NULL || !cJSON_AddItemToArray(j->tables, it)) {
+		cJSON_Delete(it);
+		return oom(err);
+	}
+	if (!api_json_str(it, "table_name", t->name) ||
+	    !api_json_str(it, "diff_type", th_table_change_name(t->change)) ||
+	    !cJSON_AddBoolToObject(it, "schema_change", t->schema_changed) ||
+	    !cJSON_AddBoolToObject(it, "key_changed", t->key_changed) ||
+	    !add_names(it, "columns_added", added, t->from_schema, not_in) ||
+	    !add_names(it, "columns_dropped", dropped, t->to_schema, not_in) ||
+	    !add_retyped(it, t->from_schema, t->to_schema) ||
+	    !add_key_names(it, "from_primary_key", t->from_schema) ||
+	    !add_key_names(it, "to_primary_key", t->to_schema) ||
+	    !cJSON_AddNumberToObject(it, "rows_added", (double)t->rows_added) ||
+	    !cJSON_AddNumberToObject(it, "rows_modified", (double)t->rows_modified) ||
+	    !cJSON_AddNumberToObject(it, "rows_removed", (double)t->rows_removed) ||
+	    !cJSON_AddNumberToObject(it, "cells_modified", (double)t->cells_modified))
+		return oom(err);
+	return 0;
+}
+
+/* {column: text | null} of a row's cells, or null when the row is absent on that side. */
+static int add_cells(cJSON *obj, const char *key, const th_schema *s, const th_cells *c)
+{
+	cJSON *cells;
+	size_t i;
+
+	if (c == NULL)
+		return cJSON_AddNullToObject(obj, key) != NULL;
+	if ((cells = cJSON_AddObjectToObject(obj, key)) == NULL)
+		return 0;
+	for (i = 0; i < s->ncols; i++)
+		if (!api_json_str(cells, s->cols[i].name, c->c[i].is_null ? NULL : c->c[i].s))
+			return 0;
+	return 1;
+}
+
+/* The columns a modified row changed: those of the new schema, then the dropped ones. */
+static int add_changed(cJSON *obj, const th_table_diff *t, const th_diff_row *r)
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, "changed_columns");
+	size_t i, n = t->to_schema->ncols + t->from_schema->ncols;
+
+	for (i = 0; arr && i < n; i++) {
+		int to = i < t->to_schema->ncols;
+		size_t c = to ? i : i - t->to_schema->ncols;
+		const th_schema *s = to ? t->to_schema : t->from_schema;
+		cJSON *name;
+
+		if (!(to ? r->changed[c] : r->dropped[c]))
+			continue;
+		if ((name = cJSON_CreateString(s->cols[c].name)) == NULL ||
+		    !cJSON_AddItemToArray(arr, name)) {
+			cJSON_Delete(name);
+			return 0;
+		}
+	}
+	return arr != NULL;
+}
+
+static int json_row(void *payload, const th_table_diff *t, const th_diff_row *r, th_error *err)
+{
+	diff_json *j = payload;
+	int keyless = t->to_schema ? t->to_schema->npk == 0 : t->from_schema->npk == 0;
+	cJSON *it = cJSON_CreateObject();
+
+	if (it == NULL || !cJSON_AddItemToArray(j->rows, it)) {
+		cJSON_Delete(it);
+		return oom(err);
+	}
+	if (!api_json_str(it, "table_name", t->name) ||
+	    !api_json_str(it, "diff_type", th_change_kind_name(r->kind)) ||
+	    !api_json_str(it, "key", r->key) ||
+	    (keyless && !cJSON_AddNumberToObject(it, "count", (double)r->count)) ||
+	    !add_cells(it, "before", t->from_schema, r->before) ||
+	    !add_cells(it, "after", t->to_schema, r->after) ||
+	    (r->kind == TH_CHANGE_MODIFIED && !add_changed(it, t, r)))
+		return oom(err);
+	return 0;
 }
 
 /* ?type=added,modified (any of added|modified|removed) into a kinds mask. */
@@ -433,13 +567,15 @@ int api_pulls_diff(th_req *req, th_error *err)
 {
 	const char *size = api_arg(req, "pageSize");
 	th_pull_diff_opts o;
+	th_diff_visitor v;
+	diff_json j;
 	th_pull_info p;
 	th_repo *repo = NULL;
-	th_buf out = TH_BUF_INIT;
+	th_buf next = TH_BUF_INIT;
 	th_oid base, head;
 	int64_t id;
 	cJSON *body = NULL;
-	char hex[41];
+	char hb[41] = "", hh[41] = "";
 	int error;
 
 	memset(&o, 0, sizeof(o));
@@ -460,25 +596,37 @@ int api_pulls_diff(th_req *req, th_error *err)
 		o.page_size = (size_t)n;
 	}
 	if ((error = api_repo_open(&repo, req, err)) < 0 ||
-	    (error = pull_diff_commits(&base, &head, repo, &p, err)) < 0)
+	    (error = th_pull_diff_range(&base, &head, repo, &p, err)) < 0)
 		goto cleanup;
-	th_oid_fmt(hex, &base);
-	if ((error = th_buf_puts(&out, "{\"status\":\"Success\",\"database_owner\":", err)) < 0 ||
-	    (error = th_buf_put_json_string(&out, req->db.owner, strlen(req->db.owner), err)) < 0 ||
-	    (error = th_buf_puts(&out, ",\"database_name\":", err)) < 0 ||
-	    (error = th_buf_put_json_string(&out, req->db.name, strlen(req->db.name), err)) < 0 ||
-	    (error = th_buf_printf(&out, err, ",\"pull_id\":\"%lld\",\"merge_base\":\"%s\",",
-	                           (long long)id, th_oid_is_zero(&base) ? "" : hex)) < 0 ||
-	    (error = th_pull_diff_json(&out, repo, &base, &head, &o, err)) < 0 ||
-	    (error = th_buf_putc(&out, '}', err)) < 0)
+	if (!th_oid_is_zero(&base))
+		th_oid_fmt(hb, &base);
+	if (!th_oid_is_zero(&head))
+		th_oid_fmt(hh, &head);
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !add_pull_id(body, id) ||
+	    !api_json_str(body, "merge_base", hb) || !api_json_str(body, "from_commit_id", hb) ||
+	    !api_json_str(body, "to_commit_id", hh) ||
+	    (j.tables = cJSON_AddArrayToObject(body, "tables")) == NULL ||
+	    (j.rows = cJSON_AddArrayToObject(body, "rows")) == NULL) {
+		error = oom(err);
 		goto cleanup;
-	if ((body = cJSON_ParseWithLength(out.ptr, out.size)) == NULL) {
-		error = th_error_set(err, TH_ERROR, "diff produced malformed JSON");
+	}
+	memset(&v, 0, sizeof(v));
+	v.row = json_row;
+	v.table_end = json_table_end;
+	v.payload = &j;
+	if ((error = th_pull_diff_page(&next, repo, &base, &head, &o, &v, err)) < 0)
+		goto cleanup;
+	if (!api_json_str(body, "next_page_token", next.ptr ? next.ptr : "")) {
+		error = oom(err);
 		goto cleanup;
 	}
 	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	body = NULL;
 cleanup:
-	th_buf_dispose(&out);
+	cJSON_Delete(body);
+	th_buf_dispose(&next);
 	th_repo_free(repo);
 	th_pull_info_dispose(&p);
 	return error;

@@ -1,11 +1,11 @@
-/* pulls.h: what a pull request shows and does beyond its record in meta.sqlite (src/pulls.c): the
- * table-by-table diff of two commits (three-dot for a pull: from the merge base to the head of the
- * from-branch), and the merge operation that writes a merge commit onto the to-branch.
+/* pulls.h: what a pull request shows and does beyond its record in meta.sqlite (src/pulls.c): its
+ * diff (three-dot: from the merge base to the head of the from-branch), paged, and its merge, which
+ * writes a merge commit onto the to-branch (run as an operation: src/merge_job.c).
  *
- * The diff is a walk over the tables of two commit trees: per table a summary (added, dropped or
- * modified; schema changes; rows added, modified, removed; cells modified) and the changed rows in
- * key order, each decoded into cells. th_tree_diff drives callbacks (the CLI prints from them);
- * th_pull_diff_json builds the API's JSON with rows paged by an opaque token.
+ * The diff is th_tree_diff's walk (diff.h): per table a summary (added, dropped or modified;
+ * schema changes; rows added, modified, removed; cells modified) and the changed rows in key
+ * order, decoded into cells. th_pull_diff_page cuts the rows into pages with an opaque token and
+ * hands out values; the API shapes them into DoltHub-style JSON.
  */
 #ifndef TABLEHUB_PULLS_H
 #define TABLEHUB_PULLS_H
@@ -20,62 +20,6 @@
 #include "repo.h"
 #include "table.h"
 
-/* --- diffs of commit trees ------------------------------------------------------------------ */
-
-typedef enum { TH_TABLE_ADDED = 1, TH_TABLE_DROPPED = 2, TH_TABLE_MODIFIED = 3 } th_table_change;
-
-/* "added", "dropped", "modified"; "added", "modified", "removed" for rows. */
-const char *th_table_change_name(th_table_change c);
-const char *th_change_kind_name(th_change_kind k);
-/* "added" etc. to a kind, 0 if unknown. */
-th_change_kind th_change_kind_parse(const char *s);
-
-/* One changed table. Everything is borrowed for the duration of the callback. Counts are final
- * only in table_end. */
-typedef struct th_table_diff {
-	const char *name;
-	th_table_change change;
-	const th_schema *from_schema; /* NULL when added */
-	const th_schema *to_schema;   /* NULL when dropped */
-	int schema_changed;           /* columns added, dropped or retyped, or the key changed */
-	int key_changed;              /* rows are then listed as all removed, then all added */
-	uint64_t rows_added, rows_modified, rows_removed, cells_modified;
-} th_table_diff;
-
-/* One changed row, decoded. `before` uses from_schema, `after` to_schema; NULL when absent. For a
- * modified row `changed[i]` says whether column i of to_schema changed (a column dropped on the
- * way counts in cells_modified but has no entry). For keyless tables `count` copies were added or
- * removed. `key` is th_key_format's text; rawkey/phase place the row for paging. */
-typedef struct th_diff_row {
-	th_change_kind kind;
-	const th_cells *before, *after;
-	const unsigned char *changed;
-	uint64_t cells_modified;
-	const char *key;
-	uint64_t count;
-	const unsigned char *rawkey;
-	size_t rawkeylen;
-	int phase; /* 0, or 1 for the added rows of a table whose key changed */
-} th_diff_row;
-
-typedef struct th_diff_visitor {
-	/* Each may be NULL; a non-zero return stops the walk and is returned. */
-	int (*table_begin)(void *payload, const th_table_diff *t, th_error *err);
-	int (*row)(void *payload, const th_table_diff *t, const th_diff_row *r, th_error *err);
-	int (*table_end)(void *payload, const th_table_diff *t, th_error *err);
-	void *payload;
-	/* Skip decoding rows (counts are still exact): for summaries. */
-	int summary_only;
-} th_diff_visitor;
-
-/* Walk the differences between commit trees `from_root` and `to_root` (NULL or zero = empty),
- * table by table in name order (only `only_table` when not NULL), rows in key order. A row whose
- * cells are all equal under the two schemas (e.g. only a column of NULLs was added) is not a
- * change. Returns TH_OK, what a callback returned, TH_ENOMEM, TH_EINVALID (a malformed table) or
- * TH_ESTORE. */
-int th_tree_diff(th_repo *repo, const th_oid *from_root, const th_oid *to_root,
-                 const char *only_table, const th_diff_visitor *v, th_error *err);
-
 typedef struct th_pull_diff_opts {
 	const char *table;      /* only this table; NULL = all */
 	unsigned kinds;         /* rows to list: bits (1u << TH_CHANGE_*); 0 = all */
@@ -83,21 +27,17 @@ typedef struct th_pull_diff_opts {
 	size_t page_size;       /* rows per page; 0 = 200 */
 } th_pull_diff_opts;
 
-/* Append to `out` the JSON object body of a diff between the commits `from_commit` and
- * `to_commit` (zero from_commit = the empty tree):
- *   "from_commit_id", "to_commit_id",
- *   "tables": [{"table_name", "diff_type" (added|dropped|modified), "schema_change" (bool),
- *               "key_changed", "columns_added": [..], "columns_dropped": [..],
- *               "columns_retyped": [{"column_name", "from_type", "to_type"}],
- *               "from_primary_key": [..], "to_primary_key": [..],
- *               "rows_added", "rows_modified", "rows_removed", "cells_modified"}],
- *   "rows": [{"table_name", "diff_type", "key", "count" (keyless only), "before": {col: text|null}
- *             | null, "after": ..., "changed_columns": [..] (modified only)}],
- *   "next_page_token": "" when this is the last page
- * without the enclosing braces, so the caller may add fields. Returns TH_OK, TH_EINVALID (a bad
- * page token), TH_ENOMEM, TH_ESTORE. */
-int th_pull_diff_json(th_buf *out, th_repo *repo, const th_oid *from_commit,
-                      const th_oid *to_commit, const th_pull_diff_opts *opts, th_error *err);
+/* One page of the diff between the commits `from_commit` and `to_commit` (zero from_commit = the
+ * empty tree), as values for `v`: th_tree_diff's walk (v->summary_only is ignored), with
+ * v->table_end called for every changed table (the summary is always whole, whatever the page) and
+ * v->row for the rows of this page only: those of the kinds asked for, after the page token's
+ * position in (table, phase, key) order, at most page_size of them. The token of the next page is
+ * appended to `next_token` (opaque hex; nothing when this page is the last). Returns TH_OK, what a
+ * callback returned, TH_EINVALID ("invalid pageToken", or a malformed table), TH_ENOMEM or
+ * TH_ESTORE. */
+int th_pull_diff_page(th_buf *next_token, th_repo *repo, const th_oid *from_commit,
+                      const th_oid *to_commit, const th_pull_diff_opts *opts,
+                      const th_diff_visitor *v, th_error *err);
 
 /* The commits a pull request's diff compares: *base_out = the merge base of the heads of
  * `to_branch` and `from_branch` (zero when they share no history), *head_out = the head of
@@ -105,6 +45,14 @@ int th_pull_diff_json(th_buf *out, th_repo *repo, const th_oid *from_commit,
  * TH_ESTORE. */
 int th_pull_diff_commits(th_oid *base_out, th_oid *head_out, th_repo *repo, const char *from_branch,
                          const char *to_branch, th_error *err);
+
+/* The commits pull `p`'s diff compares: for an open or closed pull, th_pull_diff_commits of its
+ * branches; for a merged one, what they were when it merged (the merge base of the merge commit's
+ * parents, and its second parent), so the diff still shows what was merged; a merge that wrote no
+ * commit (already up to date) compares its commit with itself. Returns TH_OK, TH_ENOTFOUND (a
+ * branch or the merge commit is gone), TH_EINVALID (a malformed merge commit id) or TH_ESTORE. */
+int th_pull_diff_range(th_oid *base_out, th_oid *head_out, th_repo *repo, const th_pull_info *p,
+                       th_error *err);
 
 /* --- merging pull requests ---------------------------------------------------------------- */
 
