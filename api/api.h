@@ -346,21 +346,7 @@ int api_upload_create(th_req *req, th_error *err);
 int api_upload_poll(th_req *req, th_error *err);
 int api_jobs_list(th_req *req, th_error *err);
 int api_user_operations(th_req *req, th_error *err);
-int api_pulls_list(th_req *req, th_error *err);
-int api_pulls_get(th_req *req, th_error *err);
-/* pulls_review.c: create, update, comments, reviews, diff, conflicts, merge (its own routes). */
-extern const api_route api_pulls_review_routes[];
-int api_pulls_create(th_req *req, th_error *err);
-int api_pulls_update(th_req *req, th_error *err);
-int api_pulls_comment(th_req *req, th_error *err);
-int api_pulls_review(th_req *req, th_error *err);
-int api_pulls_diff(th_req *req, th_error *err);
-int api_pulls_conflicts(th_req *req, th_error *err);
-int api_pulls_merge(th_req *req, th_error *err);
-int api_pulls_merge_poll(th_req *req, th_error *err);
-/* Add "comments" and "reviews" arrays of pull `pull_id` to a pull's body. TH_OK, TH_ENOMEM or
- * TH_ESTORE. */
-int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
+/* pulls.c and its siblings: api/pulls_api.h */
 int api_query_read(th_req *req, th_error *err); /* query.c */
 int api_csv_export(th_req *req, th_error *err); /* csv_export.c */
 /* The :ref capture joined with :ref2 and :ref3 by '/' (query.c), from the pool; NULL if none. */

@@ -1,27 +1,94 @@
-/* pulls.c: pull requests of a database, in DoltHub's v1alpha1 shapes.
+/* pulls.c: pull requests of a database, in DoltHub's v1alpha1 shapes where DoltHub has one. The
+ * one route table of the resource is here; its handlers live in this file and its siblings (see
+ * api/pulls_api.h):
  *
- *   GET /api/v1alpha1/{owner}/{db}/pulls          list (pageToken, filterByState)
- *   GET /api/v1alpha1/{owner}/{db}/pulls/{id}     one pull request
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls                    list (pageToken, filterByState)
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls                    create (title, description,
+ *                                                             fromBranchName, toBranchName)
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}               one pull request, its comments and
+ *                                                             reviews
+ *   PATCH /api/v1alpha1/{owner}/{db}/pulls/{id}               title, description, state "closed"
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/comments      {"comment"}             (notes)
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/reviews       {"reviewStatus", "comment"}
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/diff          three-dot diff, paged    (diff)
+ *                                                             (pageToken, pageSize),
+ *                                                             ?type=added|modified|removed, ?table=
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/conflicts     what a merge would conflict on
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge         start the merge operation  (merge)
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=   poll it
  *
- * The routes of this resource live here, in api_pulls_routes, beside their handlers: add a line
- * for each new endpoint (create, close, comments, reviews, merge, diff); the dispatcher searches
- * every table and picks the most specific pattern, so order does not matter. Pull ids are strings
- * in DoltHub's bodies ("pull_id": "1").
+ * Who may do what is in the flags of each route: anyone who can see the database reads pulls,
+ * their diff and conflicts; any signed-in user who can see it opens pull requests, comments and
+ * reviews; the owner or the pull's author edits or closes one (checked here); only the owner
+ * merges. Handlers parse, call src/ (which returns values) and shape the JSON; they never touch
+ * libgit2 or SQLite. Pull ids are strings in DoltHub's bodies ("pull_id": "1"); every route
+ * reads :id through api_pull_id_arg (the router has already refused ids that are not digits).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "api.h"
-#include "tablehub/meta.h"
+#include "pulls_api.h"
+#include "tablehub/repo.h"
 
 #define API "/api/v1alpha1"
 
 const api_route api_pulls_routes[] = {
 	{ "GET", API "/:owner/:db/pulls", api_pulls_list, R_DB },
+	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_DB | R_AUTH | R_JSON },
 	{ "GET", API "/:owner/:db/pulls/:id", api_pulls_get, R_DB },
-	{ NULL, NULL, NULL, 0 },
+	{ "PATCH", API "/:owner/:db/pulls/:id", api_pulls_update, R_DB | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/comments", api_pulls_comment, R_DB | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_DB | R_AUTH | R_JSON },
+	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_DB },
+	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_DB },
+	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_OWNER | R_ENQUEUE },
+	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_DB },
+	{ NULL, NULL, NULL, 0 }
 };
+
+/* --- what every pull route uses ------------------------------------------------------------- */
+
+int api_pull_id_arg(int64_t *out, th_req *req, th_error *err)
+{
+	const char *s = api_cap(req, "id");
+	size_t i;
+
+	api_echo(req, "pull_id", s);
+	for (i = 0; s && s[i]; i++)
+		if (!isdigit((unsigned char)s[i]))
+			break;
+	if (s == NULL || i == 0 || s[i] != '\0' || i > 18 || (*out = strtoll(s, NULL, 10)) <= 0)
+		return th_error_set(err, TH_ENOTFOUND, "pull request #%.32s not found in '%s/%s'",
+		                    s ? s : "", req->db.owner, req->db.name);
+	return TH_OK;
+}
+
+int api_pull_load(th_pull_info *p, int64_t *id, th_req *req, th_error *err)
+{
+	int error;
+
+	memset(p, 0, sizeof(*p));
+	if ((error = api_pull_id_arg(id, req, err)) < 0)
+		return error;
+	error = th_meta_pull_get(p, req->srv->meta, req->db.id, *id, err);
+	if (error == TH_ENOTFOUND)
+		return th_error_set(err, TH_ENOTFOUND, "pull request #%lld not found in '%s/%s'",
+		                    (long long)*id, req->db.owner, req->db.name);
+	return error;
+}
+
+cJSON *api_pull_add_id(cJSON *body, int64_t id)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%lld", (long long)id);
+	return api_json_str(body, "pull_id", s);
+}
+
+/* --- list, get -------------------------------------------------------------------------------- */
 
 int api_pulls_list(th_req *req, th_error *err)
 {
@@ -76,27 +143,20 @@ oom:
 
 int api_pulls_get(th_req *req, th_error *err)
 {
-	const char *ids = api_cap(req, "id");
-	int64_t id = strtoll(ids, NULL, 10);
 	th_pull_info p;
+	int64_t id;
 	char created[32], updated[32];
-	cJSON *body;
+	cJSON *body = NULL;
 	int error;
 
-	api_echo(req, "pull_id", ids);
-	memset(&p, 0, sizeof(p));
-	error = th_meta_pull_get(&p, req->srv->meta, req->db.id, id, err);
-	if (error == TH_ENOTFOUND)
-		return th_error_set(err, TH_ENOTFOUND, "pull request #%s not found in '%s/%s'", ids,
-		                    req->db.owner, req->db.name);
-	if (error < 0)
-		return error;
+	if ((error = api_pull_load(&p, &id, req, err)) < 0)
+		goto cleanup;
 	th_time_fmt(created, p.created_at);
 	th_time_fmt(updated, p.updated_at);
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
-	    !api_json_str(body, "database_name", req->db.name) ||
-	    !api_json_str(body, "pull_id", ids) || !api_json_str(body, "title", p.title) ||
+	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
+	    !api_json_str(body, "title", p.title) ||
 	    !api_json_str(body, "description", p.description) ||
 	    !api_json_str(body, "state", th_pull_state_name(p.state)) ||
 	    !api_json_str(body, "from_branch_owner", req->db.owner) ||
@@ -111,14 +171,161 @@ int api_pulls_get(th_req *req, th_error *err)
 	    !api_json_str(body, "created_at", created) ||
 	    !api_json_str(body, "updated_at", updated) || !api_json_str(body, "author", p.author) ||
 	    (p.merge_commit[0] && !api_json_str(body, "merge_commit", p.merge_commit))) {
-		cJSON_Delete(body);
-		th_pull_info_dispose(&p);
-		return th_error_set(err, TH_ENOMEM, "out of memory");
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
 	}
+	if ((error = api_pulls_add_notes(body, req, id, err)) < 0) /* comments, reviews */
+		goto cleanup;
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	body = NULL;
+cleanup:
+	cJSON_Delete(body);
 	th_pull_info_dispose(&p);
-	if ((error = api_pulls_add_notes(body, req, id, err)) < 0) { /* comments, reviews */
-		cJSON_Delete(body);
+	return error;
+}
+
+/* --- create, update ------------------------------------------------------------------------ */
+
+/* fromBranchOwnerName/fromBranchRepoName etc. must name this database when given. */
+static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_error *err)
+{
+	const char *o = NULL, *r = NULL;
+	int error;
+
+	if ((error = api_json_get_str(&o, req->json, owner_key, 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&r, req->json, repo_key, 0, "", err)) < 0)
 		return error;
+	if ((o && *o && strcmp(o, req->db.owner) != 0) || (r && *r && strcmp(r, req->db.name) != 0))
+		return th_error_set(err, TH_EINVALID,
+		                    "pull requests between databases are not supported: '%s' and "
+		                    "'%s' must be '%s' and '%s'",
+		                    owner_key, repo_key, req->db.owner, req->db.name);
+	return TH_OK;
+}
+
+int api_pulls_create(th_req *req, th_error *err)
+{
+	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL;
+	th_repo *repo = NULL;
+	th_oid head;
+	int64_t id = 0;
+	cJSON *body = NULL;
+	int created = 0, error;
+
+	if ((error = api_json_get_str(&title, req->json, "title", 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&from, req->json, "fromBranchName", 1, "", err)) < 0 ||
+	    (error = api_json_get_str(&to, req->json, "toBranchName", 0, "", err)) < 0 ||
+	    (error = same_db(req, "fromBranchOwnerName", "fromBranchRepoName", err)) < 0 ||
+	    (error = same_db(req, "toBranchOwnerName", "toBranchRepoName", err)) < 0)
+		return error;
+	if (to == NULL || *to == '\0')
+		to = "main";
+	if (strcmp(from, to) == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    "'fromBranchName' and 'toBranchName' are both '%.200s'", from);
+	if ((error = api_repo_open(&repo, req, err)) < 0)
+		goto cleanup;
+	if ((error = th_repo_branch_get(&head, repo, from, err)) == TH_OK)
+		error = th_repo_branch_get(&head, repo, to, err);
+	if (error == TH_ENOTFOUND || error == TH_EINVALID) {
+		error = th_error_set(err, TH_ENOTFOUND, "branch '%.200s' not found in '%s/%s'",
+		                     th_repo_branch_get(&head, repo, from, NULL) == TH_OK ? to
+		                                                                          : from,
+		                     req->db.owner, req->db.name);
+		goto cleanup;
 	}
-	return api_reply_json(req, MHD_HTTP_OK, body, err);
+	if (error < 0)
+		goto cleanup;
+	if ((error = th_meta_pull_find_or_create(&id, &created, req->srv->meta, req->db.id,
+	                                         title ? title : "", desc ? desc : "", req->user,
+	                                         from, to, err)) < 0)
+		goto cleanup;
+	if (!created) {
+		error = th_error_set(
+		        err, TH_EEXISTS,
+		        "pull request #%lld from '%.200s' into '%.200s' is already open",
+		        (long long)id, from, to);
+		goto cleanup;
+	}
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "title", title ? title : "") ||
+	    !api_json_str(body, "description", desc ? desc : "") ||
+	    !api_json_str(body, "from_owner_name", req->db.owner) ||
+	    !api_json_str(body, "from_repository_name", req->db.name) ||
+	    !api_json_str(body, "from_branch_name", from) ||
+	    !api_json_str(body, "to_owner_name", req->db.owner) ||
+	    !api_json_str(body, "to_repository_name", req->db.name) ||
+	    !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
+	    !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
+	    !api_json_str(body, "author", req->user)) {
+		cJSON_Delete(body);
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_repo_free(repo);
+	return error;
+}
+
+int api_pulls_update(th_req *req, th_error *err)
+{
+	const char *title = NULL, *desc = NULL, *state = NULL;
+	th_pull_info p;
+	int64_t id;
+	cJSON *body;
+	int error;
+
+	if ((error = api_pull_load(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if ((error = api_json_get_str(&title, req->json, "title", 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
+	    (error = api_json_get_str(&state, req->json, "state", 0, "", err)) < 0)
+		goto cleanup;
+	if (strcmp(req->user, req->db.owner) != 0 && strcmp(req->user, p.author) != 0) {
+		error = api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN",
+		                        "only the database owner or the pull request's author can "
+		                        "change it");
+		goto cleanup;
+	}
+	if (state && strcasecmp(state, "closed") != 0) {
+		error = th_error_set(err, TH_EINVALID, "'state' can only be 'closed' (got '%.64s')",
+		                     state);
+		goto cleanup;
+	}
+	if (title == NULL && desc == NULL && state == NULL) {
+		error = th_error_set(err, TH_EINVALID,
+		                     "nothing to change: give 'title', 'description' or 'state'");
+		goto cleanup;
+	}
+	if (state) {
+		error = th_meta_pull_set_state(req->srv->meta, req->db.id, id, TH_PULL_CLOSED, NULL,
+		                               err);
+		if (error == TH_ECONFLICT)
+			error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
+			                     (long long)id, th_pull_state_name(p.state));
+		if (error < 0)
+			goto cleanup;
+	}
+	if ((title || desc) &&
+	    (error = th_meta_pull_update(req->srv->meta, req->db.id, id, title, desc, err)) < 0)
+		goto cleanup;
+	th_pull_info_dispose(&p);
+	if ((error = th_meta_pull_get(&p, req->srv->meta, req->db.id, id, err)) < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
+	    !api_json_str(body, "title", p.title) ||
+	    !api_json_str(body, "description", p.description) ||
+	    !api_json_str(body, "state", th_pull_state_name(p.state))) {
+		cJSON_Delete(body);
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
 }

@@ -38,8 +38,7 @@ static const api_route main_routes[] = {
 	{ NULL, NULL, NULL, 0 }
 };
 
-static const api_route *const route_tables[] = { main_routes,        api_pulls_routes,
-	                                         api_query_routes,   api_pulls_review_routes,
+static const api_route *const route_tables[] = { main_routes, api_pulls_routes, api_query_routes,
 	                                         api_catalog_routes, api_web_routes };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

@@ -8,6 +8,7 @@
 
 #include "../harness.h"
 #include "../../api/api.h"
+#include "../../api/pulls_api.h"
 
 /* --- multipart --------------------------------------------------------------------------------*/
 

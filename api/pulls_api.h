@@ -1,0 +1,50 @@
+/* pulls_api.h: what the files of the pull-request resource share (api/pulls*.c): the handlers,
+ * which api_pulls_routes (pulls.c) lists, and the helpers every one of them uses to read the
+ * :id of a route and its pull. Internal to api/.
+ *
+ *   pulls.c          the route table; list, get, create, update (close)
+ *   pulls_notes.c    comments and reviews
+ *   pulls_diff.c     the paged diff, shaped into JSON here from src's values; merge conflicts
+ *   pulls_merge.c    the merge operation: start it, poll it
+ */
+#ifndef TABLEHUB_API_PULLS_API_H
+#define TABLEHUB_API_PULLS_API_H
+
+#include <stdint.h>
+
+#include "api.h"
+#include "tablehub/meta.h"
+#include "tablehub/repo.h"
+
+int api_pulls_list(th_req *req, th_error *err);
+int api_pulls_get(th_req *req, th_error *err);
+int api_pulls_create(th_req *req, th_error *err);
+int api_pulls_update(th_req *req, th_error *err);
+int api_pulls_comment(th_req *req, th_error *err);
+int api_pulls_review(th_req *req, th_error *err);
+int api_pulls_diff(th_req *req, th_error *err);
+int api_pulls_conflicts(th_req *req, th_error *err);
+int api_pulls_merge(th_req *req, th_error *err);
+int api_pulls_merge_poll(th_req *req, th_error *err);
+
+/* The :id capture as a pull id (1-18 digits), echoed in errors as "pull_id". Returns TH_OK or
+ * TH_ENOTFOUND ("pull request #x not found in 'owner/db'") when it cannot be one. */
+int api_pull_id_arg(int64_t *out, th_req *req, th_error *err);
+
+/* Read the pull of the request's :id into *p (the caller disposes it with th_pull_info_dispose,
+ * also on failure) and its id into *id. Returns TH_OK, TH_ENOTFOUND (the message names the pull
+ * and the database) or TH_ESTORE. */
+int api_pull_load(th_pull_info *p, int64_t *id, th_req *req, th_error *err);
+
+/* Add "pull_id": "<id>" (DoltHub's pull ids are strings) to body; NULL when out of memory. */
+cJSON *api_pull_add_id(cJSON *body, int64_t id);
+
+/* Add "comments" and "reviews" arrays of pull `pull_id` to a pull's body (pulls_notes.c).
+ * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
+int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
+
+/* Add "conflicts", "conflicts_total" and "mergeable" for merging pull `p` now (pulls_diff.c).
+ * Returns TH_OK, TH_ENOTFOUND (a branch is gone), TH_ENOMEM or TH_ESTORE. */
+int api_pulls_add_conflicts(cJSON *body, th_repo *repo, const th_pull_info *p, th_error *err);
+
+#endif

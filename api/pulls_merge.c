@@ -1,0 +1,177 @@
+/* pulls_merge.c: merging a pull request, as an operation (routes in pulls.c):
+ *
+ *   POST /api/v1alpha1/{owner}/{db}/pulls/{id}/merge                     start it (the owner)
+ *   GET  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=N     poll it
+ *
+ * The POST checks the pull is Open, queues a "merge" operation (src/merge_job.c runs it) and
+ * answers its DoltHub names at once. The poll reads the operation back: job_status, the pull's
+ * state, and when done the merge commit and the stored result; when it failed on conflicts, the
+ * conflicts the merge stored with the failed operation (a merge failed before results were kept
+ * has them recomputed: nothing changed since).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pulls_api.h"
+#include "tablehub/jobs.h"
+#include "tablehub/pulls.h"
+
+int api_pulls_merge(th_req *req, th_error *err)
+{
+	th_pull_info p;
+	int64_t id;
+	char opid[TH_UUID_SIZE];
+	const char *job, *userop;
+	cJSON *body;
+	int error;
+
+	if ((error = api_pull_load(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if (p.state != TH_PULL_OPEN) {
+		error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s, not Open",
+		                     (long long)id, th_pull_state_name(p.state));
+		goto cleanup;
+	}
+	if ((error = th_pulls_enqueue_merge(opid, req->srv->meta, req->db.owner, req->db.name,
+	                                    req->user, id, err)) < 0)
+		goto cleanup;
+	th_jobs_wake(req->srv->jobs);
+	job = api_pool_printf(&req->pool, "repositoryOwners/%s/repositories/%s/jobs/%s",
+	                      req->db.owner, req->db.name, opid);
+	userop = api_pool_printf(&req->pool, "users/%s/userOperations/%s", req->user, opid);
+	body = api_success();
+	if (body == NULL || job == NULL || userop == NULL ||
+	    !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
+	    !api_json_str(body, "operation_name", job) ||
+	    !api_json_str(body, "user_operation_name", userop)) {
+		cJSON_Delete(body);
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+cleanup:
+	th_pull_info_dispose(&p);
+	return error;
+}
+
+/* The uuid of an operation name: the job name of this database, a user operation name, or the
+ * bare uuid. */
+static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char *name,
+                           th_error *err)
+{
+	char prefix[200];
+	const char *p = name;
+	size_t n, i;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "repositoryOwners/%s/repositories/%s/jobs/",
+	                     req->db.owner, req->db.name);
+	if (strncmp(p, prefix, n) == 0)
+		p += n;
+	else if (strncmp(p, "users/", 6) == 0 && strstr(p, "/userOperations/") != NULL)
+		p = strstr(p, "/userOperations/") + 16;
+	else if (strchr(p, '/') != NULL)
+		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
+		                    name, req->db.owner, req->db.name);
+	for (i = 0; i < 36; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
+			break;
+	}
+	if (i != 36 || p[36] != '\0')
+		return th_error_set(err, TH_EINVALID,
+		                    "'operationName' is not an operation name: '%.200s'", name);
+	memcpy(id, p, TH_UUID_SIZE);
+	return TH_OK;
+}
+
+int api_pulls_merge_poll(th_req *req, th_error *err)
+{
+	const char *name = api_arg(req, "operationName");
+	th_pull_info p;
+	th_op_info op;
+	th_repo *repo = NULL;
+	int64_t id;
+	char opid[TH_UUID_SIZE];
+	cJSON *body = NULL;
+	int error;
+
+	memset(&op, 0, sizeof(op));
+	if ((error = api_pull_load(&p, &id, req, err)) < 0)
+		goto cleanup;
+	if (name == NULL || *name == '\0') {
+		error = th_error_set(err, TH_EINVALID,
+		                     "query parameter 'operationName' is required");
+		goto cleanup;
+	}
+	api_echo(req, "operation_name", name);
+	if ((error = op_id_from_name(opid, req, name, err)) < 0)
+		goto cleanup;
+	error = th_meta_op_get(&op, req->srv->meta, opid, err);
+	if (error == TH_OK &&
+	    (strcmp(op.kind, "merge") != 0 || op.pull_id != id ||
+	     strcmp(op.owner, req->db.owner) != 0 || strcmp(op.db, req->db.name) != 0))
+		error = TH_ENOTFOUND;
+	if (error == TH_ENOTFOUND) {
+		error = th_error_set(err, TH_ENOTFOUND,
+		                     "merge operation '%.200s' not found for pull request #%lld",
+		                     name, (long long)id);
+		goto cleanup;
+	}
+	if (error < 0)
+		goto cleanup;
+	body = api_success();
+	if (body == NULL || !api_json_str(body, "operation_name", name) ||
+	    !cJSON_AddTrueToObject(body, "job_created") ||
+	    !api_json_str(body, "database_owner", req->db.owner) ||
+	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
+	    !api_json_str(body, "job_status", th_op_state_name(op.state)) ||
+	    !api_json_str(body, "pull_state", th_pull_state_name(p.state)))
+		goto nomem;
+	if (op.state == TH_OPSTATE_COMPLETED) {
+		cJSON *res = op.result ? cJSON_Parse(op.result) : NULL;
+		cJSON *commit = cJSON_GetObjectItem(res, "commit");
+		if (cJSON_IsString(commit) &&
+		    !api_json_str(body, "merge_commit", commit->valuestring)) {
+			cJSON_Delete(res);
+			goto nomem;
+		}
+		if (res && !cJSON_AddItemToObject(body, "result", res)) {
+			cJSON_Delete(res);
+			goto nomem;
+		}
+	}
+	if (op.state == TH_OPSTATE_FAILED) {
+		const char *msg = op.error_message ? op.error_message : "merge failed";
+		if (!api_json_str(body, "message", msg))
+			goto nomem;
+		/* The conflicts the merge stopped on, as the job stored them. */
+		if (op.result != NULL) {
+			cJSON *res = cJSON_Parse(op.result);
+			cJSON *list = cJSON_DetachItemFromObject(res, "conflicts");
+			cJSON *total = cJSON_DetachItemFromObject(res, "conflicts_total");
+			cJSON_Delete(res);
+			if (list && !cJSON_AddItemToObject(body, "conflicts", list))
+				cJSON_Delete(list);
+			if (total && !cJSON_AddItemToObject(body, "conflicts_total", total))
+				cJSON_Delete(total);
+		} else if (strncmp(msg, "merge conflict", 14) == 0 && p.state == TH_PULL_OPEN) {
+			/* Stored before failed jobs kept a result: recompute (nothing changed). */
+			if ((error = api_repo_open(&repo, req, err)) < 0 ||
+			    (error = api_pulls_add_conflicts(body, repo, &p, err)) < 0)
+				goto cleanup;
+		}
+	}
+	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	body = NULL;
+	goto cleanup;
+nomem:
+	error = th_error_set(err, TH_ENOMEM, "out of memory");
+cleanup:
+	cJSON_Delete(body);
+	th_repo_free(repo);
+	th_op_info_dispose(&op);
+	th_pull_info_dispose(&p);
+	return error;
+}
