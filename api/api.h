@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include "tablehub/error.h"
+#include "tablehub/ids.h"
 
 struct th_meta;
 struct th_jobs;
@@ -346,6 +347,15 @@ int api_upload_create(th_req *req, th_error *err);
 int api_upload_poll(th_req *req, th_error *err);
 int api_jobs_list(th_req *req, th_error *err);
 int api_user_operations(th_req *req, th_error *err);
+/* Operation names (operations.c), the one place they are formatted and parsed. DoltHub's job name
+ * "repositoryOwners/<owner>/repositories/<db>/jobs/<id>" and the user's operation name
+ * "users/<user>/userOperations/<id>", from the pool (NULL when out of memory). */
+const char *api_op_job_name(api_pool *pool, const char *owner, const char *db, const char *id);
+const char *api_op_user_name(api_pool *pool, const char *user, const char *id);
+/* The uuid (copied to id) in an operation name given to a route of req->db: its job name, a user
+ * operation name, or the bare uuid. Returns TH_OK, TH_ENOTFOUND (the job name of another database)
+ * or TH_EINVALID (not an operation name: the message shows the form wanted). */
+int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name, th_error *err);
 /* pulls.c and its siblings: api/pulls_api.h */
 int api_query_read(th_req *req, th_error *err); /* query.c */
 int api_csv_export(th_req *req, th_error *err); /* csv_export.c */

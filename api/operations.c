@@ -10,40 +10,53 @@
  * bare uuid. The poll is the hot path of a client waiting for an import: one indexed lookup and a
  * small JSON object.
  *
+ * The names are parsed and formatted here only (api_op_name_parse, api_op_job_name,
+ * api_op_user_name), for every route that hands them out or takes them back (uploads, merges).
+ *
  * DoltHub uses three vocabularies for one state: job_status of the poll (Pending, In Progress,
- * Completed, plus Failed), status of the jobs list (Pending, Running, Succeeded, Failed) and
- * operation_status of the operations list (Pending, Running, Success, Failure). Each list keeps
- * DoltHub's words and adds tablehub's `job_status` beside them.
+ * Completed, plus Failed: the store's own names, th_op_state_name), status of the jobs list
+ * (Pending, Running, Succeeded, Failed) and operation_status of the operations list (Pending,
+ * Running, Success, Failure), both in one table here. Each list keeps DoltHub's words and adds
+ * tablehub's `job_status` beside them. A kind's operationType ("Import", "Merge") is its api_name
+ * in the queue's table of kinds.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
+#include "tablehub/jobs.h"
 #include "tablehub/meta.h"
+#include "tablehub/text.h"
 
 #define POLL_FRESH_MS 100
 
+/* --- operation names ------------------------------------------------------------------------- */
+
+const char *api_op_job_name(api_pool *pool, const char *owner, const char *db, const char *id)
+{
+	return api_pool_printf(pool, "repositoryOwners/%s/repositories/%s/jobs/%s", owner, db, id);
+}
+
+const char *api_op_user_name(api_pool *pool, const char *user, const char *id)
+{
+	return api_pool_printf(pool, "users/%s/userOperations/%s", user, id);
+}
+
+/* Is s a uuid (8-4-4-4-12 hex digits, either case)? */
 static int uuid_valid(const char *s)
 {
 	size_t i;
 
 	for (i = 0; i < 36; i++) {
-		char c = s[i];
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return 0;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-		             (c >= 'A' && c <= 'F'))) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : th_hexval((unsigned char)s[i]) < 0)
 			return 0;
-		}
 	}
 	return s[36] == '\0';
 }
 
-/* The uuid in an operation name, checking a job name's owner/db against the request's. */
-static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char *name,
-                           th_error *err)
+int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name, th_error *err)
 {
 	char prefix[200];
 	const char *p = name;
@@ -68,16 +81,34 @@ static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char 
 	return TH_OK;
 }
 
+/* --- kinds and states in DoltHub's words ------------------------------------------------------ */
+
+/* The kind's entry in the queue's table of kinds, or NULL. */
+static const th_job_kind *kind_of(const char *kind)
+{
+	size_t i;
+
+	for (i = 0; th_job_kinds[i] != NULL; i++)
+		if (strcmp(th_job_kinds[i]->name, kind) == 0)
+			return th_job_kinds[i];
+	return NULL;
+}
+
+/* DoltHub's operationType of an operation: "Import", "Merge". */
 static const char *job_type(const th_op_info *op)
 {
-	return strcmp(op->kind, "merge") == 0 ? "Merge" : "Import";
+	const th_job_kind *k = kind_of(op->kind);
+
+	return k && k->api_name ? k->api_name : op->kind;
 }
 
 static char *op_description(api_pool *pool, const th_op_info *op)
 {
 	if (strcmp(op->kind, "merge") == 0)
 		return api_pool_printf(pool, "Merge pull request #%lld", (long long)op->pull_id);
-	return api_pool_printf(pool, "Import %s into %s", op->file_name, op->table_name);
+	if (strcmp(op->kind, "import") == 0)
+		return api_pool_printf(pool, "Import %s into %s", op->file_name, op->table_name);
+	return api_pool_strdup(pool, job_type(op));
 }
 
 static cJSON *num(cJSON *obj, const char *key, double v)
@@ -129,7 +160,7 @@ int api_upload_poll(th_req *req, th_error *err)
 	if (key[0] && (len = api_cache_get(req->srv->polls, key, cached, sizeof(cached))) > 0 &&
 	    len <= sizeof(cached))
 		return api_reply_text(req, MHD_HTTP_OK, cached, len, err);
-	if ((error = op_id_from_name(id, req, name, err)) < 0)
+	if ((error = api_op_name_parse(id, req, name, err)) < 0)
 		return error;
 	memset(&op, 0, sizeof(op));
 	if ((error = th_meta_op_get(&op, req->srv->meta, id, err)) < 0)
@@ -181,32 +212,22 @@ oom:
 	return th_error_set(err, TH_ENOMEM, "out of memory");
 }
 
-static const char *jobs_status(th_op_state s)
-{
-	switch (s) {
-	case TH_OPSTATE_PENDING:
-		return "Pending";
-	case TH_OPSTATE_IN_PROGRESS:
-		return "Running";
-	case TH_OPSTATE_COMPLETED:
-		return "Succeeded";
-	default:
-		return "Failed";
-	}
-}
+/* A state in the words of DoltHub's lists: `status` of the jobs list and `operation_status` of the
+ * operations list. job_status everywhere is the store's own name (th_op_state_name). */
+static const struct dolthub_state {
+	const char *jobs, *operations;
+} dolthub_states[] = {
+	[TH_OPSTATE_PENDING] = { "Pending", "Pending" },
+	[TH_OPSTATE_IN_PROGRESS] = { "Running", "Running" },
+	[TH_OPSTATE_COMPLETED] = { "Succeeded", "Success" },
+	[TH_OPSTATE_FAILED] = { "Failed", "Failure" },
+};
 
-static const char *operation_status(th_op_state s)
+static const struct dolthub_state *dolthub_state(th_op_state s)
 {
-	switch (s) {
-	case TH_OPSTATE_PENDING:
-		return "Pending";
-	case TH_OPSTATE_IN_PROGRESS:
-		return "Running";
-	case TH_OPSTATE_COMPLETED:
-		return "Success";
-	default:
-		return "Failure";
-	}
+	if ((int)s < TH_OPSTATE_PENDING || (int)s > TH_OPSTATE_FAILED)
+		s = TH_OPSTATE_FAILED;
+	return &dolthub_states[s];
 }
 
 /* One operation as a list item; `user_view` picks the operations-list shape over the jobs-list
@@ -217,8 +238,7 @@ static cJSON *op_item(api_pool *pool, const th_op_info *op, int user_view)
 	char created[32], updated[32];
 	const char *job_name, *desc;
 
-	job_name = api_pool_printf(pool, "repositoryOwners/%s/repositories/%s/jobs/%s", op->owner,
-	                           op->db, op->id);
+	job_name = api_op_job_name(pool, op->owner, op->db, op->id);
 	desc = op_description(pool, op);
 	th_time_fmt(created, op->created_at);
 	th_time_fmt(updated, op->updated_at);
@@ -229,7 +249,7 @@ static cJSON *op_item(api_pool *pool, const th_op_info *op, int user_view)
 		    !api_json_str(it, "creator", op->creator) ||
 		    !api_json_str(it, "description", desc) ||
 		    !api_json_str(it, "job_type", job_type(op)) ||
-		    !api_json_str(it, "status", jobs_status(op->state)) ||
+		    !api_json_str(it, "status", dolthub_state(op->state)->jobs) ||
 		    !api_json_str(it, "created_at", created) ||
 		    !api_json_str(it, "error", op->error_message ? op->error_message : ""))
 			goto oom;
@@ -245,12 +265,11 @@ static cJSON *op_item(api_pool *pool, const th_op_info *op, int user_view)
 		}
 		cJSON_Delete(meta);
 		if (!api_json_str(it, "operation_name",
-		                  api_pool_printf(pool, "users/%s/userOperations/%s", op->creator,
-		                                  op->id)) ||
+		                  api_op_user_name(pool, op->creator, op->id)) ||
 		    !api_json_str(it, "creator", op->creator) ||
 		    !api_json_str(it, "description", desc) ||
 		    !api_json_str(it, "operation_type", job_type(op)) ||
-		    !api_json_str(it, "operation_status", operation_status(op->state)) ||
+		    !api_json_str(it, "operation_status", dolthub_state(op->state)->operations) ||
 		    !api_json_str(it, "error", op->error_message ? op->error_message : "") ||
 		    !api_json_str(it, "metadata", meta_text) ||
 		    !api_json_str(it, "created_at", created) ||
@@ -337,13 +356,12 @@ int api_user_operations(th_req *req, th_error *err)
 		return api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg) < 0 ? TH_ENOMEM
 		                                                                       : TH_OK;
 	}
-	if (type != NULL && type[0] != '\0') {
-		if (strcasecmp(type, "Import") == 0)
-			kind = "import";
-		else if (strcasecmp(type, "Merge") == 0)
-			kind = "merge";
-		else if (strcasecmp(type, "SqlWrite") == 0 || strcasecmp(type, "SqlRead") == 0 ||
-		         strcasecmp(type, "Migrate") == 0)
+	for (size_t i = 0; type != NULL && th_job_kinds[i] != NULL; i++)
+		if (th_job_kinds[i]->api_name && strcasecmp(type, th_job_kinds[i]->api_name) == 0)
+			kind = th_job_kinds[i]->name;
+	if (kind == NULL && type != NULL && type[0] != '\0') {
+		if (strcasecmp(type, "SqlWrite") == 0 || strcasecmp(type, "SqlRead") == 0 ||
+		    strcasecmp(type, "Migrate") == 0)
 			kind = "none"; /* kinds tablehub never runs: an empty list */
 		else
 			return th_error_set(err, TH_EINVALID,

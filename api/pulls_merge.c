@@ -9,7 +9,6 @@
  * conflicts the merge stored with the failed operation (a merge failed before results were kept
  * has them recomputed: nothing changed since).
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,9 +36,8 @@ int api_pulls_merge(th_req *req, th_error *err)
 	                                    req->user, id, err)) < 0)
 		goto cleanup;
 	th_jobs_wake(req->srv->jobs);
-	job = api_pool_printf(&req->pool, "repositoryOwners/%s/repositories/%s/jobs/%s",
-	                      req->db.owner, req->db.name, opid);
-	userop = api_pool_printf(&req->pool, "users/%s/userOperations/%s", req->user, opid);
+	job = api_op_job_name(&req->pool, req->db.owner, req->db.name, opid);
+	userop = api_op_user_name(&req->pool, req->user, opid);
 	body = api_success();
 	if (body == NULL || job == NULL || userop == NULL ||
 	    !api_json_str(body, "database_owner", req->db.owner) ||
@@ -54,36 +52,6 @@ int api_pulls_merge(th_req *req, th_error *err)
 cleanup:
 	th_pull_info_dispose(&p);
 	return error;
-}
-
-/* The uuid of an operation name: the job name of this database, a user operation name, or the
- * bare uuid. */
-static int op_id_from_name(char id[TH_UUID_SIZE], const th_req *req, const char *name,
-                           th_error *err)
-{
-	char prefix[200];
-	const char *p = name;
-	size_t n, i;
-
-	n = (size_t)snprintf(prefix, sizeof(prefix), "repositoryOwners/%s/repositories/%s/jobs/",
-	                     req->db.owner, req->db.name);
-	if (strncmp(p, prefix, n) == 0)
-		p += n;
-	else if (strncmp(p, "users/", 6) == 0 && strstr(p, "/userOperations/") != NULL)
-		p = strstr(p, "/userOperations/") + 16;
-	else if (strchr(p, '/') != NULL)
-		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
-		                    name, req->db.owner, req->db.name);
-	for (i = 0; i < 36; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
-			break;
-	}
-	if (i != 36 || p[36] != '\0')
-		return th_error_set(err, TH_EINVALID,
-		                    "'operationName' is not an operation name: '%.200s'", name);
-	memcpy(id, p, TH_UUID_SIZE);
-	return TH_OK;
 }
 
 int api_pulls_merge_poll(th_req *req, th_error *err)
@@ -106,7 +74,7 @@ int api_pulls_merge_poll(th_req *req, th_error *err)
 		goto cleanup;
 	}
 	api_echo(req, "operation_name", name);
-	if ((error = op_id_from_name(opid, req, name, err)) < 0)
+	if ((error = api_op_name_parse(opid, req, name, err)) < 0)
 		goto cleanup;
 	error = th_meta_op_get(&op, req->srv->meta, opid, err);
 	if (error == TH_OK &&

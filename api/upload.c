@@ -368,13 +368,11 @@ int api_upload_create(th_req *req, th_error *err)
 	    !api_json_str(body, "database_name", req->db.name) ||
 	    !api_json_str(body, "branch_name", u->branch) ||
 	    !api_json_str(body, "table_name", u->table) ||
-	    !cJSON_AddStringToObject(body, "operation_name",
-	                             api_pool_printf(&req->pool,
-	                                             "repositoryOwners/%s/repositories/%s/jobs/%s",
-	                                             req->db.owner, req->db.name, id)) ||
 	    !cJSON_AddStringToObject(
-	            body, "user_operation_name",
-	            api_pool_printf(&req->pool, "users/%s/userOperations/%s", req->user, id))) {
+	            body, "operation_name",
+	            api_op_job_name(&req->pool, req->db.owner, req->db.name, id)) ||
+	    !cJSON_AddStringToObject(body, "user_operation_name",
+	                             api_op_user_name(&req->pool, req->user, id))) {
 		cJSON_Delete(body);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}

@@ -284,5 +284,5 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_import = { "import", run_import, TH_JOB_WRITES_REPO,
+const th_job_kind th_job_kind_import = { "import", "Import", run_import, TH_JOB_WRITES_REPO,
 	                                 "upload the file again" };

@@ -1,10 +1,10 @@
 /* job_kinds.c: the operation kinds tablehub runs, one line each (see include/tablehub/jobs.h).
  *
  * A kind lives in its own file, which defines `const th_job_kind th_job_kind_<name>`: its name in
- * the operations table, its runner, whether it writes the database's repository (the queue then
- * holds the writer lock) and the hint for a job interrupted too often. Adding a kind is that file
- * (listed in src/CMakeLists.txt) plus one X(<name>) line below; th_jobs_create registers every
- * kind listed here.
+ * the operations table and in the API, its runner, whether it writes the database's repository
+ * (the queue then holds the writer lock) and the hint for a job interrupted too often. Adding a
+ * kind is that file (listed in src/CMakeLists.txt) plus one X(<name>) line below; th_jobs_create
+ * registers every kind listed here.
  */
 #include <stddef.h>
 

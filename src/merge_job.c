@@ -170,5 +170,5 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_merge = { "merge", run_merge, TH_JOB_WRITES_REPO,
+const th_job_kind th_job_kind_merge = { "merge", "Merge", run_merge, TH_JOB_WRITES_REPO,
 	                                "merge the pull request again" };

@@ -120,7 +120,7 @@ static int fake_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_er
 
 /* The test kind. The store knows only the kinds "import" and "merge", so it takes the name
  * "import", replacing the built-in runner in the pools of these tests. */
-static const th_job_kind fake_kind = { "import", fake_run, 0, "upload the file again" };
+static const th_job_kind fake_kind = { "import", "Import", fake_run, 0, "upload the file again" };
 
 static void op_create(char id[TH_UUID_SIZE], th_meta *m, const char *what)
 {
@@ -432,8 +432,9 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
  * workers; jobs of a kind that does not run side by side. */
 static void test_writer_lock(void)
 {
-	static const th_job_kind writer = { "import", overlap_run, TH_JOB_WRITES_REPO, "again" };
-	static const th_job_kind reader = { "import", overlap_run, 0, "again" };
+	static const th_job_kind writer = { "import", "Import", overlap_run, TH_JOB_WRITES_REPO,
+		                            "again" };
+	static const th_job_kind reader = { "import", "Import", overlap_run, 0, "again" };
 	int pass;
 
 	for (pass = 0; pass < 2; pass++) {
@@ -480,9 +481,9 @@ static void test_writer_lock(void)
 /* Kinds are checked when registered. */
 static void test_register(void)
 {
-	static const th_job_kind noname = { "", overlap_run, 0, NULL };
-	static const th_job_kind long_name = { "a-kind-name-too-long", overlap_run, 0, NULL };
-	static const th_job_kind norun = { "merge", NULL, 0, NULL };
+	static const th_job_kind noname = { "", NULL, overlap_run, 0, NULL };
+	static const th_job_kind long_name = { "a-kind-name-too-long", NULL, overlap_run, 0, NULL };
+	static const th_job_kind norun = { "merge", "Merge", NULL, 0, NULL };
 	char *dir = t_mkdtemp();
 	th_meta *m = NULL;
 	th_jobs *j = NULL;

@@ -103,7 +103,8 @@ enum {
 
 /* What the queue knows of an operation kind. */
 typedef struct th_job_kind {
-	const char *name; /* the operations table's `kind` ("import"), 1-15 bytes */
+	const char *name;     /* the operations table's `kind` ("import"), 1-15 bytes */
+	const char *api_name; /* its name in the API: DoltHub's operationType ("Import") */
 	th_job_runner run;
 	unsigned flags; /* TH_JOB_WRITES_REPO */
 	/* What a user does when the job was interrupted too often; the message is "<kind> was

@@ -459,6 +459,66 @@ static void test_review_and_permissions(void)
 	t_resp_free(&r);
 }
 
+/* The merge poll takes an operation name as the upload poll does (one parser): the job name, the
+ * user's operation name or the bare uuid; a job name of another database is 404, anything else
+ * 400 saying what is wanted. */
+static void test_merge_poll_names(void)
+{
+	int pull = upload("names.csv", "id,name\n1,named\n", "Update", "alice/shop");
+	char job[256], userop[256], bare[64], other[300];
+	t_resp r =
+	        t_http(&srv, AUTH "-X POST '%s/alice/shop/pulls/%d/merge'", alice, srv.base, pull);
+	const char *const *name;
+
+	CHECK(r.status == 200);
+	snprintf(job, sizeof(job), "%s", nz(t_str(&r, "operation_name")));
+	snprintf(userop, sizeof(userop), "%s", nz(t_str(&r, "user_operation_name")));
+	t_resp_free(&r);
+	CHECK(strncmp(job, "repositoryOwners/alice/repositories/shop/jobs/", 46) == 0);
+	snprintf(bare, sizeof(bare), "%s", job + 46);
+	CHECK(strlen(bare) == 36);
+	CHECK_STR(userop + strlen("users/alice/userOperations/"), bare);
+	snprintf(other, sizeof(other), "repositoryOwners/bob/repositories/shop/jobs/%s", bare);
+	for (name = (const char *const[]){ job, userop, bare, NULL }; *name; name++) {
+		r = t_http(&srv,
+		           "-G " AUTH "--data-urlencode 'operationName=%s' "
+		           "'%s/alice/shop/pulls/%d/merge'",
+		           alice, *name, srv.base, pull);
+		CHECK(r.status == 200);
+		CHECK_STR(t_str(&r, "operation_name"), *name);
+		CHECK(t_str(&r, "job_status") != NULL);
+		t_resp_free(&r);
+	}
+	r = t_http(&srv,
+	           "-G " AUTH "--data-urlencode 'operationName=%s' '%s/alice/shop/pulls/%d/merge'",
+	           alice, other, srv.base, pull);
+	CHECK(r.status == 404);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/pulls/%d/merge?operationName=foo/bar'", alice,
+	           srv.base, pull);
+	CHECK(r.status == 400);
+	CHECK_CONTAINS(t_str(&r, "message"),
+	               "'operationName' is not an operation name: 'foo/bar' (want "
+	               "repositoryOwners/alice/repositories/shop/jobs/<id>)");
+	t_resp_free(&r);
+	/* Let the merge end before the next test. */
+	for (time_t end = time(NULL) + 60;;) {
+		const char *st;
+		r = t_http(&srv,
+		           "-G " AUTH "--data-urlencode 'operationName=%s' "
+		           "'%s/alice/shop/pulls/%d/merge'",
+		           alice, job, srv.base, pull);
+		st = nz(t_str(&r, "job_status"));
+		if (strcmp(st, "Completed") == 0 || strcmp(st, "Failed") == 0 || time(NULL) > end) {
+			CHECK_STR(st, "Completed");
+			t_resp_free(&r);
+			break;
+		}
+		t_resp_free(&r);
+		t_sleep_ms(20);
+	}
+}
+
 /* Upload `csv` into `table` of `db` on `branch` with `op` and primary keys `pk_json` (a JSON
  * array); wait for the import and merge its pull into `branch`. */
 static void upload_merged(const char *db, const char *table, const char *branch, const char *csv,
@@ -700,6 +760,7 @@ int main(void)
 	RUN(test_merge_rows_and_cells);
 	RUN(test_conflict);
 	RUN(test_review_and_permissions);
+	RUN(test_merge_poll_names);
 	RUN(test_private);
 	CHECK(t_server_stop(&srv, SIGTERM) == 0);
 	free(alice);
