@@ -88,6 +88,15 @@ cJSON *api_pull_add_id(cJSON *body, int64_t id)
 	return api_json_str(body, "pull_id", s);
 }
 
+int api_pull_reply(th_req *req, cJSON *body, int incomplete, th_error *err)
+{
+	if (incomplete) {
+		cJSON_Delete(body);
+		body = NULL; /* api_reply_json: out of memory */
+	}
+	return api_reply_json(req, MHD_HTTP_OK, body, err);
+}
+
 /* --- list, get -------------------------------------------------------------------------------- */
 
 int api_pulls_list(th_req *req, th_error *err)
@@ -210,7 +219,7 @@ int api_pulls_create(th_req *req, th_error *err)
 	th_oid head;
 	int64_t id = 0;
 	cJSON *body = NULL;
-	int created = 0, error;
+	int created = 0, error, incomplete;
 
 	if ((error = api_json_get_str(&title, req->json, "title", 0, "", err)) < 0 ||
 	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
@@ -249,21 +258,17 @@ int api_pulls_create(th_req *req, th_error *err)
 		goto cleanup;
 	}
 	body = api_success();
-	if (body == NULL || !api_json_str(body, "title", title ? title : "") ||
-	    !api_json_str(body, "description", desc ? desc : "") ||
-	    !api_json_str(body, "from_owner_name", req->db.owner) ||
-	    !api_json_str(body, "from_repository_name", req->db.name) ||
-	    !api_json_str(body, "from_branch_name", from) ||
-	    !api_json_str(body, "to_owner_name", req->db.owner) ||
-	    !api_json_str(body, "to_repository_name", req->db.name) ||
-	    !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
-	    !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
-	    !api_json_str(body, "author", req->user)) {
-		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	incomplete = body == NULL || !api_json_str(body, "title", title ? title : "") ||
+	             !api_json_str(body, "description", desc ? desc : "") ||
+	             !api_json_str(body, "from_owner_name", req->db.owner) ||
+	             !api_json_str(body, "from_repository_name", req->db.name) ||
+	             !api_json_str(body, "from_branch_name", from) ||
+	             !api_json_str(body, "to_owner_name", req->db.owner) ||
+	             !api_json_str(body, "to_repository_name", req->db.name) ||
+	             !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
+	             !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
+	             !api_json_str(body, "author", req->user);
+	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_repo_free(repo);
 	return error;
@@ -275,7 +280,7 @@ int api_pulls_update(th_req *req, th_error *err)
 	th_pull_info p;
 	int64_t id;
 	cJSON *body;
-	int error;
+	int error, incomplete;
 
 	if ((error = api_pull_load(&p, &id, req, err)) < 0)
 		goto cleanup;
@@ -315,16 +320,12 @@ int api_pulls_update(th_req *req, th_error *err)
 	if ((error = th_meta_pull_get(&p, req->srv->meta, req->db.id, id, err)) < 0)
 		goto cleanup;
 	body = api_success();
-	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
-	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
-	    !api_json_str(body, "title", p.title) ||
-	    !api_json_str(body, "description", p.description) ||
-	    !api_json_str(body, "state", th_pull_state_name(p.state))) {
-		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	incomplete = body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
+	             !api_json_str(body, "database_name", req->db.name) ||
+	             !api_pull_add_id(body, id) || !api_json_str(body, "title", p.title) ||
+	             !api_json_str(body, "description", p.description) ||
+	             !api_json_str(body, "state", th_pull_state_name(p.state));
+	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_pull_info_dispose(&p);
 	return error;

@@ -39,6 +39,10 @@ int api_pull_load(th_pull_info *p, int64_t *id, th_req *req, th_error *err);
 /* Add "pull_id": "<id>" (DoltHub's pull ids are strings) to body; NULL when out of memory. */
 cJSON *api_pull_add_id(cJSON *body, int64_t id);
 
+/* Reply 200 with `body` (taken, may be NULL); when `incomplete` (a member could not be added, or
+ * body is NULL) free it instead and return TH_ENOMEM. Returns TH_OK or TH_ENOMEM. */
+int api_pull_reply(th_req *req, cJSON *body, int incomplete, th_error *err);
+
 /* Add "comments" and "reviews" arrays of pull `pull_id` to a pull's body (pulls_notes.c).
  * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);

@@ -42,35 +42,34 @@ typedef struct diff_json {
 	cJSON *tables, *rows; /* borrowed from the body */
 } diff_json;
 
-/* Add an array `key` of the names of the columns i of `s` (none when s is NULL) for which
- * pick(s, i, other) holds. Returns the array, or NULL when out of memory. */
-static cJSON *add_names(cJSON *obj, const char *key, const th_schema *s, const th_schema *other,
-                        int (*pick)(const th_schema *s, size_t i, const th_schema *other))
+/* Append the string s to the array arr; 0 when out of memory. */
+static int push_str(cJSON *arr, const char *s)
+{
+	cJSON *it = cJSON_CreateString(s);
+
+	if (it == NULL || !cJSON_AddItemToArray(arr, it)) {
+		cJSON_Delete(it);
+		return 0;
+	}
+	return 1;
+}
+
+/* An array `key` of the columns of `s` (none when s is NULL) missing from `other` by name: the
+ * columns added (s = the new schema) or dropped (s = the old one). 0 when out of memory. */
+static int add_missing(cJSON *obj, const char *key, const th_schema *s, const th_schema *other)
 {
 	cJSON *arr = cJSON_AddArrayToObject(obj, key);
 	size_t i;
 
-	for (i = 0; arr && s && i < s->ncols; i++) {
-		cJSON *name;
-		if (!pick(s, i, other))
-			continue;
-		if ((name = cJSON_CreateString(s->cols[i].name)) == NULL ||
-		    !cJSON_AddItemToArray(arr, name)) {
-			cJSON_Delete(name);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
-/* Column i of s is not in `other` (added or dropped, by name). */
-static int not_in(const th_schema *s, size_t i, const th_schema *other)
-{
-	return other == NULL || th_schema_find(other, s->cols[i].name) < 0;
+	for (i = 0; arr && s && i < s->ncols; i++)
+		if ((other == NULL || th_schema_find(other, s->cols[i].name) < 0) &&
+		    !push_str(arr, s->cols[i].name))
+			return 0;
+	return arr != NULL;
 }
 
 /* The key columns of s, in key order, or null when there is no schema (the table was added or
- * dropped). */
+ * dropped). 0 when out of memory. */
 static int add_key_names(cJSON *obj, const char *key, const th_schema *s)
 {
 	cJSON *arr;
@@ -80,13 +79,9 @@ static int add_key_names(cJSON *obj, const char *key, const th_schema *s)
 		return cJSON_AddNullToObject(obj, key) != NULL;
 	if ((arr = cJSON_AddArrayToObject(obj, key)) == NULL)
 		return 0;
-	for (i = 0; i < s->npk; i++) {
-		cJSON *name = cJSON_CreateString(s->cols[s->pk[i]].name);
-		if (name == NULL || !cJSON_AddItemToArray(arr, name)) {
-			cJSON_Delete(name);
+	for (i = 0; i < s->npk; i++)
+		if (!push_str(arr, s->cols[s->pk[i]].name))
 			return 0;
-		}
-	}
 	return 1;
 }
 
@@ -129,8 +124,8 @@ static int json_table_end(void *payload, const th_table_diff *t, th_error *err)
 	    !api_json_str(it, "diff_type", th_table_change_name(t->change)) ||
 	    !cJSON_AddBoolToObject(it, "schema_change", t->schema_changed) ||
 	    !cJSON_AddBoolToObject(it, "key_changed", t->key_changed) ||
-	    !add_names(it, "columns_added", added, t->from_schema, not_in) ||
-	    !add_names(it, "columns_dropped", dropped, t->to_schema, not_in) ||
+	    !add_missing(it, "columns_added", added, t->from_schema) ||
+	    !add_missing(it, "columns_dropped", dropped, t->to_schema) ||
 	    !add_retyped(it, t->from_schema, t->to_schema) ||
 	    !add_key_names(it, "from_primary_key", t->from_schema) ||
 	    !add_key_names(it, "to_primary_key", t->to_schema) ||
@@ -158,26 +153,19 @@ static int add_cells(cJSON *obj, const char *key, const th_schema *s, const th_c
 	return 1;
 }
 
-/* The columns a modified row changed: those of the new schema, then the dropped ones. */
+/* The columns a modified row changed: those of the new schema, then the dropped ones. 0 when out
+ * of memory. */
 static int add_changed(cJSON *obj, const th_table_diff *t, const th_diff_row *r)
 {
 	cJSON *arr = cJSON_AddArrayToObject(obj, "changed_columns");
-	size_t i, n = t->to_schema->ncols + t->from_schema->ncols;
+	size_t i;
 
-	for (i = 0; arr && i < n; i++) {
-		int to = i < t->to_schema->ncols;
-		size_t c = to ? i : i - t->to_schema->ncols;
-		const th_schema *s = to ? t->to_schema : t->from_schema;
-		cJSON *name;
-
-		if (!(to ? r->changed[c] : r->dropped[c]))
-			continue;
-		if ((name = cJSON_CreateString(s->cols[c].name)) == NULL ||
-		    !cJSON_AddItemToArray(arr, name)) {
-			cJSON_Delete(name);
+	for (i = 0; arr && i < t->to_schema->ncols; i++)
+		if (r->changed[i] && !push_str(arr, t->to_schema->cols[i].name))
 			return 0;
-		}
-	}
+	for (i = 0; arr && i < t->from_schema->ncols; i++)
+		if (r->dropped[i] && !push_str(arr, t->from_schema->cols[i].name))
+			return 0;
 	return arr != NULL;
 }
 

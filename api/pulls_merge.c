@@ -23,7 +23,7 @@ int api_pulls_merge(th_req *req, th_error *err)
 	char opid[TH_UUID_SIZE];
 	const char *job, *userop;
 	cJSON *body;
-	int error;
+	int error, incomplete;
 
 	if ((error = api_pull_load(&p, &id, req, err)) < 0)
 		goto cleanup;
@@ -39,16 +39,12 @@ int api_pulls_merge(th_req *req, th_error *err)
 	job = api_op_job_name(&req->pool, req->db.owner, req->db.name, opid);
 	userop = api_op_user_name(&req->pool, req->user, opid);
 	body = api_success();
-	if (body == NULL || job == NULL || userop == NULL ||
-	    !api_json_str(body, "database_owner", req->db.owner) ||
-	    !api_json_str(body, "database_name", req->db.name) || !api_pull_add_id(body, id) ||
-	    !api_json_str(body, "operation_name", job) ||
-	    !api_json_str(body, "user_operation_name", userop)) {
-		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	incomplete = body == NULL || job == NULL || userop == NULL ||
+	             !api_json_str(body, "database_owner", req->db.owner) ||
+	             !api_json_str(body, "database_name", req->db.name) ||
+	             !api_pull_add_id(body, id) || !api_json_str(body, "operation_name", job) ||
+	             !api_json_str(body, "user_operation_name", userop);
+	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_pull_info_dispose(&p);
 	return error;

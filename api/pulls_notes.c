@@ -20,7 +20,7 @@ int api_pulls_comment(th_req *req, th_error *err)
 	int64_t id, cid = 0;
 	char cids[24];
 	cJSON *body;
-	int error;
+	int error, incomplete;
 
 	if ((error = api_pull_load(&p, &id, req, err)) < 0 ||
 	    (error = api_json_get_str(&comment, req->json, "comment", 1, "", err)) < 0)
@@ -34,15 +34,12 @@ int api_pulls_comment(th_req *req, th_error *err)
 		goto cleanup;
 	snprintf(cids, sizeof(cids), "%lld", (long long)cid);
 	body = api_success();
-	if (body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
-	    !api_json_str(body, "repository_name", req->db.name) || !api_pull_add_id(body, id) ||
-	    !api_json_str(body, "comment", comment) || !api_json_str(body, "comment_id", cids) ||
-	    !api_json_str(body, "author", req->user)) {
-		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	incomplete = body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
+	             !api_json_str(body, "repository_name", req->db.name) ||
+	             !api_pull_add_id(body, id) || !api_json_str(body, "comment", comment) ||
+	             !api_json_str(body, "comment_id", cids) ||
+	             !api_json_str(body, "author", req->user);
+	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_pull_info_dispose(&p);
 	return error;
@@ -56,7 +53,7 @@ int api_pulls_review(th_req *req, th_error *err)
 	int64_t id, rid = 0;
 	char rids[24];
 	cJSON *body;
-	int error;
+	int error, incomplete;
 
 	if ((error = api_pull_load(&p, &id, req, err)) < 0 ||
 	    (error = api_json_get_str(&status, req->json, "reviewStatus", 0, "", err)) < 0 ||
@@ -76,17 +73,13 @@ int api_pulls_review(th_req *req, th_error *err)
 		goto cleanup;
 	snprintf(rids, sizeof(rids), "%lld", (long long)rid);
 	body = api_success();
-	if (body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
-	    !api_json_str(body, "repository_name", req->db.name) || !api_pull_add_id(body, id) ||
-	    !api_json_str(body, "review_id", rids) ||
-	    !api_json_str(body, "review_status", th_review_status_name(st)) ||
-	    !api_json_str(body, "comment", comment ? comment : "") ||
-	    !api_json_str(body, "author", req->user)) {
-		cJSON_Delete(body);
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	error = api_reply_json(req, MHD_HTTP_OK, body, err);
+	incomplete = body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||
+	             !api_json_str(body, "repository_name", req->db.name) ||
+	             !api_pull_add_id(body, id) || !api_json_str(body, "review_id", rids) ||
+	             !api_json_str(body, "review_status", th_review_status_name(st)) ||
+	             !api_json_str(body, "comment", comment ? comment : "") ||
+	             !api_json_str(body, "author", req->user);
+	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_pull_info_dispose(&p);
 	return error;
