@@ -127,8 +127,10 @@ static int side_load(th_diff_iter *it, diff_side *s, th_error *err)
 
 	memset(&fresh, 0, sizeof(fresh));
 	if ((error = th_chunk_rows_read(&fresh, it->repo, s->schema, &s->chunks[s->next].oid,
-	                                err)) < 0)
+	                                err)) < 0) {
+		th_chunk_rows_dispose(&fresh); /* what it read before failing */
 		return error;
+	}
 	if (s->loaded)
 		th_chunk_rows_dispose(&s->rows);
 	s->rows = fresh;
