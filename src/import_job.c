@@ -265,8 +265,9 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	error = th_job_set_result(ctx, result.ptr, pull_id, err);
 
 cleanup:
-	/* A failed import leaves nothing behind: no half-made branch. */
-	if (error < 0 && made_branch) {
+	/* A failed import leaves nothing behind: no half-made branch. Once its pull request exists
+	 * the branch stays, so no pull names a missing branch; a retry finds both again. */
+	if (error < 0 && made_branch && pull_id == 0) {
 		th_error_clear(&ignored);
 		th_repo_branch_delete(repo, branch, &ignored);
 	}
