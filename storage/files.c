@@ -220,7 +220,7 @@ int th_upload_open(int *fd, const char *data_dir, const char *sha, th_error *err
 		if (errno == ENOENT)
 			error = th_error_set(err, TH_ENOTFOUND, "upload '%s' not found", sha);
 		else
-			error = th_error_set(err, TH_ESTORE, "cannot open '%s': %s", path.ptr,
+			error = th_error_set(err, TH_ESTORE, "cannot open upload '%s': %s", sha,
 			                     strerror(errno));
 	} else {
 		*fd = f;
