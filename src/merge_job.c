@@ -3,9 +3,9 @@
  *
  * th_pulls_enqueue_merge queues it; the runner checks the pull is Open, merges its from-branch
  * into its to-branch with th_pull_merge (three-way, cell-wise, the target moved by compare-and-
- * swap), marks the pull Merged with the merge commit and sets the result {"commit", "pull_id",
- * "to_branch", "from_branch", "parents", "attempts", "up_to_date", "tables_changed",
- * "rows_changed"}. On conflicts it fails, the conflicts stored as the failed operation's result
+ * swap), sets the result {"commit", "pull_id", "to_branch", "from_branch", "parents", "attempts",
+ * "up_to_date", "tables_changed", "rows_changed"} and, last, marks the pull Merged with the merge
+ * commit. On conflicts it fails, the conflicts stored as the failed operation's result
  * (th_conflicts_to_json: a stored value, read back by the merge poll), and the pull stays Open.
  * The queue holds the database's writer lock while it runs (TH_JOB_WRITES_REPO).
  *
@@ -140,7 +140,7 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 			error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
 			                     (long long)job->pull_id,
 			                     th_pull_state_name(pull.state));
-		if (error < 0)
+		if (error < 0 || (error = set_result(ctx, job, &pull, &res, err)) < 0)
 			goto cleanup;
 	} else {
 		error = th_pull_merge(&res, &conflicts, repo, pull.from_branch, pull.to_branch,
@@ -149,13 +149,14 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 			error = fail_with_conflicts(ctx, job, &conflicts, err);
 		if (error < 0)
 			goto cleanup;
+		/* The pull is marked Merged last: a failure before leaves it Open, and merging it
+		 * again finds the merge commit on the target and completes with it. */
 		th_oid_fmt(commit, &res.commit);
-		if ((error = th_meta_pull_set_state(m, db.id, job->pull_id, TH_PULL_MERGED, commit,
+		if ((error = set_result(ctx, job, &pull, &res, err)) < 0 ||
+		    (error = th_meta_pull_set_state(m, db.id, job->pull_id, TH_PULL_MERGED, commit,
 		                                    err)) < 0)
 			goto cleanup;
 	}
-	if ((error = set_result(ctx, job, &pull, &res, err)) < 0)
-		goto cleanup;
 	th_oid_fmt(commit, &res.commit);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	TH_LOG(TH_LOG_INFO, "merged pull %s/%s#%lld into '%s' commit=%s attempts=%d%s in %.1f ms",
