@@ -19,6 +19,7 @@
 
 #include "tablehub/error.h"
 #include "tablehub/ids.h"
+#include "tablehub/meta_access.h"
 
 struct th_meta;
 struct th_jobs;
@@ -45,6 +46,10 @@ typedef struct api_config {
 	unsigned rate_per_token;   /* requests a second with one token (bursts of 10 s' worth) */
 	unsigned rate_per_address; /* requests a second from one address without a valid token */
 	unsigned max_pending_ops;  /* unfinished operations of one user */
+
+	/* Accounts (accounts.c). */
+	int no_signup;     /* POST /users is refused: accounts come from `tablehub user add` */
+	int cookie_secure; /* session cookies carry Secure (behind an https proxy) */
 } api_config;
 
 typedef struct api_server {
@@ -52,14 +57,14 @@ typedef struct api_server {
 	struct th_meta *meta; /* borrowed: shared by every request thread */
 	struct th_jobs *jobs; /* borrowed: the worker pool that runs operations */
 	struct MHD_Daemon *daemon;
-	uint16_t port;     /* the port actually bound (cfg may say 0) */
-	api_cache *tokens; /* SHA-256 of a token -> user name, for a short while */
-	api_cache *dbs;    /* "owner/db" -> api_db, for a short while */
-	api_cache *polls;  /* "db id|operationName" -> the poll reply of a finished operation */
+	uint16_t port;    /* the port actually bound (cfg may say 0) */
+	api_cache *dbs;   /* "owner/db" -> api_db, for a short while */
+	api_cache *polls; /* "db id|operationName" -> the poll reply of a finished operation */
 
 	unsigned conn_limit; /* the connection limit in force (cfg's, or lower to fit the fds) */
 	api_guard *guard;    /* deadlines of slow connections (guard.c) */
-	api_limiter *rate_token, *rate_addr; /* admit.c; NULL when that rate is not limited */
+	api_limiter *rate_token, *rate_addr;  /* admit.c; NULL when that rate is not limited */
+	api_limiter *login_addr, *login_user; /* accounts.c: login attempts (limit.h) */
 } api_server;
 
 /* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
@@ -139,7 +144,12 @@ typedef struct th_req {
 	/* Set by dispatch() before the handler runs. */
 	char user[65];      /* the caller, "" when anonymous */
 	char token_key[65]; /* SHA-256 of the caller's token in hex, "" when anonymous */
-	api_db db;          /* R_DB routes: the database of :owner/:db, visible to the caller */
+	api_db db;          /* R_READ routes: the database of :owner/:db, visible to the caller */
+	th_role scope;      /* what the credential allows: its scope; ADMIN for a session */
+	th_role role;       /* routes with :owner/:db: the caller's role there, capped by scope */
+	int by_cookie;      /* the caller came with a session cookie, not a token header */
+	int64_t token_id;   /* the id of the caller's token or session, 0 when anonymous */
+	char csrf[65];      /* by_cookie: the session's CSRF token (auth.c) */
 
 	/* Request bodies. */
 	char *body; /* R_JSON: NUL-terminated, from the pool */
@@ -175,13 +185,31 @@ const char *api_header(const th_req *req, const char *name);
 
 /* --- routes ---------------------------------------------------------------------------------- */
 
+/* Every route states who may call it with one of these, checked in one place (auth.c,
+ * api_authorize, from the dispatcher) before anything else is done for the request:
+ *   none of them   anyone, signed in or not;
+ *   R_AUTH         a signed-in caller (token or session), any scope;
+ *   R_SELF         a signed-in caller whose name is the route's :user;
+ *   R_READ         the read role on :owner/:db: anyone on a public database, collaborators
+ *                  and the owner on a private one;
+ *   R_WRITE        the write role on :owner/:db, or, on routes without one, a credential of
+ *                  write scope;
+ *   R_ADMIN        likewise admin (the owner is admin of their databases).
+ * A token's scope caps the role: a read token reads only. Every unsafe method (not GET or HEAD)
+ * needs write scope, and with a session cookie the session's CSRF token in X-CSRF-Token. A
+ * database the caller may not read answers 404 exactly as a missing one; a signed-out caller
+ * gets 401 and a signed-in one without the role 403. */
 enum {
-	R_DB = 1 << 0,   /* resolve :owner/:db and check the caller may see it (404 otherwise) */
+	R_READ = 1 << 0, /* read role on :owner/:db (the database is resolved into req->db) */
 	R_JSON = 1 << 1, /* buffer a JSON body up to API_JSON_MAX (413 beyond) and parse it (400) */
-	R_STREAM = 1 << 2, /* hand the body to the upload's streaming multipart parser */
-	R_AUTH = 1 << 3,   /* a valid token is required (401 without one) */
-	R_OWNER = 1 << 4,  /* R_DB + R_AUTH, and the caller owns the database (403 otherwise) */
-	R_ENQUEUE = 1 << 5 /* queues an operation: refused (429) while the caller has too many */
+	R_STREAM = 1 << 2,  /* hand the body to the upload's streaming multipart parser */
+	R_AUTH = 1 << 3,    /* a signed-in caller (401 without one) */
+	R_WRITE = 1 << 4,   /* write role on :owner/:db, or write scope (implies R_AUTH) */
+	R_ENQUEUE = 1 << 5, /* queues an operation: refused (429) while the caller has too many */
+	R_ADMIN = 1 << 6,   /* admin role on :owner/:db, or admin scope (implies R_AUTH) */
+	R_FORM = 1 << 7,    /* buffer the body as R_JSON does, unparsed (JSON or a form) */
+	R_SELF = 1 << 8,    /* R_AUTH, and :user is the caller (403; users/{user}/operations) */
+	R_DB = R_READ       /* the old name of R_READ */
 };
 
 typedef int (*api_handler)(th_req *req, th_error *err);
@@ -202,6 +230,11 @@ extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloa
  * log the pages browse. */
 extern const api_route api_web_routes[];
 extern const api_route api_catalog_routes[];
+/* accounts.c: register, login, logout, tokens; teams.c: collaborators, protection, events. */
+extern const api_route api_accounts_routes[];
+extern const api_route api_teams_routes[];
+/* Every route table, ending with NULL (for tests that walk all routes). */
+extern const api_route *const api_route_tables[];
 
 /* Match method + path against every table, the most specific pattern winning (a literal segment
  * beats a capture at the first place they differ). Fills req->route and the captures. Returns
@@ -219,7 +252,7 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* --- replies (reply.c) ----------------------------------------------------------------------- */
 
 /* The HTTP status for a th_code: ENOTFOUND 404, EEXISTS/ECONFLICT 409, EINVALID 400, ETOOBIG 413,
- * EAUTH 401, EBUSY 503, ELIMIT 400, anything else 500. */
+ * EAUTH 401, EFORBIDDEN 403, EBUSY 503, ELIMIT 400, anything else 500. */
 unsigned api_status_for(int code);
 
 /* A new object {"status":"Success"} for a success body, or NULL when out of memory. */
@@ -333,9 +366,29 @@ int api_mp_finish(api_mp *mp, th_error *err);
  * surrounding white space ignored. Returns a pointer into `value` and its length in *len, or NULL
  * when the value holds no token. */
 const char *api_token_from_header(const char *value, size_t *len);
-/* Resolve req's authorization header to req->user. Returns TH_OK (req->user "" when no header),
- * TH_EAUTH (a header whose token is unknown) or TH_ESTORE. */
+/* Resolve req's credential to req->user, scope, token_id (and, for a session cookie, by_cookie and
+ * csrf): the authorization header's API token, else the session cookie. Returns TH_OK (req->user
+ * "" when there is neither, or the cookie's session is not live), TH_EAUTH (a header whose token
+ * is unknown, revoked or expired) or TH_ESTORE. */
 int api_auth(th_req *req, th_error *err);
+/* The CSRF token of session secret `secret` (64 hex digits). */
+void api_csrf_of(char out[65], const char *secret);
+/* Does the request carry a credential (an authorization header or a session cookie)? */
+int api_has_credential(const th_req *req);
+/* Check req against its route's flags (see R_READ): resolves req->db and req->role for routes
+ * with :owner/:db. Returns TH_OK, TH_ENOTFOUND (no such database, or hidden), TH_EAUTH (401),
+ * TH_EFORBIDDEN (403: the message says which role, scope or CSRF token is missing) or
+ * TH_ESTORE. */
+int api_authorize(th_req *req, th_error *err);
+/* The role of `user` ("" = anonymous) on db: ADMIN for its owner, else the collaborator's role,
+ * at least READ on a public database. Returns TH_OK or TH_ESTORE. */
+int api_role_of(th_role *out, th_req *req, const char *user, int64_t db_id, const char *owner,
+                int is_private, th_error *err);
+/* The client's address as text ("" when unknown), for events. */
+const char *api_client_addr(const th_req *req);
+/* An event for req->db (0 when none) by req->user from the client's address. */
+th_event_new api_event(const th_req *req, const char *action, const char *target,
+                       const char *detail);
 
 /* --- handlers -------------------------------------------------------------------------------- */
 

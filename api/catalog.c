@@ -31,9 +31,9 @@ static int databases_list(th_req *req, th_error *err);
 static int tables_list(th_req *req, th_error *err);
 
 const api_route api_catalog_routes[] = { { "GET", API "/databases", databases_list, 0 },
-	                                 { "GET", API "/:owner/:db/tables", tables_list, R_DB },
+	                                 { "GET", API "/:owner/:db/tables", tables_list, R_READ },
 	                                 { "GET", API "/:owner/:db/commits", api_commits_list,
-	                                   R_DB },
+	                                   R_READ },
 	                                 { NULL, NULL, NULL, 0 } };
 
 static int oom(th_error *err)
@@ -109,8 +109,17 @@ static int databases_list(th_req *req, th_error *err)
 		const th_db_info *d = &l.items[i];
 		char full[140], created[32];
 		cJSON *it;
-		if (d->is_private && strcmp(d->owner, req->user) != 0)
-			continue; /* other people's private databases do not exist for the caller */
+		if (d->is_private) { /* others' private databases do not exist for the caller */
+			th_role role = TH_ROLE_NONE;
+			if ((error = api_role_of(&role, req, req->user, d->id, d->owner, 1, err)) <
+			    0) {
+				cJSON_Delete(body);
+				th_db_list_dispose(&l);
+				return error;
+			}
+			if (role == TH_ROLE_NONE)
+				continue;
+		}
 		if (want_private >= 0 && d->is_private != want_private)
 			continue;
 		snprintf(full, sizeof(full), "%s/%s", d->owner, d->name);

@@ -24,7 +24,11 @@ const char cli_usage[] =
         "\n"
         "  serve     [--data DIR] [--listen 127.0.0.1:8080] [--workers N] [--max-upload-mb 100]\n"
         "  user add  [--data DIR] NAME               create a user; prints its first API token\n"
-        "  token create [--data DIR] NAME            print another API token for a user\n"
+        "  user passwd [--data DIR] NAME             set a user's password (read from stdin)\n"
+        "  token create [--data DIR] [--name N] [--scope read|write|admin] [--expires-in-days D]\n"
+        "               NAME                         print another API token for a user\n"
+        "  token list   [--data DIR] NAME            a user's tokens (never their secrets)\n"
+        "  token revoke [--data DIR] NAME TOKEN_ID   revoke one at once\n"
         "\n"
         "--data defaults to ./data. Exit status: 0 ok, 1 failed, 2 usage.\n";
 

@@ -17,8 +17,10 @@ int cli_log(int argc, char **argv);    /* log [--data DIR] OWNER/DB [REF] */
 /* api/cli_server.c: the service and its administration. */
 int cli_serve(int argc, char **argv); /* serve [--data DIR] [--listen ADDR:PORT] [--workers N]
                                          [--max-upload-mb N] */
-int cli_user(int argc, char **argv);  /* user add [--data DIR] NAME */
-int cli_token(int argc, char **argv); /* token create [--data DIR] NAME */
+int cli_user(int argc, char **argv);  /* user add|passwd [--data DIR] NAME */
+int cli_token(int argc, char **argv); /* token create|list|revoke (cli_tokens.c) */
+/* user passwd [--data DIR] NAME: the password from stdin (cli_tokens.c). */
+int cli_user_passwd(int argc, char **argv);
 
 /* api/cli_query.c, api/cli_diff.c: reading commands added by later modules. */
 int cli_query(int argc, char **argv); /* query [--data DIR] OWNER/DB REF SQL */

@@ -1,12 +1,12 @@
-/* cli_server.c: `tablehub serve`, `tablehub user add` and `tablehub token create`.
+/* cli_server.c: `tablehub serve` and `tablehub user add` (tokens: cli_tokens.c).
  *
  * serve holds the data dir's write lock for its whole life, re-queues the operations a killed
  * predecessor left running (th_jobs_start), starts the job workers and the HTTP server, and runs
  * until SIGINT or SIGTERM. Signals are blocked in every thread and taken with sigwait() by the
  * main thread, so no handler runs inside MHD or SQLite.
  *
- * user add / token create write only meta.sqlite and take no lock: they work beside a running
- * server. The new token is printed once, alone on stdout; only its hash is stored.
+ * user add writes only meta.sqlite and takes no lock: it works beside a running server. The new
+ * token is printed once, alone on stdout; only its hash is stored.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,7 +44,24 @@ static const char serve_usage[] =
         "                              (default 50)\n"
         "  --rate-per-address R        requests a second from one address without a valid\n"
         "                              token, bursts of 10 R (default 50)\n"
-        "  --max-pending-ops N         unfinished operations of one user (default 100)\n";
+        "  --max-pending-ops N         unfinished operations of one user (default 100)\n"
+        "accounts:\n"
+        "  --no-signup      refuse POST /api/v1alpha1/users (accounts only from 'user add')\n"
+        "  --cookie-secure  mark session cookies Secure (when clients reach the server over\n"
+        "                   https, through a proxy)\n";
+
+/* Take a flag without a value out of argv; 1 when it was there. */
+static int take_flag(int *argc, char **argv, const char *name)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], name) == 0) {
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof(*argv));
+			(*argc)--;
+			return 1;
+		}
+	}
+	return 0;
+}
 
 /* A numeric option within [lo, hi]; *bad set on a malformed value. */
 static long take_num(int *argc, char **argv, const char *name, long def, long lo, long hi, int *bad)
@@ -79,6 +96,7 @@ int cli_serve(int argc, char **argv)
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending;
+	int no_signup, cookie_secure;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
 	api_server srv;
@@ -103,6 +121,8 @@ int cli_serve(int argc, char **argv)
 	rate_token = take_num(&argc, argv, "--rate-per-token", 50, 0, 1000000, &bad);
 	rate_addr = take_num(&argc, argv, "--rate-per-address", 50, 0, 1000000, &bad);
 	max_pending = take_num(&argc, argv, "--max-pending-ops", 100, 0, 1000000, &bad);
+	no_signup = take_flag(&argc, argv, "--no-signup");
+	cookie_secure = take_flag(&argc, argv, "--cookie-secure");
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -123,6 +143,8 @@ int cli_serve(int argc, char **argv)
 	cfg.rate_per_token = (unsigned)rate_token;
 	cfg.rate_per_address = (unsigned)rate_addr;
 	cfg.max_pending_ops = (unsigned)max_pending;
+	cfg.no_signup = no_signup;
+	cfg.cookie_secure = cookie_secure;
 	{
 		uint32_t a;
 		uint16_t p;
@@ -186,7 +208,7 @@ static int open_meta(th_meta **meta, const char *dir, const char *cmd)
 	return 0;
 }
 
-static int token_cmd(int argc, char **argv, const char *cmd, const char *sub, int create_user)
+static int token_cmd(int argc, char **argv, const char *cmd, const char *sub)
 {
 	const char *dir = cli_take_data_dir(&argc, argv);
 	char token[TH_TOKEN_SIZE];
@@ -205,22 +227,12 @@ static int token_cmd(int argc, char **argv, const char *cmd, const char *sub, in
 	}
 	if ((rc = open_meta(&meta, dir, cmd)) != 0)
 		return rc;
-	if (create_user)
-		error = th_meta_user_create(token, meta, argv[2], &err);
-	else
-		error = th_meta_token_create(token, meta, argv[2], &err);
+	error = th_meta_user_create(token, meta, argv[2], &err);
 	th_meta_close(meta);
 	if (error == TH_EEXISTS) {
 		fprintf(stderr,
 		        "tablehub %s: user '%s' already exists (make another token with: "
 		        "tablehub token create --data %s %s)\n",
-		        cmd, argv[2], dir, argv[2]);
-		return 1;
-	}
-	if (error == TH_ENOTFOUND) {
-		fprintf(stderr,
-		        "tablehub %s: no user '%s' (create it with: tablehub user add "
-		        "--data %s %s)\n",
 		        cmd, argv[2], dir, argv[2]);
 		return 1;
 	}
@@ -233,18 +245,14 @@ static int token_cmd(int argc, char **argv, const char *cmd, const char *sub, in
 	memset(token, 0, sizeof(token));
 	if (fflush(stdout) != 0)
 		return 1;
-	fprintf(stderr,
-	        "%s: this token is shown only once; send it as 'authorization: token <token>'\n",
-	        create_user ? "user created" : "token created");
+	fprintf(stderr, "user created: this token is shown only once; send it as 'authorization: "
+	                "token <token>'\n");
 	return 0;
 }
 
 int cli_user(int argc, char **argv)
 {
-	return token_cmd(argc, argv, "user", "add", 1);
-}
-
-int cli_token(int argc, char **argv)
-{
-	return token_cmd(argc, argv, "token", "create", 0);
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return cli_user_passwd(argc, argv);
+	return token_cmd(argc, argv, "user", "add");
 }

@@ -17,12 +17,12 @@
  *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge         start the merge operation  (merge)
  *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=   poll it
  *
- * Who may do what is in the flags of each route: anyone who can see the database reads pulls,
- * their diff and conflicts; any signed-in user who can see it opens pull requests, comments and
- * reviews; the owner or the pull's author edits or closes one (checked here); only the owner
- * merges. Handlers parse, call src/ (which returns values) and shape the JSON; they never touch
- * libgit2 or SQLite. Pull ids are strings in DoltHub's bodies ("pull_id": "1"); every route
- * reads :id through api_pull_id_arg (the router has already refused ids that are not digits).
+ * Who may do what is in the flags of each route (api.h: R_READ, R_WRITE): anyone who can read
+ * the database reads pulls, their diff and conflicts, and when signed in comments; the write role
+ * opens pull requests, reviews and merges; the pull's author or the write role edits or closes
+ * one (checked here). Handlers parse, call src/ (which returns values) and shape the JSON; they
+ * never touch libgit2 or SQLite. Pull ids are strings in DoltHub's bodies ("pull_id": "1"); every
+ * route reads :id through api_pull_id_arg (the router has already refused ids that are not digits).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -36,16 +36,17 @@
 #define API "/api/v1alpha1"
 
 const api_route api_pulls_routes[] = {
-	{ "GET", API "/:owner/:db/pulls", api_pulls_list, R_DB },
-	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_DB | R_AUTH | R_JSON },
-	{ "GET", API "/:owner/:db/pulls/:id", api_pulls_get, R_DB },
-	{ "PATCH", API "/:owner/:db/pulls/:id", api_pulls_update, R_DB | R_AUTH | R_JSON },
-	{ "POST", API "/:owner/:db/pulls/:id/comments", api_pulls_comment, R_DB | R_AUTH | R_JSON },
-	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_DB | R_AUTH | R_JSON },
-	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_DB },
-	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_DB },
-	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_OWNER | R_ENQUEUE },
-	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_DB },
+	{ "GET", API "/:owner/:db/pulls", api_pulls_list, R_READ },
+	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_WRITE | R_JSON },
+	{ "GET", API "/:owner/:db/pulls/:id", api_pulls_get, R_READ },
+	{ "PATCH", API "/:owner/:db/pulls/:id", api_pulls_update, R_READ | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/comments", api_pulls_comment,
+	  R_READ | R_AUTH | R_JSON },
+	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_WRITE | R_JSON },
+	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_READ },
+	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_READ },
+	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_WRITE | R_ENQUEUE },
+	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_READ },
 	{ NULL, NULL, NULL, 0 }
 };
 
@@ -288,10 +289,10 @@ int api_pulls_update(th_req *req, th_error *err)
 	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
 	    (error = api_json_get_str(&state, req->json, "state", 0, "", err)) < 0)
 		goto cleanup;
-	if (strcmp(req->user, req->db.owner) != 0 && strcmp(req->user, p.author) != 0) {
+	if (req->role < TH_ROLE_WRITE && strcmp(req->user, p.author) != 0) {
 		error = api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN",
-		                        "only the database owner or the pull request's author can "
-		                        "change it");
+		                        "only the pull request's author or someone with the write "
+		                        "role can change it");
 		goto cleanup;
 	}
 	if (state && strcasecmp(state, "closed") != 0) {

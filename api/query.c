@@ -24,13 +24,13 @@
 #define API "/api/v1alpha1"
 
 const api_route api_query_routes[] = {
-	{ "GET", API "/:owner/:db", api_query_read, R_DB },
-	{ "GET", API "/:owner/:db/:ref", api_query_read, R_DB },
-	{ "GET", API "/:owner/:db/:ref/:ref2", api_query_read, R_DB },
-	{ "GET", API "/:owner/:db/:ref/:ref2/:ref3", api_query_read, R_DB },
-	{ "GET", "/csv/:owner/:db/:ref/:table", api_csv_export, R_DB },
-	{ "GET", "/csv/:owner/:db/:ref/:ref2/:table", api_csv_export, R_DB },
-	{ "GET", "/csv/:owner/:db/:ref/:ref2/:ref3/:table", api_csv_export, R_DB },
+	{ "GET", API "/:owner/:db", api_query_read, R_READ },
+	{ "GET", API "/:owner/:db/:ref", api_query_read, R_READ },
+	{ "GET", API "/:owner/:db/:ref/:ref2", api_query_read, R_READ },
+	{ "GET", API "/:owner/:db/:ref/:ref2/:ref3", api_query_read, R_READ },
+	{ "GET", "/csv/:owner/:db/:ref/:table", api_csv_export, R_READ },
+	{ "GET", "/csv/:owner/:db/:ref/:ref2/:table", api_csv_export, R_READ },
+	{ "GET", "/csv/:owner/:db/:ref/:ref2/:ref3/:table", api_csv_export, R_READ },
 	{ NULL, NULL, NULL, 0 }
 };
 

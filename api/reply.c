@@ -30,6 +30,8 @@ unsigned api_status_for(int code)
 		return MHD_HTTP_CONTENT_TOO_LARGE;
 	case TH_EAUTH:
 		return MHD_HTTP_UNAUTHORIZED;
+	case TH_EFORBIDDEN:
+		return MHD_HTTP_FORBIDDEN;
 	case TH_EBUSY:
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
 	default:

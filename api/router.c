@@ -28,20 +28,22 @@
 
 static const api_route main_routes[] = {
 	{ "GET", API "/user", api_user_get, R_AUTH },
-	{ "POST", API "/database", api_databases_create, R_AUTH | R_JSON },
-	{ "GET", API "/:owner/:db/branches", api_branches_list, R_DB },
-	{ "POST", API "/:owner/:db/branches", api_branches_create, R_OWNER | R_JSON },
-	{ "POST", API "/:owner/:db/upload", api_upload_create, R_OWNER | R_STREAM | R_ENQUEUE },
-	{ "GET", API "/:owner/:db/upload", api_upload_poll, R_DB },
-	{ "GET", API "/:owner/:db/jobs", api_jobs_list, R_DB },
-	{ "GET", API "/users/:user/operations", api_user_operations, R_AUTH },
+	{ "POST", API "/database", api_databases_create, R_WRITE | R_JSON },
+	{ "GET", API "/:owner/:db/branches", api_branches_list, R_READ },
+	{ "POST", API "/:owner/:db/branches", api_branches_create, R_WRITE | R_JSON },
+	{ "POST", API "/:owner/:db/upload", api_upload_create, R_WRITE | R_STREAM | R_ENQUEUE },
+	{ "GET", API "/:owner/:db/upload", api_upload_poll, R_READ },
+	{ "GET", API "/:owner/:db/jobs", api_jobs_list, R_READ },
+	{ "GET", API "/users/:user/operations", api_user_operations, R_SELF },
 	{ NULL, NULL, NULL, 0 }
 };
 
-static const api_route *const route_tables[] = { main_routes, api_pulls_routes, api_query_routes,
-	                                         api_catalog_routes, api_web_routes };
+const api_route *const api_route_tables[] = { main_routes,      api_pulls_routes,
+	                                      api_query_routes, api_catalog_routes,
+	                                      api_web_routes,   api_accounts_routes,
+	                                      api_teams_routes, NULL };
 
-#define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
+#define NTABLES (sizeof(api_route_tables) / sizeof(api_route_tables[0]) - 1)
 #define MAX_SEGMENTS 16
 
 static atomic_uint_fast64_t next_req_id = 1;
@@ -120,7 +122,7 @@ int api_route_match(th_req *req, const char *method, const char *path, const cha
 	/* The best pattern for the path regardless of method decides 404 vs 405; among the routes
 	 * with that pattern, the method picks. */
 	for (t = 0; t < NTABLES; t++) {
-		for (const api_route *r = route_tables[t]; r->method != NULL; r++) {
+		for (const api_route *r = api_route_tables[t]; r->method != NULL; r++) {
 			uint32_t mask;
 			if (!match_one(r->pattern, segs, nsegs, &mask))
 				continue;
@@ -133,7 +135,7 @@ int api_route_match(th_req *req, const char *method, const char *path, const cha
 	if (!any)
 		return TH_ENOTFOUND;
 	for (t = 0; t < NTABLES; t++) {
-		for (const api_route *r = route_tables[t]; r->method != NULL; r++) {
+		for (const api_route *r = api_route_tables[t]; r->method != NULL; r++) {
 			uint32_t mask;
 			if (!match_one(r->pattern, segs, nsegs, &mask) || mask != best_any_mask)
 				continue;
@@ -190,7 +192,7 @@ const char *api_header(const th_req *req, const char *name)
 /* --- preconditions --------------------------------------------------------------------------- */
 
 /* Check the captures that name things: owner, db and user names are [A-Za-z0-9_-]{1,64}, pull
- * ids are decimal. Anything else (`..`, dots, spaces) is a 400 naming the segment. */
+ * and token ids are decimal. Anything else (`..`, dots, spaces) is a 400 naming the segment. */
 static int check_captures(th_req *req, th_error *err)
 {
 	for (size_t i = 0; i < req->ncap; i++) {
@@ -200,6 +202,11 @@ static int check_captures(th_req *req, th_error *err)
 			if (len == 0 || len > 18 || strspn(v, "0123456789") != len)
 				return th_error_set(err, TH_EINVALID,
 				                    "invalid pull id '%.64s': want a number", v);
+		} else if (strcmp(n, "token_id") == 0) {
+			size_t len = strlen(v);
+			if (len == 0 || len > 18 || strspn(v, "0123456789") != len)
+				return th_error_set(err, TH_EINVALID,
+				                    "invalid token id '%.64s': want a number", v);
 		} else if ((strcmp(n, "owner") == 0 || strcmp(n, "db") == 0 ||
 		            strcmp(n, "user") == 0) &&
 		           !th_name_valid(v)) {
@@ -209,39 +216,6 @@ static int check_captures(th_req *req, th_error *err)
 		}
 	}
 	return TH_OK;
-}
-
-/* Resolve :owner/:db into req->db, hiding private databases from everyone but their owner. */
-static int resolve_db(th_req *req, th_error *err)
-{
-	const char *owner = api_cap(req, "owner"), *name = api_cap(req, "db");
-	char key[140];
-	th_db_info d = { 0 };
-	int error;
-
-	api_echo(req, "database_owner", owner);
-	api_echo(req, "database_name", name);
-	snprintf(key, sizeof(key), "%s/%s", owner, name);
-	if (!api_cache_get(req->srv->dbs, key, &req->db, sizeof(req->db))) {
-		error = th_meta_db_get(&d, req->srv->meta, owner, name, err);
-		if (error == TH_ENOTFOUND)
-			goto hidden;
-		if (error < 0)
-			return error;
-		req->db.id = d.id;
-		snprintf(req->db.owner, sizeof(req->db.owner), "%s", d.owner);
-		snprintf(req->db.name, sizeof(req->db.name), "%s", d.name);
-		req->db.is_private = d.is_private;
-		th_db_info_dispose(&d);
-		api_cache_put(req->srv->dbs, key, &req->db, sizeof(req->db), 0);
-	}
-	if (req->db.is_private && strcmp(req->user, req->db.owner) != 0)
-		goto hidden;
-	return TH_OK;
-hidden:
-	/* Private databases of others answer exactly as missing ones. */
-	memset(&req->db, 0, sizeof(req->db));
-	return th_error_set(err, TH_ENOTFOUND, "database '%s/%s' not found", owner, name);
 }
 
 void api_set_early(th_req *req, unsigned status, const char *code, const char *msg)
@@ -291,7 +265,7 @@ static void first_call(th_req *req, const char *url, const char *method)
 		goto fail;
 	}
 	/* Anonymous requests are charged to their address before any work is done for them. */
-	if (api_header(req, MHD_HTTP_HEADER_AUTHORIZATION) == NULL && api_admit_rate(req, 0) < 0)
+	if (!api_has_credential(req) && api_admit_rate(req, 0) < 0)
 		return;
 	error = api_route_match(req, method, req->path, &allow);
 	if (error == TH_ENOTFOUND) {
@@ -314,8 +288,6 @@ static void first_call(th_req *req, const char *url, const char *method)
 		return;
 	}
 	flags = req->route->flags;
-	if (flags & R_OWNER)
-		flags |= R_DB | R_AUTH;
 	if ((error = check_captures(req, &err)) < 0)
 		goto fail;
 	if ((error = api_auth(req, &err)) < 0) {
@@ -326,22 +298,10 @@ static void first_call(th_req *req, const char *url, const char *method)
 	}
 	if (req->user[0] != '\0' && api_admit_rate(req, 1) < 0)
 		return;
-	if ((flags & R_AUTH) && req->user[0] == '\0') {
-		error = th_error_set(&err, TH_EAUTH,
-		                     "authentication required: send the header "
-		                     "'authorization: token <your token>'");
+	/* Who may call the route: every role, scope and CSRF check happens here (auth.c). */
+	if ((error = api_authorize(req, &err)) < 0)
 		goto fail;
-	}
-	if ((flags & R_DB) && (error = resolve_db(req, &err)) < 0)
-		goto fail;
-	if ((flags & R_OWNER) && strcmp(req->user, req->db.owner) != 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "only the owner '%s' can change database '%s/%s'",
-		         req->db.owner, req->db.owner, req->db.name);
-		(void)api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg);
-		return;
-	}
-	if (flags & R_JSON) {
+	if (flags & (R_JSON | R_FORM)) {
 		const char *cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > API_JSON_MAX) {
 			error = th_error_set(&err, TH_ETOOBIG, "request body over %d bytes",
@@ -376,7 +336,7 @@ static int body_call(th_req *req, const char *data, size_t len)
 	if (r->flags & R_STREAM) {
 		if (api_upload_feed(req, data, len, &err) < 0)
 			set_early_error(req, &err);
-	} else if (r->flags & R_JSON) {
+	} else if (r->flags & (R_JSON | R_FORM)) {
 		if (req->body_len + len > API_JSON_MAX) {
 			req->body_over = 1;
 			api_set_early(req, MHD_HTTP_CONTENT_TOO_LARGE, "ETOOBIG",

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "limit.h"
 #include "tablehub/hash.h"
 #include "tablehub/log.h"
 
@@ -291,11 +292,14 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 		sa.sin_addr.s_addr = addr;
 		sa.sin_port = htons(port);
 	}
-	/* Tokens cannot be revoked yet and visibility never changes, so a short life only bounds
-	 * how long a future revocation would take. */
-	if ((srv->tokens = api_cache_new(1024, 65, 30000)) == NULL ||
-	    (srv->dbs = api_cache_new(1024, sizeof(api_db), 5000)) == NULL ||
-	    (srv->polls = api_cache_new(1024, 2048, 600000)) == NULL) {
+	/* Tokens are not cached: each request checks its token in the store, so a revocation
+	 * takes effect at once. Visibility never changes, so databases are cached a few seconds. */
+	if ((srv->dbs = api_cache_new(1024, sizeof(api_db), 5000)) == NULL ||
+	    (srv->polls = api_cache_new(1024, 2048, 600000)) == NULL ||
+	    (srv->login_addr = api_limiter_new(4096, API_LOGIN_ADDR_BURST,
+	                                       API_LOGIN_ADDR_INTERVAL_MS)) == NULL ||
+	    (srv->login_user = api_limiter_new(4096, API_LOGIN_USER_BURST,
+	                                       API_LOGIN_USER_INTERVAL_MS)) == NULL) {
 		api_server_stop(srv);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
@@ -352,8 +356,10 @@ void api_server_stop(api_server *srv)
 	api_guard_free(srv->guard); /* after the daemon: every connection is closed by now */
 	srv->guard = NULL;
 	api_admit_free(srv);
-	api_cache_free(srv->tokens);
 	api_cache_free(srv->dbs);
 	api_cache_free(srv->polls);
-	srv->tokens = srv->dbs = srv->polls = NULL;
+	srv->dbs = srv->polls = NULL;
+	api_limiter_free(srv->login_addr);
+	api_limiter_free(srv->login_user);
+	srv->login_addr = srv->login_user = NULL;
 }

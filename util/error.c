@@ -72,6 +72,8 @@ const char *th_code_name(int code)
 		return "EAUTH";
 	case TH_ELIMIT:
 		return "ELIMIT";
+	case TH_EFORBIDDEN:
+		return "EFORBIDDEN";
 	default:
 		return "ERROR";
 	}

@@ -23,6 +23,8 @@ typedef enum {
 	TH_ETOOBIG = -9,   /* over a size cap */
 	TH_EAUTH = -10,    /* no or bad credentials */
 	TH_ELIMIT = -11,   /* a query hit its time, memory or row limit */
+	/* signed in, but without the role or scope this needs */
+	TH_EFORBIDDEN = -12,
 } th_code;
 
 typedef struct th_error {

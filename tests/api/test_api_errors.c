@@ -1,8 +1,8 @@
 /* test_api_errors.c: every class of bad request gets a truthful 4xx and a JSON error that names
  * the problem, from a real `tablehub serve` (upload cap 1 MB) driven with curl: unknown paths and
  * methods, missing and wrong tokens, other users' private databases (404, exactly as a missing
- * one), writes by non-owners, and each way an upload can be wrong, including files over the cap
- * (413, nothing kept on disk). */
+ * one), writes by people without the write role, and each way an upload can be wrong, including
+ * files over the cap (413, nothing kept on disk). */
 #include <dirent.h>
 
 #include "../harness.h"
@@ -128,14 +128,14 @@ static void test_auth(void)
 	CHECK(r.status == 200);
 	t_resp_free(&r);
 
-	/* Only the owner writes a public database. */
+	/* Only the owner (or a collaborator with the write role) writes a public database. */
 	r = t_upload(&srv, bob, "alice/shop", csv, GOOD_PARAMS);
-	check_error(&r, 403, "EFORBIDDEN", "only the owner");
+	check_error(&r, 403, "EFORBIDDEN", "this needs the write role on 'alice/shop'");
 	r = t_http(&srv,
 	           AUTH "-d '{\"revisionType\":\"branch\",\"revisionName\":\"main\","
 	                "\"newBranchName\":\"x\"}' '%s/alice/shop/branches'",
 	           bob, srv.base);
-	check_error(&r, 403, "EFORBIDDEN", "only the owner");
+	check_error(&r, 403, "EFORBIDDEN", "this needs the write role on 'alice/shop'");
 	/* A user creates databases only under their own name. */
 	r = t_http(&srv, AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"mine\"}' '%s/database'",
 	           bob, srv.base);

@@ -351,6 +351,17 @@ static void test_conflict(void)
 	free(after);
 }
 
+/* Give `user` `role` on alice/shop. */
+static void set_role(const char *user, const char *role)
+{
+	t_resp r =
+	        t_http(&srv, AUTH "-X PUT -d '{\"role\":\"%s\"}' '%s/alice/shop/collaborators/%s'",
+	               alice, role, srv.base, user);
+	CHECK(r.status == 200);
+	CHECK_STR(t_str(&r, "role"), role);
+	t_resp_free(&r);
+}
+
 /* Creating pulls, comments and reviews, and who may do what. */
 static void test_review_and_permissions(void)
 {
@@ -364,6 +375,15 @@ static void test_review_and_permissions(void)
 	           alice, srv.base);
 	CHECK(r.status == 200);
 	t_resp_free(&r);
+	/* Opening a pull request needs the write role: bob has none until alice gives it. */
+	r = t_http(&srv,
+	           AUTH "-d '{\"title\":\"Feature\",\"description\":\"d\",\"fromBranchName\":"
+	                "\"feature\",\"toBranchName\":\"main\"}' '%s/alice/shop/pulls'",
+	           bob, srv.base);
+	CHECK(r.status == 403);
+	CHECK_CONTAINS(t_str(&r, "message"), "this needs the write role on 'alice/shop'");
+	t_resp_free(&r);
+	set_role("bob", "write");
 	r = t_http(&srv,
 	           AUTH "-d '{\"title\":\"Feature\",\"description\":\"d\",\"fromBranchName\":"
 	                "\"feature\",\"toBranchName\":\"main\"}' '%s/alice/shop/pulls'",
@@ -393,7 +413,7 @@ static void test_review_and_permissions(void)
 	CHECK(r.status == 401);
 	t_resp_free(&r);
 
-	/* Anyone signed in comments and reviews; both show on the pull. */
+	/* Readers signed in comment, writers review; both show on the pull. */
 	r = t_http(&srv, AUTH "-d '{\"comment\":\"looks good\"}' '%s/alice/shop/pulls/%d/comments'",
 	           bob, srv.base, id);
 	CHECK(r.status == 200);
@@ -437,7 +457,9 @@ static void test_review_and_permissions(void)
 	          "Rejected");
 	t_resp_free(&r);
 
-	/* Only the owner merges; the author (bob) may retitle his pull. */
+	/* Merging needs the write role: bob, made a reader, may not; as the author he may still
+	 * retitle his pull. */
+	set_role("bob", "read");
 	r = t_http(&srv, AUTH "-X POST '%s/alice/shop/pulls/%d/merge'", bob, srv.base, id);
 	CHECK(r.status == 403);
 	t_resp_free(&r);
