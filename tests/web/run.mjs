@@ -13,7 +13,7 @@
 // installs both.
 import test, { before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadPlaywright, startServer, CHROMIUM, CHROMIUM_ARGS, apiUpload, apiMerge, signIn } from './lib.mjs';
+import { loadPlaywright, startServer, CHROMIUM, CHROMIUM_ARGS, api, apiUpload, apiMerge, signIn } from './lib.mjs';
 
 const bin = process.argv[2] || process.env.TH_BIN;
 if (!bin) {
@@ -261,7 +261,8 @@ test('review a change: the changed cell and its old value, comment, approve as b
   await page.click('button[data-focus=comment]');
   await page.locator('#timeline >> text=The new quantity is right.').waitFor();
   assert.match(await text('#timeline .note'), /alice commented/);
-  // Bob approves; he cannot merge alice's database, and the page says why.
+  // Bob, given the write role that reviewing needs, approves; the page says alice merges.
+  await api(srv, alice, 'PUT', '/alice/shop/collaborators/bob', { role: 'write' });
   await signIn(page, srv, bob);
   await goto('/repositories/alice/shop/pulls/2');
   await page.locator('#merge-why').waitFor();
