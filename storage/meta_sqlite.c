@@ -253,7 +253,7 @@ static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
 static int vrun(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
                 const char *types, va_list ap)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int rc, n = 0, error;
 
 	if ((error = stmt_get(&st, s, stmt, err)) < 0)
