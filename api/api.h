@@ -27,6 +27,7 @@ typedef struct api_cache api_cache;
 typedef struct api_guard api_guard;
 typedef struct api_conn api_conn;
 typedef struct api_limiter api_limiter;
+typedef struct api_qpool api_qpool;
 
 /* --- the server ------------------------------------------------------------------------------ */
 
@@ -50,6 +51,11 @@ typedef struct api_config {
 	/* Accounts (accounts.c). */
 	int no_signup;     /* POST /users is refused: accounts come from `tablehub user add` */
 	int cookie_secure; /* session cookies carry Secure (behind an https proxy) */
+
+	/* SQL reads run in their own pool (qpool.c), off the HTTP threads. */
+	unsigned query_threads;  /* queries running at once (0: 1) */
+	unsigned query_per_user; /* running or waiting, per user and all anonymous (0: no cap) */
+	unsigned query_queue;    /* queries waiting for a worker */
 } api_config;
 
 typedef struct api_server {
@@ -65,6 +71,7 @@ typedef struct api_server {
 	api_guard *guard;    /* deadlines of slow connections (guard.c) */
 	api_limiter *rate_token, *rate_addr;  /* admit.c; NULL when that rate is not limited */
 	api_limiter *login_addr, *login_user; /* accounts.c: login attempts (limit.h) */
+	api_qpool *qpool;                     /* the query workers (qpool.c) */
 } api_server;
 
 /* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
@@ -170,6 +177,7 @@ typedef struct th_req {
 	cJSON *echo; /* fields to add to an error reply (DoltHub echoes request identifiers) */
 	size_t resp_len;
 	int queued; /* the reply went to MHD */
+	int parked; /* a query worker answers it (qpool.c): the handler never runs again */
 } th_req;
 
 /* Record the reply for a failure found while the body streams in (the first one wins); the rest
@@ -272,6 +280,10 @@ int api_reply_error(th_req *req, unsigned status, const char *code, const char *
 /* api_reply_error for a th_error: the status from its code, the message, and "line"/"column"
  * when set. */
 int api_reply_th_error(th_req *req, const th_error *e);
+/* What dispatch does with a handler's return (router.c; also run by the query workers): a
+ * negative code becomes the error reply (logged when it is a 5xx), a success without a reply a
+ * 500. */
+void api_reply_outcome(th_req *req, int error, th_error *err);
 
 /* Add a string (or NULL -> JSON null) to obj; returns obj's new item or NULL when out of memory.*/
 cJSON *api_json_str(cJSON *obj, const char *key, const char *value);
@@ -319,6 +331,34 @@ void api_conn_done(api_guard *g, api_conn *c);
  * more than one Content-Length or Transfer-Encoding header, both at once, or a transfer coding
  * other than "chunked". Returns TH_OK or TH_EINVALID saying which. */
 int api_check_framing(th_req *req, th_error *err);
+
+/* --- the query pool (qpool.c) --------------------------------------------------------------- */
+
+/* A handler's return when it parked its request in the query pool: a worker answers it. */
+#define API_PARKED 1
+
+/* A job of the pool: runs on a worker with the request to itself, and returns as a handler does
+ * (TH_OK with the reply in req->resp, or a negative code with err set). */
+typedef int (*api_job_fn)(th_req *req, void *arg, th_error *err);
+
+/* Start `threads` workers (0: 1) for jobs of at most `per_user` running or waiting per caller (all
+ * anonymous callers are one; 0: no cap) and `queue` waiting beyond the running ones. Returns TH_OK,
+ * TH_ENOMEM or TH_ERROR (no thread). */
+int api_qpool_new(api_qpool **out, unsigned threads, unsigned per_user, unsigned queue,
+                  th_error *err);
+/* Refuse new jobs (503), answer the waiting ones with 503, wait for the running ones and join the
+ * workers: after it no connection is suspended, and MHD may be stopped. Accepts NULL. */
+void api_qpool_close(api_qpool *p);
+/* Close (if not yet) and free. Accepts NULL. */
+void api_qpool_free(api_qpool *p);
+/* From a handler: run fn(req, arg) on a worker of req->srv->qpool. Returns API_PARKED (the
+ * connection is suspended; the handler returns this and touches req no more), TH_OK with a 429
+ * (the caller's cap) or 503 (the pool is full, or closing) reply, with Retry-After, in req->resp,
+ * or TH_ENOMEM. `budget_ms` is the job's time limit (for Retry-After). Without a pool, fn runs
+ * here and its result is returned. `arg` must live as long as the request (its pool). */
+int api_qpool_submit(th_req *req, api_job_fn fn, void *arg, uint32_t budget_ms, th_error *err);
+/* A parked request is completed (its reply sent, or its connection gone): from api_completed. */
+void api_qpool_completed(api_qpool *p);
 
 /* --- admission control (admit.c) ------------------------------------------------------------ */
 

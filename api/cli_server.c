@@ -48,7 +48,12 @@ static const char serve_usage[] =
         "accounts:\n"
         "  --no-signup      refuse POST /api/v1alpha1/users (accounts only from 'user add')\n"
         "  --cookie-secure  mark session cookies Secure (when clients reach the server over\n"
-        "                   https, through a proxy)\n";
+        "                   https, through a proxy)\n"
+        "SQL queries run in their own pool of threads, off the HTTP threads:\n"
+        "  --query-workers N           queries running at once (default 2)\n"
+        "  --query-per-user N          queries of one user, or of all anonymous callers\n"
+        "                              together, running or waiting; beyond, 429 (default 8)\n"
+        "  --query-queue N             queries waiting for a worker; beyond, 503 (default 16)\n";
 
 /* Take a flag without a value out of argv; 1 when it was there. */
 static int take_flag(int *argc, char **argv, const char *name)
@@ -95,7 +100,7 @@ int cli_serve(int argc, char **argv)
 	const char *listen;
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
-	long rate_token, rate_addr, max_pending;
+	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue;
 	int no_signup, cookie_secure;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
@@ -123,6 +128,9 @@ int cli_serve(int argc, char **argv)
 	max_pending = take_num(&argc, argv, "--max-pending-ops", 100, 0, 1000000, &bad);
 	no_signup = take_flag(&argc, argv, "--no-signup");
 	cookie_secure = take_flag(&argc, argv, "--cookie-secure");
+	q_workers = take_num(&argc, argv, "--query-workers", 2, 1, 256, &bad);
+	q_per_user = take_num(&argc, argv, "--query-per-user", 8, 0, 100000, &bad);
+	q_queue = take_num(&argc, argv, "--query-queue", 16, 0, 100000, &bad);
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -145,6 +153,9 @@ int cli_serve(int argc, char **argv)
 	cfg.max_pending_ops = (unsigned)max_pending;
 	cfg.no_signup = no_signup;
 	cfg.cookie_secure = cookie_secure;
+	cfg.query_threads = (unsigned)q_workers;
+	cfg.query_per_user = (unsigned)q_per_user;
+	cfg.query_queue = (unsigned)q_queue;
 	{
 		uint32_t a;
 		uint16_t p;

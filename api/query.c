@@ -5,7 +5,9 @@
  * (th_query_run), query_json.c shapes them into DoltHub's body (shared with the CLI's --json), and
  * the status comes from the one map of reply.c (200 for Success and RowLimit, 400 for SQL errors,
  * sandbox refusals and limits, 404 for an unknown ref). The body's two pieces go to MHD without a
- * copy (api_reply_json_bufs).
+ * copy (api_reply_json_bufs). A query runs in the query pool (qpool.c), never on an HTTP thread:
+ * it may take its whole time limit, and the first query at a commit builds its snapshot; the
+ * caller may be answered 429 or 503 with Retry-After instead when too many queries are waiting.
  *
  * Refs may hold slashes (import branches are "<user>/import-<id>"). MHD decodes %2F in the path
  * before routing, so such a ref arrives as two or three segments: the routes capture up to three
@@ -61,26 +63,26 @@ static int take_timeout(th_query_opts *o, const char *arg, th_error *err)
 	return TH_OK;
 }
 
-int api_query_read(th_req *req, th_error *err)
-{
+/* One SQL read, parked in the query pool: everything the worker needs, from the request's pool
+ * (the strings are MHD's or the pool's, alive as long as the request). */
+typedef struct query_job {
 	th_query_target t;
 	th_query_opts o;
+	const char *sql; /* NULL or "": list the tables */
+} query_job;
+
+/* Run the query and make the reply: on a query worker (qpool.c), or on the HTTP thread for the
+ * table list, which reads one tree and builds no snapshot. */
+static int run_query(th_req *req, void *arg, th_error *err)
+{
+	query_job *j = arg;
 	th_query_info info;
 	th_error qerr = { 0 };
 	api_query_body body = { TH_BUF_INIT, TH_BUF_INIT };
 	unsigned status;
 	int error;
 
-	t.datadir = req->srv->cfg.data_dir;
-	t.owner = req->db.owner;
-	t.db = req->db.name;
-	t.ref = api_query_ref(req);
-	th_query_opts_init(&o);
-	if ((error = take_timeout(&o, api_arg(req, "timeout_ms"), err)) < 0)
-		return error;
-	api_echo(req, "repository_owner", t.owner);
-	api_echo(req, "repository_name", t.db);
-	error = api_query_json(&body, &info, &t, api_arg(req, "q"), &o, &qerr);
+	error = api_query_json(&body, &info, &j->t, j->sql, &j->o, &qerr);
 	if (body.head.ptr == NULL) { /* not even the error fitted in memory */
 		api_query_body_dispose(&body);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
@@ -90,4 +92,26 @@ int api_query_read(th_req *req, th_error *err)
 		TH_LOG(TH_LOG_ERROR, "req=%llu query failed: %s (%s)", (unsigned long long)req->id,
 		       qerr.msg, th_code_name(error));
 	return api_reply_json_bufs(req, status, &body.head, &body.rest, err);
+}
+
+int api_query_read(th_req *req, th_error *err)
+{
+	query_job *j = api_pool_alloc(&req->pool, sizeof(*j));
+	int error;
+
+	if (j == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	j->t.datadir = req->srv->cfg.data_dir;
+	j->t.owner = req->db.owner;
+	j->t.db = req->db.name;
+	j->t.ref = api_query_ref(req);
+	j->sql = api_arg(req, "q");
+	th_query_opts_init(&j->o);
+	if ((error = take_timeout(&j->o, api_arg(req, "timeout_ms"), err)) < 0)
+		return error;
+	api_echo(req, "repository_owner", j->t.owner);
+	api_echo(req, "repository_name", j->t.db);
+	if (j->sql == NULL || j->sql[0] == '\0')
+		return run_query(req, j, err);
+	return api_qpool_submit(req, run_query, j, j->o.time_ms, err);
 }

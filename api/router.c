@@ -10,7 +10,9 @@
  * request is created, routed and checked, and an early error such as 404, 401, 413 or 415 is
  * queued before any body is read), then once per piece of body, then a last time with no data,
  * when the handler runs. The request and its pool are released in api_completed(), which also
- * writes the one log line of the request.
+ * writes the one log line of the request. A handler may park its request in the query pool
+ * (qpool.c: the connection is suspended); once a worker has made the reply and resumed the
+ * connection, MHD calls the access handler again and that reply is queued.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -356,40 +358,50 @@ static int body_call(th_req *req, const char *data, size_t len)
 	return 0;
 }
 
-/* The last call: run the handler (or reply the error found while the body came in). */
-static void final_call(th_req *req)
+void api_reply_outcome(th_req *req, int error, th_error *err)
+{
+	if (error < 0) {
+		if (err->code == TH_OK) /* a handler that forgot to say why: a bug */
+			th_error_set(err, error, "internal error");
+		if (api_status_for(err->code) >= 500)
+			TH_LOG(TH_LOG_ERROR, "req=%llu %s %s: %s (%s)", (unsigned long long)req->id,
+			       req->method, req->path, err->msg, th_code_name(err->code));
+		(void)api_reply_th_error(req, err);
+	} else if (req->resp == NULL) {
+		(void)api_reply_error(req, 500, "ERROR",
+		                      "internal error: the handler gave no reply");
+	}
+}
+
+/* The last call: run the handler (or reply the error found while the body came in). Returns
+ * API_PARKED when the handler parked the request in the query pool (req is a worker's now), else
+ * 0. */
+static int final_call(th_req *req)
 {
 	th_error err = { 0 };
 	int error;
 
 	if (req->early_status != 0) {
 		(void)api_reply_error(req, req->early_status, req->early_code, req->early_msg);
-		return;
+		return 0;
 	}
 	if (req->route->flags & R_JSON) {
 		if (req->body_len == 0) {
 			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
 			                      "request body must be a JSON object");
-			return;
+			return 0;
 		}
 		req->json = cJSON_ParseWithLength(req->body, req->body_len);
 		if (req->json == NULL || !cJSON_IsObject(req->json)) {
 			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
 			                      "request body must be a JSON object");
-			return;
+			return 0;
 		}
 	}
-	if ((error = req->route->fn(req, &err)) < 0) {
-		if (err.code == TH_OK) /* a handler that forgot to say why: a bug */
-			th_error_set(&err, error, "internal error");
-		if (api_status_for(err.code) >= 500)
-			TH_LOG(TH_LOG_ERROR, "req=%llu %s %s: %s (%s)", (unsigned long long)req->id,
-			       req->method, req->path, err.msg, th_code_name(err.code));
-		(void)api_reply_th_error(req, &err);
-	} else if (req->resp == NULL) {
-		(void)api_reply_error(req, 500, "ERROR",
-		                      "internal error: the handler gave no reply");
-	}
+	if ((error = req->route->fn(req, &err)) == API_PARKED)
+		return API_PARKED;
+	api_reply_outcome(req, error, &err);
+	return 0;
 }
 
 static int has_body(const th_req *req)
@@ -405,6 +417,8 @@ static enum MHD_Result queue(th_req *req)
 	enum MHD_Result r;
 
 	if (api_conn_busy(req->srv->guard, req->cn) < 0) /* the watchdog closed it: say nothing */
+		return MHD_NO;
+	if (req->resp == NULL) /* not even an error reply could be made */
 		return MHD_NO;
 	if (req->close)
 		MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -455,8 +469,10 @@ enum MHD_Result api_dispatch(void *cls, struct MHD_Connection *conn, const char 
 	/* No deadline while the handler runs: only the time to receive the request is bounded. */
 	if (api_conn_busy(req->srv->guard, req->cn) < 0)
 		return MHD_NO;
-	if (req->resp == NULL)
-		final_call(req);
+	/* A parked request comes back here once its query worker resumed the connection, with the
+	 * reply made: the handler does not run again. Until then req is the worker's. */
+	if (req->resp == NULL && !req->parked && final_call(req) == API_PARKED)
+		return MHD_YES;
 	return queue(req);
 }
 
@@ -477,6 +493,8 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	       req->user[0] ? req->user : "-",
 	       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
 	api_upload_release(req);
+	if (req->parked)
+		api_qpool_completed(req->srv->qpool);
 	if (req->resp != NULL)
 		MHD_destroy_response(req->resp);
 	cJSON_Delete(req->json);

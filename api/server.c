@@ -4,7 +4,8 @@
  * MHD_USE_EPOLL, MHD_OPTION_THREAD_POOL_SIZE = CPUs), each serving many keep-alive connections.
  * This is what keeps the poll endpoint fast with many clients: no thread per connection, no
  * context switch per request. Handlers do short blocking work (a SQLite lookup, a write to the
- * upload file); long work (imports) goes to the job workers of src/jobs.c.
+ * upload file); long work goes elsewhere: imports and merges to the job workers of src/jobs.c, SQL
+ * reads to the query pool (qpool.c), which suspends the connection while a worker runs the query.
  *
  * Connections are limited three ways: per client address (MHD refuses the excess at once), in
  * all (below the descriptor limit, which is raised to its hard limit at start, so repositories,
@@ -316,14 +317,18 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 	error = api_guard_new(&srv->guard, cfg->header_timeout_s, cfg->body_timeout_s, err);
 	if (error == TH_OK)
 		error = api_admit_init(srv, err);
+	if (error == TH_OK)
+		error = api_qpool_new(&srv->qpool, cfg->query_threads, cfg->query_per_user,
+		                      cfg->query_queue, err);
 	if (error < 0) {
 		api_server_stop(srv);
 		return error;
 	}
 	srv->daemon = MHD_start_daemon(
-	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	        api_dispatch, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-	        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	                MHD_ALLOW_SUSPEND_RESUME,
+	        0, NULL, NULL, api_dispatch, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
 	        MHD_OPTION_CONNECTION_LIMIT, srv->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 	        cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -350,12 +355,15 @@ void api_server_stop(api_server *srv)
 {
 	if (srv == NULL)
 		return;
+	api_qpool_close(srv->qpool); /* MHD must not stop with a connection suspended */
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
 	api_guard_free(srv->guard); /* after the daemon: every connection is closed by now */
 	srv->guard = NULL;
 	api_admit_free(srv);
+	api_qpool_free(srv->qpool);
+	srv->qpool = NULL;
 	api_cache_free(srv->dbs);
 	api_cache_free(srv->polls);
 	srv->dbs = srv->polls = NULL;
