@@ -184,7 +184,8 @@ int api_pulls_get(th_req *req, th_error *err)
 		error = th_error_set(err, TH_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	if ((error = api_pulls_add_notes(body, req, id, err)) < 0) /* comments, reviews */
+	if ((error = api_pulls_add_notes(body, req, id, err)) < 0 || /* comments, reviews */
+	    (error = api_pulls_add_review_state(body, req, &p, err)) < 0)
 		goto cleanup;
 	error = api_reply_json(req, MHD_HTTP_OK, body, err);
 	body = NULL;

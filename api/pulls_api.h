@@ -6,6 +6,7 @@
  *   pulls_notes.c    comments and reviews
  *   pulls_diff.c     the paged diff, shaped into JSON here from src's values; merge conflicts
  *   pulls_merge.c    the merge operation: start it, poll it
+ *   pulls_rules.c    branch protection: review state, self-approval, who may merge
  */
 #ifndef TABLEHUB_API_PULLS_API_H
 #define TABLEHUB_API_PULLS_API_H
@@ -46,6 +47,20 @@ int api_pull_reply(th_req *req, cJSON *body, int incomplete, th_error *err);
 /* Add "comments" and "reviews" arrays of pull `pull_id` to a pull's body (pulls_notes.c).
  * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
+
+/* Branch protection (pulls_rules.c). Add the pull's "review_status", "approvals",
+ * "required_approvals", "protected", "merge_role", "mergeable" (under the rules) and, when not
+ * mergeable, "merge_blocked_by" {rule, message} to body: TH_OK, TH_ENOMEM or TH_ESTORE. */
+int api_pulls_add_review_state(cJSON *body, th_req *req, const th_pull_info *p, th_error *err);
+/* TH_OK, or TH_ECONFLICT (with "rule" echoed) when req->user may not approve p (their own pull
+ * into a branch protected without allowSelfApproval). */
+int api_pulls_check_approval(th_req *req, const th_pull_info *p, th_review_status st,
+                             th_error *err);
+/* Record the head of p's branch as the one review `review_id` saw (best effort). */
+void api_pulls_record_head(th_req *req, const th_pull_info *p, int64_t review_id);
+/* TH_OK, or TH_ECONFLICT (with "rule" echoed: mergeRole, requiredApprovals) when the rules of p's
+ * target branch refuse req->user's merge now; TH_ESTORE. */
+int api_pulls_check_merge(th_req *req, const th_pull_info *p, th_error *err);
 
 /* Add "conflicts", "conflicts_total" and "mergeable" for merging pull `p` now (pulls_diff.c).
  * Returns TH_OK, TH_ENOTFOUND (a branch is gone), TH_ENOMEM or TH_ESTORE. */

@@ -1,20 +1,44 @@
 /* pulls_merge.c: merging a pull request, as an operation (routes in pulls.c):
  *
- *   POST /api/v1alpha1/{owner}/{db}/pulls/{id}/merge                     start it (the owner)
+ *   POST /api/v1alpha1/{owner}/{db}/pulls/{id}/merge                     start it (write role)
  *   GET  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=N     poll it
  *
- * The POST checks the pull is Open, queues a "merge" operation (src/merge_job.c runs it) and
- * answers its DoltHub names at once. The poll reads the operation back: job_status, the pull's
- * state, and when done the merge commit and the stored result; when it failed on conflicts, the
- * conflicts the merge stored with the failed operation (a merge failed before results were kept
- * has them recomputed: nothing changed since).
+ * The POST checks the pull is Open and that the target branch's protection lets the caller merge
+ * it now (409 naming the rule otherwise: pulls_rules.c), queues a "merge" operation
+ * (src/merge_job.c runs it), records the event, and answers its DoltHub names at once. The poll
+ * reads the operation back: job_status, the pull's state, and when done the merge commit and the
+ * stored result; when it failed on conflicts, the conflicts the merge stored with the failed
+ * operation (a merge failed before results were kept has them recomputed: nothing changed since).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "pulls_api.h"
 #include "tablehub/jobs.h"
+#include "tablehub/log.h"
 #include "tablehub/pulls.h"
+
+/* The audit trail's "pull.merge": who asked for the merge of which pull, from where. The merge
+ * is queued already, so a failure here is logged and the reply stays a success. */
+static void record_merge(th_req *req, const th_pull_info *p, const char *opid)
+{
+	char target[24], *detail = NULL;
+	cJSON *d = cJSON_CreateObject();
+	th_error err = { 0 };
+	th_event_new ev;
+
+	snprintf(target, sizeof(target), "%lld", (long long)p->pull_id);
+	if (d != NULL && api_json_str(d, "operation", opid) &&
+	    api_json_str(d, "from_branch", p->from_branch) &&
+	    api_json_str(d, "to_branch", p->to_branch))
+		detail = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	ev = api_event(req, "pull.merge", target, detail);
+	if (th_meta_event_add(req->srv->meta, &ev, &err) < 0)
+		TH_LOG(TH_LOG_WARN, "req=%llu merge of pull #%s: event not recorded: %s",
+		       (unsigned long long)req->id, target, err.msg);
+	cJSON_free(detail);
+}
 
 int api_pulls_merge(th_req *req, th_error *err)
 {
@@ -32,10 +56,13 @@ int api_pulls_merge(th_req *req, th_error *err)
 		                     (long long)id, th_pull_state_name(p.state));
 		goto cleanup;
 	}
+	if ((error = api_pulls_check_merge(req, &p, err)) < 0)
+		goto cleanup;
 	if ((error = th_pulls_enqueue_merge(opid, req->srv->meta, req->db.owner, req->db.name,
 	                                    req->user, id, err)) < 0)
 		goto cleanup;
 	th_jobs_wake(req->srv->jobs);
+	record_merge(req, &p, opid);
 	job = api_op_job_name(&req->pool, req->db.owner, req->db.name, opid);
 	userop = api_op_user_name(&req->pool, req->user, opid);
 	body = api_success();

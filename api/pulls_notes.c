@@ -5,7 +5,9 @@
  *                                                          Approved|Rejected|Reviewed, "comment"}
  *
  * and their lists in a pull's own body (api_pulls_add_notes). Both are rows of meta.sqlite beside
- * the pull; any signed-in user who can see the database may add them.
+ * the pull; anyone signed in who reads the database comments, the write role reviews (the route
+ * table's flags). A review records the head of the pull's branch it saw (stale approvals), and a
+ * protected branch may refuse its author's own approval (pulls_rules.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -68,9 +70,11 @@ int api_pulls_review(th_req *req, th_error *err)
 		        status ? " (got '" : "", status ? status : "", status ? "')" : "");
 		goto cleanup;
 	}
-	if ((error = th_meta_pull_review_add(&rid, req->srv->meta, req->db.id, id, req->user, st,
+	if ((error = api_pulls_check_approval(req, &p, st, err)) < 0 ||
+	    (error = th_meta_pull_review_add(&rid, req->srv->meta, req->db.id, id, req->user, st,
 	                                     comment, err)) < 0)
 		goto cleanup;
+	api_pulls_record_head(req, &p, rid);
 	snprintf(rids, sizeof(rids), "%lld", (long long)rid);
 	body = api_success();
 	incomplete = body == NULL || !api_json_str(body, "repository_owner", req->db.owner) ||

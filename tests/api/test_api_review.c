@@ -1,0 +1,333 @@
+/* test_api_review.c: people reviewing each other's imports under a protected branch, over HTTP on a
+ * real `tablehub serve`. alice owns a private database whose main needs one approval that is not
+ * the author's own and is given at the pull's latest commit; bob (write) uploads into it, and his
+ * pull cannot be merged, nor approved by himself; carol (read) comments but may neither review
+ * nor merge; alice approves and the pull becomes mergeable; a push to bob's branch makes that
+ * approval stale; erin (write) requests changes, which blocks until she approves; with mergeRole
+ * admin bob may not merge; alice merges, the rows land on main, and the events record it all.
+ * Every refusal by a rule is a 409 that names the rule. */
+#include "../harness.h"
+#include "accounts.h"
+
+static t_server srv;
+static char *dir, *alice, *bob, *carol, *erin;
+
+#define DB "alice/farm"
+
+/* Upload `csv` as `token` into DB's `branch` (Update of table animals), wait for the import;
+ * returns the pull id it opened (0 on failure). */
+static int upload(const char *token, const char *branch, const char *name, const char *csv,
+                  const char *op)
+{
+	char params[400], opname[300] = "", *file = t_write_in(dir, name, csv);
+	t_resp r;
+	int pull = 0;
+
+	snprintf(params, sizeof(params),
+	         "{\"tableName\":\"animals\",\"fileName\":\"%s\",\"branchName\":\"%s\","
+	         "\"fileType\":\"Csv\",\"importOp\":\"%s\",\"primaryKeys\":[\"id\"]}",
+	         name, branch, op);
+	r = t_upload(&srv, token, DB, file, params);
+	CHECK(r.status == 200);
+	snprintf(opname, sizeof(opname), "%s", nz(t_str(&r, "operation_name")));
+	t_resp_free(&r);
+	r = t_poll(&srv, token, DB, opname, 120);
+	CHECK_STR(t_str(&r, "job_status"), "Completed");
+	pull = atoi(nz(t_str(&r, "pull_id")));
+	t_resp_free(&r);
+	free(file);
+	return pull;
+}
+
+/* POST merge as `token`; returns the response (with its operation_name on 200). */
+static t_resp merge(const char *token, int pull)
+{
+	return t_http(&srv, AUTH "-X POST '%s/" DB "/pulls/%d/merge'", token, srv.base, pull);
+}
+
+/* Wait for merge operation `op` of `pull` to end; returns its job_status (static). */
+static const char *merge_wait(int pull, const char *op)
+{
+	static char st[32];
+
+	st[0] = '\0';
+	for (time_t end = time(NULL) + 60; time(NULL) < end;) {
+		t_resp r = t_http(&srv,
+		                  "-G " AUTH "--data-urlencode 'operationName=%s' "
+		                  "'%s/" DB "/pulls/%d/merge'",
+		                  alice, op, srv.base, pull);
+		snprintf(st, sizeof(st), "%s", nz(t_str(&r, "job_status")));
+		t_resp_free(&r);
+		if (strcmp(st, "Completed") == 0 || strcmp(st, "Failed") == 0)
+			break;
+		t_sleep_ms(100);
+	}
+	return st;
+}
+
+static t_resp review(const char *token, int pull, const char *status)
+{
+	return t_http(&srv,
+	              AUTH "-d '{\"reviewStatus\":\"%s\",\"comment\":\"c\"}' '%s/" DB
+	                   "/pulls/%d/reviews'",
+	              token, status, srv.base, pull);
+}
+
+static t_resp get_pull(int pull)
+{
+	return t_http(&srv, AUTH "'%s/" DB "/pulls/%d'", carol, srv.base, pull);
+}
+
+/* A 409 naming `rule` with a message containing `msg`. */
+static void check_rule(t_resp *r, const char *rule, const char *msg)
+{
+	CHECK(r->status == 409);
+	if (r->status != 409)
+		fprintf(stderr, "  got %d: %s\n", r->status, r->body);
+	CHECK_STR(t_str(r, "code"), "ECONFLICT");
+	CHECK_STR(t_str(r, "rule"), rule);
+	CHECK_CONTAINS(t_str(r, "message"), msg);
+	t_resp_free(r);
+}
+
+static void check_state(int pull, const char *review_status, int approvals, int mergeable,
+                        const char *blocked_by)
+{
+	t_resp r = get_pull(pull);
+	const cJSON *why = cJSON_GetObjectItem(r.json, "merge_blocked_by");
+
+	CHECK(r.status == 200);
+	CHECK_STR(t_str(&r, "review_status"), review_status);
+	CHECK(t_num(&r, "approvals") == approvals);
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "protected")));
+	CHECK(cJSON_IsBool(cJSON_GetObjectItem(r.json, "mergeable")) &&
+	      cJSON_IsTrue(cJSON_GetObjectItem(r.json, "mergeable")) == mergeable);
+	if (blocked_by != NULL)
+		CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(why, "rule")), blocked_by);
+	else
+		CHECK(why == NULL);
+	if (r.status != 200 || (blocked_by == NULL) != (why == NULL))
+		fprintf(stderr, "  pull %d: %s\n", pull, r.body);
+	t_resp_free(&r);
+}
+
+static int pull1;
+static char branch1[200];
+
+static void test_setup(void)
+{
+	t_resp r = t_http(&srv,
+	                  AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"farm\",\"visibility\":"
+	                       "\"private\"}' '%s/database'",
+	                  alice, srv.base);
+	int first;
+
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	/* alice's first import, merged before main is protected (no review needed then). */
+	first = upload(alice, "main", "a.csv", "id,name,legs\n1,hen,2\n2,cow,4\n", "Create");
+	CHECK(first > 0);
+	r = merge(alice, first);
+	CHECK(r.status == 200);
+	CHECK_STR(merge_wait(first, nz(t_str(&r, "operation_name"))), "Completed");
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-X PUT -d '{\"requiredApprovals\":1,\"allowSelfApproval\":false,"
+	                "\"dismissStaleApprovals\":true,\"mergeRole\":\"write\"}' "
+	                "'%s/" DB "/branches/main/protection'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	CHECK(t_set_role(&srv, alice, DB, "bob", "write") == 200);
+	CHECK(t_set_role(&srv, alice, DB, "carol", "read") == 200);
+	CHECK(t_set_role(&srv, alice, DB, "erin", "write") == 200);
+}
+
+static void test_bob_uploads_and_cannot_merge_alone(void)
+{
+	t_resp r;
+
+	pull1 = upload(bob, "main", "b.csv", "id,name,legs\n3,duck,2\n", "Update");
+	CHECK(pull1 > 1);
+	r = get_pull(pull1);
+	CHECK_STR(t_str(&r, "author"), "bob");
+	snprintf(branch1, sizeof(branch1), "%s", nz(t_str(&r, "from_branch_name")));
+	t_resp_free(&r);
+	check_state(pull1, "", 0, 0, "requiredApprovals");
+
+	r = merge(bob, pull1);
+	check_rule(&r, "requiredApprovals", "needs 1 approving review");
+	/* bob cannot approve his own. */
+	r = review(bob, pull1, "Approved");
+	check_rule(&r, "allowSelfApproval", "the author of a pull request cannot approve it");
+	check_state(pull1, "", 0, 0, "requiredApprovals");
+	/* A comment-only review by bob is fine, and changes nothing. */
+	r = review(bob, pull1, "Reviewed");
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	check_state(pull1, "Reviewed", 0, 0, "requiredApprovals");
+}
+
+static void test_carol_reads_comments_only(void)
+{
+	t_resp r = t_http(&srv,
+	                  AUTH "-d '{\"comment\":\"duck has 2 legs, right\"}' '%s/" DB
+	                       "/pulls/%d/comments'",
+	                  carol, srv.base, pull1);
+
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = review(carol, pull1, "Approved");
+	CHECK(r.status == 403);
+	CHECK_STR(t_str(&r, "message"), "this needs the write role on 'alice/farm'");
+	t_resp_free(&r);
+	r = merge(carol, pull1);
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+	/* Nobody else even sees the database. */
+	r = t_http(&srv, "'%s/" DB "/pulls/%d'", srv.base, pull1);
+	CHECK(r.status == 404);
+	t_resp_free(&r);
+}
+
+static void test_alice_approves_then_a_push_makes_it_stale(void)
+{
+	t_resp r = review(alice, pull1, "Approved");
+	int pull2;
+
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	check_state(pull1, "Approved", 1, 1, NULL);
+	/* bob adds a commit to his branch: an import into it, merged there (unprotected). */
+	pull2 = upload(bob, branch1, "c.csv", "id,name,legs\n4,goat,4\n", "Update");
+	CHECK(pull2 > pull1);
+	r = merge(bob, pull2);
+	CHECK(r.status == 200);
+	CHECK_STR(merge_wait(pull2, nz(t_str(&r, "operation_name"))), "Completed");
+	t_resp_free(&r);
+	/* alice's approval saw the old head: it no longer counts. */
+	check_state(pull1, "Reviewed", 0, 0, "requiredApprovals");
+	r = merge(alice, pull1);
+	check_rule(&r, "requiredApprovals", "given at the pull's latest commit");
+	r = review(alice, pull1, "Approved");
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	check_state(pull1, "Approved", 1, 1, NULL);
+}
+
+static void test_changes_requested_block(void)
+{
+	t_resp r = review(erin, pull1, "Rejected");
+
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	check_state(pull1, "Rejected", 1, 0, "requiredApprovals");
+	r = merge(alice, pull1);
+	check_rule(&r, "requiredApprovals", "erin requested changes");
+	/* Her latest review is the one that counts. */
+	r = review(erin, pull1, "Approved");
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	check_state(pull1, "Approved", 2, 1, NULL);
+}
+
+static void test_merge_role(void)
+{
+	t_resp r = t_http(&srv,
+	                  AUTH "-X PUT -d '{\"requiredApprovals\":1,\"mergeRole\":\"admin\"}' "
+	                       "'%s/" DB "/branches/main/protection'",
+	                  alice, srv.base);
+
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = merge(bob, pull1);
+	check_rule(&r, "mergeRole", "only people with the admin role merge into it");
+	r = get_pull(pull1);
+	CHECK_STR(t_str(&r, "merge_role"), "admin");
+	t_resp_free(&r);
+}
+
+static void test_alice_merges(void)
+{
+	t_resp r = merge(alice, pull1);
+	char *rows = NULL;
+
+	CHECK(r.status == 200);
+	CHECK_STR(merge_wait(pull1, nz(t_str(&r, "operation_name"))), "Completed");
+	t_resp_free(&r);
+	r = get_pull(pull1);
+	CHECK_STR(t_str(&r, "state"), "Merged");
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "mergeable")));
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-G --data-urlencode 'q=SELECT name FROM animals ORDER BY id' '%s/" DB
+	                "/main'",
+	           carol, srv.base);
+	CHECK(r.status == 200);
+	rows = cJSON_PrintUnformatted(cJSON_GetObjectItem(r.json, "rows"));
+	CHECK_STR(rows, "[{\"name\":\"hen\"},{\"name\":\"cow\"},{\"name\":\"duck\"},"
+	                "{\"name\":\"goat\"}]");
+	free(rows);
+	t_resp_free(&r);
+	/* A merged pull merges no more. */
+	r = merge(alice, pull1);
+	CHECK(r.status == 409);
+	t_resp_free(&r);
+}
+
+static void test_events(void)
+{
+	t_resp r = t_http(&srv, AUTH "'%s/" DB "/events?pageSize=100'", alice, srv.base);
+	char want[64];
+
+	CHECK(r.status == 200);
+	CHECK_CONTAINS(r.body, "\"action\":\"protection.set\"");
+	CHECK_CONTAINS(r.body, "\"action\":\"collaborator.set\",\"target\":\"erin\"");
+	snprintf(want, sizeof(want),
+	         "\"actor\":\"alice\",\"action\":\"pull.merge\",\"target\":\"%d\"", pull1);
+	CHECK_CONTAINS(r.body, want);
+	CHECK_CONTAINS(r.body, "\"to_branch\":\"main\"");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/" DB "/events'", bob, srv.base);
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+}
+
+static void test_no_secret_in_log(void)
+{
+	CHECK(t_secrets_check_log(&srv) == 0);
+}
+
+int main(void)
+{
+	const char *extra[] = { "--rate-per-address", "0", "--rate-per-token", "0", NULL };
+
+	dir = t_mkdtemp();
+	if (t_server_start(&srv, dir, 0, extra) < 0)
+		return 1;
+	alice = t_user(&srv, "alice");
+	bob = t_user(&srv, "bob");
+	carol = t_user(&srv, "carol");
+	erin = t_user(&srv, "erin");
+	if (!alice || !bob || !carol || !erin) {
+		t_server_stop(&srv, SIGKILL);
+		return 1;
+	}
+	RUN(test_setup);
+	RUN(test_bob_uploads_and_cannot_merge_alone);
+	RUN(test_carol_reads_comments_only);
+	RUN(test_alice_approves_then_a_push_makes_it_stale);
+	RUN(test_changes_requested_block);
+	RUN(test_merge_role);
+	RUN(test_alice_merges);
+	RUN(test_events);
+	RUN(test_no_secret_in_log);
+	t_server_stop(&srv, SIGTERM);
+	t_secrets_free();
+	free(alice);
+	free(bob);
+	free(carol);
+	free(erin);
+	t_rmdir(dir);
+	TH_TEST_END();
+}
