@@ -56,6 +56,9 @@ typedef struct api_config {
 	unsigned query_threads;  /* queries running at once (0: 1) */
 	unsigned query_per_user; /* running or waiting, per user and all anonymous (0: no cap) */
 	unsigned query_queue;    /* queries waiting for a worker */
+
+	/* Disk space (upload.c). */
+	unsigned min_free_mb; /* disk space an upload must leave free in the data dir */
 } api_config;
 
 typedef struct api_server {
@@ -72,6 +75,8 @@ typedef struct api_server {
 	api_limiter *rate_token, *rate_addr;  /* admit.c; NULL when that rate is not limited */
 	api_limiter *login_addr, *login_user; /* accounts.c: login attempts (limit.h) */
 	api_qpool *qpool;                     /* the query workers (qpool.c) */
+	char *data_dir_abs; /* cfg.data_dir resolved (malloc'd; NULL if it cannot be), clean.c */
+	int64_t swept_until_ms; /* api_upload_sweep has looked at failures before this */
 } api_server;
 
 /* Start MHD on cfg->listen (loopback or any address given; only that one). `meta` and `jobs` are
@@ -260,8 +265,13 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* --- replies (reply.c) ----------------------------------------------------------------------- */
 
 /* The HTTP status for a th_code: ENOTFOUND 404, EEXISTS/ECONFLICT 409, EINVALID 400, ETOOBIG 413,
- * EAUTH 401, EFORBIDDEN 403, EBUSY 503, ELIMIT 400, anything else 500. */
+ * EAUTH 401, EFORBIDDEN 403, EBUSY 503, ELIMIT 400, ENOSPC 507, anything else 500. */
 unsigned api_status_for(int code);
+
+/* The body of a JSON reply as it may leave (clean.c): `text` itself when it is valid UTF-8 and
+ * quotes no path in the data directory, else a copy (*owned, the caller frees it) with invalid
+ * bytes replaced by U+FFFD and the data directory cut from quoted paths; *len is updated. */
+const char *api_clean_reply(const th_req *req, const char *text, size_t *len, char **owned);
 
 /* A new object {"status":"Success"} for a success body, or NULL when out of memory. */
 cJSON *api_success(void);
@@ -284,6 +294,10 @@ int api_reply_th_error(th_req *req, const th_error *e);
  * negative code becomes the error reply (logged when it is a 5xx), a success without a reply a
  * 500. */
 void api_reply_outcome(th_req *req, int error, th_error *err);
+
+/* Does JSON text hold a NUL character, raw or escaped as \u0000 (router.c)? cJSON would cut the
+ * string there, so such text is refused before it is parsed. */
+int api_json_has_nul(const char *text, size_t len);
 
 /* Add a string (or NULL -> JSON null) to obj; returns obj's new item or NULL when out of memory.*/
 cJSON *api_json_str(cJSON *obj, const char *key, const char *value);
@@ -467,5 +481,8 @@ int api_upload_begin(th_req *req, th_error *err);
 int api_upload_feed(th_req *req, const char *data, size_t len, th_error *err);
 /* Release what the upload holds (a temp file is removed). Called at completion. */
 void api_upload_release(th_req *req);
+/* Remove the uploaded files that only failed operations name, looking at the operations that
+ * failed since the last run (cls: the api_server). For the watchdog's periodic tick. */
+void api_upload_sweep(void *cls);
 
 #endif

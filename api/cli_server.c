@@ -45,6 +45,7 @@ static const char serve_usage[] =
         "  --rate-per-address R        requests a second from one address without a valid\n"
         "                              token, bursts of 10 R (default 50)\n"
         "  --max-pending-ops N         unfinished operations of one user (default 100)\n"
+        "  --min-free-mb N             disk space an upload must leave free (default 100)\n"
         "accounts:\n"
         "  --no-signup      refuse POST /api/v1alpha1/users (accounts only from 'user add')\n"
         "  --cookie-secure  mark session cookies Secure (when clients reach the server over\n"
@@ -100,7 +101,7 @@ int cli_serve(int argc, char **argv)
 	const char *listen;
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
-	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue;
+	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free;
 	int no_signup, cookie_secure;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
@@ -131,6 +132,7 @@ int cli_serve(int argc, char **argv)
 	q_workers = take_num(&argc, argv, "--query-workers", 2, 1, 256, &bad);
 	q_per_user = take_num(&argc, argv, "--query-per-user", 8, 0, 100000, &bad);
 	q_queue = take_num(&argc, argv, "--query-queue", 16, 0, 100000, &bad);
+	min_free = take_num(&argc, argv, "--min-free-mb", 100, 0, 100000000, &bad);
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -156,6 +158,7 @@ int cli_serve(int argc, char **argv)
 	cfg.query_threads = (unsigned)q_workers;
 	cfg.query_per_user = (unsigned)q_per_user;
 	cfg.query_queue = (unsigned)q_queue;
+	cfg.min_free_mb = (unsigned)min_free;
 	{
 		uint32_t a;
 		uint16_t p;

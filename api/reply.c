@@ -34,6 +34,8 @@ unsigned api_status_for(int code)
 		return MHD_HTTP_FORBIDDEN;
 	case TH_EBUSY:
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	case TH_ENOSPC:
+		return MHD_HTTP_INSUFFICIENT_STORAGE;
 	default:
 		return MHD_HTTP_INTERNAL_SERVER_ERROR;
 	}
@@ -59,10 +61,16 @@ static int install(th_req *req, struct MHD_Response *r, unsigned status, size_t 
 
 static int set_response(th_req *req, unsigned status, const char *text, size_t len)
 {
-	return install(req,
-	               MHD_create_response_from_buffer(len, (void *)(uintptr_t)text,
-	                                               MHD_RESPMEM_MUST_COPY),
-	               status, len);
+	char *clean;
+	int error;
+
+	text = api_clean_reply(req, text, &len, &clean); /* valid UTF-8, no server paths */
+	error = install(req,
+	                MHD_create_response_from_buffer(len, (void *)(uintptr_t)text,
+	                                                MHD_RESPMEM_MUST_COPY),
+	                status, len);
+	free(clean);
+	return error;
 }
 
 int api_reply_json(th_req *req, unsigned status, cJSON *body, th_error *err)

@@ -358,6 +358,21 @@ static int body_call(th_req *req, const char *data, size_t len)
 	return 0;
 }
 
+int api_json_has_nul(const char *text, size_t len)
+{
+	if (memchr(text, '\0', len) != NULL)
+		return 1;
+	/* Escapes come in pairs: "\\u0000" is a backslash and "u0000", not a NUL. */
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0)
+			return 1;
+		i++;
+	}
+	return 0;
+}
+
 void api_reply_outcome(th_req *req, int error, th_error *err)
 {
 	if (error < 0) {
@@ -389,6 +404,13 @@ static int final_call(th_req *req)
 		if (req->body_len == 0) {
 			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
 			                      "request body must be a JSON object");
+			return 0;
+		}
+		/* cJSON would cut a string at a \u0000 and hand on the shorter name. */
+		if (api_json_has_nul(req->body, req->body_len)) {
+			(void)api_reply_error(req, MHD_HTTP_BAD_REQUEST, "EINVALID",
+			                      "request body: a string holds a NUL character "
+			                      "(\\u0000), which no name or value may contain");
 			return 0;
 		}
 		req->json = cJSON_ParseWithLength(req->body, req->body_len);

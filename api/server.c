@@ -240,6 +240,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	TH_LOG(TH_LOG_WARN, "http: %s", line);
 }
 
+/* How often the uploads that only failed operations name are looked for. */
+#define SWEEP_EVERY_MS 3000
+
 /* Descriptors kept back from connections for everything else the server opens. */
 #define FD_RESERVE 256
 
@@ -308,6 +311,7 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 2 ? (unsigned)n : 2;
 	}
+	srv->data_dir_abs = realpath(cfg->data_dir, NULL);
 	nofile = raise_nofile();
 	srv->conn_limit = fit_connections(cfg->max_connections, nofile);
 	if (srv->conn_limit < cfg->max_connections)
@@ -344,6 +348,7 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : ntohs(sa.sin_port);
+	api_guard_set_tick(srv->guard, api_upload_sweep, srv, SWEEP_EVERY_MS);
 	if ((error = api_guard_start(srv->guard, err)) < 0) {
 		api_server_stop(srv);
 		return error;
@@ -364,6 +369,8 @@ void api_server_stop(api_server *srv)
 	api_admit_free(srv);
 	api_qpool_free(srv->qpool);
 	srv->qpool = NULL;
+	free(srv->data_dir_abs);
+	srv->data_dir_abs = NULL;
 	api_cache_free(srv->dbs);
 	api_cache_free(srv->polls);
 	srv->dbs = srv->polls = NULL;

@@ -10,17 +10,25 @@
  *
  * Only when the body is complete and the params are valid (including that the branch exists) is
  * the file fsynced under its SHA-256 name and the import operation queued; then the workers of
- * src/jobs.c take over.
+ * src/jobs.c take over. Before any byte is read, the disk must have room for the body beyond
+ * --min-free-mb (else 507).
+ *
+ * An upload whose operations all failed is not needed again: api_upload_sweep, run every few
+ * seconds on the guard's watchdog thread, removes such files (storage/files.c makes sure a file
+ * that a new upload is about to name again is kept).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "api.h"
 #include "tablehub/ids.h"
 #include "tablehub/files.h"
 #include "tablehub/import.h"
+#include "tablehub/log.h"
+#include "tablehub/meta_limits.h"
 #include "tablehub/jobs.h"
 #include "tablehub/repo.h"
 #include "tablehub/table.h"
@@ -61,6 +69,10 @@ static int validate_params(api_upload *u, th_error *err)
 	const cJSON *pk;
 	int error;
 
+	if (u->params != NULL && api_json_has_nul(u->params, u->params_len))
+		return th_error_set(err, TH_EINVALID,
+		                    P "a string holds a NUL character (\\u0000), which no name or "
+		                      "value may contain");
 	u->pjson = cJSON_ParseWithLength(u->params ? u->params : "", u->params_len);
 	if (u->pjson == NULL)
 		return th_error_set(err, TH_EINVALID,
@@ -102,9 +114,11 @@ static int validate_params(api_upload *u, th_error *err)
 	if (u->branch == NULL || u->branch[0] == '\0')
 		u->branch = "main";
 	if (!th_repo_branch_name_valid(u->branch))
-		return th_error_set(err, TH_EINVALID,
-		                    P "'branchName' is not a valid branch name (got '%.200s')",
-		                    u->branch);
+		return th_error_set(
+		        err, TH_EINVALID,
+		        P "'branchName' is not a valid branch name: git's rules, at most "
+		          "%d bytes (got '%.100s%s')",
+		        TH_BRANCH_NAME_MAX, u->branch, strlen(u->branch) > 100 ? "..." : "");
 	if (u->file_name == NULL || u->file_name[0] == '\0')
 		u->file_name = u->part_filename[0] ? u->part_filename : "file";
 
@@ -194,6 +208,25 @@ static int part_end(void *payload, th_error *err)
 
 static const api_mp_callbacks mp_callbacks = { part_begin, part_data, part_end };
 
+/* Refuse an upload that would leave less than --min-free-mb free where uploads are stored. */
+static int check_free_space(th_req *req, const char *content_length, th_error *err)
+{
+	uint64_t keep = (uint64_t)req->srv->cfg.min_free_mb * 1048576u, avail, need = 0;
+	struct statvfs vfs;
+
+	if (keep == 0 || statvfs(req->srv->cfg.data_dir, &vfs) != 0)
+		return TH_OK; /* no check asked, or nothing to check against */
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (content_length != NULL)
+		need = strtoull(content_length, NULL, 10);
+	if (avail >= keep && avail - keep >= need)
+		return TH_OK;
+	return th_error_set(err, TH_ENOSPC,
+	                    "not enough disk space for this upload: %llu MB free, and the server "
+	                    "keeps %u MB free; try again later or ask the administrator",
+	                    (unsigned long long)(avail / 1048576), req->srv->cfg.min_free_mb);
+}
+
 int api_upload_begin(th_req *req, th_error *err)
 {
 	const char *ct = api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -207,6 +240,8 @@ int api_upload_begin(th_req *req, th_error *err)
 	    strtoull(cl, NULL, 10) > cap + API_JSON_MAX + FRAMING_ALLOWANCE)
 		return th_error_set(err, TH_ETOOBIG, "file is larger than the %llu MB upload limit",
 		                    (unsigned long long)(cap / 1048576));
+	if ((error = check_free_space(req, cl, err)) < 0)
+		return error;
 	if ((u = api_pool_alloc(&req->pool, sizeof(*u))) == NULL)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	u->req = req;
@@ -287,6 +322,42 @@ cleanup:
 	return error;
 }
 
+/* --- the clean-up of uploads no operation needs -------------------------------------------------
+ */
+
+static int upload_in_use(int *in_use, void *ctx, const char *sha, th_error *err)
+{
+	return th_meta_upload_in_use(in_use, ctx, sha, err);
+}
+
+void api_upload_sweep(void *cls)
+{
+	api_server *srv = cls;
+	int64_t start = th_now_ms();
+	char(*shas)[65] = NULL;
+	size_t n = 0, removed = 0;
+	th_error err = { 0 };
+
+	/* A second of overlap: a failure recorded while the last sweep ran is looked at again. */
+	if (th_meta_uploads_failed_since(&shas, &n, srv->meta, srv->swept_until_ms - 1000, &err) <
+	    0) {
+		TH_LOG(TH_LOG_WARN, "upload clean-up: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int gone = 0;
+		if (th_upload_remove_unused(&gone, srv->cfg.data_dir, shas[i], upload_in_use,
+		                            srv->meta, &err) < 0)
+			TH_LOG(TH_LOG_WARN, "upload clean-up: %s", err.msg);
+		removed += (size_t)gone;
+	}
+	free(shas);
+	srv->swept_until_ms = start;
+	if (removed > 0)
+		TH_LOG(TH_LOG_INFO, "removed %zu upload(s) named only by failed operations",
+		       removed);
+}
+
 void api_upload_release(th_req *req)
 {
 	api_upload *u = req->upload;
@@ -341,8 +412,9 @@ int api_upload_create(th_req *req, th_error *err)
 	if (error < 0)
 		return error;
 
-	/* The file is durable under its content's name before the operation that names it. */
-	error = th_upload_finish(u->file, sha, &size, err);
+	/* The file is durable under its content's name before the operation that names it, and
+	 * pinned until that operation is recorded (the clean-up of unused uploads skips it). */
+	error = th_upload_finish_pinned(u->file, sha, &size, err);
 	u->file = NULL;
 	if (error < 0)
 		return error;
@@ -359,7 +431,9 @@ int api_upload_create(th_req *req, th_error *err)
 	ip.format = u->fmt;
 	ip.pk = u->pk;
 	ip.npk = u->npk;
-	if ((error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err)) < 0)
+	error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err);
+	th_upload_unpin(sha);
+	if (error < 0)
 		return error;
 	th_jobs_wake(req->srv->jobs);
 

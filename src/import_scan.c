@@ -97,6 +97,11 @@ int th_import__header(th_import__state *m, th_reader *src, th_error *err)
 			                       "line %llu, column %zu: empty column name in the "
 			                       "header",
 			                       (unsigned long long)row.line, i + 1);
+		if (strlen(row.cells[i]) != row.lens[i]) /* the name would end at the NUL */
+			return th_error_set_at(err, TH_EINVALID, row.line, (uint32_t)(i + 1),
+			                       "line %llu, column %zu: the column name holds a NUL "
+			                       "byte",
+			                       (unsigned long long)row.line, i + 1);
 		if (!th_column_name_valid(row.cells[i]))
 			return th_error_set_at(err, TH_EINVALID, row.line, (uint32_t)(i + 1),
 			                       "line %llu, column %zu: invalid column name '%.64s'",

@@ -177,7 +177,8 @@ static const char *const migrations[] = {
 
 int th_msql__error(th_msql *s, const char *what, th_error *err)
 {
-	return th_error_set(err, TH_ESTORE, "meta.sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+	return th_error_set(err, sqlite3_errcode(s->db) == SQLITE_FULL ? TH_ENOSPC : TH_ESTORE,
+	                    "meta.sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
 const char *th_msql__text(sqlite3_stmt *st, int i)

@@ -144,7 +144,8 @@ const char *th_msql__text(sqlite3_stmt *st, int i);
 void th_msql__copy(char *dst, size_t size, sqlite3_stmt *st, int i);
 int th_msql__dup(char **out, sqlite3_stmt *st, int i, int keep_null, th_error *err);
 
-/* The SQLite error of the last call on `s`, as TH_ESTORE "meta.sqlite: <what>: <message>". */
+/* The SQLite error of the last call on `s`, as TH_ESTORE "meta.sqlite: <what>: <message>"
+ * (TH_ENOSPC when the disk is full). */
 int th_msql__error(th_msql *s, const char *what, th_error *err);
 
 /* The backend's ops, by resource (meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c). */

@@ -49,10 +49,19 @@ int th_repo__git_error(th_error *err, int giterr, const char *what)
 		code = TH_EINVALID;
 		break;
 	default:
-		code = TH_ESTORE;
+		/* libgit2 reports a failed write as an OS error quoting strerror. */
+		code = e && e->klass == GIT_ERROR_OS &&
+		                       (strstr(msg, strerror(ENOSPC)) ||
+		                        strstr(msg, strerror(EDQUOT)))
+		               ? TH_ENOSPC
+		               : TH_ESTORE;
 		break;
 	}
-	return th_error_set(err, code, "%s: %s", what, msg);
+	th_error_set(err, code, "%s: %s", what, msg);
+	/* libgit2 names files by their full path: keep the server's directories out of messages. */
+	if (err != NULL)
+		th_scrub_paths(err->msg);
+	return code;
 }
 
 void th_oid_fmt(char out[41], const th_oid *oid)

@@ -20,8 +20,10 @@ struct th_repo {
 };
 
 /* The one translation point from libgit2 codes: GIT_ENOTFOUND -> TH_ENOTFOUND, GIT_EEXISTS ->
- * TH_EEXISTS, GIT_EMODIFIED/GIT_ELOCKED -> TH_ECONFLICT, GIT_EINVALIDSPEC -> TH_EINVALID, anything
- * else -> TH_ESTORE. Sets err to "<what>: <libgit2's message>" and returns the code. */
+ * TH_EEXISTS, GIT_EMODIFIED/GIT_ELOCKED -> TH_ECONFLICT, GIT_EINVALIDSPEC -> TH_EINVALID, a
+ * full disk -> TH_ENOSPC, anything else -> TH_ESTORE. Sets err to "<what>:
+ * <libgit2's message>" with the files it names cut to their names inside the repository
+ * (th_scrub_paths), and returns the code. */
 int th_repo__git_error(th_error *err, int giterr, const char *what);
 
 /* Longest ref name we build ("refs/heads/<branch>"). */

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "repo_internal.h"
 
@@ -18,13 +20,39 @@ int th_repo_branch_name_valid(const char *name)
 	char ref[REFNAME_MAX];
 	int valid = 0;
 
+	/* TH_BRANCH_NAME_MAX keeps each ref file, and its ".lock", within a file name's 255 bytes.
+	 */
 	if (name == NULL || *name == '\0' || *name == '-' || strcmp(name, "HEAD") == 0 ||
-	    strlen(name) + sizeof("refs/heads/") > sizeof(ref))
+	    strlen(name) > TH_BRANCH_NAME_MAX || strlen(name) + sizeof("refs/heads/") > sizeof(ref))
 		return 0;
 	snprintf(ref, sizeof(ref), "refs/heads/%s", name);
 	if (git_reference_name_is_valid(&valid, ref) < 0)
 		return 0;
 	return valid;
+}
+
+/* The error for a ref whose lock file is in the way. A writer holds a ref's lock for the few
+ * milliseconds of its update, so a young lock is another writer at work: TH_ECONFLICT, and the
+ * caller retries as for a branch that moved. A lock older than STALE_LOCK_S was left by a git
+ * command that crashed (this server clears such files only when it starts): every retry would
+ * fail the same way, so it is TH_EBUSY, naming the file and what to do. */
+#define STALE_LOCK_S 30
+
+static int locked_error(th_repo *repo, const char *name, const char *ref_name, th_error *err)
+{
+	char lock[REFNAME_MAX + 1100];
+	struct stat sb;
+
+	snprintf(lock, sizeof(lock), "%s%s.lock", git_repository_path(repo->git), ref_name);
+	if (stat(lock, &sb) != 0 || time(NULL) - sb.st_mtime < STALE_LOCK_S)
+		return th_error_set(err, TH_ECONFLICT,
+		                    "branch '%s' is being updated by another writer", name);
+	return th_error_set(
+	        err, TH_EBUSY,
+	        "branch '%s' is locked: the repository holds the lock file '%s.lock' of "
+	        "ref %s, %lld s old; if no git command is writing to the repository, "
+	        "remove that file and try again",
+	        name, ref_name, ref_name, (long long)(time(NULL) - sb.st_mtime));
 }
 
 int th_repo_resolve(th_oid *out, th_repo *repo, const char *rev, th_error *err)
@@ -97,6 +125,8 @@ int th_repo_branch_cas(th_repo *repo, const char *name, const th_oid *target,
 		if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND)
 			return th_error_set(err, TH_ECONFLICT, "branch '%s' moved", name);
 	}
+	if (error == GIT_ELOCKED)
+		return locked_error(repo, name, ref_name, err);
 	if (error < 0)
 		return th_repo__git_error(err, error, what);
 	git_reference_free(ref);

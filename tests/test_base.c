@@ -1,10 +1,12 @@
-/* test_base.c: the base library: buffers, JSON string escaping, errors, hashes. The hash vectors
+/* test_base.c: the base library: buffers, JSON string escaping, errors, hashes, and the text
+ * scrubbers that keep replies valid JSON and free of server paths. The hash vectors
  * are the published SHA-1/SHA-256 test vectors; th_hash64's values are pinned because chunk
  * boundaries (the storage format) depend on them. */
 #include "harness.h"
 #include "tablehub/buf.h"
 #include "tablehub/error.h"
 #include "tablehub/hash.h"
+#include "tablehub/text.h"
 
 static void test_buf(void)
 {
@@ -88,11 +90,44 @@ static void test_hashes(void)
 	CHECK(th_hash64("tablehub", 8) == th_hash64("tablehub", 8));
 }
 
+static void test_scrub(void)
+{
+	char out[64], msg[256];
+	size_t n;
+
+	/* Invalid bytes become U+FFFD; valid text, multi-byte included, is kept. */
+	n = th_utf8_scrub(out,
+	                  "a\xff"
+	                  "b\xc3\xa9\xe2\x82",
+	                  8);
+	out[n] = '\0';
+	CHECK_STR(out, "a\xef\xbf\xbd"
+	               "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(th_utf8_valid(out, n, NULL));
+	n = th_utf8_scrub(out, "plain", 5);
+	CHECK(n == 5 && memcmp(out, "plain", 5) == 0);
+
+	snprintf(msg, sizeof(msg),
+	         "cannot update branch 'x': invalid path for filesystem "
+	         "'/srv/data/repos/alice/shop.git/refs/heads/x': File name too long");
+	th_scrub_paths(msg);
+	CHECK_STR(msg, "cannot update branch 'x': invalid path for filesystem 'refs/heads/x': File "
+	               "name too long");
+	snprintf(msg, sizeof(msg), "can't open '/srv/data/tmp/upload-Ab12': No space left; '/x'");
+	th_scrub_paths(msg);
+	CHECK_STR(msg, "can't open 'upload-Ab12': No space left; '/x'");
+	snprintf(msg, sizeof(msg), "no such endpoint: GET /api/v1alpha1/a/b 'it' '/a/b.git/'");
+	th_scrub_paths(msg);
+	CHECK_STR(msg, "no such endpoint: GET /api/v1alpha1/a/b 'it' ''");
+	CHECK_STR(th_code_name(TH_ENOSPC), "ENOSPC");
+}
+
 int main(void)
 {
 	RUN(test_buf);
 	RUN(test_json_string);
 	RUN(test_error);
 	RUN(test_hashes);
+	RUN(test_scrub);
 	TH_TEST_END();
 }

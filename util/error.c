@@ -74,6 +74,8 @@ const char *th_code_name(int code)
 		return "ELIMIT";
 	case TH_EFORBIDDEN:
 		return "EFORBIDDEN";
+	case TH_ENOSPC:
+		return "ENOSPC";
 	default:
 		return "ERROR";
 	}

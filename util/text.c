@@ -63,6 +63,51 @@ bad:
 	return 0;
 }
 
+size_t th_utf8_scrub(char *out, const char *s, size_t len)
+{
+	size_t i = 0, o = 0, bad;
+
+	while (i < len) {
+		if (th_utf8_valid(s + i, len - i, &bad)) {
+			memcpy(out + o, s + i, len - i);
+			return o + len - i;
+		}
+		memcpy(out + o, s + i, bad);
+		o += bad;
+		memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD REPLACEMENT CHARACTER */
+		o += 3;
+		i += bad + 1;
+	}
+	return o;
+}
+
+void th_scrub_paths(char *s)
+{
+	char *p = s;
+
+	while ((p = strchr(p, '\'')) != NULL) {
+		char *start = p + 1, *end = strchr(start, '\''), *keep, *git;
+		size_t slashes = 0;
+
+		if (end == NULL)
+			return;
+		for (char *q = start; q < end; q++)
+			slashes += *q == '/';
+		if (*start != '/' || slashes < 2) {
+			p = start; /* the quote may have been an apostrophe: look on from here */
+			continue;
+		}
+		keep = NULL;
+		for (git = start; (git = strstr(git, ".git/")) != NULL && git < end; git += 5)
+			keep = git + 5;
+		if (keep == NULL || keep >= end)
+			for (keep = end; keep > start && keep[-1] != '/';)
+				keep--;
+		memmove(start, keep, strlen(keep) + 1);
+		p = start + (end - keep) + 1;
+	}
+}
+
 int th_hexval(int c)
 {
 	if (c >= '0' && c <= '9')

@@ -25,6 +25,7 @@ typedef enum {
 	TH_ELIMIT = -11,   /* a query hit its time, memory or row limit */
 	/* signed in, but without the role or scope this needs */
 	TH_EFORBIDDEN = -12,
+	TH_ENOSPC = -13, /* the disk (or the quota) is full */
 } th_code;
 
 typedef struct th_error {
@@ -42,7 +43,7 @@ int th_error_set(th_error *err, th_code code, const char *fmt, ...) TH_PRINTF(3,
 
 /* As th_error_set, and records the place in the input file. Returns `code`. */
 int th_error_set_at(th_error *err, th_code code, uint64_t line, uint32_t column, const char *fmt,
-		    ...) TH_PRINTF(5, 6);
+                    ...) TH_PRINTF(5, 6);
 
 /* Reset err to TH_OK with an empty message. */
 void th_error_clear(th_error *err);

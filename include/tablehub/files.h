@@ -22,7 +22,8 @@ int th_upload_begin(th_upload **out, const char *data_dir, uint64_t max_bytes, t
 
 /* Append len bytes. Returns TH_OK, TH_ETOOBIG as soon as the total passes max_bytes (message "file
  * is larger than the N MB upload limit", N = max_bytes / 1048576, so pass a cap in MiB; the bytes
- * are not written) or TH_ESTORE. After an error the upload is still the caller's: abort it. */
+ * are not written), TH_ENOSPC (the disk is full) or TH_ESTORE. After an error the upload is still
+ * the caller's: abort it. */
 int th_upload_write(th_upload *u, const void *data, size_t len, th_error *err);
 
 /* Bytes written so far. */
@@ -30,8 +31,26 @@ uint64_t th_upload_size(const th_upload *u);
 
 /* Finish: fsync, rename to DIR/uploads/<sha256> (if that exists already, drop the temp file),
  * fsync DIR/uploads. sha_hex_out gets the 64 hex digits, size_out (may be NULL) the size. Frees
- * `u` whatever the result (a failure removes the temp file). Returns TH_OK or TH_ESTORE. */
+ * `u` whatever the result (a failure removes the temp file). Returns TH_OK, TH_ENOMEM, TH_ENOSPC
+ * or TH_ESTORE. */
 int th_upload_finish(th_upload *u, char sha_hex_out[65], uint64_t *size_out, th_error *err);
+
+/* As th_upload_finish, and on success the file stays pinned: th_upload_remove_unused leaves it
+ * alone until th_upload_unpin(sha). For a caller that records an operation naming the file next
+ * (pin, record, unpin), so a concurrent clean-up cannot remove it in between. */
+int th_upload_finish_pinned(th_upload *u, char sha_hex_out[65], uint64_t *size_out, th_error *err);
+/* Drop one pin of sha taken by th_upload_finish_pinned. */
+void th_upload_unpin(const char *sha);
+
+/* Whether an operation still needs upload `sha`: set *in_use; return TH_OK or an error. */
+typedef int (*th_upload_in_use_fn)(int *in_use, void *ctx, const char *sha, th_error *err);
+
+/* Remove DIR/uploads/<sha> unless it is pinned in this process or in_use(ctx) says an operation
+ * still needs it; in_use runs under the pin lock, so no upload can pin the file meanwhile.
+ * *removed_out = 1 when the file was removed, 0 otherwise (also when there was none). Returns
+ * TH_OK, TH_EINVALID (not a sha-256), TH_ESTORE or what in_use returned. */
+int th_upload_remove_unused(int *removed_out, const char *data_dir, const char *sha,
+                            th_upload_in_use_fn in_use, void *ctx, th_error *err);
 
 /* Abandon the upload: remove the temp file and free `u`. Accepts NULL. */
 void th_upload_abort(th_upload *u);

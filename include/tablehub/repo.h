@@ -41,8 +41,8 @@ int th_repo_create(const char *path, const char *author, th_error *err);
 int th_repo_remove(const char *path, th_error *err);
 
 /* Open the repository at `path` into *out (caller frees with th_repo_free). With `writer` set the
- * caller holds the data dir's write lock, so `*.lock` files under the repository are stale leftovers
- * of a crash and are removed. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+ * caller holds the data dir's write lock, so `*.lock` files under the repository are stale
+ * leftovers of a crash and are removed. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
 int th_repo_open(th_repo **out, const char *path, int writer, th_error *err);
 void th_repo_free(th_repo *repo);
 
@@ -59,7 +59,7 @@ int th_repo_branch_get(th_oid *out, th_repo *repo, const char *name, th_error *e
  * must not exist yet; otherwise it must still point at *expected. Returns TH_OK, TH_ECONFLICT (the
  * branch moved or exists), TH_EINVALID (bad name) or TH_ESTORE. */
 int th_repo_branch_cas(th_repo *repo, const char *name, const th_oid *target,
-		       const th_oid *expected, const char *log_message, th_error *err);
+                       const th_oid *expected, const char *log_message, th_error *err);
 
 /* Delete branch `name`. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
 int th_repo_branch_delete(th_repo *repo, const char *name, th_error *err);
@@ -68,7 +68,10 @@ int th_repo_branch_delete(th_repo *repo, const char *name, th_error *err);
 int th_repo_branch_list(char ***out, th_repo *repo, th_error *err);
 void th_strv_free(char **v);
 
-/* Is `name` acceptable as a branch name (git's rules)? */
+/* The longest branch name, in bytes: each ref is a file, and its ".lock" must fit a file name. */
+#define TH_BRANCH_NAME_MAX 200
+
+/* Is `name` acceptable as a branch name (git's rules, at most TH_BRANCH_NAME_MAX bytes)? */
 int th_repo_branch_name_valid(const char *name);
 
 /* --- commits --------------------------------------------------------------------------------- */
@@ -92,17 +95,16 @@ int th_repo_commit_read(th_commit_info *out, th_repo *repo, const th_oid *id, th
 /* Write a commit of `tree` with `nparents` parents, author and committer `author <email>` now.
  * Returns TH_OK or TH_ESTORE. The branch is not moved: use th_repo_branch_cas. */
 int th_repo_commit_write(th_oid *out, th_repo *repo, const th_oid *tree, const th_oid *parents,
-			 size_t nparents, const char *author, const char *email, const char *message,
-			 th_error *err);
+                         size_t nparents, const char *author, const char *email,
+                         const char *message, th_error *err);
 
 /* The best common ancestor of two commits. Returns TH_OK, TH_ENOTFOUND (none) or TH_ESTORE. */
-int th_repo_merge_base(th_oid *out, th_repo *repo, const th_oid *a, const th_oid *b,
-		       th_error *err);
+int th_repo_merge_base(th_oid *out, th_repo *repo, const th_oid *a, const th_oid *b, th_error *err);
 
 /* Walk history from `start`, newest first (time order, all parents), calling cb for each commit
  * until it returns non-zero (which is then returned) or `limit` commits (0 = all) were seen. */
 int th_repo_log(th_repo *repo, const th_oid *start, size_t limit,
-		int (*cb)(const th_commit_info *ci, void *payload), void *payload, th_error *err);
+                int (*cb)(const th_commit_info *ci, void *payload), void *payload, th_error *err);
 
 /* --- trees and blobs ------------------------------------------------------------------------- */
 
@@ -125,17 +127,17 @@ int th_repo_tree_read(th_tree_list *out, th_repo *repo, const th_oid *tree, th_e
 /* Write a tree of n entries (any order; names must be unique). Returns TH_OK, TH_EINVALID or
  * TH_ESTORE. Every entry's object must already exist. */
 int th_repo_tree_write(th_oid *out, th_repo *repo, const th_tree_entry *entries, size_t n,
-		       th_error *err);
+                       th_error *err);
 
 /* Look up `path` ("tables/users/schema.json") under tree `root`. Returns TH_OK, TH_ENOTFOUND or
  * TH_ESTORE; *is_tree says what was found. */
 int th_repo_tree_lookup(th_oid *out, int *is_tree, th_repo *repo, const th_oid *root,
-			const char *path, th_error *err);
+                        const char *path, th_error *err);
 
 /* A copy of tree `root` (NULL = the empty tree) with `path` set to `oid` (a tree if is_tree), or
  * removed when oid is NULL, creating or pruning intermediate trees. Returns TH_OK or TH_ESTORE. */
 int th_repo_tree_update(th_oid *out, th_repo *repo, const th_oid *root, const char *path,
-			const th_oid *oid, int is_tree, th_error *err);
+                        const th_oid *oid, int is_tree, th_error *err);
 
 /* The oid of the empty tree (it need not be stored for comparisons). */
 void th_repo_empty_tree(th_oid *out);
@@ -165,8 +167,8 @@ int th_pack_add_blob(th_oid *out, th_pack *pack, const void *data, size_t len, t
 size_t th_pack_count(const th_pack *pack);
 
 /* Finish the pack: fix its header and checksum, write its .idx, fsync both, rename them into place
- * and make the repository see them. Frees `pack` whatever the result (an empty pack leaves no file).
- * Returns TH_OK or TH_ESTORE. */
+ * and make the repository see them. Frees `pack` whatever the result (an empty pack leaves no
+ * file). Returns TH_OK or TH_ESTORE. */
 int th_pack_commit(th_pack *pack, th_error *err);
 
 /* Abandon the pack and remove its temporary file. Accepts NULL. */

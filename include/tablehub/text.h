@@ -9,6 +9,17 @@
  * *bad_at (may be NULL) is the offset of the first bad byte. */
 int th_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
+/* Copy s[0..len) to out (room for 3 * len bytes) with each byte that does not start or continue
+ * valid UTF-8 replaced by U+FFFD; returns the bytes written. */
+size_t th_utf8_scrub(char *out, const char *s, size_t len);
+
+/* Rewrite, in place, every single-quoted absolute path in the NUL-terminated message s ('/a/b/c')
+ * to what identifies it without the server's directories: the part after its last ".git/" (a
+ * ref or object of a repository: 'refs/heads/main.lock') or else its last component. A quoted
+ * text with fewer than two '/' is left alone. For messages of libraries and the OS, which name
+ * files by their full path. */
+void th_scrub_paths(char *s);
+
 /* The value of hex digit c (either case), or -1. */
 int th_hexval(int c);
 
