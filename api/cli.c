@@ -30,6 +30,19 @@ const char cli_usage[] =
         "  token list   [--data DIR] NAME            a user's tokens (never their secrets)\n"
         "  token revoke [--data DIR] NAME TOKEN_ID   revoke one at once\n"
         "\n"
+        "\n"
+        "against a server (after `login`, or with --remote URL / TABLEHUB_URL; --data DIR stays "
+        "local):\n"
+        "  login URL [--token T]                 check a token and store it with the server URL\n"
+        "  db list|create OWNER/DB [--private]|show OWNER/DB [REF]\n"
+        "  branch list OWNER/DB | branch create OWNER/DB NEW [--from REF]\n"
+        "  log OWNER/DB [REF]  |  export OWNER/DB REF TABLE\n"
+        "  upload    OWNER/DB FILE --table T [--op OP] [--pk COL[,COL]] [--branch B] [--wait]\n"
+        "  pr        list|show|diff|comment|approve|merge OWNER/DB [ID] ... [--wait]\n"
+        "  query     --remote OWNER/DB REF SQL [--csv | --json]\n"
+        "  jobs      [OWNER/DB] [--watch]\n"
+        "  common: --remote URL, --token T (or TABLEHUB_URL, TABLEHUB_TOKEN), --json\n"
+        "\n"
         "--data defaults to ./data. Exit status: 0 ok, 1 failed, 2 usage.\n";
 
 const char *cli_take_opt(int *argc, char **argv, const char *name, int *missing_value)

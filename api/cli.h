@@ -5,7 +5,10 @@
 #ifndef TABLEHUB_CLI_H
 #define TABLEHUB_CLI_H
 
+#include "tablehub/buf.h"
+#include "tablehub/diff.h"
 #include "tablehub/error.h"
+#include "tablehub/query.h"
 #include "tablehub/repo.h"
 
 /* api/cli_db.c, api/cli_import.c, api/cli_read.c: the table engine's local commands. */
@@ -25,6 +28,42 @@ int cli_user_passwd(int argc, char **argv);
 /* api/cli_query.c, api/cli_diff.c: reading commands added by later modules. */
 int cli_query(int argc, char **argv); /* query [--data DIR] OWNER/DB REF SQL */
 int cli_diff(int argc, char **argv);  /* diff [--data DIR] OWNER/DB FROM TO */
+
+/* api/cli_remote*.c: the commands run against a server (api/cli_remote.h). A command that also
+ * runs locally has its remote form here; main.c picks it when cli_remote_wanted() says so. */
+/* Should the command run against a server? 0 when argv holds --data (local, as always), 1 when it
+ * holds --remote, or TABLEHUB_URL is set, or a server is stored by `tablehub login`. */
+int cli_remote_wanted(int argc, char **argv);
+int cli_login(int argc, char **argv);         /* login URL [--token T] */
+int cli_remote_db(int argc, char **argv);     /* db list|create|show */
+int cli_branch(int argc, char **argv);        /* branch list|create OWNER/DB ... */
+int cli_remote_log(int argc, char **argv);    /* log OWNER/DB [REF] */
+int cli_remote_export(int argc, char **argv); /* export OWNER/DB REF TABLE */
+int cli_upload(int argc, char **argv);        /* upload OWNER/DB FILE --table T ... [--wait] */
+int cli_pr(int argc, char **argv);            /* pr list|show|diff|comment|approve|merge */
+int cli_remote_query(int argc, char **argv);  /* query --remote OWNER/DB REF SQL */
+int cli_jobs(int argc, char **argv);          /* jobs [OWNER/DB] [--watch] */
+
+/* The printer of a query's result (api/cli_query.c), shared with `query --remote`: a boxed table
+ * on stdout, or CSV through the exporter (csv). cli_result_new fills `sink` with its callbacks;
+ * *out is the caller's: cli_result_free (which also writes the CSV rows held back by a failure).
+ * cli_result_finish prints the table or ends the CSV. Both return TH_OK, TH_ENOMEM or TH_ESTORE. */
+typedef struct cli_result cli_result;
+int cli_result_new(cli_result **out, th_sql_sink *sink, int csv, th_error *err);
+int cli_result_finish(cli_result *r, th_error *err);
+void cli_result_free(cli_result *r);
+
+/* The printer of `diff` (api/cli_diff.c), shared with `pr diff`: the lines of a changed table,
+ * buffered in `out`; colour adds terminal colours. */
+typedef struct cli_diff_printer {
+	th_buf out, line;
+	th_error *err; /* where a failure of the printer is told */
+	int colour;
+} cli_diff_printer;
+/* A visitor printing with p (stat: only the tables' headers and counts). */
+void cli_diff_visitor(th_diff_visitor *v, cli_diff_printer *p, int stat);
+/* Write what p holds to stdout. Returns 0 or TH_ESTORE. */
+int cli_diff_flush(cli_diff_printer *p);
 
 /* --- api/cli.c: shared by the subcommands ------------------------------------------------- */
 

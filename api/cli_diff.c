@@ -6,9 +6,11 @@
  * Dolt's CLI shows them (`+` added, `-` removed, `<`/`>` a modified row before and after, each row
  * its JSON array line), then a count line. --stat prints only the headers and counts. With
  * --merge-base the diff runs from the merge base of FROM and TO to TO: what a pull request from TO
- * into FROM shows.
+ * into FROM shows. On a terminal, rows added are green and rows removed red (not with NO_COLOR).
+ * The printer is shared with `pr diff` (cli_remote_diff.c), which prints a server's diff so.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,10 +24,13 @@
 static const char diff_usage[] =
         "expected: diff [--data DIR] [--table T] [--stat] [--merge-base] OWNER/DB FROM TO";
 
-typedef struct printer {
-	th_buf out, line;
-	th_error *err;
-} printer;
+typedef cli_diff_printer printer;
+
+/* The colours of a terminal: rows added green, removed red, a table's header bold. */
+#define GREEN "\033[32m"
+#define RED "\033[31m"
+#define BOLD "\033[1m"
+#define RESET "\033[0m"
 
 /* Write the buffered output once it grows; returns 0 or TH_ESTORE. */
 static int flush(printer *p, int force)
@@ -80,8 +85,8 @@ static int on_begin(void *payload, const th_table_diff *t, th_error *err)
 	int error, first = 1;
 	size_t i;
 
-	if ((error = th_buf_printf(b, err, "diff %s (%s)\n", t->name,
-	                           th_table_change_name(t->change))) < 0)
+	if ((error = th_buf_printf(b, err, "%sdiff %s (%s)%s\n", p->colour ? BOLD : "", t->name,
+	                           th_table_change_name(t->change), p->colour ? RESET : "")) < 0)
 		return error;
 	if (!t->schema_changed)
 		return flush(p, 0);
@@ -122,12 +127,16 @@ static int put_row(printer *p, const char *mark, const th_schema *s, const th_ce
 {
 	int error;
 
+	const char *colour = !p->colour ? "" : (*mark == '+' || *mark == '>') ? GREEN : RED;
+
 	th_buf_clear(&p->line);
 	if ((error = th_row_encode(&p->line, s, c->c, err)) < 0 ||
-	    (error = th_buf_printf(&p->out, err, "%s %s", mark, p->line.ptr)) < 0)
+	    (error = th_buf_printf(&p->out, err, "%s%s %s", colour, mark, p->line.ptr)) < 0)
 		return error;
 	if (count > 1 &&
 	    (error = th_buf_printf(&p->out, err, " (x%llu)", (unsigned long long)count)) < 0)
+		return error;
+	if (p->colour && (error = th_buf_puts(&p->out, RESET, err)) < 0)
 		return error;
 	return th_buf_putc(&p->out, '\n', err);
 }
@@ -164,6 +173,21 @@ static int on_end(void *payload, const th_table_diff *t, th_error *err)
 	return flush(p, 0);
 }
 
+void cli_diff_visitor(th_diff_visitor *v, cli_diff_printer *p, int stat)
+{
+	memset(v, 0, sizeof(*v));
+	v->table_begin = on_begin;
+	v->row = stat ? NULL : on_row;
+	v->table_end = on_end;
+	v->payload = p;
+	v->summary_only = stat;
+}
+
+int cli_diff_flush(cli_diff_printer *p)
+{
+	return flush(p, 1);
+}
+
 static int commit_tree(th_oid *out, th_repo *repo, const th_oid *commit, th_error *err)
 {
 	th_commit_info ci;
@@ -190,6 +214,7 @@ int cli_diff(int argc, char **argv)
 
 	memset(&p, 0, sizeof(p));
 	p.err = &err;
+	p.colour = isatty(1) && getenv("NO_COLOR") == NULL;
 	if (missing) {
 		fprintf(stderr, "tablehub: --table needs a value\n%s\n", diff_usage);
 		return 2;
@@ -234,12 +259,7 @@ int cli_diff(int argc, char **argv)
 	}
 	if (commit_tree(&tt, repo, &to, &err) < 0)
 		goto cleanup;
-	memset(&v, 0, sizeof(v));
-	v.table_begin = on_begin;
-	v.row = stat ? NULL : on_row;
-	v.table_end = on_end;
-	v.payload = &p;
-	v.summary_only = stat;
+	cli_diff_visitor(&v, &p, stat);
 	if (th_tree_diff(repo, &ft, &tt, table, &v, &err) != 0 || flush(&p, 1) != 0 ||
 	    fflush(stdout) != 0)
 		goto cleanup;

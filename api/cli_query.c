@@ -276,6 +276,64 @@ static int export_row(void *payload, const th_cell *cells, size_t n, th_error *e
 	return error < 0 ? error : export_flush(e, OUT_BLOCK, err);
 }
 
+/* --- the printer of a result, shared with `query --remote` --------------------------------- */
+
+struct cli_result {
+	int csv;
+	table_out table;
+	export_out out;
+};
+
+int cli_result_new(cli_result **out, th_sql_sink *sink, int csv, th_error *err)
+{
+	cli_result *r = calloc(1, sizeof(*r));
+	int error;
+
+	if (r == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	r->csv = csv;
+	if (csv) {
+		if ((error = th_export_new(&r->out.x, &th_exporter_csv, err)) < 0) {
+			free(r);
+			return error;
+		}
+		sink->columns = export_columns;
+		sink->row = export_row;
+		sink->payload = &r->out;
+	} else {
+		sink->columns = table_columns;
+		sink->row = table_row;
+		sink->payload = &r->table;
+	}
+	*out = r;
+	return TH_OK;
+}
+
+int cli_result_finish(cli_result *r, th_error *err)
+{
+	int error;
+
+	if (!r->csv) {
+		table_print(&r->table);
+		return TH_OK;
+	}
+	if ((error = th_export_end(r->out.x, &r->out.buf, err)) < 0)
+		return error;
+	return export_flush(&r->out, 0, err);
+}
+
+void cli_result_free(cli_result *r)
+{
+	if (r == NULL)
+		return;
+	if (r->csv)
+		export_flush(&r->out, 0, NULL); /* the rows before a failure, as they came */
+	table_dispose(&r->table);
+	th_export_free(r->out.x);
+	th_buf_dispose(&r->out.buf);
+	free(r);
+}
+
 /* --- the command ---------------------------------------------------------------------------- */
 
 int cli_query(int argc, char **argv)
@@ -293,13 +351,11 @@ int cli_query(int argc, char **argv)
 	th_query_info info;
 	th_error err = { 0 };
 	th_sql_sink sink;
-	table_out table;
-	export_out csv = { NULL, TH_BUF_INIT };
+	cli_result *res = NULL;
 	api_query_body body = { TH_BUF_INIT, TH_BUF_INIT };
 	uint64_t v;
 	int i, error, rc = 1;
 
-	memset(&table, 0, sizeof(table));
 	memset(&info, 0, sizeof(info));
 	if (th_log_min < TH_LOG_WARN)
 		th_log_min =
@@ -350,30 +406,18 @@ int cli_query(int argc, char **argv)
 		rc = error < 0 ? 1 : 0;
 		goto cleanup;
 	}
-	if (as_csv) {
-		if (th_export_new(&csv.x, &th_exporter_csv, &err) < 0) {
-			fprintf(stderr, "tablehub query: %s\n", err.msg);
-			goto cleanup;
-		}
-		sink.columns = export_columns;
-		sink.row = export_row;
-		sink.payload = &csv;
-	} else {
-		sink.columns = table_columns;
-		sink.row = table_row;
-		sink.payload = &table;
+	if (cli_result_new(&res, &sink, as_csv, &err) < 0) {
+		fprintf(stderr, "tablehub query: %s\n", err.msg);
+		goto cleanup;
 	}
 	if ((error = th_query_run(&info, &t, argv[3], &o, &sink, &err)) < 0 ||
-	    (as_csv && ((error = th_export_end(csv.x, &csv.buf, &err)) < 0 ||
-	                (error = export_flush(&csv, 0, &err)) < 0))) {
-		if (as_csv)
-			export_flush(&csv, 0, NULL); /* the rows before the failure, as they came */
+	    (error = cli_result_finish(res, &err)) < 0) {
+		cli_result_free(res); /* the CSV rows before the failure, as they came */
+		res = NULL;
 		fflush(stdout);
 		fprintf(stderr, "tablehub query: %s\n", err.msg);
 		goto cleanup;
 	}
-	if (!as_csv)
-		table_print(&table);
 	if (info.truncated) {
 		fflush(stdout);
 		fprintf(stderr,
@@ -393,9 +437,7 @@ cleanup:
 		fprintf(stderr, "tablehub query: cannot write the output\n");
 		rc = 1;
 	}
-	table_dispose(&table);
-	th_export_free(csv.x);
-	th_buf_dispose(&csv.buf);
+	cli_result_free(res);
 	api_query_body_dispose(&body);
 	return rc;
 }
