@@ -15,10 +15,14 @@
  *   back under its budget. A snapshot evicted between the check and the open is built again, once.
  * - Values out. Results stream to the caller's sink as columns and cells straight from SQLite's
  *   memory; nothing here formats a response (api/ does: DoltHub's JSON, the CLI's table and CSV).
+ * - One table never breaks the others. A table that cannot go into SQLite (too many columns, names
+ *   SQL cannot tell apart, rows SQLite refuses) is left out of the snapshot; a query naming it gets
+ *   SQLite's "no such table", which is turned here into an error that names the table and why.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "tablehub/datadir.h"
@@ -198,6 +202,75 @@ int th_query_snapshot(th_buf *path_out, th_query_info *info, const th_query_targ
 
 /* --- running a query -------------------------------------------------------------------------- */
 
+/* Why a table with schema `s` cannot be in a snapshot, as far as its schema tells, into why[]:
+ * TH_ELIMIT (too many columns), TH_EINVALID (column names SQL cannot tell apart), or TH_OK. */
+static int schema_unfit(char *why, size_t n, const th_schema *s)
+{
+	size_t i, j;
+
+	if (s->ncols > TH_SCHEMA_MAX_COLUMNS) {
+		snprintf(why, n, "it has %zu columns, more than the %d a table may have for SQL",
+		         s->ncols, TH_SCHEMA_MAX_COLUMNS);
+		return TH_ELIMIT;
+	}
+	for (i = 0; i < s->ncols; i++)
+		for (j = 0; j < i; j++)
+			if (strcasecmp(s->cols[i].name, s->cols[j].name) == 0) {
+				snprintf(why, n,
+				         "its columns '%.64s' and '%.64s' differ only in case, "
+				         "which "
+				         "SQL does not tell apart",
+				         s->cols[j].name, s->cols[i].name);
+				return TH_EINVALID;
+			}
+	return TH_OK;
+}
+
+/* SQLite said "no such table: X" (in err). When X is a table at the commit, the snapshot left it
+ * out (src/query_build.c): say so, and why, instead. Returns the code to report. */
+static int explain_left_out(const th_query_resolved *r, const th_query_target *t, int error,
+                            th_error *err)
+{
+	static const char needle[] = "no such table: ";
+	char name[128], why[300];
+	char **names = NULL;
+	th_table tab = TH_TABLE_INIT;
+	const char *p;
+	size_t i;
+	int code;
+
+	if (error != TH_EINVALID || err == NULL || (p = strstr(err->msg, needle)) == NULL)
+		return error;
+	p += sizeof(needle) - 1;
+	if (strncasecmp(p, "main.", 5) == 0)
+		p += 5;
+	snprintf(name, sizeof(name), "%s", p);
+	/* SQLite's names ignore ASCII case, as does this lookup. */
+	if (th_table_names(&names, r->repo, &r->root, NULL) < 0)
+		return error;
+	for (i = 0; names[i] != NULL && strcasecmp(names[i], name) != 0; i++)
+		;
+	if (names[i] == NULL) {
+		th_strv_free(names);
+		return error;
+	}
+	if (strncasecmp(names[i], "sqlite_", 7) == 0) {
+		code = TH_ELIMIT;
+		snprintf(why, sizeof(why), "SQLite reserves the names that start with 'sqlite_'");
+	} else if (th_table_load(&tab, r->repo, &r->root, names[i], NULL) < 0 ||
+	           (code = schema_unfit(why, sizeof(why), &tab.schema)) == TH_OK) {
+		code = TH_ESTORE;
+		snprintf(why, sizeof(why),
+		         "its rows could not be loaded for SQL (the server's log says why)");
+	}
+	error = th_error_set(err, code,
+	                     "table '%s' cannot be queried at '%s': %s; the other tables can be",
+	                     names[i], th_query_ref(t), why);
+	th_table_dispose(&tab);
+	th_strv_free(names);
+	return error;
+}
+
 int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
                  const th_query_opts *o, const th_sql_sink *sink, th_error *err)
 {
@@ -236,6 +309,7 @@ int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
 		if (error != TH_ENOTFOUND)
 			break;
 	}
+	error = explain_left_out(&r, t, error, err);
 	th_repo_free(r.repo);
 	th_buf_dispose(&path);
 	return error;

@@ -16,6 +16,10 @@
  * - Whole or missing. The file is written under a temporary name and published by
  *   th_snap_publish (synced, renamed), so a reader never sees half a snapshot. A failed advance
  *   from an ancestor falls back to a build from the rows.
+ * - One table at a time. A table whose data or shape SQLite refuses (more columns than it allows,
+ *   column names that differ only in case, a value too large, undecodable rows) is left out and
+ *   logged, and the snapshot holds every other table; src/query.c tells a query naming it why.
+ *   Failures of the disk or the snapshot file fail the build, which the next query tries again.
  */
 #include <string.h>
 #include <strings.h>
@@ -106,9 +110,54 @@ static int in_list(char **v, const char *s)
 	return 0;
 }
 
+/* Is `code`, from putting one table into a snapshot, about that table alone (its data or its
+ * shape cannot go into SQLite: bad rows, too many columns, a missing object), so that the table is
+ * left out and the others go in? Anything else (the disk, the snapshot file, memory) fails the
+ * build, which the next query tries again. */
+static int table_failure(int code)
+{
+	return code == TH_EINVALID || code == TH_ELIMIT || code == TH_ENOTFOUND;
+}
+
+/* Put table `name` of tree `root` into the snapshot: left alone when its tree is that of
+ * `old_root` (`had`: the older snapshot's commit has it), brought up to date by its row diff when
+ * its schema is unchanged, else loaded anew. A table the older snapshot left out is loaded anew. */
+static int put_table(th_snap *snap, th_repo *repo, const th_oid *old_root, const th_oid *root,
+                     const char *name, int had, apply_ctx *a, th_error *err)
+{
+	th_table t = TH_TABLE_INIT, old = TH_TABLE_INIT;
+	int error;
+
+	if ((error = th_table_load(&t, repo, root, name, err)) == 0 && had)
+		error = th_table_load(&old, repo, old_root, name, err);
+	if (error < 0) {
+		/* fall through to cleanup below */
+	} else if (had && th_oid_equal(&old.table_tree, &t.table_tree)) {
+		/* unchanged */
+	} else if (had && th_schema_equal(&old.schema, &t.schema) && !th_oid_is_zero(&old.rows)) {
+		a->schema = &t.schema;
+		a->err = err;
+		error = th_snap_table_open(&a->st, snap, name, &t.schema, err);
+		if (error == 0)
+			error = th_diff_rows(repo, &t.schema, &old.rows, &t.rows, apply_change, a,
+			                     err);
+		else if (error == TH_ENOTFOUND) /* the older snapshot left it out */
+			error = load_table(snap, repo, &t, name, err);
+		th_snap_table_free(a->st);
+		a->st = NULL;
+	} else {
+		error = load_table(snap, repo, &t, name, err);
+	}
+	th_table_dispose(&old);
+	th_table_dispose(&t);
+	return error;
+}
+
 /* Write the snapshot of tree `root` at `tmp`. With `old_root` NULL, a new file from the rows.
  * Otherwise the snapshot of tree `old_root` is brought up to `root`: a copy of base_path, or, when
- * base_path is NULL, the file already at tmp (taken over). */
+ * base_path is NULL, the file already at tmp (taken over). A table that cannot go into SQLite is
+ * left out (logged), so that one table never makes a whole commit unqueryable; a query naming it
+ * is told why (th_query__left_out). */
 static int build_file(const char *tmp, const char *base_path, th_repo *repo, const th_oid *old_root,
                       const th_oid *root, th_error *err)
 {
@@ -119,7 +168,6 @@ static int build_file(const char *tmp, const char *base_path, th_repo *repo, con
 	int error;
 
 	memset(&a, 0, sizeof(a));
-	a.err = err;
 	if ((old_root != NULL && (error = th_table_names(&old_names, repo, old_root, err)) < 0) ||
 	    (error = th_table_names(&names, repo, root, err)) < 0 ||
 	    (base_path != NULL && (error = th_snap_copy(base_path, tmp, err)) < 0) ||
@@ -131,31 +179,20 @@ static int build_file(const char *tmp, const char *base_path, th_repo *repo, con
 		    (error = th_snap_table_drop(snap, old_names[i], err)) < 0)
 			goto cleanup;
 	for (i = 0; names[i] != NULL; i++) {
-		th_table t = TH_TABLE_INIT, old = TH_TABLE_INIT;
-		int had = in_list(old_names, names[i]);
+		th_error terr;
 
 		if (!sql_name_ok(names[i]))
 			continue;
-		if ((error = th_table_load(&t, repo, root, names[i], err)) == 0 && had)
-			error = th_table_load(&old, repo, old_root, names[i], err);
-		if (error < 0) {
-			/* fall through to cleanup below */
-		} else if (had && th_oid_equal(&old.table_tree, &t.table_tree)) {
-			/* unchanged */
-		} else if (had && th_schema_equal(&old.schema, &t.schema) &&
-		           !th_oid_is_zero(&old.rows)) {
-			a.schema = &t.schema;
-			if ((error = th_snap_table_open(&a.st, snap, names[i], &t.schema, err)) ==
-			    0)
-				error = th_diff_rows(repo, &t.schema, &old.rows, &t.rows,
-				                     apply_change, &a, err);
-			th_snap_table_free(a.st);
-			a.st = NULL;
-		} else {
-			error = load_table(snap, repo, &t, names[i], err);
+		memset(&terr, 0, sizeof(terr));
+		error = put_table(snap, repo, old_root, root, names[i],
+		                  in_list(old_names, names[i]), &a, &terr);
+		if (error < 0 && table_failure(error)) {
+			TH_LOG(TH_LOG_WARN, "table '%s' left out of the query snapshot: %s",
+			       names[i], terr.msg);
+			error = th_snap_table_drop(snap, names[i], err); /* no half table stays */
+		} else if (error < 0 && err != NULL) {
+			*err = terr;
 		}
-		th_table_dispose(&old);
-		th_table_dispose(&t);
 		if (error < 0)
 			goto cleanup;
 	}

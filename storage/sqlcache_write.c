@@ -205,6 +205,11 @@ int th_snap_table_create(th_snap_table **out, th_snap *snap, const char *name, c
 	size_t i;
 	int error;
 
+	/* Refused before anything is written, with the reason a caller can pass on. */
+	if (s->ncols > (size_t)sqlite3_limit(snap->db, SQLITE_LIMIT_COLUMN, -1))
+		return th_error_set(err, TH_ELIMIT,
+		                    "table '%s' has %zu columns; SQLite allows at most %d", name,
+		                    s->ncols, sqlite3_limit(snap->db, SQLITE_LIMIT_COLUMN, -1));
 	if ((error = th_snap_table_drop(snap, name, err)) < 0)
 		return error;
 	if ((error = th_buf_puts(&sql, "CREATE TABLE ", err)) < 0 ||
@@ -229,8 +234,15 @@ int th_snap_table_create(th_snap_table **out, th_snap *snap, const char *name, c
 	} else if ((error = th_buf_putc(&sql, ')', err)) < 0) {
 		goto cleanup;
 	}
-	if ((error = exec_buf(snap, &sql, "cannot create table", err)) < 0)
+	if (sqlite3_exec(snap->db, sql.ptr, NULL, NULL, NULL) != SQLITE_OK) {
+		/* SQLITE_ERROR: SQLite refuses this table's shape (two column names that differ
+		 * only in case); anything else is the file's or the disk's failure. */
+		error = (sqlite3_errcode(snap->db) & 0xff) == SQLITE_ERROR
+		                ? th_error_set(err, TH_EINVALID, "cannot create table '%s': %s",
+		                               name, sqlite3_errmsg(snap->db))
+		                : th_sqlcache__error(err, snap->db, "cannot create table");
 		goto cleanup;
+	}
 	error = table_new(out, snap, name, s, 1, err);
 cleanup:
 	th_buf_dispose(&sql);
@@ -332,6 +344,9 @@ static int step_reset(th_snap_table *t, sqlite3_stmt *st, const char *what, th_e
 		return TH_OK;
 	if (rc == SQLITE_CONSTRAINT)
 		return th_error_set(err, TH_EINVALID, "cannot %s a row of table '%s': %s", what,
+		                    t->name, sqlite3_errmsg(t->snap->db));
+	if (rc == SQLITE_TOOBIG)
+		return th_error_set(err, TH_ELIMIT, "cannot %s a row of table '%s': %s", what,
 		                    t->name, sqlite3_errmsg(t->snap->db));
 	return th_error_set(err, TH_ESTORE, "cannot %s a row of table '%s': %s", what, t->name,
 	                    sqlite3_errmsg(t->snap->db));

@@ -49,7 +49,9 @@ void th_snap_free(th_snap *snap);
 
 /* Create table `name` with schema `s` in the snapshot (dropping a table of that name first) and
  * prepare its writes into *out (caller frees with th_snap_table_free, before th_snap_commit).
- * `s` is borrowed and must outlive *out. Returns TH_OK or TH_ESTORE. */
+ * `s` is borrowed and must outlive *out. Returns TH_OK; TH_ELIMIT (more columns than SQLite allows:
+ * nothing was written) or TH_EINVALID (SQLite refuses the table, e.g. two column names that differ
+ * only in case), both about this table alone; or TH_ESTORE. */
 int th_snap_table_create(th_snap_table **out, th_snap *snap, const char *name, const th_schema *s,
                          th_error *err);
 
@@ -65,7 +67,8 @@ int th_snap_table_drop(th_snap *snap, const char *name, th_error *err);
 
 /* Store the row `cells` (one per column, valid for the column types): it replaces the row with
  * the same primary key. For a keyless table `count` copies are added. Returns TH_OK, TH_EINVALID
- * (a cell that does not fit its column, e.g. a NULL key) or TH_ESTORE. */
+ * (a cell that does not fit its column, e.g. a NULL key), TH_ELIMIT (a value or row larger than
+ * SQLite allows) or TH_ESTORE. */
 int th_snap_put(th_snap_table *t, const th_cell *cells, uint64_t count, th_error *err);
 
 /* Remove the row whose key is that of `cells` (a full row: the primary-key cells are used; for a

@@ -57,6 +57,10 @@ typedef struct th_schema {
 	}
 #define TH_TABLE_FORMAT 1
 
+/* The most columns a table may have: SQLite's limit on a table's columns (SQLITE_MAX_COLUMN, 2000
+ * by default), so that every table can be materialised for SQL. Imports refuse wider tables. */
+#define TH_SCHEMA_MAX_COLUMNS 2000
+
 /* schema.json: {"format":1,"columns":[{"name":..,"type":..,"nullable":..}],"primaryKey":[..]}. */
 int th_schema_to_json(th_buf *out, const th_schema *s, th_error *err);
 /* As th_schema_to_json (appends; two-space indent, one column a line, trailing newline), with
