@@ -86,6 +86,12 @@ int th_import__header(th_import__state *m, th_reader *src, th_error *err)
 		return th_error_set_at(
 		        err, TH_EINVALID, 1, 0,
 		        "the file is empty: expected a header line naming the columns");
+	/* Before anything costs time per column: a wider table could never be queried. */
+	if (row.n > TH_SCHEMA_MAX_COLUMNS)
+		return th_error_set_at(err, TH_EINVALID, row.line, 0,
+		                       "line %llu: the header has %zu columns; a table may have at "
+		                       "most %d (SQLite's limit on the columns of a table)",
+		                       (unsigned long long)row.line, row.n, TH_SCHEMA_MAX_COLUMNS);
 	m->nfile = row.n;
 	if ((m->fnames = calloc(row.n, sizeof(*m->fnames))) == NULL ||
 	    (m->fpos = calloc(row.n, sizeof(*m->fpos))) == NULL ||
