@@ -120,7 +120,19 @@ export default async function render({ main, params, query, signal, user, ready 
   const path = `${dbPath(o, d)}/pulls/${encodeURIComponent(id)}`;
   document.title = `Pull request #${id} · ${o}/${d} · tablehub`;
   fill(main, repoHeader(o, d, 'pulls', undefined, false), h('p', { class: 'muted' }, 'Loading…'));
-  const [p, summary] = await Promise.all([get(path, {}, { signal }), get(path + '/diff', { pageSize: 1 }, { signal }).catch((e) => e)]);
+  // The diff's first page and its summary come in one request when no table is named (the rows
+  // then start with the first changed table); with a table named, the summary of every table and
+  // that table's page are asked for at once. Each diff request costs the server a walk over the
+  // whole change, so the page never makes one more than it needs.
+  const wantTable = query.get('table') || '';
+  const kind = KINDS.some(([k]) => k === query.get('type')) ? query.get('type') || '' : '';
+  const page = query.get('page') || '';
+  const rowsQuery = { table: wantTable, type: kind, pageSize: PAGE, pageToken: page };
+  const [p, summary, tableRows] = await Promise.all([
+    get(path, {}, { signal }),
+    get(path + '/diff', wantTable ? { pageSize: 1 } : rowsQuery, { signal }).catch((e) => e),
+    wantTable ? get(path + '/diff', rowsQuery, { signal }).catch((e) => e) : null,
+  ]);
   const isOwner = user === o;
   const canEdit = user && (isOwner || user === p.author);
   const open = p.state === 'Open';
@@ -280,10 +292,12 @@ export default async function render({ main, params, query, signal, user, ready 
       fill(diffBox, h('h2', { id: 'h-diff' }, 'Changes'), h('p', { class: 'muted' }, 'No changes.'));
       return;
     }
-    const tname = tables.some((t) => t.table_name === query.get('table')) ? query.get('table') : tables[0].table_name;
+    const tname = tables.some((t) => t.table_name === wantTable) ? wantTable : tables[0].table_name;
+    if (wantTable && tname !== wantTable) {
+      navigate(links.pull(o, d, id), { replace: true }); // no such changed table: the first one
+      return;
+    }
     const t = tables.find((x) => x.table_name === tname);
-    const kind = KINDS.some(([k]) => k === query.get('type')) ? query.get('type') || '' : '';
-    const page = query.get('page') || '';
     const here = (extra) => links.pull(o, d, id, { table: tname === tables[0].table_name ? '' : tname, type: kind, page, ...extra });
     const counts = { '': t.rows_added + t.rows_modified + t.rows_removed, added: t.rows_added, modified: t.rows_modified, removed: t.rows_removed };
     const rowsBox = h('div', {}, h('p', { class: 'muted' }, 'Loading rows…'));
@@ -317,10 +331,13 @@ export default async function render({ main, params, query, signal, user, ready 
       rowsBox,
     );
     try {
-      const [r, schema] = await Promise.all([
-        get(path + '/diff', { table: tname, type: kind, pageSize: PAGE, pageToken: page }, { signal }),
-        get(dbPath(o, d) + '/tables', { ref: t.diff_type === 'dropped' ? summary.from_commit_id : summary.to_commit_id }, { signal }).catch(() => ({ tables: [] })),
-      ]);
+      let r = wantTable ? tableRows : summary;
+      if (r instanceof Error) throw r;
+      if (!wantTable && r.rows.some((x) => x.table_name !== tname)) {
+        // This table's rows ended within the page: the rest belong to the next tables.
+        r = { ...r, rows: r.rows.filter((x) => x.table_name === tname), next_page_token: '' };
+      }
+      const schema = await get(dbPath(o, d) + '/tables', { ref: t.diff_type === 'dropped' ? summary.from_commit_id : summary.to_commit_id }, { signal }).catch(() => ({ tables: [] }));
       const st = schema.tables.find((x) => x.table_name === tname);
       let columns = st ? st.columns : [];
       if (!columns.length && r.rows.length) columns = Object.keys(r.rows[0].after || r.rows[0].before || {}).map((name) => ({ name, type: '' }));
