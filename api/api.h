@@ -59,6 +59,11 @@ typedef struct api_config {
 
 	/* Disk space (upload.c). */
 	unsigned min_free_mb; /* disk space an upload must leave free in the data dir */
+
+	/* Imports from a URL (bitio.c, src/url_fetch.c). */
+	uint64_t url_max_bytes; /* the fetched file's cap */
+	unsigned url_timeout_s; /* the fetch's time cap */
+	int allow_private_urls; /* loopback, private and link-local addresses may be fetched */
 } api_config;
 
 typedef struct api_server {
@@ -222,6 +227,7 @@ enum {
 	R_ADMIN = 1 << 6,   /* admin role on :owner/:db, or admin scope (implies R_AUTH) */
 	R_FORM = 1 << 7,    /* buffer the body as R_JSON does, unparsed (JSON or a form) */
 	R_SELF = 1 << 8,    /* R_AUTH, and :user is the caller (403; users/{user}/operations) */
+	R_RAW = 1 << 9,     /* with R_STREAM: the body is the file itself (bitio.c's raw upload) */
 	R_DB = R_READ       /* the old name of R_READ */
 };
 
@@ -246,6 +252,8 @@ extern const api_route api_catalog_routes[];
 /* accounts.c: register, login, logout, tokens; teams.c: collaborators, protection, events. */
 extern const api_route api_accounts_routes[];
 extern const api_route api_teams_routes[];
+/* bitio.c: bit.io's raw-body upload, the import from a URL, SQL over POST. */
+extern const api_route api_bitio_routes[];
 /* Every route table, ending with NULL (for tests that walk all routes). */
 extern const api_route *const api_route_tables[];
 
@@ -479,6 +487,23 @@ int api_repo_open(struct th_repo **out, th_req *req, th_error *err);
  * th_code with err set (the reply is that error). */
 int api_upload_begin(th_req *req, th_error *err);
 int api_upload_feed(th_req *req, const char *data, size_t len, th_error *err);
+/* R_RAW: DoltHub's upload params (JSON text from the pool, into *json and *len) of a raw-body
+ * upload, made from the route's :table, its query arguments and the Content-Disposition file name
+ * (copied into filename[fnsz], "" when none) (bitio.c). Returns TH_OK or TH_ENOMEM. */
+int api_import_raw_params(char **json, size_t *len, char *filename, size_t fnsz, th_req *req,
+                          th_error *err);
+/* Validate DoltHub's upload params (`json`, the text of an object, copied) as the upload does and
+ * keep them in req->upload (made when missing); file_name names the file when they do not.
+ * Returns TH_OK, TH_EINVALID (the message names the key) or TH_ENOMEM. */
+int api_upload_params(th_req *req, const char *json, size_t len, const char *file_name,
+                      th_error *err);
+/* Queue the import of req->upload's params (validated) and reply with its operation's names: of
+ * the uploaded file, or, when `url` is not NULL, of the file the job fetches from url. Checks the
+ * branch exists. Returns TH_OK, TH_EINVALID, TH_ENOMEM or TH_ESTORE. */
+int api_upload_enqueue(th_req *req, const char *url, th_error *err);
+/* SQL over POST: the statement of the JSON body's "query_string" or "query" (bitio.c), borrowed
+ * from req->json. Returns TH_OK or TH_EINVALID. */
+int api_query_body_sql(const char **sql, th_req *req, th_error *err);
 /* Release what the upload holds (a temp file is removed). Called at completion. */
 void api_upload_release(th_req *req);
 /* Remove the uploaded files that only failed operations name, looking at the operations that

@@ -54,7 +54,12 @@ static const char serve_usage[] =
         "  --query-workers N           queries running at once (default 2)\n"
         "  --query-per-user N          queries of one user, or of all anonymous callers\n"
         "                              together, running or waiting; beyond, 429 (default 8)\n"
-        "  --query-queue N             queries waiting for a worker; beyond, 503 (default 16)\n";
+        "  --query-queue N             queries waiting for a worker; beyond, 503 (default 16)\n"
+        "imports from a URL (POST .../import-url), fetched by the server:\n"
+        "  --max-url-mb N              size cap of a fetched file (default: --max-upload-mb)\n"
+        "  --url-timeout S             time cap of a fetch, in seconds (default 300)\n"
+        "  --allow-private-urls        allow loopback, private and link-local addresses (cloud\n"
+        "                              metadata addresses stay refused)\n";
 
 /* Take a flag without a value out of argv; 1 when it was there. */
 static int take_flag(int *argc, char **argv, const char *name)
@@ -102,7 +107,8 @@ int cli_serve(int argc, char **argv)
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free;
-	int no_signup, cookie_secure;
+	long url_mb, url_s;
+	int no_signup, cookie_secure, private_urls;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
 	api_server srv;
@@ -133,6 +139,9 @@ int cli_serve(int argc, char **argv)
 	q_per_user = take_num(&argc, argv, "--query-per-user", 8, 0, 100000, &bad);
 	q_queue = take_num(&argc, argv, "--query-queue", 16, 0, 100000, &bad);
 	min_free = take_num(&argc, argv, "--min-free-mb", 100, 0, 100000000, &bad);
+	url_mb = take_num(&argc, argv, "--max-url-mb", max_mb, 1, 1024 * 1024, &bad);
+	url_s = take_num(&argc, argv, "--url-timeout", 300, 1, 86400, &bad);
+	private_urls = take_flag(&argc, argv, "--allow-private-urls");
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -159,6 +168,9 @@ int cli_serve(int argc, char **argv)
 	cfg.query_per_user = (unsigned)q_per_user;
 	cfg.query_queue = (unsigned)q_queue;
 	cfg.min_free_mb = (unsigned)min_free;
+	cfg.url_max_bytes = (uint64_t)url_mb * 1048576u;
+	cfg.url_timeout_s = (unsigned)url_s;
+	cfg.allow_private_urls = private_urls;
 	{
 		uint32_t a;
 		uint16_t p;

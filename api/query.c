@@ -106,6 +106,8 @@ int api_query_read(th_req *req, th_error *err)
 	j->t.db = req->db.name;
 	j->t.ref = api_query_ref(req);
 	j->sql = api_arg(req, "q");
+	if (req->json != NULL && (error = api_query_body_sql(&j->sql, req, err)) < 0)
+		return error; /* SQL over POST (bitio.c) */
 	th_query_opts_init(&j->o);
 	if ((error = take_timeout(&j->o, api_arg(req, "timeout_ms"), err)) < 0)
 		return error;

@@ -13,6 +13,11 @@
  * src/jobs.c take over. Before any byte is read, the disk must have room for the body beyond
  * --min-free-mb (else 507).
  *
+ * Two more routes share this path: bit.io's raw-body upload (R_RAW, import_raw.c: the body is the
+ * file, the params come from the URL and Content-Disposition and are validated here before any
+ * byte is read) and the import from a URL (import_url.c: params validated here, the file fetched
+ * later by the job). api_upload_params and api_upload_enqueue are their shared entry points.
+ *
  * An upload whose operations all failed is not needed again: api_upload_sweep, run every few
  * seconds on the guard's watchdog thread, removes such files (storage/files.c makes sure a file
  * that a new upload is about to name again is kept).
@@ -44,7 +49,8 @@ struct api_upload {
 	api_mp *mp;     /* NULL while the boundary is still to be sniffed */
 	char sniff[80]; /* the body's first line, when the Content-Type was not multipart */
 	size_t sniff_len;
-	int in; /* PART_* of the part being read */
+	int raw; /* R_RAW: the body is the file */
+	int in;  /* PART_* of the part being read */
 	unsigned file_parts, params_parts;
 	th_upload *file; /* while the file streams in and until it is finished or abandoned */
 	char part_filename[256];
@@ -246,6 +252,15 @@ int api_upload_begin(th_req *req, th_error *err)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	u->req = req;
 	req->upload = u;
+	if (req->route->flags & R_RAW) { /* the params now, then the body straight to the file */
+		u->raw = 1;
+		u->file_parts = u->params_parts = 1;
+		if ((error = api_import_raw_params(&u->params, &u->params_len, u->part_filename,
+		                                   sizeof(u->part_filename), req, err)) < 0 ||
+		    (error = validate_params(u, err)) < 0)
+			return error;
+		return th_upload_begin(&u->file, req->srv->cfg.data_dir, cap, err);
+	}
 	if ((error = api_mp_boundary(boundary, &is_multipart, ct, err)) == TH_OK)
 		return api_mp_new(&u->mp, &req->pool, boundary, &mp_callbacks, u, err);
 	if (is_multipart) /* multipart without a usable boundary */
@@ -302,6 +317,10 @@ int api_upload_feed(th_req *req, const char *data, size_t len, th_error *err)
 	api_upload *u = req->upload;
 	int error = TH_OK;
 
+	if (u->raw) {
+		error = th_upload_write(u->file, data, len, err);
+		goto cleanup;
+	}
 	if (u->mp == NULL) {
 		long used = sniff_boundary(u, data, len, err);
 		if (used < 0) {
@@ -371,15 +390,10 @@ void api_upload_release(th_req *req)
 	req->upload = NULL;
 }
 
-int api_upload_create(th_req *req, th_error *err)
+/* A multipart body, complete: both parts there and the params valid. Returns TH_OK, 1 when a
+ * reply (415) is made, or an error. */
+static int multipart_done(th_req *req, api_upload *u, th_error *err)
 {
-	api_upload *u = req->upload;
-	th_import_params ip;
-	th_repo *repo = NULL;
-	th_oid head;
-	char sha[65], id[TH_UUID_SIZE];
-	uint64_t size = 0;
-	cJSON *body;
 	int error;
 
 	if (u->mp == NULL) /* not multipart by its header, and the body did not look like it */
@@ -387,7 +401,7 @@ int api_upload_create(th_req *req, th_error *err)
 		                       "Content-Type must be multipart/form-data with parts 'file' "
 		                       "and 'params'") < 0
 		               ? TH_ENOMEM
-		               : TH_OK;
+		               : 1;
 	if ((error = api_mp_finish(u->mp, err)) < 0)
 		return error;
 	if (u->file_parts == 0)
@@ -397,10 +411,54 @@ int api_upload_create(th_req *req, th_error *err)
 		return th_error_set(err, TH_EINVALID,
 		                    "no 'params' part: send the import parameters as multipart "
 		                    "field 'params' (JSON)");
+	return TH_OK;
+}
+
+int api_upload_create(th_req *req, th_error *err)
+{
+	api_upload *u = req->upload;
+	int error;
+
+	if (!u->raw && (error = multipart_done(req, u, err)) != TH_OK)
+		return error < 0 ? error : TH_OK;
+	return api_upload_enqueue(req, NULL, err);
+}
+
+int api_upload_params(th_req *req, const char *json, size_t len, const char *file_name,
+                      th_error *err)
+{
+	api_upload *u = req->upload;
+
+	if (u == NULL) {
+		if ((u = api_pool_alloc(&req->pool, sizeof(*u))) == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		u->req = req;
+		req->upload = u;
+	}
+	if ((u->params = api_pool_strndup(&req->pool, json, len)) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	u->params_len = len;
+	snprintf(u->part_filename, sizeof(u->part_filename), "%s", file_name ? file_name : "");
+	return validate_params(u, err);
+}
+
+int api_upload_enqueue(th_req *req, const char *url, th_error *err)
+{
+	api_upload *u = req->upload;
+	th_import_params ip;
+	th_repo *repo = NULL;
+	th_oid head;
+	char sha[65] = "", id[TH_UUID_SIZE];
+	uint64_t size = 0;
+	cJSON *body;
+	int error;
+
 	if (!u->params_ok) /* validated at the end of the part; here for safety */
 		return th_error_set(err, TH_EINVALID, "params were not validated");
-	if (th_upload_size(u->file) == 0)
-		return th_error_set(err, TH_EINVALID, "the 'file' part is empty");
+	if (url == NULL && th_upload_size(u->file) == 0)
+		return th_error_set(err, TH_EINVALID,
+		                    u->raw ? "the request body (the file) is empty"
+		                           : "the 'file' part is empty");
 	if ((error = api_repo_open(&repo, req, err)) < 0)
 		return error;
 	error = th_repo_branch_get(&head, repo, u->branch, err);
@@ -413,16 +471,19 @@ int api_upload_create(th_req *req, th_error *err)
 		return error;
 
 	/* The file is durable under its content's name before the operation that names it, and
-	 * pinned until that operation is recorded (the clean-up of unused uploads skips it). */
-	error = th_upload_finish_pinned(u->file, sha, &size, err);
-	u->file = NULL;
-	if (error < 0)
-		return error;
+	 * pinned until that operation is recorded (the clean-up of unused uploads skips it). A URL
+	 * import's file is fetched by its job. */
+	if (url == NULL) {
+		error = th_upload_finish_pinned(u->file, sha, &size, err);
+		u->file = NULL;
+		if (error < 0)
+			return error;
+	}
 	memset(&ip, 0, sizeof(ip));
 	ip.owner = req->db.owner;
 	ip.db = req->db.name;
 	ip.creator = req->user;
-	ip.upload_sha256 = sha;
+	ip.upload_sha256 = url ? NULL : sha;
 	ip.bytes_total = size;
 	ip.file_name = u->file_name;
 	ip.table_name = u->table;
@@ -431,8 +492,13 @@ int api_upload_create(th_req *req, th_error *err)
 	ip.format = u->fmt;
 	ip.pk = u->pk;
 	ip.npk = u->npk;
+	ip.url = url;
+	ip.fetch.max_bytes = req->srv->cfg.url_max_bytes;
+	ip.fetch.timeout_ms = req->srv->cfg.url_timeout_s * 1000u;
+	ip.fetch.allow_private = req->srv->cfg.allow_private_urls;
 	error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err);
-	th_upload_unpin(sha);
+	if (url == NULL)
+		th_upload_unpin(sha);
 	if (error < 0)
 		return error;
 	th_jobs_wake(req->srv->jobs);

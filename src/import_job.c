@@ -8,6 +8,12 @@
  * "rows_removed", "rows"} (rows = rows in the table afterwards). The queue holds the database's
  * writer lock while it runs (TH_JOB_WRITES_REPO).
  *
+ * An import from a URL (th_import_params.url) names no upload: its runner first fetches the file
+ * into the uploads (url_fetch.c: http(s) only, size and time caps, no private addresses unless
+ * the server allows them), before any branch is made, so a refused or failed fetch fails the
+ * operation with nothing stored. The fetched file is pinned while the import reads it and removed
+ * when the import fails (unless another operation names the same bytes).
+ *
  * Retries: the runner deletes a branch left by an earlier attempt and rebuilds it from scratch,
  * then finds the pull request that attempt may have opened, so a retry after a crash at any point
  * ends with one branch and one pull. A failed import deletes its branch: nothing half-made stays.
@@ -25,6 +31,7 @@
 #include "tablehub/files.h"
 #include "tablehub/ids.h"
 #include "tablehub/jobs.h"
+#include "tablehub/meta_limits.h"
 #include "tablehub/text.h"
 
 /* --- names of import ops (DoltHub's spelling; formats are named in reader.h's table) --------- */
@@ -59,8 +66,12 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 		                    "an import needs a valid owner, db and creator");
 	if (p->table_name == NULL || p->table_name[0] == '\0')
 		return th_error_set(err, TH_EINVALID, "tableName is required");
-	if (!th_upload_sha_valid(p->upload_sha256))
+	if (p->url != NULL) {
+		if ((error = th_fetch_check_url(p->url, err)) < 0)
+			return error;
+	} else if (!th_upload_sha_valid(p->upload_sha256)) {
 		return th_error_set(err, TH_EINVALID, "invalid upload id");
+	}
 	if ((int)p->op < 1 || (int)p->op > 5)
 		return th_error_set(err, TH_EINVALID, "invalid importOp");
 	if (p->format == NULL)
@@ -81,7 +92,18 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 		    (error = th_buf_put_json_string(&params, p->pk[i], strlen(p->pk[i]), err)) < 0)
 			goto cleanup;
 	}
-	if ((error = th_buf_puts(&params, "]}", err)) < 0)
+	if ((error = th_buf_putc(&params, ']', err)) < 0)
+		goto cleanup;
+	if (p->url != NULL &&
+	    ((error = th_buf_puts(&params, ",\"url\":", err)) < 0 ||
+	     (error = th_buf_put_json_string(&params, p->url, strlen(p->url), err)) < 0 ||
+	     (error = th_buf_printf(&params, err,
+	                            ",\"fetch\":{\"maxBytes\":%" PRIu64 ",\"timeoutMs\":%" PRIu32
+	                            ",\"allowPrivate\":%s}",
+	                            p->fetch.max_bytes, p->fetch.timeout_ms,
+	                            p->fetch.allow_private ? "true" : "false")) < 0))
+		goto cleanup;
+	if ((error = th_buf_putc(&params, '}', err)) < 0)
 		goto cleanup;
 	memset(&op, 0, sizeof(op));
 	op.kind = "import";
@@ -89,7 +111,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	op.db = p->db;
 	op.creator = p->creator;
 	op.params = params.ptr;
-	op.upload_sha256 = p->upload_sha256;
+	op.upload_sha256 = p->url != NULL ? "" : p->upload_sha256;
 	op.file_name = file;
 	op.table_name = p->table_name;
 	op.branch_name = branch;
@@ -155,6 +177,35 @@ static int parse_params(cJSON **json_out, th_import_op *op, const th_format **fm
 	return TH_OK;
 }
 
+static void fetch_progress(void *payload, uint64_t bytes)
+{
+	th_job_progress(payload, bytes, 0);
+}
+
+/* A URL import: fetch the file of params' "url" into the uploads; sha gets its name. */
+static int fetch_file(char sha[65], th_job_ctx *ctx, const cJSON *params, th_error *err)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(params, "fetch");
+	const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "url"));
+	th_fetch_opts o;
+	uint64_t size = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.max_bytes =
+	        (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "maxBytes"));
+	o.timeout_ms =
+	        (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "timeoutMs"));
+	o.allow_private = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "allowPrivate"));
+	if (url == NULL)
+		return th_error_set(err, TH_EINVALID, "an import without a file or a URL");
+	return th_fetch_url(sha, &size, th_job_data_dir(ctx), url, &o, fetch_progress, ctx, err);
+}
+
+static int upload_in_use(int *in_use, void *ctx, const char *sha, th_error *err)
+{
+	return th_meta_upload_in_use(in_use, ctx, sha, err);
+}
+
 static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
 {
 	th_meta *m = th_job_meta(ctx);
@@ -174,6 +225,8 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	th_import_result res;
 	int64_t pull_id = 0;
 	int fd = -1, made_branch = 0, have_db = 0, error;
+	char fetched[65] = ""; /* a URL import's file, pinned while it is read */
+	const char *sha = job->upload_sha256;
 	th_error ignored;
 
 	(void)payload;
@@ -184,6 +237,11 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	if ((error = th_meta_db_get(&dbi, m, job->owner, job->db, err)) < 0)
 		goto cleanup;
 	have_db = 1;
+	if (sha[0] == '\0') { /* from a URL: the file first, before anything else is made */
+		if ((error = fetch_file(fetched, ctx, params, err)) < 0)
+			goto cleanup;
+		sha = fetched;
+	}
 	if ((error = th_buf_printf(&tmpdir, err, "%s/tmp", th_job_data_dir(ctx))) < 0)
 		goto cleanup;
 	if ((error = th_job_repo_open(&repo, ctx, err)) < 0)
@@ -204,7 +262,7 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	    0)
 		goto cleanup;
 	made_branch = 1;
-	if ((error = th_upload_open(&fd, th_job_data_dir(ctx), job->upload_sha256, err)) < 0)
+	if ((error = th_upload_open(&fd, th_job_data_dir(ctx), sha, err)) < 0)
 		goto cleanup;
 
 	memset(&opts, 0, sizeof(opts));
@@ -273,6 +331,14 @@ cleanup:
 	}
 	if (fd >= 0)
 		close(fd);
+	if (fetched[0]) {
+		int gone = 0;
+		th_upload_unpin(fetched);
+		/* A failed URL import keeps nothing: its file goes unless an operation names it. */
+		if (error < 0)
+			th_upload_remove_unused(&gone, th_job_data_dir(ctx), fetched, upload_in_use,
+			                        m, &ignored);
+	}
 	th_repo_free(repo);
 	if (have_db)
 		th_db_info_dispose(&dbi);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "fetch.h"
 #include "import.h"
 #include "meta.h"
 #include "repo.h"
@@ -47,12 +48,17 @@ typedef struct th_import_params {
 	const th_format *format;
 	const char *const *pk; /* primary-key column names; npk 0 = keyless */
 	size_t npk;
+	/* An import from a URL: upload_sha256 is NULL and the job fetches the file first
+	 * (fetch.h), with these caps and this rule for addresses. */
+	const char *url;
+	th_fetch_opts fetch;
 } th_import_params;
 
 /* Insert a Pending import operation (kind "import"; params stored as DoltHub's JSON: tableName,
- * fileName, branchName, fileType, importOp, primaryKeys) and write its uuid to op_id_out. Does not
- * wake workers: call th_jobs_wake. Returns TH_OK, TH_EINVALID (missing owner, db, creator, table,
- * a bad sha-256, op or format) or TH_ESTORE. */
+ * fileName, branchName, fileType, importOp, primaryKeys, and for a URL import "url" and "fetch")
+ * and write its uuid to op_id_out. Does not wake workers: call th_jobs_wake. Returns TH_OK,
+ * TH_EINVALID (missing owner, db, creator, table, a bad sha-256 or URL, op or format) or
+ * TH_ESTORE. */
 int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_import_params *p,
                            th_error *err);
 

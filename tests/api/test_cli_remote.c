@@ -344,6 +344,18 @@ static void test_query(void)
 	CHECK(r.rc == 0);
 	CHECK_CONTAINS(r.out, "\"query_execution_status\":\"Success\"");
 	run_free(&r);
+	/* A long statement goes as a POST and gives the same answer. */
+	{
+		char longsql[4096];
+		int n = snprintf(longsql, sizeof(longsql),
+		                 "SELECT count(*) AS n FROM people WHERE 1");
+		while (n < 3000)
+			n += snprintf(longsql + n, sizeof(longsql) - (size_t)n, " AND 1 = 1");
+		r = cli("", "query --remote alice/shop main '%s' --csv", longsql);
+		CHECK(r.rc == 0);
+		CHECK_STR(r.out, "n\n3\n");
+		run_free(&r);
+	}
 	r = cli("", "query --remote alice/shop main 'SELECT nope FROM people'");
 	CHECK(r.rc == 1);
 	CHECK_CONTAINS(r.err, "no such column: nope");
