@@ -254,6 +254,7 @@ extern const api_route api_accounts_routes[];
 extern const api_route api_teams_routes[];
 /* bitio.c: bit.io's raw-body upload, the import from a URL, SQL over POST. */
 extern const api_route api_bitio_routes[];
+extern const api_route api_forks_routes[]; /* forks.c */
 /* Every route table, ending with NULL (for tests that walk all routes). */
 extern const api_route *const api_route_tables[];
 

@@ -37,7 +37,8 @@
 
 const api_route api_pulls_routes[] = {
 	{ "GET", API "/:owner/:db/pulls", api_pulls_list, R_READ },
-	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_WRITE | R_JSON },
+	/* write here, or read here and write on the fork it comes from (forks.c) */
+	{ "POST", API "/:owner/:db/pulls", api_pulls_create, R_READ | R_AUTH | R_JSON },
 	{ "GET", API "/:owner/:db/pulls/:id", api_pulls_get, R_READ },
 	{ "PATCH", API "/:owner/:db/pulls/:id", api_pulls_update, R_READ | R_AUTH | R_JSON },
 	{ "POST", API "/:owner/:db/pulls/:id/comments", api_pulls_comment,
@@ -78,7 +79,10 @@ int api_pull_load(th_pull_info *p, int64_t *id, th_req *req, th_error *err)
 	if (error == TH_ENOTFOUND)
 		return th_error_set(err, TH_ENOTFOUND, "pull request #%lld not found in '%s/%s'",
 		                    (long long)*id, req->db.owner, req->db.name);
-	return error;
+	if (error < 0)
+		return error;
+	/* An open pull from a fork first brings the fork's branch over again (forks.c). */
+	return api_pull_fork_sync(req, p, err);
 }
 
 cJSON *api_pull_add_id(cJSON *body, int64_t id)
@@ -154,6 +158,7 @@ oom:
 int api_pulls_get(th_req *req, th_error *err)
 {
 	th_pull_info p;
+	th_fork_info fork;
 	int64_t id;
 	char created[32], updated[32];
 	cJSON *body = NULL;
@@ -185,8 +190,13 @@ int api_pulls_get(th_req *req, th_error *err)
 		goto cleanup;
 	}
 	if ((error = api_pulls_add_notes(body, req, id, err)) < 0 || /* comments, reviews */
-	    (error = api_pulls_add_review_state(body, req, &p, err)) < 0)
+	    (error = api_pulls_add_review_state(body, req, &p, err)) < 0 ||
+	    (error = api_pull_fork_of(&fork, req, &p, err)) < 0)
 		goto cleanup;
+	if (api_pull_fork_fields(body, &p, &fork) < 0) {
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
 	error = api_reply_json(req, MHD_HTTP_OK, body, err);
 	body = NULL;
 cleanup:
@@ -197,7 +207,7 @@ cleanup:
 
 /* --- create, update ------------------------------------------------------------------------ */
 
-/* fromBranchOwnerName/fromBranchRepoName etc. must name this database when given. */
+/* toBranchOwnerName/toBranchRepoName must name this database when given. */
 static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_error *err)
 {
 	const char *o = NULL, *r = NULL;
@@ -208,7 +218,7 @@ static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_
 		return error;
 	if ((o && *o && strcmp(o, req->db.owner) != 0) || (r && *r && strcmp(r, req->db.name) != 0))
 		return th_error_set(err, TH_EINVALID,
-		                    "pull requests between databases are not supported: '%s' and "
+		                    "a pull request goes into a branch of this database: '%s' and "
 		                    "'%s' must be '%s' and '%s'",
 		                    owner_key, repo_key, req->db.owner, req->db.name);
 	return TH_OK;
@@ -216,7 +226,9 @@ static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_
 
 int api_pulls_create(th_req *req, th_error *err)
 {
-	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL;
+	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL, *shown;
+	char branch[TH_BRANCH_NAME_MAX + 1];
+	th_fork_info fork;
 	th_repo *repo = NULL;
 	th_oid head;
 	int64_t id = 0;
@@ -227,14 +239,18 @@ int api_pulls_create(th_req *req, th_error *err)
 	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
 	    (error = api_json_get_str(&from, req->json, "fromBranchName", 1, "", err)) < 0 ||
 	    (error = api_json_get_str(&to, req->json, "toBranchName", 0, "", err)) < 0 ||
-	    (error = same_db(req, "fromBranchOwnerName", "fromBranchRepoName", err)) < 0 ||
 	    (error = same_db(req, "toBranchOwnerName", "toBranchRepoName", err)) < 0)
 		return error;
 	if (to == NULL || *to == '\0')
 		to = "main";
-	if (strcmp(from, to) == 0)
+	/* A branch of this database, or of a fork of it (brought over as forks/<owner>/...). */
+	if ((error = api_pull_fork_source(&fork, branch, sizeof(branch), req, from, err)) < 0)
+		return error;
+	if (strcmp(branch, to) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    "'fromBranchName' and 'toBranchName' are both '%.200s'", from);
+	shown = from;
+	from = branch;
 	if ((error = api_repo_open(&repo, req, err)) < 0)
 		goto cleanup;
 	if ((error = th_repo_branch_get(&head, repo, from, err)) == TH_OK)
@@ -252,6 +268,9 @@ int api_pulls_create(th_req *req, th_error *err)
 	                                         title ? title : "", desc ? desc : "", req->user,
 	                                         from, to, err)) < 0)
 		goto cleanup;
+	if (created && fork.id != 0 &&
+	    (error = th_meta_pull_set_source(req->srv->meta, req->db.id, id, fork.id, err)) < 0)
+		goto cleanup;
 	if (!created) {
 		error = th_error_set(
 		        err, TH_EEXISTS,
@@ -260,16 +279,17 @@ int api_pulls_create(th_req *req, th_error *err)
 		goto cleanup;
 	}
 	body = api_success();
-	incomplete = body == NULL || !api_json_str(body, "title", title ? title : "") ||
-	             !api_json_str(body, "description", desc ? desc : "") ||
-	             !api_json_str(body, "from_owner_name", req->db.owner) ||
-	             !api_json_str(body, "from_repository_name", req->db.name) ||
-	             !api_json_str(body, "from_branch_name", from) ||
-	             !api_json_str(body, "to_owner_name", req->db.owner) ||
-	             !api_json_str(body, "to_repository_name", req->db.name) ||
-	             !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
-	             !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
-	             !api_json_str(body, "author", req->user);
+	incomplete =
+	        body == NULL || !api_json_str(body, "title", title ? title : "") ||
+	        !api_json_str(body, "description", desc ? desc : "") ||
+	        !api_json_str(body, "from_owner_name", fork.id ? fork.owner : req->db.owner) ||
+	        !api_json_str(body, "from_repository_name", fork.id ? fork.name : req->db.name) ||
+	        !api_json_str(body, "from_branch_name", shown) ||
+	        !api_json_str(body, "to_owner_name", req->db.owner) ||
+	        !api_json_str(body, "to_repository_name", req->db.name) ||
+	        !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
+	        !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
+	        !api_json_str(body, "author", req->user);
 	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_repo_free(repo);

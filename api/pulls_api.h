@@ -62,6 +62,22 @@ void api_pulls_record_head(th_req *req, const th_pull_info *p, int64_t review_id
  * target branch refuse req->user's merge now; TH_ESTORE. */
 int api_pulls_check_merge(th_req *req, const th_pull_info *p, th_error *err);
 
+/* Pull requests from a fork (forks.c). For POST pulls: the branch of this database the pull is
+ * from, into branch (size bytes): `from` itself, or for a branch of a fork named by
+ * fromBranchOwnerName/fromBranchRepoName the parent's "forks/<owner>/<from>", brought over now;
+ * *fork gets the fork (id 0 for none). Opening a pull needs write here, or read here and write
+ * on the fork. Returns TH_OK, TH_EINVALID (not a fork of this database), TH_EFORBIDDEN,
+ * TH_ENOTFOUND (no such fork or branch) or TH_ESTORE. */
+int api_pull_fork_source(th_fork_info *fork, char *branch, size_t size, th_req *req,
+                         const char *from, th_error *err);
+/* The fork pull p comes from into *out (id 0: none, or the fork is gone). TH_OK or TH_ESTORE. */
+int api_pull_fork_of(th_fork_info *out, th_req *req, const th_pull_info *p, th_error *err);
+/* Bring an open pull's fork branch over again (nothing for other pulls). TH_OK, TH_ESTORE. */
+int api_pull_fork_sync(th_req *req, const th_pull_info *p, th_error *err);
+/* Show a fork pull's source in body: from_branch_owner, _database, _name (the fork's), and
+ * from_branch_in_parent. TH_OK, or TH_ENOMEM. Nothing for f->id 0. */
+int api_pull_fork_fields(cJSON *body, const th_pull_info *p, const th_fork_info *f);
+
 /* Add "conflicts", "conflicts_total" and "mergeable" for merging pull `p` now (pulls_diff.c).
  * Returns TH_OK, TH_ENOTFOUND (a branch is gone), TH_ENOMEM or TH_ESTORE. */
 int api_pulls_add_conflicts(cJSON *body, th_repo *repo, const th_pull_info *p, th_error *err);

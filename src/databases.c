@@ -12,11 +12,17 @@
  * create of that name adopts it. The other order could leave a row without a repository, a
  * database every request fails on and no create can repair.
  *
+ * A fork (th_db_fork) follows the same order with a repository that borrows its parent's objects
+ * (th_repo_fork). A pull request from a fork's branch brings that branch into the parent as
+ * "forks/<fork owner>/<branch>" (th_fork_sync), so diffs, conflicts and merges work on it as on
+ * any branch of the parent.
+ *
  * Creates are serialized: across processes by the data dir's write lock that callers hold, within
  * one by a mutex. So "this call made the repository" is exact, and the clean-up never removes a
  * repository that a concurrent create of the same name adopted.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tablehub/buf.h"
@@ -95,5 +101,90 @@ cleanup:
 	}
 	pthread_mutex_unlock(&create_mu);
 	th_buf_dispose(&path);
+	return error;
+}
+
+int th_db_fork(int64_t *id_out, th_meta *meta, const char *data_dir, const th_fork_info *parent,
+               const char *owner, const char *op_id, const th_event_new *ev, th_error *err)
+{
+	th_buf path = TH_BUF_INIT, parent_path = TH_BUF_INIT;
+	th_db_info existing;
+	th_error inner;
+	int made = 0, error;
+
+	if (!th_name_valid(owner))
+		return th_error_set(err, TH_EINVALID, "bad owner name '%s': 1-64 of [A-Za-z0-9_-]",
+		                    owner ? owner : "");
+	pthread_mutex_lock(&create_mu);
+	memset(&existing, 0, sizeof(existing));
+	error = th_meta_db_get(&existing, meta, owner, parent->name, err);
+	th_db_info_dispose(&existing);
+	if (error == TH_OK) {
+		error = th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", owner,
+		                     parent->name);
+		goto cleanup;
+	}
+	if (error != TH_ENOTFOUND ||
+	    (error = th_datadir_repo_path(&path, data_dir, owner, parent->name, err)) < 0 ||
+	    (error = th_datadir_repo_path(&parent_path, data_dir, parent->owner, parent->name,
+	                                  err)) < 0)
+		goto cleanup;
+	/* A repository without a row is a crash's leftover (creates are serialized here): a fork
+	 * is cheap to make again, so it goes, rather than being adopted as th_db_create does. */
+	th_error_clear(&inner);
+	(void)th_repo_remove(path.ptr, &inner);
+	th_error_clear(&inner);
+	if ((error = th_repo_fork(path.ptr, parent_path.ptr, &inner)) < 0) {
+		/* Its messages may carry paths, which no client may see. */
+		error = th_error_set(err, error == TH_ENOMEM ? TH_ENOMEM : TH_ESTORE,
+		                     "cannot fork database '%s/%s'", parent->owner, parent->name);
+		goto cleanup;
+	}
+	made = 1;
+	error = th_meta_fork_record(id_out, meta, owner, parent->id, op_id, ev, err);
+
+cleanup:
+	if (error < 0 && made) {
+		th_error_clear(&inner);
+		th_repo_remove(path.ptr, &inner);
+	}
+	pthread_mutex_unlock(&create_mu);
+	th_buf_dispose(&path);
+	th_buf_dispose(&parent_path);
+	return error;
+}
+
+int th_fork_pull_branch(char *out, size_t size, const char *fork_owner, const char *branch)
+{
+	if ((size_t)snprintf(out, size, "forks/%s/%s", fork_owner, branch) >= size ||
+	    !th_repo_branch_name_valid(out))
+		return TH_EINVALID;
+	return TH_OK;
+}
+
+int th_fork_sync(th_oid *head_out, const char *data_dir, const th_fork_info *fork,
+                 const char *parent_owner, const char *branch, const char *mirror, th_error *err)
+{
+	th_buf fork_path = TH_BUF_INIT;
+	th_repo *parent = NULL;
+	th_error inner;
+	int error;
+
+	th_error_clear(&inner);
+	if ((error = th_datadir_repo_path(&fork_path, data_dir, fork->owner, fork->name, err)) <
+	            0 ||
+	    (error = th_datadir_repo_open(&parent, data_dir, parent_owner, fork->name, 0, err)) < 0)
+		goto cleanup;
+	error = th_repo_fetch_branch(head_out, parent, fork_path.ptr, branch, mirror, &inner);
+	if (error == TH_ENOTFOUND)
+		error = th_error_set(err, TH_ENOTFOUND, "branch '%s' not found in '%s/%s'", branch,
+		                     fork->owner, fork->name);
+	else if (error < 0)
+		error = th_error_set(err, error == TH_ENOMEM ? TH_ENOMEM : TH_ESTORE,
+		                     "cannot bring branch '%s' of '%s/%s' over", branch,
+		                     fork->owner, fork->name);
+cleanup:
+	th_repo_free(parent);
+	th_buf_dispose(&fork_path);
 	return error;
 }

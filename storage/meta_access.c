@@ -420,3 +420,48 @@ int th_meta_review_heads(th_review_list *out, th_meta *m, int64_t db_id, int64_t
 {
 	return ops(m)->review_heads(out, m, db_id, pull_id, err);
 }
+
+/* --- forks ---------------------------------------------------------------------------------- */
+
+DISPOSE_PLAIN(th_fork_list_dispose, th_fork_list)
+
+int th_meta_fork_record(int64_t *id_out, th_meta *m, const char *owner, int64_t parent_id,
+                        const char *op_id, const th_event_new *ev, th_error *err)
+{
+	int error;
+
+	if ((error = user_ok(owner, err)) < 0 || (error = event_ok(ev, err)) < 0)
+		return error;
+	if (op_id == NULL || strlen(op_id) != TH_UUID_SIZE - 1)
+		return th_error_set(err, TH_EINVALID, "a fork needs the id of its operation");
+	return ops(m)->fork_insert(id_out, m, owner, parent_id, op_id, ev, err);
+}
+
+int th_meta_fork_info(th_fork_info *out, th_meta *m, int64_t db_id, th_error *err)
+{
+	return ops(m)->fork_info(out, m, db_id, err);
+}
+
+int th_meta_fork_list(th_fork_list *out, th_meta *m, int64_t parent_id, th_error *err)
+{
+	return ops(m)->fork_list(out, m, parent_id, err);
+}
+
+int th_meta_fork_by_op(th_fork_info *out, th_meta *m, const char *op_id, th_error *err)
+{
+	if (op_id == NULL || strlen(op_id) != TH_UUID_SIZE - 1)
+		return th_error_set(err, TH_ENOTFOUND, "fork operation not found");
+	return ops(m)->fork_by_op(out, m, op_id, err);
+}
+
+int th_meta_pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t from_db_id,
+                            th_error *err)
+{
+	return ops(m)->pull_set_source(m, db_id, pull_id, from_db_id, err);
+}
+
+int th_meta_pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
+                        th_error *err)
+{
+	return ops(m)->pull_source(from_db_id, m, db_id, pull_id, err);
+}

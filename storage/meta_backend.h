@@ -159,6 +159,19 @@ struct th_meta_access_ops {
 	int (*review_heads)(th_review_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
 	                    th_error *err);
 
+	/* Forks: insert the row of owner's fork of parent_id (its name, description and
+	 * visibility the parent's), made by operation op_id; TH_EEXISTS when owner has that name.
+	 */
+	int (*fork_insert)(int64_t *id_out, th_meta *m, const char *owner, int64_t parent_id,
+	                   const char *op_id, const th_event_new *ev, th_error *err);
+	int (*fork_info)(th_fork_info *out, th_meta *m, int64_t db_id, th_error *err);
+	int (*fork_list)(th_fork_list *out, th_meta *m, int64_t parent_id, th_error *err);
+	int (*fork_by_op)(th_fork_info *out, th_meta *m, const char *op_id, th_error *err);
+	int (*pull_set_source)(th_meta *m, int64_t db_id, int64_t pull_id, int64_t from_db_id,
+	                       th_error *err);
+	int (*pull_source)(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
+	                   th_error *err);
+
 	int (*event_add)(th_meta *m, const th_event_new *ev, th_error *err);
 	/* At most `limit` events from `offset`, newest first; *more when there are further ones. */
 	int (*event_list)(th_event_list *out, int *more, th_meta *m, int64_t db_id, int64_t offset,

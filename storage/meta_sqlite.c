@@ -169,6 +169,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE operations ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
 	"UPDATE operations SET lease_owner = (SELECT value FROM settings WHERE key = 'node_id')"
 	"  WHERE state = 'In Progress';",
+	/* 4: forks. A fork's row names its parent and the operation that made it; a pull request
+	 * from a fork's branch names the fork it came from (0: its own database). */
+	"ALTER TABLE databases ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE databases ADD COLUMN fork_op TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX databases_parent ON databases(parent_id);"
+	"CREATE INDEX databases_fork_op ON databases(fork_op) WHERE fork_op <> '';"
+	"ALTER TABLE pulls ADD COLUMN from_db_id INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -1,6 +1,6 @@
 /* meta_sqlite.h: the SQLite metadata backend's private header, shared by storage/meta_sqlite.c
  * (open, migrations, close, the statement helpers, the ops table) and the per-resource files
- * meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c and meta_teams.c.
+ * meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c, meta_teams.c and meta_forks.c.
  *
  * One connection per th_meta, guarded by a mutex. Statements are prepared once per connection, on
  * first use, into a fixed table of slots (th_msql_slot) and reset after every use; a statement is
@@ -86,6 +86,13 @@ typedef enum {
 	MS_REVIEW_HEADS,
 	MS_EVENT_INSERT,
 	MS_EVENT_LIST,
+	/* forks (meta_forks.c) */
+	MS_FORK_INSERT,
+	MS_FORK_INFO,
+	MS_FORK_LIST,
+	MS_FORK_BY_OP,
+	MS_PULL_SET_SOURCE,
+	MS_PULL_SOURCE,
 	MS_NSLOTS
 } th_msql_slot;
 
@@ -173,6 +180,16 @@ int th_msql__token_list(th_token_list *out, th_meta *m, const char *user, th_err
 int th_msql__token_revoke(th_meta *m, const char *user, int64_t token_id, const th_event_new *ev,
                           th_error *err);
 int th_msql__token_revoke_hash(th_meta *m, const char *hash, const th_event_new *ev, th_error *err);
+/* Forks (meta_forks.c). */
+int th_msql__fork_insert(int64_t *id_out, th_meta *m, const char *owner, int64_t parent_id,
+                         const char *op_id, const th_event_new *ev, th_error *err);
+int th_msql__fork_info(th_fork_info *out, th_meta *m, int64_t db_id, th_error *err);
+int th_msql__fork_list(th_fork_list *out, th_meta *m, int64_t parent_id, th_error *err);
+int th_msql__fork_by_op(th_fork_info *out, th_meta *m, const char *op_id, th_error *err);
+int th_msql__pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t from_db_id,
+                             th_error *err);
+int th_msql__pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
+                         th_error *err);
 
 int th_msql__db_create(th_meta *m, const char *owner, const char *name, const char *description,
                        int is_private, th_error *err);

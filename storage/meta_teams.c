@@ -437,6 +437,12 @@ const th_meta_access_ops th_msql__access_ops = {
 	.protection_list = msql_protection_list,
 	.review_set_head = msql_review_set_head,
 	.review_heads = msql_review_heads,
+	.fork_insert = th_msql__fork_insert,
+	.fork_info = th_msql__fork_info,
+	.fork_list = th_msql__fork_list,
+	.fork_by_op = th_msql__fork_by_op,
+	.pull_set_source = th_msql__pull_set_source,
+	.pull_source = th_msql__pull_source,
 	.event_add = msql_event_add,
 	.event_list = msql_event_list,
 };

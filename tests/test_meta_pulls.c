@@ -202,10 +202,13 @@ static void test_pull_ids_counter(void)
 	CHECK(id == 4);
 	th_meta_close(m);
 
-	/* Back to schema 2 (what migration 3 adds, dropped), with a duplicate open pull of "a"
-	 * as the old check-then-act could leave; opening migrates again. */
+	/* Back to schema 2 (what migrations 3 and 4 add, dropped), with a duplicate open pull of
+	 * "a" as the old check-then-act could leave; opening migrates again. */
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(sqlite3_exec(db,
+	                   "DROP INDEX databases_parent; DROP INDEX databases_fork_op; "
+	                   "ALTER TABLE databases DROP COLUMN parent_id; ALTER TABLE databases "
+	                   "DROP COLUMN fork_op; ALTER TABLE pulls DROP COLUMN from_db_id; "
 	                   "DROP TABLE pull_counters; DROP INDEX pulls_open_pair; DROP TABLE "
 	                   "settings; ALTER TABLE operations DROP COLUMN lease_owner; "
 	                   "INSERT INTO pulls(db_id, pull_id, author, from_branch, to_branch, "

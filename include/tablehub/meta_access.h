@@ -1,7 +1,7 @@
 /* meta_access.h: who may do what, in the metadata store (storage/meta_access.c in front of the
  * backends' access ops): accounts with passwords, API tokens and sessions with scopes and
- * expiries, collaborators with roles, protected branches, the head a review was given at, and
- * the audit trail of events.
+ * expiries, collaborators with roles, protected branches, the head a review was given at, the
+ * audit trail of events, and which database was forked from which.
  *
  * Secrets: a password goes in once (register, verify) and is kept only as an Argon2id hash
  * (util/password.c); a token or session secret is made here, returned once to the caller and kept
@@ -264,5 +264,49 @@ void th_review_list_dispose(th_review_list *l);
 /* The reviews of a pull with the heads they saw, oldest first. Returns TH_OK or TH_ESTORE. */
 int th_meta_review_heads(th_review_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
                          th_error *err);
+
+/* --- forks ---------------------------------------------------------------------------------- */
+
+/* A database as a member of a fork network: itself, its parent (id 0 when it is no fork) and the
+ * operation that made it ("" when none). */
+typedef struct th_fork_info {
+	int64_t id;
+	char owner[65];
+	char name[65];
+	int is_private;
+	int64_t parent_id;
+	char fork_op[TH_UUID_SIZE];
+	int64_t created_at;
+} th_fork_info;
+
+typedef struct th_fork_list {
+	th_fork_info *items;
+	size_t n;
+} th_fork_list;
+
+void th_fork_list_dispose(th_fork_list *l);
+
+/* Record `owner`'s fork of database parent_id: a database of the parent's name, description and
+ * visibility, whose parent is parent_id, made by operation op_id; its id into *id_out. The
+ * repository is the caller's (th_repo_fork). Returns TH_OK, TH_EINVALID (a bad owner or op id),
+ * TH_ENOTFOUND (no parent), TH_EEXISTS ("database 'o/d' already exists") or TH_ESTORE. */
+int th_meta_fork_record(int64_t *id_out, th_meta *m, const char *owner, int64_t parent_id,
+                        const char *op_id, const th_event_new *ev, th_error *err);
+
+/* Database db_id as a fork network member. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_fork_info(th_fork_info *out, th_meta *m, int64_t db_id, th_error *err);
+
+/* The forks of parent_id (direct ones), by owner. Returns TH_OK or TH_ESTORE. */
+int th_meta_fork_list(th_fork_list *out, th_meta *m, int64_t parent_id, th_error *err);
+
+/* The fork operation op_id made. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_fork_by_op(th_fork_info *out, th_meta *m, const char *op_id, th_error *err);
+
+/* A pull request's source: database from_db_id (a fork) instead of its own (0). Returns TH_OK,
+ * TH_ENOTFOUND (no such pull) or TH_ESTORE. */
+int th_meta_pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t from_db_id,
+                            th_error *err);
+int th_meta_pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
+                        th_error *err);
 
 #endif

@@ -40,6 +40,19 @@ int th_repo_create(const char *path, const char *author, th_error *err);
  * TH_ENOTFOUND, TH_ENOMEM or TH_ESTORE. */
 int th_repo_remove(const char *path, th_error *err);
 
+/* Fork the repository at `parent_path` into a new bare repository at `path` (storage/
+ * repo_fork.c): the fork borrows the parent's objects through objects/info/alternates (no object
+ * is copied) and starts with the parent's branches and tags. Whole or absent, as th_repo_create.
+ * Returns TH_OK, TH_EEXISTS, TH_ENOTFOUND (no parent), TH_EINVALID or TH_ESTORE. */
+int th_repo_fork(const char *path, const char *parent_path, th_error *err);
+
+/* Copy branch `src_branch` of the repository at `src_path` (a fork of dst's, or any other) into
+ * `dst` as branch `dst_branch`, created or moved to it: only the objects dst lacks are copied. Its
+ * head goes to *head_out. Returns TH_OK, TH_ENOTFOUND (no such branch), TH_EINVALID (a bad branch
+ * name) or TH_ESTORE. */
+int th_repo_fetch_branch(th_oid *head_out, th_repo *dst, const char *src_path,
+                         const char *src_branch, const char *dst_branch, th_error *err);
+
 /* Open the repository at `path` into *out (caller frees with th_repo_free). With `writer` set the
  * caller holds the data dir's write lock, so `*.lock` files under the repository are stale
  * leftovers of a crash and are removed. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
