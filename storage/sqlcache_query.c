@@ -9,7 +9,8 @@
  *
  * Results stream: each row goes to the sink as cells pointing into SQLite's own column memory
  * (blobs as hex in one scratch buffer), valid until the next step, so nothing is copied here; the
- * sink writes them where they are going.
+ * sink writes them where they are going. Reals are the exception: SQLite's text of a double has
+ * 15 digits and a ".0", so they are printed here as the shortest text that reads back the same.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "tablehub/buf.h"
+#include "tablehub/value.h"
 #include "sqlcache_internal.h"
 
 typedef struct query_ctx {
@@ -278,6 +280,17 @@ static int send_row(sqlite3_stmt *st, th_cell *cells, size_t *offsets, th_buf *s
 				continue;
 			}
 		}
+		if (type == SQLITE_FLOAT) {
+			/* The shortest text of the double, not SQLite's 15 digits and ".0" (so a
+			 * query prints a real as the table's CSV does); into scratch, as blobs are.
+			 */
+			char text[TH_REAL_TEXT_MAX];
+			cells[i].len = th_real_format(text, sqlite3_column_double(st, i));
+			offsets[i] = scratch->size;
+			if ((error = th_buf_put(scratch, text, cells[i].len + 1, err)) < 0)
+				return error;
+			continue;
+		}
 		if (type == SQLITE_BLOB) {
 			/* Hex into scratch; the pointers are set once scratch stops growing. */
 			const unsigned char *b = sqlite3_column_blob(st, i);
@@ -296,8 +309,8 @@ static int send_row(sqlite3_stmt *st, th_cell *cells, size_t *offsets, th_buf *s
 		if (cells[i].s == NULL)
 			return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	for (i = 0; i < n; i++)
-		if (sqlite3_column_type(st, i) == SQLITE_BLOB)
+	for (i = 0; i < n; i++) /* the cells left without text are in scratch */
+		if (!cells[i].is_null && cells[i].s == NULL)
 			cells[i].s = scratch->ptr + offsets[i];
 	return sink->row ? sink->row(sink->payload, cells, (size_t)n, err) : TH_OK;
 }

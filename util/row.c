@@ -1,11 +1,12 @@
 /* row.c: row lines, the JSON array of a row's cells that chunks store (see table.h).
  *
  * Encoding writes the cells as CSV gave them: numbers verbatim (the types module has checked
- * them), booleans lowercased, everything else as a JSON string, NULL as null. Decoding is a
- * hand-written parser for exactly that shape (an array of scalars), not cJSON: it runs once per
- * row on every diff, merge and export, millions of times. It never allocates per row: the decoded
- * text of all cells goes into one `store` buffer sized before parsing (the decoded form is never
- * longer than the line), so the cell pointers set while parsing stay valid.
+ * them; a real without its leading zero, ".5", gets it back), booleans lowercased, everything else
+ * as a JSON string, NULL as null. Decoding is a hand-written parser for exactly that shape (an
+ * array of scalars), not cJSON: it runs once per row on every diff, merge and export, millions of
+ * times. It never allocates per row: the decoded text of all cells goes into one `store` buffer
+ * sized before parsing (the decoded form is never longer than the line), so the cell pointers set
+ * while parsing stay valid.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,19 @@ int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_erro
 			error = th_buf_put(out, "null", 4, err);
 		} else {
 			switch (s->cols[i].type) {
+			case TH_TYPE_REAL: {
+				/* ".5" and "-.5" (types.c) get their zero: a JSON number. */
+				size_t neg = c->len > 2 && c->s[0] == '-' && c->s[1] == '.';
+				if (neg || (c->len > 1 && c->s[0] == '.'))
+					error = th_buf_put(out, neg ? "-0" : "0", neg + 1, err) < 0
+					                ? TH_ENOMEM
+					                : th_buf_put(out, c->s + neg, c->len - neg,
+					                             err);
+				else
+					error = th_buf_put(out, c->s, c->len, err);
+				break;
+			}
 			case TH_TYPE_INTEGER:
-			case TH_TYPE_REAL:
 				error = th_buf_put(out, c->s, c->len, err);
 				break;
 			case TH_TYPE_BOOLEAN:

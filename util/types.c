@@ -6,8 +6,12 @@
  * datetime), so a column of 1 and 2.5 is real and a column of dates and datetimes is datetime.
  * The grammars are strict on purpose: whatever is accepted here is stored verbatim and must load
  * into SQLite and round-trip through JSON unchanged ("007" would lose its zeros, so it is text).
+ * One exception: a real written without its leading zero (".097", "-.5", as spreadsheets and R
+ * print them) is a number to any user; the row codec stores it with the zero ("0.097"), the same
+ * double. "+1" (a phone number's sign), "1." (a list's numbering) and "007" stay text.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -122,6 +126,24 @@ static int is_json_number(const char *s, size_t len, int *plain)
 	return 1;
 }
 
+/* A real without its leading zero: -?\.[0-9]+([eE][+-]?[0-9]+)?, finite. */
+static int is_bare_fraction(const char *s, size_t len)
+{
+	char tmp[404];
+	size_t i = 0;
+	int plain;
+
+	if (i < len && s[i] == '-')
+		i++;
+	if (i + 1 >= len || s[i] != '.' || !is_digit(s[i + 1]) || len + 1 >= sizeof(tmp))
+		return 0;
+	/* With the zero put back it must be a JSON number. */
+	memcpy(tmp, s, i);
+	tmp[i] = '0';
+	memcpy(tmp + i + 1, s + i, len - i);
+	return is_json_number(tmp, len + 1, &plain);
+}
+
 static int is_boolean(const char *s, size_t len)
 {
 	return (len == 4 && strncasecmp(s, "true", 4) == 0) ||
@@ -195,7 +217,10 @@ unsigned th_type_classify(const char *s, size_t len)
 
 	if (len == 0)
 		return mask;
-	if (is_digit(s[0]) || s[0] == '-') {
+	if (s[0] == '.' || (s[0] == '-' && len > 1 && s[1] == '.')) {
+		if (is_bare_fraction(s, len))
+			mask |= TH_TYPEBIT(TH_TYPE_REAL);
+	} else if (is_digit(s[0]) || s[0] == '-') {
 		if (is_integer(s, len))
 			mask |= TH_TYPEBIT(TH_TYPE_INTEGER) | TH_TYPEBIT(TH_TYPE_REAL);
 		else if (is_json_number(s, len, &plain) && !plain)
@@ -227,4 +252,30 @@ th_type th_type_pick(unsigned mask)
 	if (mask & TH_TYPEBIT(TH_TYPE_DATETIME))
 		return TH_TYPE_DATETIME;
 	return TH_TYPE_TEXT;
+}
+
+size_t th_real_format(char out[TH_REAL_TEXT_MAX], double d)
+{
+	int prec, n = 0;
+	char *e;
+
+	if (isnan(d))
+		return (size_t)snprintf(out, TH_REAL_TEXT_MAX, "NaN");
+	if (isinf(d))
+		return (size_t)snprintf(out, TH_REAL_TEXT_MAX, d < 0 ? "-Inf" : "Inf");
+	/* %.15g is exact for every decimal of up to 15 digits; 17 digits always read back. */
+	for (prec = 15; prec <= 17; prec++) {
+		n = snprintf(out, TH_REAL_TEXT_MAX, "%.*g", prec, d);
+		if (strtod(out, NULL) == d)
+			break;
+	}
+	/* "1e-07" -> "1e-7", as JSON writers and most CSVs have it */
+	if ((e = strchr(out, 'e')) != NULL) {
+		char *digits = e + 2, *p = digits;
+		while (*p == '0' && p[1] != '\0')
+			p++;
+		memmove(digits, p, strlen(p) + 1);
+		n -= (int)(p - digits);
+	}
+	return (size_t)n;
 }

@@ -15,7 +15,8 @@
 
 typedef enum {
 	TH_TYPE_INTEGER = 1,  /* int64, no leading zeros ("007" is text) */
-	TH_TYPE_REAL = 2,     /* a JSON number with a fraction or exponent, kept as written */
+	TH_TYPE_REAL = 2,     /* a JSON number with a fraction or exponent, kept as written (".5"
+	                       * and "-.5" are reals too, stored as "0.5" and "-0.5") */
 	TH_TYPE_BOOLEAN = 3,  /* true/false in any case, stored as true/false */
 	TH_TYPE_DATE = 4,     /* YYYY-MM-DD */
 	TH_TYPE_DATETIME = 5, /* YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM] */
@@ -32,6 +33,12 @@ th_type th_type_parse(const char *name);
 /* The set of types (TH_TYPEBIT bits) that the non-NULL text value s[0..len) can be stored as.
  * Text is always in the set. */
 unsigned th_type_classify(const char *s, size_t len);
+/* The text of a real as a query prints it: the shortest of 15, 16 or 17 significant digits that
+ * strtod reads back as the same double ("22.216666666666665", "0.1"), an integral value without
+ * ".0" ("404"), an exponent without leading zeros ("1e-7", "1e+20"), "Inf"/"-Inf"/"NaN".
+ * NUL-terminated; returns its length. */
+#define TH_REAL_TEXT_MAX 32
+size_t th_real_format(char out[TH_REAL_TEXT_MAX], double d);
 /* The most specific type in `mask` (the AND of a column's classifications): integer, real,
  * boolean, date, datetime, else text. */
 th_type th_type_pick(unsigned mask);

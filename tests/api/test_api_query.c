@@ -119,7 +119,7 @@ static void test_select_dolthub_shape(void)
 	          "date");
 	{
 		char *rows = rows_text(&r);
-		CHECK_STR(rows, "1|Alice|34|2021-03-04|true|91.5\n2|Bob|\\N|2020-12-31|false|78.0\n"
+		CHECK_STR(rows, "1|Alice|34|2021-03-04|true|91.5\n2|Bob|\\N|2020-12-31|false|78\n"
 		                "3|Carol, Jr.|29|2024-02-29|true|\\N\n4|Dan|41|\\N|false|88.25\n");
 		free(rows);
 	}
