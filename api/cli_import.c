@@ -68,6 +68,31 @@ static void on_progress(void *payload, uint64_t bytes, uint64_t rows)
 	        (unsigned long long)rows, now_s() - p->start);
 }
 
+/* --null NA --null '' or --null NA,N/A,-: the markers read as NULL, copied into a static buffer
+ * (the command runs once). Returns 0 or the usage error's exit status. */
+static int take_nulls(const char **nulls, size_t *n, int *argc, char **argv, int *missing)
+{
+	static char buf[TH_IMPORT_NULLS_MAX * (TH_IMPORT_NULL_LEN + 1)];
+	const char *opt;
+	size_t used = 0;
+
+	while ((opt = cli_take_opt(argc, argv, "--null", missing)) != NULL) {
+		const char *p = opt;
+		do {
+			size_t len = strcspn(p, ",");
+			if (*n == TH_IMPORT_NULLS_MAX || len > TH_IMPORT_NULL_LEN)
+				return cli_usage_error("--null: at most 64 markers of at most 256 "
+				                       "bytes");
+			memcpy(buf + used, p, len);
+			buf[used + len] = '\0';
+			nulls[(*n)++] = buf + used;
+			used += len + 1;
+			p += len;
+		} while (*p++ == ',');
+	}
+	return 0;
+}
+
 int cli_import(int argc, char **argv)
 {
 	const char *data = cli_take_data_dir(&argc, argv);
@@ -78,6 +103,9 @@ int cli_import(int argc, char **argv)
 	const char *branch = cli_take_opt(&argc, argv, "--branch", &missing);
 	const char *type = cli_take_opt(&argc, argv, "--type", &missing);
 	const char *message = cli_take_opt(&argc, argv, "--message", &missing);
+	const char *sheet = cli_take_opt(&argc, argv, "--sheet", &missing);
+	const char *nulls[TH_IMPORT_NULLS_MAX];
+	size_t nnulls = 0;
 	th_import_opts o;
 	th_import_result res;
 	th_buf report = TH_BUF_INIT;
@@ -89,8 +117,8 @@ int cli_import(int argc, char **argv)
 	const char *file;
 	int lock = -1, fd = -1, rc = 1, error;
 
-	if (missing)
-		return cli_usage_error("an option is missing its value");
+	if ((error = take_nulls(nulls, &nnulls, &argc, argv, &missing)) != 0)
+		return error;
 	if ((error = cli_reject_unknown(argc, argv)) != 0)
 		return error;
 	if (argc != 3 || table == NULL)
@@ -102,6 +130,9 @@ int cli_import(int argc, char **argv)
 	o.format = type ? th_format_find(type) : th_format_guess(file);
 	o.branch = branch ? branch : "main";
 	o.message = message;
+	o.sheet = sheet;
+	o.nulls = nulls;
+	o.nnulls = nnulls;
 	o.file_name = strcmp(file, "-") == 0 ? "stdin" : file;
 	if (strrchr(o.file_name, '/'))
 		o.file_name = strrchr(o.file_name, '/') + 1;

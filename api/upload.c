@@ -64,9 +64,39 @@ struct api_upload {
 	const th_format *fmt;
 	const char **pk;
 	size_t npk;
+	const char *sheet;  /* sheetName (Xlsx), or NULL */
+	const char **nulls; /* nullValues */
+	size_t nnulls;
 };
 
 #define P "params: "
+
+/* nullValues: an array of the markers to read as NULL ("NA", "-", ""). */
+static int take_nulls(api_upload *u, th_error *err)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(u->pjson, "nullValues"), *it;
+
+	if (list == NULL || cJSON_IsNull(list))
+		return TH_OK;
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) > TH_IMPORT_NULLS_MAX)
+		return th_error_set(err, TH_EINVALID,
+		                    P "'nullValues' must be an array of at most %d strings",
+		                    TH_IMPORT_NULLS_MAX);
+	if ((u->nulls = api_pool_alloc(&u->req->pool,
+	                               (size_t)cJSON_GetArraySize(list) * sizeof(*u->nulls) + 1)) ==
+	    NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	cJSON_ArrayForEach(it, list)
+	{
+		if (!cJSON_IsString(it) || strlen(it->valuestring) > TH_IMPORT_NULL_LEN)
+			return th_error_set(err, TH_EINVALID,
+			                    P "'nullValues' must be an array of strings of at most "
+			                      "%d bytes (item %zu is not)",
+			                    TH_IMPORT_NULL_LEN, u->nnulls + 1);
+		u->nulls[u->nnulls++] = it->valuestring;
+	}
+	return TH_OK;
+}
 
 /* Check the params JSON and fill the validated fields. Each failure names the key. */
 static int validate_params(api_upload *u, th_error *err)
@@ -90,7 +120,9 @@ static int validate_params(api_upload *u, th_error *err)
 	    (error = api_json_get_str(&u->file_name, u->pjson, "fileName", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&u->branch, u->pjson, "branchName", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&type, u->pjson, "fileType", 0, P, err)) < 0 ||
-	    (error = api_json_get_str(&op, u->pjson, "importOp", 1, P, err)) < 0)
+	    (error = api_json_get_str(&op, u->pjson, "importOp", 1, P, err)) < 0 ||
+	    (error = api_json_get_str(&u->sheet, u->pjson, "sheetName", 0, P, err)) < 0 ||
+	    (error = take_nulls(u, err)) < 0)
 		return error;
 	if (u->table)
 		api_echo(u->req, "table_name", u->table);
@@ -496,6 +528,9 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 	ip.fetch.max_bytes = req->srv->cfg.url_max_bytes;
 	ip.fetch.timeout_ms = req->srv->cfg.url_timeout_s * 1000u;
 	ip.fetch.allow_private = req->srv->cfg.allow_private_urls;
+	ip.sheet_name = u->sheet;
+	ip.nulls = u->nulls;
+	ip.nnulls = u->nnulls;
 	error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err);
 	if (url == NULL)
 		th_upload_unpin(sha);

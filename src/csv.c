@@ -1,10 +1,11 @@
 /* csv.c: the reader of delimited text (CSV, PSV, TSV) over libcsv: th_reader_csv (see reader.h).
  *
  * RFC 4180: quoted fields may hold the delimiter, doubled quotes and newlines; CRLF or LF; a UTF-8
- * BOM is stripped; an unquoted empty field is NULL and a quoted "" is an empty string; blank lines
- * are skipped. Every field is checked to be valid UTF-8. The first record is the header; the
- * reader's `columns` option is ignored. Errors name the 1-based line (where the bad record starts,
- * or the line of the bad byte) and the 1-based column (the field's number).
+ * BOM is stripped (a file that looks like UTF-16 is refused, saying so); an unquoted empty field is
+ * NULL and a quoted "" is an empty string; blank lines are skipped. Every field is checked to be
+ * valid UTF-8. The first record is the header; the reader's `columns` option is ignored. Errors
+ * name the 1-based line (where the bad record starts, or the line of the bad byte) and the 1-based
+ * column (the field's number).
  *
  * libcsv is a push parser: csv_parse() runs over a whole block and calls back once per field and
  * once per record end. The reader therefore feeds it 256 KiB blocks and queues the records each
@@ -387,6 +388,10 @@ static void refill(th_csv *csv)
 		csv->started = 1;
 		if ((n = read_some(csv, csv->block, BLOCK_SIZE, 3)) < 0)
 			return;
+		if (th_reader_looks_utf16(data, (size_t)n)) {
+			fail_at(csv, TH_EINVALID, 1, 1, TH_READER_UTF16_MSG);
+			return;
+		}
 		if (n >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
 			data += 3;
 			n -= 3;

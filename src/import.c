@@ -54,6 +54,8 @@ static void state_dispose(th_import__state *m)
 	free(m->tpos);
 	free(m->fpos);
 	free(m->mask);
+	free(m->ncells);
+	free(m->nlens);
 	if (m->spill)
 		fclose(m->spill);
 	th_sorter_free(m->sort);
@@ -82,10 +84,34 @@ static int schemas_equal(const th_schema *a, const th_schema *b)
 	return 1;
 }
 
+/* A new table may not differ only in case from one of the commit's tables: SQL (SQLite) would
+ * read one for the other. */
+static int check_name_case(th_repo *repo, const th_oid *root, const th_import_opts *o,
+                           const char *label, th_error *err)
+{
+	char **names = NULL;
+	size_t i;
+	int error;
+
+	if ((error = th_table_names(&names, repo, root, err)) < 0)
+		return error;
+	for (i = 0; names[i] != NULL; i++)
+		if (error == TH_OK && th_import__ascii_casecmp(names[i], o->table) == 0)
+			error = th_error_set(
+			        err, TH_EINVALID,
+			        "table '%s' differs only in case from table '%s' on "
+			        "branch '%s', which SQL does not tell apart: use '%s' or "
+			        "another name",
+			        o->table, names[i], label, names[i]);
+	th_strv_free(names);
+	return error;
+}
+
 int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_opts *o,
                  th_error *err)
 {
 	th_reader *src = NULL;
+	th_reader_opts ropts;
 	const char **columns = NULL;
 	size_t ncolumns = 0;
 	th_pack *pack = NULL;
@@ -143,6 +169,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		                     o->table, label);
 		goto cleanup;
 	}
+	if (!m.table_exists && (error = check_name_case(repo, &head_info.tree, o, label, err)) < 0)
+		goto cleanup;
 	if (o->op != TH_OP_CREATE && o->op != TH_OP_OVERWRITE && o->npk) {
 		/* Keys named for an existing table must be its keys. */
 		int same = o->npk == m.old.schema.npk;
@@ -170,7 +198,11 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 			columns[i] = m.old.schema.cols[i].name;
 		ncolumns = m.old.schema.ncols;
 	}
-	if ((error = th_reader_open(&src, o->format, fd, columns, ncolumns, err)) < 0)
+	memset(&ropts, 0, sizeof(ropts));
+	ropts.columns = columns;
+	ropts.ncolumns = ncolumns;
+	ropts.sheet = o->sheet;
+	if ((error = th_reader_open_with(&src, o->format, fd, &ropts, err)) < 0)
 		goto cleanup;
 	if ((error = th_import__header(&m, src, err)) < 0 ||
 	    (error = th_import__plan_columns(&m, err)) < 0 ||

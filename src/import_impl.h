@@ -37,6 +37,9 @@ typedef struct th_import__state {
 	th_row old_row;
 	int old_have;
 	uint64_t cnt_added, cnt_modified, cnt_removed;
+	/* nullValues: a row's cells with the markers made NULL */
+	const char **ncells;
+	size_t *nlens, ncap;
 	/* rejected rows: the first one's error, the count, and the report (opts->report) */
 	th_error first_reject;
 	uint64_t nrejects;
@@ -75,8 +78,12 @@ static inline int th_import__get_varint(FILE *f, uint64_t *out)
 	return 0;
 }
 
+/* strcasecmp over ASCII letters only, as SQL (SQLite) compares names. */
+int th_import__ascii_casecmp(const char *a, const char *b);
+
 /* Pass 1 (import_scan.c). Read the header row: the file's columns. Returns TH_OK, TH_EINVALID
- * (no header, an empty, invalid or repeated name) or the reader's error. */
+ * (no header; an empty, invalid or too long name; a name repeated, also in another case) or the
+ * reader's error. */
 int th_import__header(th_import__state *m, th_reader *src, th_error *err);
 
 /* Work out the target columns: a new schema (create/overwrite; types come after pass 1) or the

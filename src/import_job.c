@@ -103,7 +103,17 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	                            p->fetch.max_bytes, p->fetch.timeout_ms,
 	                            p->fetch.allow_private ? "true" : "false")) < 0))
 		goto cleanup;
-	if ((error = th_buf_putc(&params, '}', err)) < 0)
+	if (p->sheet_name && ((error = th_buf_puts(&params, ",\"sheetName\":", err)) < 0 ||
+	                      (error = th_buf_put_json_string(&params, p->sheet_name,
+	                                                      strlen(p->sheet_name), err)) < 0))
+		goto cleanup;
+	for (i = 0; i < p->nnulls; i++) {
+		if ((error = th_buf_puts(&params, i ? "," : ",\"nullValues\":[", err)) < 0 ||
+		    (error = th_buf_put_json_string(&params, p->nulls[i], strlen(p->nulls[i]),
+		                                    err)) < 0)
+			goto cleanup;
+	}
+	if ((error = th_buf_puts(&params, p->nnulls ? "]}" : "}", err)) < 0)
 		goto cleanup;
 	memset(&op, 0, sizeof(op));
 	op.kind = "import";
@@ -206,12 +216,37 @@ static int upload_in_use(int *in_use, void *ctx, const char *sha, th_error *err)
 	return th_meta_upload_in_use(in_use, ctx, sha, err);
 }
 
+/* The optional params into opts: sheetName, and nullValues (an array of strings, into *nulls: heap,
+ * pointing into `json`; the caller frees it). Returns TH_OK, TH_EINVALID or TH_ENOMEM. */
+static int parse_extras(th_import_opts *opts, const char ***nulls, cJSON *json, th_error *err)
+{
+	cJSON *sheet = cJSON_GetObjectItemCaseSensitive(json, "sheetName");
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "nullValues"), *it;
+	size_t n = 0;
+
+	opts->sheet = cJSON_GetStringValue(sheet);
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+		return TH_OK;
+	if ((*nulls = calloc((size_t)cJSON_GetArraySize(list), sizeof(**nulls))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	cJSON_ArrayForEach(it, list)
+	{
+		if (!cJSON_IsString(it))
+			return th_error_set(err, TH_EINVALID,
+			                    "nullValues must be an array of strings");
+		(*nulls)[n++] = it->valuestring;
+	}
+	opts->nulls = *nulls;
+	opts->nnulls = n;
+	return TH_OK;
+}
+
 static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
 {
 	th_meta *m = th_job_meta(ctx);
 	const char *base = job->branch_name[0] ? job->branch_name : "main";
 	cJSON *params = NULL;
-	const char **pk = NULL;
+	const char **pk = NULL, **nulls = NULL;
 	size_t npk = 0;
 	th_import_op op = 0;
 	const th_format *fmt = NULL;
@@ -280,6 +315,8 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	opts.progress = import_progress;
 	opts.progress_payload = ctx;
 	opts.report = &report;
+	if ((error = parse_extras(&opts, &nulls, params, err)) < 0)
+		goto cleanup;
 	memset(&res, 0, sizeof(res));
 	if ((error = th_import_fd(&res, repo, fd, &opts, err)) < 0) {
 		/* The rejected rows go with the failure (th_jobs stores the result of a failed
@@ -347,6 +384,7 @@ cleanup:
 	th_buf_dispose(&text);
 	th_buf_dispose(&report);
 	free(pk);
+	free(nulls);
 	cJSON_Delete(params);
 	return error;
 }

@@ -74,6 +74,51 @@ static void progress(th_import__state *m, uint64_t bytes)
 	}
 }
 
+int th_import__ascii_casecmp(const char *a, const char *b)
+{
+	unsigned char x, y;
+
+	do {
+		x = (unsigned char)*a++;
+		y = (unsigned char)*b++;
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+	} while (x && x == y);
+	return x - y;
+}
+#define ascii_casecmp th_import__ascii_casecmp
+
+/* Is the header's i-th cell a valid column name? The message says what is wrong with it. */
+static int check_name(const th_reader_row *row, size_t i, th_error *err)
+{
+	const char *name = row->cells[i];
+	unsigned long long line = (unsigned long long)row->line;
+	size_t len = row->lens[i];
+
+	if (name == NULL || len == 0)
+		return th_error_set_at(err, TH_EINVALID, row->line, (uint32_t)(i + 1),
+		                       "line %llu, column %zu: empty column name in the header",
+		                       line, i + 1);
+	if (memchr(name, '\0', len) != NULL)
+		return th_error_set_at(err, TH_EINVALID, row->line, (uint32_t)(i + 1),
+		                       "line %llu, column %zu: the column name holds a NUL byte "
+		                       "(a file in UTF-16 has them: save it as UTF-8)",
+		                       line, i + 1);
+	if (len > TH_COLUMN_NAME_MAX)
+		return th_error_set_at(err, TH_EINVALID, row->line, (uint32_t)(i + 1),
+		                       "line %llu, column %zu: column name '%.64s...' is %zu bytes "
+		                       "long; the limit is %d bytes",
+		                       line, i + 1, name, len, TH_COLUMN_NAME_MAX);
+	if (!th_column_name_valid(name))
+		return th_error_set_at(err, TH_EINVALID, row->line, (uint32_t)(i + 1),
+		                       "line %llu, column %zu: invalid column name '%.64s': a name "
+		                       "may not hold control characters",
+		                       line, i + 1, name);
+	return TH_OK;
+}
+
 int th_import__header(th_import__state *m, th_reader *src, th_error *err)
 {
 	th_reader_row row;
@@ -98,27 +143,27 @@ int th_import__header(th_import__state *m, th_reader *src, th_error *err)
 	    (m->mask = calloc(row.n, sizeof(*m->mask))) == NULL)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	for (i = 0; i < row.n; i++) {
-		if (row.cells[i] == NULL || row.lens[i] == 0)
-			return th_error_set_at(err, TH_EINVALID, row.line, (uint32_t)(i + 1),
-			                       "line %llu, column %zu: empty column name in the "
-			                       "header",
-			                       (unsigned long long)row.line, i + 1);
-		if (strlen(row.cells[i]) != row.lens[i]) /* the name would end at the NUL */
-			return th_error_set_at(err, TH_EINVALID, row.line, (uint32_t)(i + 1),
-			                       "line %llu, column %zu: the column name holds a NUL "
-			                       "byte",
-			                       (unsigned long long)row.line, i + 1);
-		if (!th_column_name_valid(row.cells[i]))
-			return th_error_set_at(err, TH_EINVALID, row.line, (uint32_t)(i + 1),
-			                       "line %llu, column %zu: invalid column name '%.64s'",
-			                       (unsigned long long)row.line, i + 1, row.cells[i]);
-		for (j = 0; j < i; j++)
+		if ((error = check_name(&row, i, err)) < 0)
+			return error;
+		for (j = 0; j < i; j++) {
+			if (ascii_casecmp(m->fnames[j], row.cells[i]) != 0)
+				continue;
 			if (strcmp(m->fnames[j], row.cells[i]) == 0)
 				return th_error_set_at(
 				        err, TH_EINVALID, row.line, (uint32_t)(i + 1),
 				        "line %llu, column %zu: duplicate column name '%s' (also "
 				        "column %zu)",
 				        (unsigned long long)row.line, i + 1, row.cells[i], j + 1);
+			/* SQL (SQLite) names columns without regard to case: both could not be
+			 * queried. */
+			return th_error_set_at(
+			        err, TH_EINVALID, row.line, (uint32_t)(i + 1),
+			        "line %llu, column %zu: column names '%s' (column %zu) "
+			        "and '%s' differ only in case, which SQL does not "
+			        "tell apart: rename one",
+			        (unsigned long long)row.line, i + 1, m->fnames[j], j + 1,
+			        row.cells[i]);
+		}
 		if ((m->fnames[i] = strdup(row.cells[i])) == NULL)
 			return th_error_set(err, TH_ENOMEM, "out of memory");
 		m->mask[i] = TH_TYPEMASK_ALL;
@@ -235,6 +280,38 @@ cleanup:
 	return error;
 }
 
+/* Point `row` at a copy of its cells in which each of the nullValues markers is NULL. */
+static int apply_nulls(th_import__state *m, th_reader_row *row, th_error *err)
+{
+	const th_import_opts *o = m->o;
+	size_t i, k;
+
+	if (row->n > m->ncap) {
+		const char **c = realloc(m->ncells, row->n * sizeof(*c));
+		size_t *l = c ? realloc(m->nlens, row->n * sizeof(*l)) : NULL;
+		if (c)
+			m->ncells = c;
+		if (l == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		m->nlens = l;
+		m->ncap = row->n;
+	}
+	for (i = 0; i < row->n; i++) {
+		m->ncells[i] = row->cells[i];
+		m->nlens[i] = row->lens[i];
+		for (k = 0; row->cells[i] && k < o->nnulls; k++)
+			if (strlen(o->nulls[k]) == row->lens[i] &&
+			    memcmp(o->nulls[k], row->cells[i], row->lens[i]) == 0) {
+				m->ncells[i] = NULL;
+				m->nlens[i] = 0;
+				break;
+			}
+	}
+	row->cells = m->ncells;
+	row->lens = m->nlens;
+	return TH_OK;
+}
+
 int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 {
 	int newschema = m->o->op == TH_OP_CREATE || m->o->op == TH_OP_OVERWRITE;
@@ -265,6 +342,8 @@ int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 				return th_error_set(err, error, "out of memory");
 			break;
 		}
+		if (m->o->nnulls && (error = apply_nulls(m, &row, err)) < 0)
+			return error;
 		/* Check the whole row first: a bad row is rejected, not written. */
 		if (row.n != m->nfile) {
 			snprintf(reason, sizeof(reason),

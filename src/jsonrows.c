@@ -2,13 +2,16 @@
  *
  * Accepts DoltHub's upload form {"rows":[{"col":value,...},...]} (other top-level keys are
  * skipped), a top-level array of objects, and JSON lines (one object per line, or any whitespace
- * between objects). The first record returned is a header made of the first row's keys, in their
- * order (or of the `columns` option when given: rows may then give any subset of them, and a key
- * outside them is an error); every row then comes back with its cells in that order, a missing key
- * as NULL. Cells are the values' text: strings unescaped, numbers as written, true/false, null as
- * NULL, nested objects and arrays as their JSON text. Errors (malformed JSON, a row that is not an
- * object, a key the first row does not have, a key given twice, invalid UTF-8) name the line and
- * the column, the column being the byte on the line.
+ * between objects). The first record returned is a header made of the keys of all rows (the first
+ * row's in their order, then each new key where it first appears, as pandas and DuckDB do; found
+ * by a first pass over the file, which is on disk), or of the `columns` option when given (rows may
+ * then give any subset of them, and a key outside them is an error); every row then comes back
+ * with its cells in that order, a missing key as NULL. Cells are the values' text: strings
+ * unescaped, numbers as written, true/false, null as NULL, nested objects and arrays as their JSON
+ * text. Errors (malformed JSON, a row that is not an object, a key outside the given columns, a
+ * key given twice, invalid UTF-8) name the line and the column, the column being the byte on the
+ * line. Read from a pipe, which cannot be read twice, the columns are the first row's keys and a
+ * later row's new key is an error.
  *
  * A small recursive-descent parser over a refilled byte buffer: it holds one row at a time, never
  * the document, so a 100 MB upload costs a few hundred KB. The top level decides the form: `{`
@@ -47,6 +50,8 @@ typedef struct th_jsonrows {
 	size_t ncols;
 	int first_pending; /* the first row is parsed and waits behind the header */
 	int fixed;         /* the columns were given: rows add none */
+	int scanned;       /* the keys of all rows were collected (or could not be: a pipe) */
+	int collecting;    /* the first pass: every row's new keys become columns */
 	/* the current row */
 	th_buf store; /* cell texts, each NUL-terminated */
 	size_t *offs; /* offset in store per column, SIZE_MAX for NULL or missing */
@@ -122,6 +127,8 @@ static int peek(th_jsonrows *r, th_error *err)
 		r->len = (size_t)n;
 		r->pos = 0;
 		r->bytes += (uint64_t)n;
+		if (r->bytes == (uint64_t)n && th_reader_looks_utf16(r->buf, (size_t)n))
+			return bad(r, err, TH_READER_UTF16_MSG);
 		if (r->bytes == (uint64_t)n && n >= 3 && memcmp(r->buf, "\xef\xbb\xbf", 3) == 0)
 			r->pos = 3; /* a UTF-8 BOM */
 	}
@@ -552,13 +559,14 @@ static int members(th_jsonrows *r, int have_key, th_error *err)
 			    memcmp(r->names[col], r->key.ptr ? r->key.ptr : "", r->key.size) == 0)
 				break;
 		if (col == r->ncols) {
-			if (r->nrows > 0 || r->fixed) {
-				char msg[200];
+			if (!r->collecting && (r->nrows > 0 || r->fixed)) {
+				char msg[240];
 				snprintf(msg, sizeof(msg),
-				         r->fixed ? "key '%.64s' is not a column of the table"
-				                  : "key '%.64s' is not a column (the columns are "
-				                    "the "
-				                    "first row's keys)",
+				         r->fixed
+				                 ? "key '%.64s' is not a column of the table"
+				                 : "key '%.64s' is not a column (read from a pipe, "
+				                   "the columns are the first row's keys: give the "
+				                   "rows as a file)",
 				         r->key.ptr ? r->key.ptr : "");
 				return bad(r, err, msg);
 			}
@@ -709,11 +717,46 @@ static void fill(th_jsonrows *r, th_reader_row *row)
 	row->line = r->row_line;
 }
 
+/* The first pass: read every row once to collect the keys of all of them as the columns (the
+ * first row's in their order, then each new key where it first appears), then go back to the
+ * start. A descriptor that cannot seek (a pipe) is read once: its columns are the first row's
+ * keys. Malformed input ends the pass quietly: the second pass reports it, at the same place. */
+static int collect_keys(th_jsonrows *r, th_error *err)
+{
+	off_t start = lseek(r->fd, 0, SEEK_CUR);
+	int rc;
+
+	r->scanned = 1;
+	if (start < 0)
+		return TH_OK;
+	r->collecting = 1;
+	while ((rc = next_row(r, err)) == 1)
+		;
+	r->collecting = 0;
+	if (rc < 0 && rc != TH_EINVALID)
+		return rc;
+	if (lseek(r->fd, start, SEEK_SET) < 0)
+		return th_error_set(err, TH_ESTORE, "cannot read the file again: %s",
+		                    strerror(errno));
+	th_error_clear(err);
+	r->len = r->pos = 0;
+	r->eof = 0;
+	r->bytes = 0;
+	r->line = r->col = 1;
+	r->mode = M_START;
+	r->nrows = 0;
+	r->err_line = 0;
+	r->err_col = 0;
+	return TH_OK;
+}
+
 static int jsonrows_next(th_reader *rd, th_reader_row *row, th_error *err)
 {
 	th_jsonrows *r = (th_jsonrows *)rd;
 	int error;
 
+	if (!r->scanned && !r->fixed && (error = collect_keys(r, err)) < 0)
+		return error;
 	if (r->first_pending) {
 		r->first_pending = 0;
 		fill(r, row);

@@ -98,6 +98,22 @@ void th_format_names(char *out, size_t size)
 	}
 }
 
+int th_reader_looks_utf16(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t i, pairs, zeros[2] = { 0, 0 };
+
+	if (n >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff)))
+		return 1;
+	if (n > 1024)
+		n = 1024;
+	pairs = n / 2;
+	for (i = 0; i < pairs * 2; i++)
+		zeros[i & 1] += p[i] == 0;
+	/* Text in UTF-8 has no NUL byte; ASCII in UTF-16 has one in every pair, on one side. */
+	return pairs >= 2 && (zeros[0] * 2 >= pairs || zeros[1] * 2 >= pairs);
+}
+
 int th_reader_open(th_reader **out, const th_format *f, int fd, const char *const *columns,
                    size_t ncolumns, th_error *err)
 {
@@ -108,6 +124,20 @@ int th_reader_open(th_reader **out, const th_format *f, int fd, const char *cons
 	opts = f->opts;
 	opts.columns = columns;
 	opts.ncolumns = columns ? ncolumns : 0;
+	return f->reader->open(out, fd, &opts, err);
+}
+
+int th_reader_open_with(th_reader **out, const th_format *f, int fd, const th_reader_opts *given,
+                        th_error *err)
+{
+	th_reader_opts opts;
+
+	if (f == NULL)
+		f = &formats[0];
+	opts = f->opts;
+	opts.columns = given->columns;
+	opts.ncolumns = given->columns ? given->ncolumns : 0;
+	opts.sheet = given->sheet;
 	return f->reader->open(out, fd, &opts, err);
 }
 

@@ -1,6 +1,6 @@
 /* test_jsonrows.c: the JSON row reader (src/jsonrows.c, the table's "Json" format): DoltHub's
- * {"rows":[...]} form (other keys skipped), an array of rows, JSON lines; the header from the first
- * row's keys; cells as text; every malformed input an error with its line and column; large input
+ * {"rows":[...]} form (other keys skipped), an array of rows, JSON lines; the header from the keys
+ * of all rows; cells as text; every malformed input an error with its line and column; large input
  * streamed across read blocks. */
 #include <fcntl.h>
 #include <unistd.h>
@@ -115,7 +115,6 @@ static void test_cells(void)
 
 static void test_errors(void)
 {
-	expect_error("[{\"a\":1},\n {\"a\":2,\"b\":3}]", "key 'b' is not a column", 2, 13);
 	expect_error("[{\"a\":1,\"a\":2}]", "key 'a' given twice in one row", 1, 13);
 	expect_error("[{\"a\":1},{\"a\":2,\"a\":3}]", "key 'a' given twice in one row", 1, 21);
 	expect_error("[{\"a\":tru}]", "expected a value", 1, 10);
@@ -198,6 +197,55 @@ static void test_given_columns(void)
 	close(fd);
 }
 
+/* Rows whose keys are not all in the first row: the header is the union of all rows' keys (the
+ * first row's in order, then each new one where it first appears), a missing key NULL. Read from
+ * a pipe, which cannot be read twice, a later row's new key is an error that says why. */
+static void test_union_of_keys(void)
+{
+	const char *lines = "{\"a\":1}\n{\"a\":2,\"b\":3}\n{\"c\":\"x\",\"b\":4}\n";
+	int p[2];
+	th_reader *r = NULL;
+	th_reader_row row;
+	th_error err;
+
+	expect_rows("[{\"a\":1},\n {\"a\":2,\"b\":3}]", "a|b @1\n1|NULL @1\n2|3 @2\n");
+	expect_rows(lines, "a|b|c @1\n1|NULL|NULL @1\n2|3|NULL @2\nNULL|4|x @3\n");
+	expect_rows("{\"rows\":[{},{\"z\":1}]}", "z @1\nNULL @1\n1 @1\n");
+	/* a malformed file is reported where it is, once, as before */
+	expect_error("[{\"a\":1},\n {\"b\":2,\"b\":3}]", "key 'b' given twice in one row", 2, 13);
+	expect_error("[{\"a\":1},\n {\"b\":2}, x]", "each row must be a JSON object", 2, 11);
+
+	if (pipe(p) != 0 || write(p[1], lines, strlen(lines)) != (ssize_t)strlen(lines))
+		abort();
+	close(p[1]);
+	CHECK_OK(th_reader_open(&r, th_format_find("Json"), p[0], NULL, 0, &err), &err);
+	CHECK(th_reader_next(r, &row, &err) == 1 && row.n == 1); /* the first row's keys */
+	CHECK(th_reader_next(r, &row, &err) == 1);
+	CHECK(th_reader_next(r, &row, &err) == TH_EINVALID);
+	CHECK_CONTAINS(err.msg, "line 2, column 12: key 'b' is not a column (read from a pipe");
+	th_reader_close(r);
+	close(p[0]);
+}
+
+/* A file in UTF-16 (with or without its byte-order mark) says so. */
+static void test_utf16(void)
+{
+	static const char le[] = "[\0{\0\"\0a\0\"\0:\0\x31\0}\0]\0";
+	static const char bom[] = "\xff\xfe[\0{\0}\0]\0";
+	th_error err;
+	char *got = NULL;
+
+	th_error_clear(&err);
+	CHECK(read_all(&got, le, sizeof(le) - 1, &err) == TH_EINVALID);
+	CHECK_CONTAINS(err.msg, "line 1, column 1: the file looks like UTF-16 text: save it as "
+	                        "UTF-8");
+	free(got);
+	th_error_clear(&err);
+	CHECK(read_all(&got, bom, sizeof(bom) - 1, &err) == TH_EINVALID);
+	CHECK_CONTAINS(err.msg, "looks like UTF-16");
+	free(got);
+}
+
 int main(void)
 {
 	RUN(test_forms);
@@ -205,5 +253,7 @@ int main(void)
 	RUN(test_errors);
 	RUN(test_streaming);
 	RUN(test_given_columns);
+	RUN(test_union_of_keys);
+	RUN(test_utf16);
 	TH_TEST_END();
 }

@@ -1,6 +1,8 @@
 /* test_shapes.c: files of the shapes real datasets have, through the `tablehub` command line as a
  * user drives it (import, query, export): reals printed by a query as the table's CSV has them,
- * reals without a leading zero. Each case failed on the code before its fix. */
+ * names that differ only in case, reals without a leading zero, missing-value markers read as
+ * NULL (--null), JSON rows whose keys are not all in the first row, and the messages for a UTF-16
+ * file and a column name over the length limit. Each case failed on the code before its fix. */
 #include <math.h>
 
 #include "harness.h"
@@ -52,6 +54,14 @@ static char *export(const char *table)
 	char *out = NULL;
 
 	CHECK(t_sh(&out, "%s export --data %s/d alice/db main %s 2>&1", TH_BIN, dir, table) == 0);
+	return out;
+}
+
+static char *head(void)
+{
+	char *out = NULL;
+
+	t_sh(&out, "git -C %s/d/repos/alice/db.git rev-parse main", dir);
 	return out;
 }
 
@@ -115,6 +125,44 @@ static void test_reals_as_exported(void)
 	teardown();
 }
 
+/* Names SQL cannot tell apart are refused at import, and nothing is committed. */
+static void test_names_differing_in_case(void)
+{
+	char *out = NULL, *before, *after, *q;
+
+	setup();
+	CHECK(import(&out, "csv", "id,name,NAME\n1,a,b\n", "--table t") == 1);
+	CHECK_CONTAINS(out, "line 1, column 3: column names 'name' (column 2) and 'NAME' differ "
+	                    "only in case, which SQL does not tell apart: rename one");
+	free(out);
+	/* the exact repeat keeps its own message */
+	CHECK(import(&out, "csv", "id,name,name\n1,a,b\n", "--table t") == 1);
+	CHECK_CONTAINS(out, "duplicate column name 'name' (also column 2)");
+	free(out);
+
+	CHECK(import(&out, "csv", "id\n1\n", "--table good") == 0);
+	free(out);
+	before = head();
+	CHECK(import(&out, "csv", "id\n2\n", "--table Good") == 1);
+	CHECK_CONTAINS(out, "table 'Good' differs only in case from table 'good' on branch 'main', "
+	                    "which SQL does not tell apart");
+	free(out);
+	CHECK(import(&out, "csv", "id\n2\n", "--table GOOD --op overwrite") == 1);
+	CHECK_CONTAINS(out, "differs only in case");
+	free(out);
+	after = head();
+	CHECK_STR(after, before);
+	q = query("--csv", "SELECT * FROM \"Good\"");
+	CHECK_STR(q, "id\n1\n");
+	free(q);
+	/* the table itself may be overwritten under its own name */
+	CHECK(import(&out, "csv", "id\n3\n", "--table good --op overwrite") == 0);
+	free(out);
+	free(before);
+	free(after);
+	teardown();
+}
+
 /* ".097" and "-.5" are reals, stored with their zero; "+1", "1." and "007" stay text. */
 static void test_bare_fractions(void)
 {
@@ -146,10 +194,102 @@ static void test_bare_fractions(void)
 	teardown();
 }
 
+/* Missing-value markers: NULL when listed with --null, text (as before) when not. */
+static void test_null_values(void)
+{
+	static const char csv[] = "id,n,s\n1,NA,x\n2,N/A,-\n3,-,\"\"\n4,null,NA\n5,7,y\n";
+	char *out = NULL, *q;
+
+	setup();
+	CHECK(import(&out, "csv", csv, "--table plain") == 0);
+	free(out);
+	q = query("--csv", "SELECT typeof(n) FROM plain WHERE id = 5");
+	CHECK_STR(q, "typeof(n)\ntext\n");
+	free(q);
+	CHECK(import(&out, "csv", csv, "--table t --pk id --null NA,N/A --null - --null null") ==
+	      0);
+	free(out);
+	q = query("--csv", "SELECT id, typeof(n), n, s IS NULL FROM t ORDER BY id");
+	CHECK_STR(q, "id,typeof(n),n,s IS NULL\n1,null,,0\n2,null,,1\n3,null,,0\n4,null,,1\n"
+	             "5,integer,7,0\n");
+	free(q);
+	/* an empty marker: a quoted "" is NULL too */
+	CHECK(import(&out, "csv", csv, "--table e --pk id --null NA,N/A,-,null --null ''") == 0);
+	free(out);
+	q = query("--csv", "SELECT count(*) FROM e WHERE s IS NULL");
+	CHECK_STR(q, "count(*)\n3\n");
+	free(q);
+	/* a key that is a marker is a NULL key */
+	CHECK(import(&out, "csv", "id,v\nNA,1\n", "--table k --pk id --null NA") == 1);
+	CHECK_CONTAINS(out, "primary key value is NULL");
+	free(out);
+	teardown();
+}
+
+/* JSON rows whose keys are not all in the first row: the union of the keys, NULL where missing. */
+static void test_json_union_of_keys(void)
+{
+	char *out = NULL, *q;
+
+	setup();
+	CHECK(import(&out, "json",
+	             "{\"rows\":[{\"id\":1,\"a\":\"x\"},{\"id\":2,\"b\":2.5},{\"c\":true,\"id\":3}]"
+	             "}",
+	             "--table t --pk id") == 0);
+	free(out);
+	q = export("t");
+	CHECK_STR(q, "id,a,b,c\n1,x,,\n2,,2.5,\n3,,,true\n");
+	free(q);
+	q = query("--csv", "SELECT typeof(b), typeof(c) FROM t WHERE id = 2");
+	CHECK_STR(q, "typeof(b),typeof(c)\nreal,null\n");
+	free(q);
+	teardown();
+}
+
+/* Messages that say what is wrong: UTF-16, a name over the length limit. */
+static void test_messages(void)
+{
+	static const char le[] = "i\0d\0,\0n\0a\0m\0e\0\n\0001\0,\0a\0\n\0";
+	static const char be[] = "\0i\0d\0,\0n\0\n\0\x31\0,\0a\0\n";
+	static const char bom[] = "\xff\xfei\0d\0\n\0001\0\n\0";
+	char *out = NULL, *csv;
+	size_t n;
+
+	setup();
+	CHECK(import_n(&out, "csv", le, sizeof(le) - 1, "--table t") == 1);
+	CHECK_CONTAINS(out, "line 1, column 1: the file looks like UTF-16 text: save it as UTF-8");
+	free(out);
+	CHECK(import_n(&out, "csv", be, sizeof(be) - 1, "--table t") == 1);
+	CHECK_CONTAINS(out, "looks like UTF-16");
+	free(out);
+	CHECK(import_n(&out, "tsv", bom, sizeof(bom) - 1, "--table t") == 1);
+	CHECK_CONTAINS(out, "looks like UTF-16");
+	free(out);
+
+	csv = malloc(400);
+	memcpy(csv, "id,", 3);
+	for (n = 3; n < 3 + 300; n++)
+		csv[n] = 'x';
+	memcpy(csv + n, "\n1,2\n", 6);
+	CHECK(import(&out, "csv", csv, "--table t") == 1);
+	CHECK_CONTAINS(out, "line 1, column 2: column name 'xxxx");
+	CHECK_CONTAINS(out, "...' is 300 bytes long; the limit is 256 bytes");
+	free(out);
+	free(csv);
+	CHECK(import(&out, "csv", "id,a\tb\n1,2\n", "--table t") == 1);
+	CHECK_CONTAINS(out, "invalid column name 'a\tb': a name may not hold control characters");
+	free(out);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_real_format);
 	RUN(test_reals_as_exported);
+	RUN(test_names_differing_in_case);
 	RUN(test_bare_fractions);
+	RUN(test_null_values);
+	RUN(test_json_union_of_keys);
+	RUN(test_messages);
 	TH_TEST_END();
 }

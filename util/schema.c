@@ -256,7 +256,7 @@ int th_column_name_valid(const char *name)
 	const unsigned char *s = (const unsigned char *)name;
 	size_t len, i;
 
-	if (name == NULL || (len = strlen(name)) == 0 || len > 256 ||
+	if (name == NULL || (len = strlen(name)) == 0 || len > TH_COLUMN_NAME_MAX ||
 	    !th_utf8_valid(name, len, NULL))
 		return 0;
 	for (i = 0; i < len; i++) {

@@ -30,12 +30,21 @@ typedef enum {
 th_import_op th_import_op_parse(const char *s);
 const char *th_import_op_name(th_import_op op);
 
+#define TH_IMPORT_NULLS_MAX 64
+#define TH_IMPORT_NULL_LEN 256
+
 typedef struct th_import_opts {
 	const char *table;
 	th_import_op op;
 	const char *const *pk; /* primary-key column names (create/overwrite); npk 0 = keyless */
 	size_t npk;
-	const th_format *format;  /* from reader.h's table (th_format_find); NULL = Csv */
+	const th_format *format; /* from reader.h's table (th_format_find); NULL = Csv */
+	const char *sheet;       /* Xlsx: the sheet to read by name; NULL = the first */
+	/* nullValues: cells whose text is one of these (exactly) are NULL; nnulls 0 = none. The API
+	 * and the command line take at most TH_IMPORT_NULLS_MAX of at most TH_IMPORT_NULL_LEN
+	 * bytes. */
+	const char *const *nulls;
+	size_t nnulls;
 	const char *branch;       /* the branch to commit on; it must exist */
 	const char *branch_label; /* the branch named in messages; NULL = branch (an import job
 	                           * commits on its own branch but reports the user's target) */
@@ -64,9 +73,10 @@ typedef struct th_import_result {
 
 /* Import the file open on `fd` into opts->table on opts->branch of `repo`, and move the branch to
  * the new commit by compare-and-swap. Returns TH_OK; TH_EINVALID for bad input (err names the line,
- * the column and the value), TH_ENOTFOUND (no such branch, or no such table for
- * update/replace/append), TH_EEXISTS (create of an existing table), TH_ECONFLICT (the branch moved
- * meanwhile), TH_ENOMEM or TH_ESTORE. Nothing is committed on failure. */
+ * the column and the value; a new table whose name differs only in case from another's),
+ * TH_ENOTFOUND (no such branch, or no such table for update/replace/append), TH_EEXISTS (create of
+ * an existing table), TH_ECONFLICT (the branch moved meanwhile), TH_ENOMEM or TH_ESTORE. Nothing is
+ * committed on failure. */
 int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_opts *opts,
                  th_error *err);
 

@@ -52,13 +52,16 @@ typedef struct th_import_params {
 	 * (fetch.h), with these caps and this rule for addresses. */
 	const char *url;
 	th_fetch_opts fetch;
+	const char *sheet_name;   /* Xlsx: the sheet to read; NULL = the first */
+	const char *const *nulls; /* nullValues: markers read as NULL; nnulls 0 = none */
+	size_t nnulls;
 } th_import_params;
 
 /* Insert a Pending import operation (kind "import"; params stored as DoltHub's JSON: tableName,
- * fileName, branchName, fileType, importOp, primaryKeys, and for a URL import "url" and "fetch")
- * and write its uuid to op_id_out. Does not wake workers: call th_jobs_wake. Returns TH_OK,
- * TH_EINVALID (missing owner, db, creator, table, a bad sha-256 or URL, op or format) or
- * TH_ESTORE. */
+ * fileName, branchName, fileType, importOp, primaryKeys, when given sheetName and nullValues, and
+ * for a URL import "url" and "fetch") and write its uuid to op_id_out. Does not wake workers: call
+ * th_jobs_wake. Returns TH_OK, TH_EINVALID (missing owner, db, creator, table, a bad sha-256 or
+ * URL, op or format) or TH_ESTORE. */
 int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_import_params *p,
                            th_error *err);
 

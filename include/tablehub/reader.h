@@ -35,6 +35,8 @@ typedef struct th_reader_opts {
 	 * give any subset of them; a reader whose input starts with a header row ignores them. */
 	const char *const *columns;
 	size_t ncolumns;
+	/* A workbook (Xlsx): the name of the sheet to read; NULL = the first. Others ignore it. */
+	const char *sheet;
 } th_reader_opts;
 
 /* An open reader. Each reader's state begins with this struct, so `type` reaches its functions. */
@@ -84,11 +86,22 @@ const th_format *th_format_at(size_t i);
  * NUL-terminated, cut to size). */
 void th_format_names(char *out, size_t size);
 
+/* Does a file that starts with data[0..n) look like UTF-16 (a UTF-16 byte-order mark, or NUL bytes
+ * at every other position, as ASCII text in UTF-16 has)? 1 or 0. Text readers check their first
+ * block with it and fail with TH_READER_UTF16_MSG, rather than with a puzzling error later. */
+int th_reader_looks_utf16(const void *data, size_t n);
+#define TH_READER_UTF16_MSG "the file looks like UTF-16 text: save it as UTF-8 and upload it again"
+
 /* Open a reader of format `f` (NULL = the first of the table) on `fd` (borrowed), with the
  * format's options and the target table's `columns` (see th_reader_opts; may be NULL). Returns
  * TH_OK or TH_ENOMEM; *out is the caller's: th_reader_close. */
 int th_reader_open(th_reader **out, const th_format *f, int fd, const char *const *columns,
                    size_t ncolumns, th_error *err);
+
+/* As th_reader_open, with the per-file options of `given` (its columns, ncolumns and sheet; its
+ * delim is ignored: the format's). */
+int th_reader_open_with(th_reader **out, const th_format *f, int fd, const th_reader_opts *given,
+                        th_error *err);
 
 /* The reader's functions (see th_reader_type), dispatched through r->type. */
 int th_reader_next(th_reader *r, th_reader_row *row, th_error *err);

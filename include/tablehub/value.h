@@ -86,7 +86,8 @@ int th_schema_find(const th_schema *s, const char *name);
 
 /* Is `name` a valid table or column name? Table names: [A-Za-z0-9_-], 1-64 bytes, not starting
  * with '-' nor with "sqlite_" (SQLite's own). Column names: any non-empty UTF-8 without control
- * characters, at most 256 bytes. */
+ * characters, at most TH_COLUMN_NAME_MAX bytes. */
+#define TH_COLUMN_NAME_MAX 256
 int th_table_name_valid(const char *name);
 int th_column_name_valid(const char *name);
 
