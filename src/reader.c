@@ -24,6 +24,7 @@
 	X("Psv", "psv", csv, .delim = '|')                                                         \
 	X("Tsv", "tsv", csv, .delim = '\t')                                                        \
 	X("Json", "json jsonl ndjson", jsonrows, .delim = 0)                                       \
+	X("Xlsx", "xlsx", xlsx, .delim = 0)                                                        \
 	/* (every line ends in a backslash, so a new format is one line above this comment) */
 
 #define DECLARE_READER(name, exts, reader, ...) extern const th_reader_type th_reader_##reader;

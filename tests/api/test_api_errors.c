@@ -212,8 +212,8 @@ static void test_upload_requests(void)
 	bad_params("{\"fileType\":\"Csv\",\"importOp\":\"Create\"}", 400,
 	           "'tableName' is required");
 	bad_params("{\"tableName\":\"a b\",\"importOp\":\"Create\"}", 400, "'tableName' must be");
-	bad_params("{\"tableName\":\"t\",\"fileType\":\"Xlsx\",\"importOp\":\"Create\"}", 400,
-	           "'fileType' must be Csv, Psv, Tsv or Json (got 'Xlsx')");
+	bad_params("{\"tableName\":\"t\",\"fileType\":\"Parquet\",\"importOp\":\"Create\"}", 400,
+	           "'fileType' must be Csv, Psv, Tsv, Json or Xlsx (got 'Parquet')");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":\"id\"}", 400,
 	           "'primaryKeys' must be an array");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":[1]}", 400,
