@@ -475,6 +475,7 @@ int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name
 /* pulls.c and its siblings: api/pulls_api.h */
 int api_query_read(th_req *req, th_error *err); /* query.c */
 int api_csv_export(th_req *req, th_error *err); /* csv_export.c */
+int api_csv_zip(th_req *req, th_error *err);    /* csv_export.c */
 /* The :ref capture joined with :ref2 and :ref3 by '/' (query.c), from the pool; NULL if none. */
 const char *api_query_ref(th_req *req);
 

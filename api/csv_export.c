@@ -1,5 +1,7 @@
 /* csv_export.c: GET /csv/{owner}/{db}/{ref}/{table}, a table as CSV (DoltHub's path, outside
- * /api/v1alpha1), written by the CSV exporter (src/export_csv.c).
+ * /api/v1alpha1), written by the CSV exporter (src/export_csv.c); and GET /csv/{owner}/{db}/{ref},
+ * every table at the ref as a zip archive of such CSV files, as DoltHub has it (the archive is
+ * written as it streams: th_query_archive_new).
  *
  * Everything that can fail with a proper status (database, ref, table) is checked before the
  * reply starts (th_query_export); then the rows stream from git through the exporter and MHD's
@@ -21,7 +23,8 @@
 
 /* Owned by MHD's response from the start of the stream; freed by csv_free. */
 typedef struct csv_stream {
-	th_table_export *x;
+	th_table_export *x;    /* a table, or */
+	th_query_archive *zip; /* every table as a zip archive */
 	th_buf buf;
 	size_t off;
 	int end;
@@ -41,7 +44,9 @@ static ssize_t csv_read(void *cls, uint64_t pos, char *out, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		th_buf_clear(&s->buf);
 		s->off = 0;
-		if ((rc = th_table_export_read(s->x, &s->buf, CSV_BLOCK, &err)) < 0) {
+		rc = s->zip ? th_query_archive_read(s->zip, &s->buf, CSV_BLOCK, &err)
+		            : th_table_export_read(s->x, &s->buf, CSV_BLOCK, &err);
+		if (rc < 0) {
 			TH_LOG(TH_LOG_ERROR, "req=%llu csv export failed: %s",
 			       (unsigned long long)s->req_id, err.msg);
 			return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -63,31 +68,18 @@ static void csv_free(void *cls)
 	csv_stream *s = cls;
 
 	th_table_export_free(s->x);
+	th_query_archive_free(s->zip);
 	th_buf_dispose(&s->buf);
 	free(s);
 }
 
-int api_csv_export(th_req *req, th_error *err)
+/* Reply with the stream `s` (taken, even on failure) as an attachment named `file`. */
+static int reply_stream(th_req *req, csv_stream *s, const char *media_type, const char *file,
+                        th_error *err)
 {
-	const th_exporter *fmt = &th_exporter_csv;
-	const char *table = api_cap(req, "table");
-	th_query_target t;
-	csv_stream *s;
 	struct MHD_Response *r;
 	char *disposition;
-	int error;
 
-	t.datadir = req->srv->cfg.data_dir;
-	t.owner = req->db.owner;
-	t.db = req->db.name;
-	t.ref = api_query_ref(req);
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	s->req_id = req->id;
-	if ((error = th_query_export(&s->x, fmt, &t, table, err)) < 0) {
-		free(s);
-		return error;
-	}
 	/* From here MHD owns `s`: csv_free runs when the response is destroyed, or right away when
 	 * it cannot be created. */
 	if ((r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, CSV_BLOCK, csv_read, s,
@@ -95,10 +87,9 @@ int api_csv_export(th_req *req, th_error *err)
 		csv_free(s);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	disposition = api_pool_printf(&req->pool, "attachment; filename=\"%s.%s\"", table,
-	                              fmt->extension);
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, fmt->media_type) != MHD_YES ||
-	    disposition == NULL ||
+	disposition = api_pool_printf(&req->pool, "attachment; filename=\"%s\"", file);
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, media_type) != MHD_YES ||
+	    file == NULL || disposition == NULL ||
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition) !=
 	            MHD_YES) {
 		MHD_destroy_response(r);
@@ -110,4 +101,50 @@ int api_csv_export(th_req *req, th_error *err)
 	req->status = MHD_HTTP_OK;
 	req->resp_len = 0; /* unknown: streamed */
 	return TH_OK;
+}
+
+static void target_of(th_query_target *t, th_req *req)
+{
+	t->datadir = req->srv->cfg.data_dir;
+	t->owner = req->db.owner;
+	t->db = req->db.name;
+	t->ref = api_query_ref(req);
+}
+
+int api_csv_export(th_req *req, th_error *err)
+{
+	const th_exporter *fmt = &th_exporter_csv;
+	const char *table = api_cap(req, "table");
+	th_query_target t;
+	csv_stream *s;
+	int error;
+
+	target_of(&t, req);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	s->req_id = req->id;
+	if ((error = th_query_export(&s->x, fmt, &t, table, err)) < 0) {
+		free(s);
+		return error;
+	}
+	return reply_stream(req, s, fmt->media_type,
+	                    api_pool_printf(&req->pool, "%s.%s", table, fmt->extension), err);
+}
+
+int api_csv_zip(th_req *req, th_error *err)
+{
+	th_query_target t;
+	csv_stream *s;
+	int error;
+
+	target_of(&t, req);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	s->req_id = req->id;
+	if ((error = th_query_archive_new(&s->zip, &th_exporter_csv, &t, err)) < 0) {
+		free(s);
+		return error;
+	}
+	return reply_stream(req, s, "application/zip",
+	                    api_pool_printf(&req->pool, "%s.zip", req->db.name), err);
 }

@@ -30,6 +30,7 @@ const api_route api_query_routes[] = {
 	{ "GET", API "/:owner/:db/:ref", api_query_read, R_READ },
 	{ "GET", API "/:owner/:db/:ref/:ref2", api_query_read, R_READ },
 	{ "GET", API "/:owner/:db/:ref/:ref2/:ref3", api_query_read, R_READ },
+	{ "GET", "/csv/:owner/:db/:ref", api_csv_zip, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref/:table", api_csv_export, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref/:ref2/:table", api_csv_export, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref/:ref2/:ref3/:table", api_csv_export, R_READ },

@@ -117,6 +117,11 @@ fail:
 	return error;
 }
 
+int th_query__resolve(th_query_resolved *r, const th_query_target *t, th_error *err)
+{
+	return target_resolve(r, t, err);
+}
+
 int th_query__snapshot_path(th_buf *out, const th_query_target *t, const th_oid *tables,
                             th_error *err)
 {

@@ -18,6 +18,10 @@ typedef struct th_query_resolved {
  * TH_ESTORE. */
 int th_query__tables_tree(th_oid *out, th_repo *repo, const th_oid *root, th_error *err);
 
+/* Resolve target t (its ref) into *r. Returns TH_OK, TH_ENOTFOUND, TH_EINVALID or TH_ESTORE;
+ * r->repo is the caller's. */
+int th_query__resolve(th_query_resolved *r, const th_query_target *t, th_error *err);
+
 /* Append the path of the snapshot of tables tree `tables` of t's database. TH_OK or TH_ENOMEM. */
 int th_query__snapshot_path(th_buf *out, const th_query_target *t, const th_oid *tables,
                             th_error *err);

@@ -97,4 +97,21 @@ int th_query_tables(th_query_info *info, const th_query_target *t, const th_sql_
 int th_query_export(th_table_export **out, const th_exporter *fmt, const th_query_target *t,
                     const char *table, th_error *err);
 
+/* Every table at a ref as one zip archive (src/query_archive.c): an entry "<table>.<ext>" per
+ * table in name order, each written by exporter `fmt` straight from git, deflated as it streams,
+ * so the archive is made in constant memory as it is read. */
+typedef struct th_query_archive th_query_archive;
+
+/* Resolve t->ref (copied, as the other target strings) and start the archive of its tables.
+ * Returns TH_OK, TH_ENOTFOUND (database or ref), TH_EINVALID (a malformed name or ref), TH_ENOMEM
+ * or TH_ESTORE. Free *out with th_query_archive_free. */
+int th_query_archive_new(th_query_archive **out, const th_exporter *fmt, const th_query_target *t,
+                         th_error *err);
+/* Append archive bytes to `out` until it holds at least `want` bytes or the archive ends.
+ * Returns 1 (there may be more), 0 (the end) or a negative code (TH_ESTORE, TH_EINVALID for a
+ * row that does not decode, TH_ENOMEM). */
+int th_query_archive_read(th_query_archive *a, th_buf *out, size_t want, th_error *err);
+/* Accepts NULL. */
+void th_query_archive_free(th_query_archive *a);
+
 #endif
