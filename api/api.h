@@ -255,6 +255,12 @@ extern const api_route api_teams_routes[];
 /* bitio.c: bit.io's raw-body upload, the import from a URL, SQL over POST. */
 extern const api_route api_bitio_routes[];
 extern const api_route api_forks_routes[]; /* forks.c */
+/* openapi.c: GET /api/openapi.json, the document embedded from api/openapi.json (its bytes,
+ * NUL-terminated, and their number). */
+extern const api_route api_openapi_routes[];
+extern const unsigned char api_openapi_json[];
+extern const size_t api_openapi_json_len;
+int api_openapi_get(th_req *req, th_error *err);
 /* Every route table, ending with NULL (for tests that walk all routes). */
 extern const api_route *const api_route_tables[];
 
