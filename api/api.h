@@ -245,6 +245,11 @@ typedef struct api_route {
 extern const api_route api_pulls_routes[];
 extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloads */
 
+/* sqlwrite.c: SQL writes and their poll. */
+extern const api_route api_sqlwrite_routes[];
+int api_sqlwrite_create(th_req *req, th_error *err);
+int api_sqlwrite_poll(th_req *req, th_error *err);
+
 /* web.c: the web pages and their files; catalog.c, commits.c: the databases, tables and commit
  * log the pages browse. */
 extern const api_route api_web_routes[];

@@ -22,6 +22,8 @@ const char cli_usage[] =
         "  log       [--data DIR] OWNER/DB [REF]       show the history of a branch or commit\n"
         "  diff      [--data DIR] OWNER/DB FROM TO     rows and cells changed between two refs\n"
         "  query     [--data DIR] OWNER/DB REF SQL     run a read-only SQL query at a ref\n"
+        "  sql       [--data DIR] OWNER/DB [--branch B] [--from F] [--message M] SQL|--file F\n"
+        "            run SQL writes on branch B (default main; made from F when missing)\n"
         "\n"
         "  serve     [--data DIR] [--listen 127.0.0.1:8080] [--workers N] [--max-upload-mb 100]\n"
         "  user add  [--data DIR] NAME               create a user; prints its first API token\n"

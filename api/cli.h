@@ -65,6 +65,9 @@ void cli_diff_visitor(th_diff_visitor *v, cli_diff_printer *p, int stat);
 /* Write what p holds to stdout. Returns 0 or TH_ESTORE. */
 int cli_diff_flush(cli_diff_printer *p);
 
+/* api/cli_sql.c: SQL writes, locally. */
+int cli_sql(int argc, char **argv); /* sql [--data DIR] OWNER/DB [--branch B] [--from F] SQL */
+
 /* --- api/cli.c: shared by the subcommands ------------------------------------------------- */
 
 /* The usage text of `tablehub --help`. */

@@ -30,6 +30,7 @@ static const struct command {
 	{ "branch", NULL, cli_branch },
 	{ "pr", NULL, cli_pr },
 	{ "jobs", NULL, cli_jobs },
+	{ "sql", cli_sql, NULL },
 };
 
 int main(int argc, char **argv)

@@ -36,6 +36,7 @@
 #include "tablehub/meta_limits.h"
 #include "tablehub/jobs.h"
 #include "tablehub/repo.h"
+#include "tablehub/sqlwrite.h"
 #include "tablehub/table.h"
 
 enum { PART_NONE, PART_FILE, PART_PARAMS, PART_OTHER };
@@ -120,7 +121,7 @@ static int validate_params(api_upload *u, th_error *err)
 	    (error = api_json_get_str(&u->file_name, u->pjson, "fileName", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&u->branch, u->pjson, "branchName", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&type, u->pjson, "fileType", 0, P, err)) < 0 ||
-	    (error = api_json_get_str(&op, u->pjson, "importOp", 1, P, err)) < 0 ||
+	    (error = api_json_get_str(&op, u->pjson, "importOp", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&u->sheet, u->pjson, "sheetName", 0, P, err)) < 0 ||
 	    (error = take_nulls(u, err)) < 0)
 		return error;
@@ -138,14 +139,19 @@ static int validate_params(api_upload *u, th_error *err)
 		return th_error_set(err, TH_EINVALID, P "'fileType' must be %s (got '%.64s')",
 		                    names, type);
 	}
-	if ((u->op = th_import_op_parse(op)) == 0)
+	/* A file of SQL statements names its tables and operations itself. */
+	if (op == NULL && !th_format_is_sql(u->fmt))
+		return th_error_set(err, TH_EINVALID, P "'importOp' is required");
+	if ((u->op = th_import_op_parse(op ? op : "Create")) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    P "'importOp' must be Create, Overwrite, Update, Replace or "
 		                      "Append (got '%.64s')",
 		                    op);
+	if (u->table == NULL && th_format_is_sql(u->fmt))
+		u->table = "";
 	if (u->table == NULL)
 		return th_error_set(err, TH_EINVALID, P "'tableName' is required");
-	if (!th_table_name_valid(u->table))
+	if (!th_table_name_valid(u->table) && !th_format_is_sql(u->fmt))
 		return th_error_set(err, TH_EINVALID,
 		                    P "'tableName' must be 1-64 of [A-Za-z0-9_-] (got '%.64s')",
 		                    u->table);

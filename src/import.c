@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tablehub/sqlwrite.h"
 #include "import_impl.h"
 
 #define DEFAULT_BUDGET (64u << 20)
@@ -134,6 +135,13 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		th_buf_clear(o->report);
 		if ((error = th_buf_puts(o->report, "{\"rejected_rows\":[", err)) < 0)
 			goto cleanup;
+	}
+	if (th_format_is_sql(o->format)) {
+		error = th_error_set(
+		        err, TH_EINVALID,
+		        "a Sql file holds statements, not rows: run it with `tablehub sql "
+		        "OWNER/DB --file FILE`, or upload it");
+		goto cleanup;
 	}
 	if (!th_table_name_valid(o->table)) {
 		error = th_error_set(err, TH_EINVALID,

@@ -32,6 +32,7 @@
 #include "tablehub/ids.h"
 #include "tablehub/jobs.h"
 #include "tablehub/meta_limits.h"
+#include "tablehub/sqlwrite.h"
 #include "tablehub/text.h"
 
 /* --- names of import ops (DoltHub's spelling; formats are named in reader.h's table) --------- */
@@ -64,7 +65,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	    !p->creator || !th_name_valid(p->creator))
 		return th_error_set(err, TH_EINVALID,
 		                    "an import needs a valid owner, db and creator");
-	if (p->table_name == NULL || p->table_name[0] == '\0')
+	if ((p->table_name == NULL || p->table_name[0] == '\0') && !th_format_is_sql(p->format))
 		return th_error_set(err, TH_EINVALID, "tableName is required");
 	if (p->url != NULL) {
 		if ((error = th_fetch_check_url(p->url, err)) < 0)
@@ -77,8 +78,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	if (p->format == NULL)
 		return th_error_set(err, TH_EINVALID, "invalid fileType");
 	if ((error = th_buf_puts(&params, "{\"tableName\":", err)) < 0 ||
-	    (error = th_buf_put_json_string(&params, p->table_name, strlen(p->table_name), err)) <
-	            0 ||
+	    (error = th_buf_put_json_cstr(&params, p->table_name ? p->table_name : "", err)) < 0 ||
 	    (error = th_buf_puts(&params, ",\"fileName\":", err)) < 0 ||
 	    (error = th_buf_put_json_string(&params, file, strlen(file), err)) < 0 ||
 	    (error = th_buf_puts(&params, ",\"branchName\":", err)) < 0 ||
@@ -123,7 +123,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	op.params = params.ptr;
 	op.upload_sha256 = p->url != NULL ? "" : p->upload_sha256;
 	op.file_name = file;
-	op.table_name = p->table_name;
+	op.table_name = p->table_name ? p->table_name : "";
 	op.branch_name = branch;
 	op.bytes_total = p->bytes_total;
 	error = th_meta_op_create(op_id_out, m, &op, err);
@@ -318,7 +318,12 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	if ((error = parse_extras(&opts, &nulls, params, err)) < 0)
 		goto cleanup;
 	memset(&res, 0, sizeof(res));
-	if ((error = th_import_fd(&res, repo, fd, &opts, err)) < 0) {
+	if (th_format_is_sql(fmt)) /* statements, run by the SQL write engine */
+		error = th_sqlwrite_import_fd(&res, repo, fd, &opts, th_job_data_dir(ctx),
+		                              job->owner, job->db, err);
+	else
+		error = th_import_fd(&res, repo, fd, &opts, err);
+	if (error < 0) {
 		/* The rejected rows go with the failure (th_jobs stores the result of a failed
 		 * job). */
 		if (report.size)
@@ -331,9 +336,10 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	 * call returns the Open pull of the branch pair or makes it. */
 	{
 		th_buf title = TH_BUF_INIT;
-		if ((error = th_buf_printf(&title, err, "Import %s into %s",
+		if ((error = th_buf_printf(&title, err, "Import %s%s%s",
 		                           job->file_name[0] ? job->file_name : "file",
-		                           job->table_name)) < 0 ||
+		                           job->table_name[0] ? " into " : "", job->table_name)) <
+		            0 ||
 		    (error = th_buf_printf(&text, err,
 		                           "Rows added: %" PRIu64 ", modified: %" PRIu64
 		                           ", removed: %" PRIu64,

@@ -12,7 +12,9 @@
 
 #define TH_JOB_KINDS(X)                                                                            \
 	X(import) /* import_job.c: an uploaded file -> an import branch and a pull request */      \
-	X(merge)  /* merge_job.c: a pull request merged into its target branch */
+	X(merge)  /* merge_job.c: a pull request merged into its target branch */                  \
+	/* sqlwrite_job.c: SQL statements committed on a branch, DoltHub's write */                \
+	X(sqlwrite)
 
 #define DECLARE(name) extern const th_job_kind th_job_kind_##name;
 TH_JOB_KINDS(DECLARE)

@@ -25,6 +25,7 @@
 	X("Tsv", "tsv", csv, .delim = '\t')                                                        \
 	X("Json", "json jsonl ndjson", jsonrows, .delim = 0)                                       \
 	X("Xlsx", "xlsx", xlsx, .delim = 0)                                                        \
+	X("Sql", "sql", sql, .delim = 0) /* sqlstmt.c: statements, run by src/sqlwrite.c */        \
 	/* (every line ends in a backslash, so a new format is one line above this comment) */
 
 #define DECLARE_READER(name, exts, reader, ...) extern const th_reader_type th_reader_##reader;

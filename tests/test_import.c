@@ -369,7 +369,7 @@ static void test_format_from_extension(void)
 	free(csvout);
 	CHECK(t_sh(&out, "%s import --data %s/d alice/db --table u --type parquet %s 2>&1", TH_BIN,
 	           dir, path) == 2);
-	CHECK_CONTAINS(out, "--type must be Csv, Psv, Tsv, Json or Xlsx");
+	CHECK_CONTAINS(out, "--type must be Csv, Psv, Tsv, Json, Xlsx or Sql");
 	free(out);
 	teardown();
 }

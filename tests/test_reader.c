@@ -70,12 +70,12 @@ static void test_names(void)
 	size_t i;
 
 	th_format_names(names, sizeof(names));
-	CHECK_STR(names, "Csv, Psv, Tsv, Json or Xlsx");
+	CHECK_STR(names, "Csv, Psv, Tsv, Json, Xlsx or Sql");
 	th_format_names(small, sizeof(small));
 	CHECK_STR(small, "Csv, Ps"); /* cut to size, still a string */
 	for (i = 0; th_format_at(i) != NULL; i++)
 		CHECK(strstr(names, th_format_at(i)->name) != NULL);
-	CHECK(i == 5);
+	CHECK(i == 6);
 	CHECK(th_format_at(0) == th_format_find("Csv"));
 }
 

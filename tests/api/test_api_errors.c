@@ -213,7 +213,7 @@ static void test_upload_requests(void)
 	           "'tableName' is required");
 	bad_params("{\"tableName\":\"a b\",\"importOp\":\"Create\"}", 400, "'tableName' must be");
 	bad_params("{\"tableName\":\"t\",\"fileType\":\"Parquet\",\"importOp\":\"Create\"}", 400,
-	           "'fileType' must be Csv, Psv, Tsv, Json or Xlsx (got 'Parquet')");
+	           "'fileType' must be Csv, Psv, Tsv, Json, Xlsx or Sql (got 'Parquet')");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":\"id\"}", 400,
 	           "'primaryKeys' must be an array");
 	bad_params("{\"tableName\":\"t\",\"importOp\":\"Create\",\"primaryKeys\":[1]}", 400,

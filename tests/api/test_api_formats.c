@@ -151,8 +151,8 @@ static void test_params_refused(void)
 	r = t_upload(&srv, alice, "alice/db", path,
 	             "{\"tableName\":\"p\",\"importOp\":\"Create\",\"fileType\":\"Parquet\"}");
 	CHECK(r.status == 400);
-	CHECK_STR(t_str(&r, "message"), "params: 'fileType' must be Csv, Psv, Tsv, Json or Xlsx "
-	                                "(got 'Parquet')");
+	CHECK_STR(t_str(&r, "message"), "params: 'fileType' must be Csv, Psv, Tsv, Json, Xlsx or "
+	                                "Sql (got 'Parquet')");
 	t_resp_free(&r);
 }
 
