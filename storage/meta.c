@@ -255,12 +255,20 @@ void th_op_list_dispose(th_op_list *l)
 	l->n = 0;
 }
 
+/* A kind's name as the queue's registry spells them: 1-15 of [a-z0-9_]. */
+static int kind_valid(const char *kind)
+{
+	size_t n = strspn(kind, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+	return n > 0 && n <= 15 && kind[n] == '\0';
+}
+
 int th_meta_op_create(char id_out[TH_UUID_SIZE], th_meta *m, const th_op_new *op, th_error *err)
 {
 	char id[TH_UUID_SIZE];
 	int error;
 
-	if (op->kind == NULL || (strcmp(op->kind, "import") != 0 && strcmp(op->kind, "merge") != 0))
+	if (op->kind == NULL || !kind_valid(op->kind))
 		return th_error_set(err, TH_EINVALID, "unknown operation kind '%s'", nz(op->kind));
 	if (op->owner == NULL || !op->owner[0] || op->db == NULL || !op->db[0] ||
 	    op->creator == NULL || !op->creator[0])

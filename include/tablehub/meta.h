@@ -130,7 +130,7 @@ th_op_state th_op_state_parse(const char *s);
 
 typedef struct th_op_info {
 	char id[TH_UUID_SIZE];
-	char kind[16]; /* "import" | "merge" */
+	char kind[16]; /* "import", "merge", "sqlwrite" (src/job_kinds.c) */
 	char owner[65];
 	char db[65];
 	char creator[65];
@@ -161,7 +161,7 @@ void th_op_info_dispose(th_op_info *op);
 
 /* What a new operation holds; NULL strings are stored as "". */
 typedef struct th_op_new {
-	const char *kind; /* "import" | "merge" */
+	const char *kind; /* a kind of src/job_kinds.c: 1-15 of [a-z0-9_] */
 	const char *owner;
 	const char *db;
 	const char *creator;
