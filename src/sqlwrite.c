@@ -197,7 +197,8 @@ static int finish(run *r, const char *sql, th_error *err)
 	if ((error = th_sqlwrite__tables(&root, &r->res, r->repo, &r->root, r->sess, r->tmpdir.ptr,
 	                                 err)) < 0)
 		goto cleanup;
-	qsort(r->res.tables, r->res.ntables, sizeof(*r->res.tables), table_cmp);
+	if (r->res.ntables > 1)
+		qsort(r->res.tables, r->res.ntables, sizeof(*r->res.tables), table_cmp);
 	r->res.from_commit = r->head;
 	r->res.to_commit = r->head;
 	r->res.branch_created = r->create;
