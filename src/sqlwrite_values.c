@@ -38,6 +38,10 @@ th_type th_sqlwrite__decl_type(const char *decl)
 	for (i = 0; decl[i] && i + 1 < sizeof(up); i++)
 		up[i] = (char)(decl[i] >= 'a' && decl[i] <= 'z' ? decl[i] - 32 : decl[i]);
 	up[i] = '\0';
+	/* CREATE TABLE ... AS SELECT declares "NUM" for every column of NUMERIC affinity: dates,
+	 * booleans and numbers alike. The values decide. */
+	if (strcmp(up, "NUM") == 0)
+		return 0;
 	if (has(up, "BOOL"))
 		return TH_TYPE_BOOLEAN;
 	if (has(up, "DATETIME") || has(up, "TIMESTAMP"))
@@ -49,7 +53,7 @@ th_type th_sqlwrite__decl_type(const char *decl)
 	if (has(up, "CHAR") || has(up, "CLOB") || has(up, "TEXT"))
 		return TH_TYPE_TEXT;
 	if (has(up, "REAL") || has(up, "FLOA") || has(up, "DOUB") || has(up, "DEC") ||
-	    has(up, "NUMERIC"))
+	    has(up, "NUM"))
 		return TH_TYPE_REAL;
 	return TH_TYPE_TEXT;
 }

@@ -326,6 +326,15 @@ static void test_ddl_schema_as_import(void)
 	t_sh(&out, "git -C '%s' diff --stat main~1 main", repo_path);
 	CHECK_CONTAINS(out, "tables/people/schema.json | 2 +-\n 1 file changed");
 	free(out);
+	/* CREATE TABLE ... AS SELECT declares "NUM" for dates: the values decide. */
+	CHECK_OK(write_sql(&res, "main", NULL,
+	                   "CREATE TABLE copy AS SELECT id, name, joined FROM people", &err),
+	         &err);
+	th_sqlwrite_result_dispose(&res);
+	a = show("main", "tables/copy/schema.json");
+	CHECK_CONTAINS(a, "{ \"name\": \"id\", \"type\": \"integer\", \"nullable\": true }");
+	CHECK_CONTAINS(a, "{ \"name\": \"joined\", \"type\": \"date\", \"nullable\": true }");
+	free(a);
 	CHECK_OK(write_sql(&res, "main", NULL, "DROP TABLE tags", &err), &err);
 	CHECK(res.ntables == 1 && res.tables[0].change == TH_SQLWRITE_DROPPED &&
 	      res.tables[0].rows_removed == 3);
@@ -505,6 +514,16 @@ static void test_sandbox(void)
 		CHECK_CONTAINS(err.msg, cases[i].msg);
 		th_sqlwrite_result_dispose(&res);
 	}
+	/* The memory limit: a sort that needs more than the write's heap. */
+	opts_init(&o, "main");
+	o.heap_bytes = 4 << 20;
+	memset(&res, 0, sizeof(res));
+	CHECK(th_sqlwrite_run(
+	              &res, repo,
+	              "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT "
+	              "300000) SELECT x FROM c ORDER BY random()",
+	              &o, &err) == TH_ELIMIT);
+	CHECK_STR(err.msg, "statement 1 (line 1, column 1): exceeded the memory limit of 4 MiB");
 	th_repo_free(repo);
 	head_of(after, "main");
 	CHECK_STR(after, before);

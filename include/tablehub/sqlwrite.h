@@ -15,7 +15,8 @@
  * declared type decides, by SQLite's own affinity rules refined: INTEGER, REAL, BOOLEAN, DATE,
  * DATETIME, TEXT as snapshots declare them; a type naming BOOL is boolean; DATETIME or TIMESTAMP
  * datetime; DATE date; one containing INT integer; CHAR, CLOB, TEXT text; REAL, FLOA, DOUB, DEC,
- * NUMERIC real; no type at all: inferred from the values, as an import infers; anything else text.
+ * NUM(ERIC) real; no type at all, or the "NUM" of CREATE TABLE ... AS SELECT: inferred from the
+ * values, as an import infers; anything else text.
  * A value that its column's type cannot hold (text in an integer column, 2.5 in a boolean one, a
  * blob that is not UTF-8 text) fails the write with the table, column and value. Primary-key
  * columns are NOT NULL; other NOT NULL constraints are kept. Defaults, CHECK and UNIQUE
