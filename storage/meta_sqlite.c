@@ -176,8 +176,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX databases_parent ON databases(parent_id);"
 	"CREATE INDEX databases_fork_op ON databases(fork_op) WHERE fork_op <> '';"
 	"ALTER TABLE pulls ADD COLUMN from_db_id INTEGER NOT NULL DEFAULT 0;",
-	/* 5: operation kinds are the queue's registry (src/job_kinds.c), not a list fixed here:
-	 * the operations table is rebuilt without CHECK (kind IN ('import', 'merge')). */
+	/* 5: the operations table is rebuilt without CHECK (kind IN ('import', 'merge')): the kinds
+	 * are src/job_kinds.c's (th_meta_op_create checks them), and a new one needs no migration.
+	 */
 	"CREATE TABLE operations_new("
 	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 15),"
