@@ -4,7 +4,8 @@
  * the operations table and in the API, its runner, whether it writes the database's repository
  * (the queue then holds the writer lock) and the hint for a job interrupted too often. Adding a
  * kind is that file (listed in src/CMakeLists.txt) plus one X(<name>) line below; th_jobs_create
- * registers every kind listed here.
+ * registers every kind listed here. (The metadata store, below this layer, keeps the names too:
+ * th_meta_op_create's list in storage/meta.c.)
  */
 #include <stddef.h>
 
