@@ -10,13 +10,15 @@
  * query_execution_status, query_execution_message, owner_name, repository_name, from_commit_id,
  * to_commit_id), with tablehub's additions: the operation's job_status, and in res_details the
  * rows added, modified and removed, in total and per table, and for a failure the statement's
- * line and column. Writing needs the right to change the database; polling, to see it.
+ * line and column. Writing needs the write role on the database, and is refused on a protected
+ * branch (those change through reviewed pull requests); polling needs the read role.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "api.h"
 #include "tablehub/jobs.h"
+#include "tablehub/meta_access.h"
 #include "tablehub/repo.h"
 #include "tablehub/sqlwrite.h"
 
@@ -39,6 +41,7 @@ int api_sqlwrite_create(th_req *req, th_error *err)
 	const char *from = api_cap(req, "from"), *to = api_cap(req, "to");
 	const char *query = api_arg(req, "q"), *body_query = NULL;
 	th_repo *repo = NULL;
+	th_protection prot;
 	char id[TH_UUID_SIZE];
 	th_oid head;
 	cJSON *body;
@@ -63,6 +66,18 @@ int api_sqlwrite_create(th_req *req, th_error *err)
 	if (!th_repo_branch_name_valid(from) || !th_repo_branch_name_valid(to))
 		return th_error_set(err, TH_EINVALID, "'%.200s' is not a valid branch name",
 		                    th_repo_branch_name_valid(from) ? to : from);
+	/* A protected branch changes through reviewed pull requests only: a write, or a merge by
+	 * an empty query, goes to another branch. */
+	error = th_meta_protection_get(&prot, req->srv->meta, req->db.id, to, err);
+	if (error == TH_OK)
+		return th_error_set(
+		        err, TH_EFORBIDDEN,
+		        "branch '%.200s' is protected: write to another branch and open a "
+		        "pull request",
+		        to);
+	if (error != TH_ENOTFOUND)
+		return error;
+	th_error_clear(err);
 	if ((error = api_repo_open(&repo, req, err)) < 0)
 		return error;
 	error = th_repo_branch_get(&head, repo, from, err);

@@ -226,17 +226,52 @@ static void test_failure(void)
 	free(before);
 }
 
-/* Writing needs the right to change the database; polling, to see it. Bad input is a 4xx. */
+/* Give `user` `role` on alice/shop. */
+static void set_role(const char *user, const char *role)
+{
+	t_resp r = t_http(&srv,
+	                  AUTH "-X PUT -H 'content-type: application/json' -d '{\"role\":\"%s\"}' "
+	                       "'%s/alice/shop/collaborators/%s'",
+	                  alice, role, srv.base, user);
+
+	CHECK(r.status == 200);
+	if (r.status != 200)
+		fprintf(stderr, "set role: %s\n", r.body);
+	t_resp_free(&r);
+}
+
+/* Writing needs the write role, and not on a protected branch; polling, the read role. Bad input
+ * is a 4xx. */
 static void test_refused(void)
 {
 	char *before = head("main"), *after;
 	t_resp r;
 
+	/* bob reads the public database but has no write role; then only read; then write. */
 	r = write_q(bob, "alice/shop/write/main/main", "DELETE FROM fruit");
 	CHECK(r.status == 403);
-	CHECK_CONTAINS(t_str(&r, "message"), "only the owner 'alice' can change");
+	CHECK_CONTAINS(t_str(&r, "message"), "this needs the write role on 'alice/shop'");
 	t_resp_free(&r);
+	set_role("bob", "read");
 	r = write_q(bob, "alice/shop/write/main/bobs", "DELETE FROM fruit");
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+	set_role("bob", "write");
+	r = write_q(bob, "alice/shop/write/main/bobs", "SELECT 1");
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	/* A protected branch changes through pull requests only, whoever writes. */
+	r = t_http(&srv,
+	           AUTH "-X PUT -H 'content-type: application/json' -d "
+	                "'{\"requiredApprovals\":1}' '%s/alice/shop/branches/guarded/protection'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = write_q(alice, "alice/shop/write/main/guarded", "DELETE FROM fruit");
+	CHECK(r.status == 403);
+	CHECK_CONTAINS(t_str(&r, "message"), "branch 'guarded' is protected");
+	t_resp_free(&r);
+	r = write_q(alice, "alice/shop/write/main/guarded", "");
 	CHECK(r.status == 403);
 	t_resp_free(&r);
 	r = write_q(NULL, "alice/shop/write/main/main", "DELETE FROM fruit");
