@@ -11,6 +11,9 @@
  *   whole from the session, sorted by key and walked beside its old rows: only rows that differ
  *   become edits, so unchanged chunks are kept as they were. When the columns changed so that old
  *   lines no longer decode (a column added, dropped or retyped), the table is written anew.
+ * - Tables left out. A table of the commit that its snapshot left out (sqlcache.h: SQLite cannot
+ *   hold it) was never seen by the statements and stays as it is; one they made under its name is
+ *   refused rather than put in its place.
  * - Same values, same text. A number the statements did not change keeps its old text: a REAL
  *   written "1.50" comes back from SQLite as 1.5 (th_sqlwrite__resolve), so rows are only written
  *   where values changed.
@@ -523,7 +526,8 @@ int th_sqlwrite__tables(th_oid *root_out, th_sqlwrite_result *res, th_repo *repo
 		goto cleanup;
 	for (i = 0; before[i] != NULL; i++) {
 		th_table old = TH_TABLE_INIT;
-		if (in_list(now, before[i]))
+		/* Still there, or never in the snapshot (left out: SQL could not touch it). */
+		if (in_list(now, before[i]) || !th_sqls_had_table(sess, before[i]))
 			continue;
 		if ((error = th_table_load(&old, repo, base_root, before[i], err)) == 0 &&
 		    (error = th_table_store(&root, repo, &root, before[i], NULL, NULL, 0, err)) ==
@@ -544,6 +548,14 @@ int th_sqlwrite__tables(th_oid *root_out, th_sqlwrite_result *res, th_repo *repo
 			error = th_error_set(err, TH_EINVALID,
 			                     "bad table name '%.64s': use 1-64 of [A-Za-z0-9_-]",
 			                     now[i]);
+			goto cleanup;
+		}
+		if (had && !th_sqls_had_table(sess, now[i])) {
+			error = th_error_set(
+			        err, TH_EINVALID,
+			        "table '%s' cannot be written with SQL: SQLite cannot hold it "
+			        "(too many columns, or column names that differ only in case)",
+			        now[i]);
 			goto cleanup;
 		}
 		if ((error = th_sqls_table_info(&info, sess, now[i], err)) < 0)

@@ -31,6 +31,16 @@ th_sqls__tab *th_sqls__tab_find(th_sqls *s, const char *name)
 	return NULL;
 }
 
+int th_sqls_had_table(const th_sqls *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->ntabs; i++)
+		if (strcmp(s->tabs[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void keyset_dispose(th_sqls__keyset *k)
 {
 	th_buf_dispose(&k->arena);

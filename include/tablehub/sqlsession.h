@@ -72,6 +72,10 @@ int th_sqls_exec(th_sqls *s, const char *text, size_t len, uint64_t line, uint32
 uint64_t th_sqls_statements(const th_sqls *s);
 uint64_t th_sqls_changes(const th_sqls *s);
 
+/* Did the snapshot hold table `name` (exactly so named) when the session opened? A table of the
+ * commit that it did not hold was left out of the snapshot (sqlcache.h): SQL never saw it. */
+int th_sqls_had_table(const th_sqls *s, const char *name);
+
 /* The user tables the session holds now (names not starting with "sqlite_"), sorted by name,
  * NULL-terminated (free with th_strv_free). Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int th_sqls_tables(char ***out, th_sqls *s, th_error *err);
