@@ -4,9 +4,13 @@
  *
  * Paging: rows are listed in (table, phase, key) order; a page token is the hex of the last row
  * listed (table name, NUL, phase byte, key bytes), and the next page lists the rows after it. The
- * summary counts need the whole diff anyway, and the diff costs what the change costs, so each page
- * walks it again rather than keeping state on the server. The page is handed out as values through
- * a visitor; the API turns them into JSON.
+ * summary (rows added, modified, removed and cells modified per table) needs the whole diff, so it
+ * is counted once per pair of trees compared, by a walk of the whole diff, and kept in a small
+ * in-memory LRU (COUNTS_CACHE_SIZE pairs; trees are content-addressed, so an entry never goes
+ * stale). With the counts known, a page walks only its own rows: it seeks to the token's position
+ * (chunks before it unread) and stops at the first row after the page, so a page costs what a page
+ * costs, not the whole change. The page is handed out as values through a visitor; the API turns
+ * them into JSON.
  *
  * The merge: the heads of both branches are merged over their merge base (src/merge.c), the result
  * is written as a commit with both heads as parents, and the target branch moves by compare-and-
@@ -14,6 +18,7 @@
  * whose commit is already on the target (an earlier attempt made it and died) is found, not made
  * twice.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +32,142 @@
 #define MERGE_MAX_ATTEMPTS 100
 #define RECOVER_LOG_LIMIT 1000 /* commits searched for a merge an earlier attempt made */
 #define DEFAULT_PAGE_SIZE 200
+#define COUNTS_CACHE_SIZE 64 /* diffs whose counts are kept */
+
+/* --- the counts of a diff, cached ---------------------------------------------------------------
+ */
+
+typedef struct table_counts {
+	char *name;
+	uint64_t added, modified, removed, cells;
+} table_counts;
+
+typedef struct diff_counts {
+	th_oid from, to; /* the two trees compared */
+	table_counts *t; /* the changed tables, in name order */
+	size_t n, cap;
+	uint64_t used; /* the cache's clock when last used; 0 = a free slot */
+} diff_counts;
+
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+static diff_counts counts_cache[COUNTS_CACHE_SIZE];
+static uint64_t counts_clock;
+
+static void counts_dispose(diff_counts *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		free(c->t[i].name);
+	free(c->t);
+	memset(c, 0, sizeof(*c));
+}
+
+static int counts_add(diff_counts *c, const th_table_diff *t, th_error *err)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? 2 * c->cap : 8;
+		table_counts *p = realloc(c->t, ncap * sizeof(*p));
+		if (p == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		c->t = p;
+		c->cap = ncap;
+	}
+	if ((c->t[c->n].name = strdup(t->name)) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	c->t[c->n].added = t->rows_added;
+	c->t[c->n].modified = t->rows_modified;
+	c->t[c->n].removed = t->rows_removed;
+	c->t[c->n].cells = t->cells_modified;
+	c->n++;
+	return TH_OK;
+}
+
+/* A copy of src into *dst (empty first); 0 when out of memory. */
+static int counts_copy(diff_counts *dst, const diff_counts *src)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->from = src->from;
+	dst->to = src->to;
+	if (src->n && (dst->t = calloc(src->n, sizeof(*dst->t))) == NULL)
+		return 0;
+	dst->cap = src->n;
+	for (i = 0; i < src->n; i++, dst->n++) {
+		dst->t[i] = src->t[i];
+		if ((dst->t[i].name = strdup(src->t[i].name)) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* The cached counts of the diff of trees (from, to) into *out (the caller disposes of it): 1 when
+ * found, 0 when not (or out of memory: then it is recomputed). */
+static int counts_get(diff_counts *out, const th_oid *from, const th_oid *to)
+{
+	int found = 0;
+	size_t i;
+
+	pthread_mutex_lock(&counts_lock);
+	for (i = 0; i < COUNTS_CACHE_SIZE && !found; i++) {
+		diff_counts *c = &counts_cache[i];
+		if (c->used == 0 || !th_oid_equal(&c->from, from) || !th_oid_equal(&c->to, to))
+			continue;
+		c->used = ++counts_clock;
+		found = counts_copy(out, c);
+		if (!found)
+			counts_dispose(out);
+	}
+	pthread_mutex_unlock(&counts_lock);
+	return found;
+}
+
+/* Keep a copy of `c` in the cache, in the slot least recently used. Out of memory keeps none. */
+static void counts_put(const diff_counts *c)
+{
+	diff_counts *slot = &counts_cache[0];
+	size_t i;
+
+	pthread_mutex_lock(&counts_lock);
+	for (i = 0; i < COUNTS_CACHE_SIZE; i++) {
+		diff_counts *e = &counts_cache[i];
+		if (e->used && th_oid_equal(&e->from, &c->from) && th_oid_equal(&e->to, &c->to))
+			goto done; /* another request computed it meanwhile */
+		if (e->used < slot->used)
+			slot = e;
+	}
+	counts_dispose(slot);
+	if (counts_copy(slot, c))
+		slot->used = ++counts_clock;
+	else
+		counts_dispose(slot);
+done:
+	pthread_mutex_unlock(&counts_lock);
+}
+
+static const table_counts *counts_find(const diff_counts *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->t[i].name, name) == 0)
+			return &c->t[i];
+	return NULL;
+}
 
 /* --- a page of a diff ------------------------------------------------------------------------- */
 
 typedef struct page_walk {
 	const th_diff_visitor *v; /* the caller's */
+	th_diff_visitor *walk;    /* ours, handed to th_tree_diff */
 	size_t nrows, page_size;
 	unsigned kinds;
+	const char *only; /* only this table's rows and summary (NULL: all) */
+	/* The counts of every changed table: known (from the cache) or being counted by a walk of
+	 * the whole diff. */
+	diff_counts counts;
+	int counting;
 	/* The position after which rows are listed (from the page token). */
 	int have_pos;
 	th_buf pos_table, pos_key;
@@ -58,18 +192,65 @@ static int after_pos(const page_walk *j, const char *table, int phase, const uns
 	return th_key_cmp(key, keylen, (const unsigned char *)j->pos_key.ptr, j->pos_key.size) > 0;
 }
 
+/* Does table `t` (known counts) hold rows of the kinds listed? */
+static int has_rows(const page_walk *p, const table_counts *t)
+{
+	unsigned k = p->kinds ? p->kinds : ~0u;
+
+	return ((k & (1u << TH_CHANGE_ADDED)) && t->added) ||
+	       ((k & (1u << TH_CHANGE_MODIFIED)) && t->modified) ||
+	       ((k & (1u << TH_CHANGE_REMOVED)) && t->removed);
+}
+
 static int page_table_begin(void *payload, const th_table_diff *t, th_error *err)
 {
 	page_walk *p = payload;
+	const table_counts *known = p->counting ? NULL : counts_find(&p->counts, t->name);
+	int error;
 
-	return p->v->table_begin ? p->v->table_begin(p->v->payload, t, err) : 0;
+	if (p->counting) {
+		/* Every table is walked for its counts; rows are decoded only while wanted. */
+		int listed = p->only == NULL || strcmp(p->only, t->name) == 0;
+		p->walk->summary_only = p->more || !listed;
+		if (!listed || !p->v->table_begin)
+			return 0;
+		return p->v->table_begin(p->v->payload, t, err);
+	}
+	if (p->v->table_begin && (error = p->v->table_begin(p->v->payload, t, err)) != 0)
+		return error;
+	/* With the counts known, walk only the rows that can be on this page. */
+	if (known == NULL || !has_rows(p, known) ||
+	    (p->have_pos && strcmp(t->name, p->pos_table.ptr) < 0))
+		return TH_DIFF_NEXT_TABLE;
+	if (p->nrows >= p->page_size) {
+		p->more = 1; /* a row of this table follows the page */
+		return TH_DIFF_NEXT_TABLE;
+	}
+	return 0;
 }
 
 static int page_table_end(void *payload, const th_table_diff *t, th_error *err)
 {
 	page_walk *p = payload;
+	const table_counts *known;
+	th_table_diff whole;
+	int error;
 
-	return p->v->table_end ? p->v->table_end(p->v->payload, t, err) : 0;
+	if (p->counting) {
+		if ((error = counts_add(&p->counts, t, err)) < 0)
+			return error;
+		if (p->only && strcmp(p->only, t->name) != 0)
+			return 0;
+		return p->v->table_end ? p->v->table_end(p->v->payload, t, err) : 0;
+	}
+	if ((known = counts_find(&p->counts, t->name)) == NULL)
+		return 0; /* not a change under the counts' walk either (cannot happen) */
+	whole = *t;
+	whole.rows_added = known->added;
+	whole.rows_modified = known->modified;
+	whole.rows_removed = known->removed;
+	whole.cells_modified = known->cells;
+	return p->v->table_end ? p->v->table_end(p->v->payload, &whole, err) : 0;
 }
 
 static int page_row(void *payload, const th_table_diff *t, const th_diff_row *r, th_error *err)
@@ -79,11 +260,17 @@ static int page_row(void *payload, const th_table_diff *t, const th_diff_row *r,
 
 	if (p->kinds && !(p->kinds & (1u << r->kind)))
 		return 0;
+	if (p->only && strcmp(p->only, t->name) != 0)
+		return 0;
 	if (!after_pos(p, t->name, r->phase, r->rawkey, r->rawkeylen))
 		return 0;
 	if (p->nrows >= p->page_size) {
 		p->more = 1;
-		return 0;
+		if (p->counting) {
+			p->walk->summary_only = 1; /* only the counts are still wanted */
+			return 0;
+		}
+		return TH_DIFF_NEXT_TABLE;
 	}
 	p->nrows++;
 	if (p->v->row && (error = p->v->row(p->v->payload, t, r, err)) != 0)
@@ -178,25 +365,43 @@ int th_pull_diff_page(th_buf *next_token, th_repo *repo, const th_oid *from_comm
 	int error;
 
 	memset(&p, 0, sizeof(p));
+	memset(&walk, 0, sizeof(walk));
 	p.v = v;
+	p.walk = &walk;
 	p.page_size = opts && opts->page_size ? opts->page_size : DEFAULT_PAGE_SIZE;
 	p.kinds = opts ? opts->kinds : 0;
+	p.only = opts ? opts->table : NULL;
 	if (opts && opts->page_token && *opts->page_token &&
 	    (error = token_parse(&p, opts->page_token, err)) < 0)
 		goto cleanup;
 	if ((error = commit_tree(&ft, repo, from_commit, err)) < 0 ||
 	    (error = commit_tree(&tt, repo, to_commit, err)) < 0)
 		goto cleanup;
-	memset(&walk, 0, sizeof(walk));
 	walk.table_begin = page_table_begin;
 	walk.row = page_row;
 	walk.table_end = page_table_end;
 	walk.payload = &p;
-	if ((error = th_tree_diff(repo, &ft, &tt, opts ? opts->table : NULL, &walk, err)) != 0)
+	/* Counts known: walk only this page's rows, from the token's position on. Not known: walk
+	 * the whole diff of every table once (a page of one table still needs them all later). */
+	p.counting = !counts_get(&p.counts, &ft, &tt);
+	if (!p.counting && p.have_pos) {
+		walk.seek_table = p.pos_table.ptr;
+		walk.seek_phase = p.pos_phase;
+		walk.seek_key = (const unsigned char *)p.pos_key.ptr;
+		walk.seek_keylen = p.pos_key.size;
+	}
+	error = th_tree_diff(repo, &ft, &tt, p.counting ? NULL : p.only, &walk, err);
+	if (error != 0)
 		goto cleanup;
+	if (p.counting) {
+		p.counts.from = ft;
+		p.counts.to = tt;
+		counts_put(&p.counts);
+	}
 	if (p.more)
 		error = token_write(next_token, &p, err);
 cleanup:
+	counts_dispose(&p.counts);
 	th_buf_dispose(&p.pos_table);
 	th_buf_dispose(&p.pos_key);
 	th_buf_dispose(&p.last_table);

@@ -8,7 +8,9 @@
  * adding a column of NULLs modifies no row, and dropping a column that held a value modifies it.
  * When the key itself changed, rows cannot be matched, and the table is listed as all its old
  * rows removed, then all its new rows added (phase 1). The walk hands out values (th_table_diff,
- * th_diff_row); what to make of them (the API's JSON, the CLI's lines) is the caller's.
+ * th_diff_row); what to make of them (the API's JSON, the CLI's lines) is the caller's. A caller
+ * that wants one page can seek into a table (chunks before the position stay unread) and stop a
+ * table's rows early (TH_DIFF_NEXT_TABLE): the pull request diff (src/pulls.c) does both.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -156,11 +158,17 @@ static int walk_changes(table_walk *w, th_diff_iter *it, int phase, const th_sch
 static int walk_rows(table_walk *w, const th_schema *s1, const th_oid *r1, const th_schema *s2,
                      const th_oid *r2, int phase, th_error *err)
 {
+	const th_diff_visitor *v = w->v;
 	th_diff_iter *it = NULL;
 	int error;
 
+	if (v->seek_table && phase < v->seek_phase && strcmp(v->seek_table, w->td.name) == 0)
+		return TH_OK;
 	if ((error = th_diff_iter_new(&it, w->repo, s1, r1, s2, r2, err)) < 0)
 		return error;
+	if (v->seek_table && v->seek_key && phase == v->seek_phase &&
+	    strcmp(v->seek_table, w->td.name) == 0)
+		th_diff_iter_seek(it, v->seek_key, v->seek_keylen);
 	error = walk_changes(w, it, phase, r2 ? s2 : s1, err);
 	th_diff_iter_free(it);
 	return error;
@@ -223,9 +231,10 @@ static int diff_table(th_repo *repo, const th_oid *from_root, const th_oid *to_r
 				w.from_kept[w.to_from[i]] = 1;
 		}
 	}
-	if (v->table_begin && (error = v->table_begin(v->payload, &w.td, err)) != 0)
-		goto cleanup;
-	if (!hf)
+	if (v->table_begin && (error = v->table_begin(v->payload, &w.td, err)) != 0) {
+		if (error != TH_DIFF_NEXT_TABLE)
+			goto cleanup;
+	} else if (!hf)
 		error = walk_rows(&w, &tt.schema, NULL, &tt.schema, &tt.rows, 0, err);
 	else if (!ht)
 		error = walk_rows(&w, &tf.schema, &tf.rows, &tf.schema, NULL, 0, err);
@@ -233,8 +242,9 @@ static int diff_table(th_repo *repo, const th_oid *from_root, const th_oid *to_r
 		error = walk_rows(&w, &tf.schema, &tf.rows, &tt.schema, &tt.rows, 0, err);
 	else if ((error = walk_rows(&w, &tf.schema, &tf.rows, &tf.schema, NULL, 0, err)) == 0)
 		error = walk_rows(&w, &tt.schema, NULL, &tt.schema, &tt.rows, 1, err);
-	if (error != 0)
+	if (error != 0 && error != TH_DIFF_NEXT_TABLE)
 		goto cleanup;
+	error = TH_OK;
 	if (v->table_end)
 		error = v->table_end(v->payload, &w.td, err);
 

@@ -77,14 +77,28 @@ typedef struct th_diff_row {
 	int phase; /* 0, or 1 for the added rows of a table whose key changed */
 } th_diff_row;
 
+/* Returned by a visitor's table_begin or row: list no (more) rows of this table and go on with its
+ * table_end (whose counts are then those of the rows walked, not the table's) and the next table.
+ */
+#define TH_DIFF_NEXT_TABLE 1
+
 typedef struct th_diff_visitor {
-	/* Each may be NULL; a non-zero return stops the walk and is returned. */
+	/* Each may be NULL; TH_DIFF_NEXT_TABLE (see above) or another non-zero return stops the
+	 * walk and is returned. */
 	int (*table_begin)(void *payload, const th_table_diff *t, th_error *err);
 	int (*row)(void *payload, const th_table_diff *t, const th_diff_row *r, th_error *err);
 	int (*table_end)(void *payload, const th_table_diff *t, th_error *err);
 	void *payload;
-	/* Skip decoding rows (counts are still exact): for summaries. */
+	/* Skip decoding rows (counts are still exact): for summaries. Read at every row, so the
+	 * visitor's owner may set it during the walk once it wants no more rows. */
 	int summary_only;
+	/* Optional, for paging: in table `seek_table`, the rows of phases before `seek_phase`, and
+	 * in that phase the chunks that end before key `seek_key`, are not read. Some rows before
+	 * the position may still be handed to `row` (and counted): the caller skips them. */
+	const char *seek_table;
+	int seek_phase;
+	const unsigned char *seek_key;
+	size_t seek_keylen;
 } th_diff_visitor;
 
 /* Walk the differences between commit trees `from_root` and `to_root` (NULL or zero = empty),

@@ -43,6 +43,12 @@ typedef struct th_diff_iter th_diff_iter;
 int th_diff_iter_new(th_diff_iter **out, th_repo *repo, const th_schema *sa, const th_oid *a,
                      const th_schema *sb, const th_oid *b, th_error *err);
 
+/* Before the first th_diff_iter_next: skip, unread, the chunks of both sides that certainly end
+ * before `key` (raw key bytes). Changes before `key` may still be reported (their other side may
+ * have been skipped, so they may be wrong): the caller ignores them; from `key` on, all are
+ * right. */
+void th_diff_iter_seek(th_diff_iter *it, const unsigned char *key, size_t keylen);
+
 /* The next change in key order into *out (its pointers are borrowed until the next call). Returns
  * 1 (a change), 0 (no more) or TH_ENOMEM, TH_EINVALID (a malformed chunk), TH_ESTORE. */
 int th_diff_iter_next(th_diff_iter *it, th_diff_change *out, th_error *err);

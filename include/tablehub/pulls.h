@@ -29,8 +29,10 @@ typedef struct th_pull_diff_opts {
 
 /* One page of the diff between the commits `from_commit` and `to_commit` (zero from_commit = the
  * empty tree), as values for `v`: th_tree_diff's walk (v->summary_only is ignored), with
- * v->table_end called for every changed table (the summary is always whole, whatever the page) and
- * v->row for the rows of this page only: those of the kinds asked for, after the page token's
+ * v->table_end called for every changed table (the summary is always whole, whatever the page:
+ * counted by one walk of the whole diff the first time a pair of trees is asked for, then kept in
+ * memory) and v->row for the rows of this page only (only they are walked once the counts are
+ * known): those of the kinds asked for, after the page token's
  * position in (table, phase, key) order, at most page_size of them. The token of the next page is
  * appended to `next_token` (opaque hex; nothing when this page is the last). Returns TH_OK, what a
  * callback returned, TH_EINVALID ("invalid pageToken", or a malformed table), TH_ENOMEM or
