@@ -22,8 +22,8 @@ async function showWho() {
         type: 'button',
         class: 'link',
         text: 'Sign out',
-        onclick: () => {
-          signOut();
+        onclick: async () => {
+          await signOut();
           showWho();
           navigate(links.home());
         },

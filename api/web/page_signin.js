@@ -1,6 +1,6 @@
-// page_signin.js: /signin. Paste an API token once; it is checked against the server and kept in
-// this browser (auth.js). Until accounts and sessions land, this is how a person signs in.
-import { signIn, currentUser, signOut } from './auth.js';
+// page_signin.js: /signin. A user name and password (a session: auth.js), or, as a second
+// option, an API token pasted once. Either is checked by the server before the page moves on.
+import { signIn, signInPassword, currentUser, signOut } from './auth.js';
 import { h, fill, errorBox } from './dom.js';
 import { navigate, links } from './router.js';
 
@@ -9,8 +9,45 @@ export default async function render({ main, query }) {
   const next = query.get('next');
   const safeNext = next && next.startsWith('/') && !next.startsWith('//') ? next : links.home();
   const user = await currentUser();
-  const msg = h('div', { 'aria-live': 'polite' });
-  const input = h('input', {
+  const done = () => {
+    dispatchEvent(new Event('tablehub:signed-in'));
+    navigate(safeNext, { replace: true });
+  };
+
+  // A user name and password.
+  const pmsg = h('div', { 'aria-live': 'polite' });
+  const name = h('input', { id: 'username', name: 'username', autocomplete: 'username', spellcheck: 'false', required: true });
+  const pass = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const pform = h(
+    'form',
+    {
+      id: 'password-form',
+      class: 'card narrow',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        fill(pmsg);
+        try {
+          await signInPassword(name.value.trim(), pass.value);
+          done();
+        } catch (err) {
+          pass.value = '';
+          fill(pmsg, errorBox(err));
+          pass.focus();
+        }
+      },
+    },
+    h('label', { for: 'username' }, 'User name'),
+    name,
+    h('label', { for: 'password' }, 'Password'),
+    pass,
+    h('p', { class: 'help' }, 'You stay signed in in this browser for a while, until you sign out.'),
+    h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
+    pmsg,
+  );
+
+  // Or an API token.
+  const tmsg = h('div', { 'aria-live': 'polite' });
+  const token = h('input', {
     id: 'token',
     name: 'token',
     type: 'password',
@@ -19,37 +56,36 @@ export default async function render({ main, query }) {
     required: true,
     'aria-describedby': 'token-help',
   });
-  const form = h(
+  const tform = h(
     'form',
     {
-      class: 'card narrow',
+      id: 'token-form',
       onsubmit: async (e) => {
         e.preventDefault();
-        fill(msg);
+        fill(tmsg);
         try {
-          await signIn(input.value.trim());
-          dispatchEvent(new Event('tablehub:signed-in'));
-          navigate(safeNext, { replace: true });
+          await signIn(token.value.trim());
+          done();
         } catch (err) {
-          fill(msg, errorBox(err));
-          input.focus();
+          fill(tmsg, errorBox(err));
+          token.focus();
         }
       },
     },
     h('label', { for: 'token' }, 'API token'),
-    input,
+    token,
     h(
       'p',
       { id: 'token-help', class: 'help' },
-      'An administrator creates your user and its first token with ',
-      h('code', {}, 'tablehub user add NAME'),
-      ', and more tokens with ',
+      'Create one with ',
       h('code', {}, 'tablehub token create NAME'),
-      '. The token is kept in this browser until you sign out.',
+      ' or POST /api/v1alpha1/user/tokens. The token is kept in this browser until you sign out.',
     ),
-    h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
-    msg,
+    h('button', { type: 'submit' }, 'Sign in with the token'),
+    tmsg,
   );
+  const tokenBox = h('details', { class: 'card narrow create', id: 'token-option' }, h('summary', {}, 'Or paste an API token'), tform);
+
   fill(
     main,
     h('h1', { tabindex: '-1' }, 'Sign in'),
@@ -57,13 +93,13 @@ export default async function render({ main, query }) {
       ? h(
           'p',
           {},
-          `You are signed in as ${user}. Paste another token to switch users, or `,
+          `You are signed in as ${user}. Sign in again to switch users, or `,
           h('button', {
             type: 'button',
             class: 'link',
             text: 'sign out',
-            onclick: () => {
-              signOut();
+            onclick: async () => {
+              await signOut();
               dispatchEvent(new Event('tablehub:signed-in'));
               navigate(links.signin(next));
             },
@@ -71,7 +107,8 @@ export default async function render({ main, query }) {
           '.',
         )
       : null,
-    form,
+    pform,
+    tokenBox,
   );
-  input.focus();
+  name.focus();
 }

@@ -73,6 +73,10 @@ export async function startServer(bin, { workers } = {}) {
     user(name) {
       return execFileSync(bin, ['user', 'add', '--data', dir, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     },
+    // Give user `name` a password (tablehub user passwd reads it from stdin).
+    password(name, pw) {
+      execFileSync(bin, ['user', 'passwd', '--data', dir, name], { input: pw + '\n', stdio: ['pipe', 'ignore', 'ignore'] });
+    },
     async stop({ keep = false } = {}) {
       if (exited === null) {
         const done = new Promise((r) => child.once('exit', r));
@@ -125,10 +129,20 @@ export async function apiMerge(srv, token, owner, db, id) {
   throw new Error('the merge did not finish');
 }
 
-// Sign `page` in with `token` through the sign-in page.
+// Sign `page` in with `token` through the sign-in page (its second option: paste a token).
 export async function signIn(page, srv, token) {
   await page.goto(srv.url + '/signin');
+  await page.click('#token-option summary');
   await page.fill('#token', token);
-  await page.click('form button[type=submit]');
+  await page.click('#token-form button[type=submit]');
+  await page.waitForURL(srv.url + '/');
+}
+
+// Sign `page` in with a user name and password (a session cookie) through the sign-in page.
+export async function signInPassword(page, srv, name, password) {
+  await page.goto(srv.url + '/signin');
+  await page.fill('#username', name);
+  await page.fill('#password', password);
+  await page.click('#password-form button[type=submit]');
   await page.waitForURL(srv.url + '/');
 }

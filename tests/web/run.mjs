@@ -13,7 +13,7 @@
 // installs both.
 import test, { before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadPlaywright, startServer, CHROMIUM, CHROMIUM_ARGS, api, apiUpload, apiMerge, signIn } from './lib.mjs';
+import { loadPlaywright, startServer, CHROMIUM, CHROMIUM_ARGS, api, apiUpload, apiMerge, signIn, signInPassword } from './lib.mjs';
 
 const bin = process.argv[2] || process.env.TH_BIN;
 if (!bin) {
@@ -88,12 +88,13 @@ test('sign in with a pasted API token', async () => {
   await page.click('#who a:has-text("Sign in")');
   await page.waitForURL(/\/signin\?next=/);
   await settled();
+  await page.click('#token-option summary');
   await page.fill('#token', 'not-a-token');
-  await page.click('form button[type=submit]');
-  await page.locator('form .error').waitFor();
-  assert.notEqual((await text('form .error')).trim(), '');
+  await page.click('#token-form button[type=submit]');
+  await page.locator('#token-form .error').waitFor();
+  assert.notEqual((await text('#token-form .error')).trim(), '');
   await page.fill('#token', alice);
-  await page.click('form button[type=submit]');
+  await page.click('#token-form button[type=submit]');
   await page.waitForURL(srv.url + '/');
   await settled();
   assert.equal(await text('#who strong'), 'alice');
@@ -300,6 +301,38 @@ test('a conflicting pull lists its conflicts and the merge button says why it is
   assert.equal(await text('.pull-sub .badge'), 'Open');
 });
 
+test('a session: sign in with a password, comment, sign out', async () => {
+  srv.password('alice', 'correct horse battery');
+  const up = await apiUpload(srv, alice, 'alice', 'shop', 'orders', 'id,qty\n5,55\n', 'Update');
+  await page.evaluate(() => localStorage.clear());
+  await goto('/signin');
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'wrong password');
+  await page.click('#password-form button[type=submit]');
+  await page.locator('#password-form .error').waitFor();
+  assert.match(await text('#password-form .error'), /password/i);
+  await signInPassword(page, srv, 'alice', 'correct horse battery');
+  await settled();
+  assert.equal(await text('#who strong'), 'alice');
+  // The session is the HttpOnly cookie: no token is kept, no script sees the cookie.
+  assert.equal(await page.evaluate(() => localStorage.getItem('tablehub.token')), null);
+  assert.equal(await page.evaluate(() => document.cookie), '');
+  const cookie = (await ctx.cookies()).find((c) => c.name === 'th_session');
+  assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict');
+  // A write with the cookie carries the CSRF token.
+  await goto(`/repositories/alice/shop/pulls/${up.pull_id}`);
+  await page.fill('#comment', 'Signed in with a password.');
+  await page.click('button[data-focus=comment]');
+  await page.locator('#timeline >> text=Signed in with a password.').waitFor();
+  assert.match(await text('#timeline .note'), /alice commented/);
+  // Sign out ends the session on the server too.
+  await page.click('#who button:has-text("Sign out")');
+  await page.locator('#who a:has-text("Sign in")').waitFor();
+  const r = await fetch(srv.url + '/api/v1alpha1/user', { headers: { cookie: `th_session=${cookie.value}` } });
+  assert.equal(r.status, 401);
+  await signIn(page, srv, alice);
+});
+
 test('a bad file shows its rejected rows', async () => {
   await goto('/repositories/alice/shop/upload');
   await page.setInputFiles('#file', { name: 'orders.csv', mimeType: 'text/csv', buffer: Buffer.from('id,item,qty,note\n70,kiwi,1,x\n71,plum\n72,fig,2,y\n') });
@@ -343,7 +376,7 @@ test('operations: recent imports and merges with their states and links', async 
   await goto('/operations');
   await page.locator('#operations').waitFor();
   const rows = page.locator('#operations tbody tr');
-  assert.equal(await rows.count(), 8, (await rows.allInnerTexts()).join('\n'));
+  assert.equal(await rows.count(), 9, (await rows.allInnerTexts()).join('\n'));
   assert.match(await rows.first().innerText(), /Import orders\.csv into orders/);
   assert.match(await rows.first().innerText(), /Failed/);
   assert.ok(await page.locator('#operations a:has-text("Pull request #1")').count() >= 1);
