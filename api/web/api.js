@@ -1,6 +1,6 @@
 // api.js: calls to tablehub's JSON API. The pages call nothing else.
 //
-// get/post/patch resolve to the parsed JSON body and reject with an ApiError carrying the HTTP
+// get/post/patch/put/del resolve to the parsed JSON body and reject with an ApiError carrying the HTTP
 // status and the server's own message (which the pages show as it is). upload() uses
 // XMLHttpRequest because fetch cannot report the progress of a request body.
 import { authHeaders } from './auth.js';
@@ -50,6 +50,8 @@ async function call(method, path, { query, body, signal } = {}) {
 export const get = (path, query, opts) => call('GET', path, { ...opts, query });
 export const post = (path, body, opts) => call('POST', path, { ...opts, body });
 export const patch = (path, body, opts) => call('PATCH', path, { ...opts, body });
+export const put = (path, body, opts) => call('PUT', path, { ...opts, body });
+export const del = (path, opts) => call('DELETE', path, { ...opts });
 
 // The path of a database under BASE: /owner/db.
 export const db = (owner, name) => `/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`;

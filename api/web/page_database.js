@@ -1,9 +1,11 @@
 // page_database.js: /repositories/O/D[/data/REF]. A database at a ref: the ref picker, its
-// tables with row counts, the commit log (author, message, time, rows changed) and the branches.
+// tables with row counts, the commit log (author, message, time, rows changed), the branches with
+// their protection (editable by admins), and the collaborators (admins only; teams.js).
 import { get, post, db as dbPath } from './api.js';
 import { h, fill, errorBox, time, num, short, firstLine, scroller } from './dom.js';
 import { links, navigate } from './router.js';
 import { repoHeader, branches as listBranches, refPicker, dbInfo, csvLink } from './parts.js';
+import { loadCollaborators, collaboratorsSection, loadProtection, protectionText, protectionForm } from './teams.js';
 
 function tablesSection(o, d, ref, tables, isPrivate) {
   if (!tables.length) {
@@ -68,11 +70,14 @@ export default async function render({ main, params, signal, user }) {
   document.title = `${o}/${d}${ref !== 'main' ? ' @ ' + ref : ''} · tablehub`;
   const path = dbPath(o, d);
   fill(main, repoHeader(o, d, 'data', ref), h('p', { class: 'muted' }, 'Loading…'));
-  const [info, names, tables] = await Promise.all([
+  const [info, names, tables, collab] = await Promise.all([
     dbInfo(o, d, signal),
     listBranches(o, d, signal),
     get(path + '/tables', { ref }, { signal }).catch((e) => e),
+    user ? loadCollaborators(o, d, signal) : null,
   ]);
+  const isAdmin = !!collab; // only an admin may list the collaborators
+  const protection = await loadProtection(o, d, names, signal);
   const logList = h('ol', { class: 'log' });
   const more = h('div');
   const logSection = h('section', { 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Commit log'), logList, more);
@@ -93,7 +98,7 @@ export default async function render({ main, params, signal, user }) {
     }
   }
 
-  const isOwner = user && user === o;
+  const canBranch = isAdmin || (user && user === o);
   const newBranch = h('input', { id: 'new-branch', required: true, autocomplete: 'off', spellcheck: 'false' });
   const branchMsg = h('div', { 'aria-live': 'polite' });
   const branchSection = h(
@@ -109,10 +114,14 @@ export default async function render({ main, params, signal, user }) {
           {},
           h('a', { href: links.db(o, d, b), 'aria-current': b === ref ? 'true' : false }, b),
           b === ref ? h('span', { class: 'muted' }, ' (shown)') : null,
+          protectionText(protection[b])
+            ? h('div', { class: 'protection small', 'data-branch': b }, h('span', { class: 'badge' }, 'Protected'), ' ', protectionText(protection[b]))
+            : null,
         ),
       ),
     ),
-    isOwner
+    isAdmin && names.includes(ref) ? protectionForm(o, d, ref, protection[ref], () => navigate(location.pathname + location.search, { replace: true })) : null,
+    canBranch
       ? h(
           'form',
           {
@@ -156,7 +165,7 @@ export default async function render({ main, params, signal, user }) {
         h('section', { 'aria-labelledby': 'h-tables' }, h('h2', { id: 'h-tables' }, 'Tables'), tables instanceof Error ? errorBox(tables) : tablesSection(o, d, ref, tables.tables, info && info.visibility === 'private')),
         logSection,
       ),
-      h('div', { class: 'col-side' }, branchSection),
+      h('div', { class: 'col-side' }, branchSection, isAdmin ? collaboratorsSection(o, d, collab, signal) : null),
     ),
   );
   if (!(tables instanceof Error)) await loadLog('');

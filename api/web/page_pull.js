@@ -122,8 +122,8 @@ export default async function render({ main, params, query, signal, user, ready 
   fill(main, repoHeader(o, d, 'pulls', undefined, false), h('p', { class: 'muted' }, 'Loading…'));
   // The diff's first page and its summary come in one request when no table is named (the rows
   // then start with the first changed table); with a table named, the summary of every table and
-  // that table's page are asked for at once. Each diff request costs the server a walk over the
-  // whole change, so the page never makes one more than it needs.
+  // that table's page are asked for at once (the server counts a diff once and then walks only the
+  // rows of the page asked for).
   const wantTable = query.get('table') || '';
   const kind = KINDS.some(([k]) => k === query.get('type')) ? query.get('type') || '' : '';
   const page = query.get('page') || '';
@@ -207,7 +207,9 @@ export default async function render({ main, params, query, signal, user, ready 
     }
     if (!open) blockers.push(`This pull request is ${p.state}.`);
     else if (!user) blockers.push('Sign in to merge.');
-    else if (!isOwner) blockers.push(`Only the owner ${o} can merge into ${o}/${d}.`);
+    // The server's own answer under the branch's protection: the message it would refuse the
+    // merge with (409), naming the rule.
+    else if (p.mergeable === false && p.merge_blocked_by) blockers.push(h('span', { class: 'rule-block' }, p.merge_blocked_by.message, p.merge_blocked_by.rule ? [' ', h('code', { class: 'rule' }, p.merge_blocked_by.rule)] : null));
     if (conflicts && conflicts.conflicts_total > 0) {
       blockers.push(`${num(conflicts.conflicts_total)} conflicting change${conflicts.conflicts_total === 1 ? '' : 's'} with ${p.to_branch_name}: the same cells were changed differently on both sides (listed below). Update the data so they agree, then merge.`);
     }
@@ -244,8 +246,18 @@ export default async function render({ main, params, query, signal, user, ready 
       mergeBox,
       h('h2', { id: 'h-merge' }, p.state === 'Merged' ? 'Merged' : 'Merge'),
       p.state === 'Merged' ? h('p', {}, badge('Merged'), ' into ', h('strong', {}, p.to_branch_name), p.merge_commit ? [' as ', h('a', { href: links.db(o, d, p.merge_commit), class: 'mono' }, short(p.merge_commit))] : null, ' · ', time(p.updated_at)) : null,
-      h('p', { class: 'review-state' }, reviewState ? ['Reviews: ', badge(reviewState)] : h('span', { class: 'muted' }, 'No approving review yet. Approvals are advice: merging does not require one yet.')),
-      blockers.length ? h('ul', { id: 'merge-why', class: 'blockers' }, blockers.map((b) => h('li', {}, b))) : open ? h('p', { id: 'merge-why', class: 'ok' }, 'No conflicts: this pull request can be merged.') : null,
+      h('p', { class: 'review-state' }, reviewState ? ['Reviews: ', badge(reviewState)] : h('span', { class: 'muted' }, 'No review yet.')),
+      h(
+        'p',
+        { class: 'rules small', id: 'merge-rules' },
+        p.protected
+          ? [
+              h('span', { class: 'badge' }, 'Protected'),
+              ` ${p.to_branch_name} needs ${p.required_approvals} approving review${p.required_approvals === 1 ? '' : 's'} (this pull has ${p.approvals}); people with the ${p.merge_role} role merge into it.`,
+            ]
+          : h('span', { class: 'muted' }, `${p.to_branch_name} is not protected: approvals are advice, and anyone with the write role can merge.`),
+      ),
+      blockers.length ? h('ul', { id: 'merge-why', class: 'blockers' }, blockers.map((b) => h('li', {}, b))) : open ? h('p', { id: 'merge-why', class: 'ok' }, 'No conflicts, and the branch’s rules are met: this pull request can be merged.') : null,
       open ? h('div', { class: 'buttons' }, mergeBtn, closeBtn) : null,
       progress,
       conflicts && conflicts.conflicts_total > 0 ? conflictsTable(conflicts.conflicts, conflicts.conflicts_total) : null,

@@ -242,8 +242,54 @@ test('a table at a ref: typed columns, NULL apart from empty, pages by key, sort
   assert.equal(csv.trim().split('\n').length, 61);
 });
 
-test('review a change: the changed cell and its old value, comment, approve as bob, merge', async () => {
-  const up = await apiUpload(srv, alice, 'alice', 'shop', 'orders', 'id,qty\n1,99\n', 'Update');
+test('the database page: collaborators for admins, branch protection', async () => {
+  srv.user('carol');
+  await goto('/repositories/alice/shop');
+  await page.locator('#collaborators').waitFor();
+  const people = () => page.locator('#collaborators li').allInnerTexts();
+  assert.match((await people()).join('|'), /alice\s+owner \(admin\)/);
+  // Add bob (write) and carol (read), change carol's role, remove her.
+  await page.fill('#collab-name', 'bob');
+  await page.selectOption('#collab-role', 'write');
+  await page.click('#collab-add button[type=submit]');
+  await page.locator('#collaborators li[data-user=bob]').waitFor();
+  assert.equal(await page.inputValue('#role-bob'), 'write');
+  await page.fill('#collab-name', 'carol');
+  await page.selectOption('#collab-role', 'read');
+  await page.click('#collab-add button[type=submit]');
+  await page.locator('#collaborators li[data-user=carol]').waitFor();
+  assert.equal(await page.inputValue('#role-carol'), 'read');
+  await page.selectOption('#role-carol', 'admin');
+  await page.locator('#collaborators >> text=carol is now admin.').waitFor();
+  assert.equal((await api(srv, alice, 'GET', '/alice/shop/collaborators/carol')).role, 'admin');
+  await page.click('#collaborators li[data-user=carol] button:has-text("Remove")');
+  await page.locator('#collaborators >> text=carol was removed.').waitFor();
+  assert.equal(await page.locator('#collaborators li[data-user=carol]').count(), 0);
+  await page.fill('#collab-name', 'nobody-here');
+  await page.click('#collab-add button[type=submit]');
+  await page.locator('#collaborators .error').waitFor();
+  // Protect main: one approval, not the author's own.
+  assert.equal(await page.locator('.branches .protection').count(), 0);
+  await page.click('#protection-edit summary');
+  await page.fill('#prot-approvals', '1');
+  await page.click('#protection-edit button[type=submit]');
+  await page.locator('.branches .protection[data-branch=main]').waitFor();
+  assert.match(await text('.branches .protection[data-branch=main]'), /Protected 1 approval needed · not the author’s own · new commits dismiss approvals · merged by write/);
+  const rules = await api(srv, alice, 'GET', '/alice/shop/branches/main/protection');
+  assert.equal(rules.requiredApprovals, 1);
+  assert.equal(rules.allowSelfApproval, false);
+  // Bob (write, no admin) sees the protection but neither the collaborators nor the form.
+  await signIn(page, srv, bob);
+  await goto('/repositories/alice/shop');
+  await page.locator('.branches .protection[data-branch=main]').waitFor();
+  assert.equal(await page.locator('#collaborators').count(), 0);
+  assert.equal(await page.locator('#protection-edit').count(), 0);
+  await signIn(page, srv, alice);
+});
+
+test('review a change: the changed cell and its old value, comment, alice approves bob\'s pull, merge', async () => {
+  // Bob (write) proposes a change to alice's protected main.
+  const up = await apiUpload(srv, bob, 'alice', 'shop', 'orders', 'id,qty\n1,99\n', 'Update');
   assert.equal(up.pull_id, '2');
   await goto('/repositories/alice/shop/pulls/2');
   await page.locator('#diff-rows').waitFor();
@@ -262,23 +308,30 @@ test('review a change: the changed cell and its old value, comment, approve as b
   await page.click('button[data-focus=comment]');
   await page.locator('#timeline >> text=The new quantity is right.').waitFor();
   assert.match(await text('#timeline .note'), /alice commented/);
-  // Bob, given the write role that reviewing needs, approves; the page says alice merges.
-  await api(srv, alice, 'PUT', '/alice/shop/collaborators/bob', { role: 'write' });
+  // Not mergeable under main's rules: the page says which rule, as the server would.
+  await page.locator('#merge-why').waitFor();
+  assert.match(await text('#merge-why'), /branch 'main' is protected: it needs 1 approving review .*; it has 0/);
+  assert.match(await text('#merge-why .rule'), /requiredApprovals/);
+  assert.match(await text('#merge-rules'), /main needs 1 approving review \(this pull has 0\)/);
+  assert.ok(await page.locator('#merge').isDisabled());
+  // Bob cannot approve his own pull.
   await signIn(page, srv, bob);
   await goto('/repositories/alice/shop/pulls/2');
-  await page.locator('#merge-why').waitFor();
-  assert.match(await text('#merge-why'), /Only the owner alice can merge/);
+  await page.click('button[data-focus=approve]');
+  await page.locator('.talk .error').waitFor();
+  assert.match(await text('.talk .error'), /allowSelfApproval|own/);
   assert.ok(await page.locator('#merge').isDisabled());
+  // Alice approves with the button; the rules are met and she merges.
+  await signIn(page, srv, alice);
+  await goto('/repositories/alice/shop/pulls/2');
   await page.fill('#comment', 'Looks right to me.');
   await page.click('button[data-focus=approve]');
   await page.locator('#timeline .note-review').waitFor();
-  assert.match(await text('#timeline .note-review'), /bob approved/);
+  assert.match(await text('#timeline .note-review'), /alice approved/);
   assert.match(await text('#timeline .note-review'), /Looks right to me\./);
-  // Alice merges.
-  await signIn(page, srv, alice);
-  await goto('/repositories/alice/shop/pulls/2');
   await page.locator('#merge-box .review-state .badge').waitFor();
   assert.equal(await text('#merge-box .review-state .badge'), 'Approved');
+  assert.match(await text('#merge-why'), /can be merged/);
   await page.click('#merge');
   await page.locator('.pull-sub .badge-merged').waitFor();
   assert.equal(await text('.pull-sub .badge'), 'Merged');
@@ -286,6 +339,13 @@ test('review a change: the changed cell and its old value, comment, approve as b
   await goto('/repositories/alice/shop/data/main/orders');
   await page.locator('#rows').waitFor();
   assert.equal(await page.locator('#rows tbody tr').first().locator('td').nth(2).innerText(), '99');
+  // Alice lifts the protection again on the database page.
+  await goto('/repositories/alice/shop');
+  await page.click('#protection-edit summary');
+  await page.click('#protection-edit button:has-text("Remove protection")');
+  await page.locator('.branches li:has-text("main")').waitFor();
+  await page.waitForFunction(() => !document.querySelector('.branches .protection'));
+  assert.equal((await api(srv, alice, 'GET', '/alice/shop/branches/main/protection')).protected, false);
 });
 
 test('a conflicting pull lists its conflicts and the merge button says why it is blocked', async () => {
@@ -376,7 +436,7 @@ test('operations: recent imports and merges with their states and links', async 
   await goto('/operations');
   await page.locator('#operations').waitFor();
   const rows = page.locator('#operations tbody tr');
-  assert.equal(await rows.count(), 9, (await rows.allInnerTexts()).join('\n'));
+  assert.equal(await rows.count(), 8, (await rows.allInnerTexts()).join('\n'));
   assert.match(await rows.first().innerText(), /Import orders\.csv into orders/);
   assert.match(await rows.first().innerText(), /Failed/);
   assert.ok(await page.locator('#operations a:has-text("Pull request #1")').count() >= 1);
