@@ -7,7 +7,7 @@
  * - pass 2 (import_edits.c) reads the spill file back, encodes each row's key and line for the
  *   now-known schema and sorts them with the external sorter (sorter.c), whose memory stays within
  *   the budget however large the file; the sorted stream is checked for duplicate keys and handed
- *   to th_table__apply_ex as edits.
+ *   to th_table__apply_ex as edits. Keys that already strictly increase skip the sorter.
  * This file runs the steps: the checks that need no input, the passes, then the chunks' pack,
  * the trees and the commit, and the branch moved by compare-and-swap. Only after every row was
  * accepted is anything written that a ref points to; a failure before that leaves the refs as they
@@ -60,6 +60,11 @@ static void state_dispose(th_import__state *m)
 	if (m->spill)
 		fclose(m->spill);
 	th_sorter_free(m->sort);
+	th_buf_dispose(&m->sdata);
+	free(m->scells);
+	free(m->sfcells);
+	free(m->soffs);
+	free(m->rbuf);
 	th_buf_dispose(&m->ekey);
 	th_buf_dispose(&m->eline);
 	th_buf_dispose(&m->fmt);
@@ -124,6 +129,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	const char *label = o->branch_label ? o->branch_label : o->branch;
 	th_import__state m;
 	size_t i;
+	long spill_size;
 	int error, use_base;
 
 	memset(&m, 0, sizeof(m));
@@ -224,6 +230,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 			m.schema.cols[i].type = th_type_pick(m.mask[i]);
 
 	/* Pass 2 and the write. */
+	spill_size = ftell(m.spill); /* before pass 2 reads it (a sorted file leaves it unread) */
 	if ((error = th_sorter_new(&m.sort, o->tmpdir,
 	                           o->mem_budget ? o->mem_budget : DEFAULT_BUDGET, err)) < 0 ||
 	    (error = th_import__sort(&m, err)) < 0)
@@ -236,7 +243,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 			goto cleanup;
 		m.old_have = error;
 	}
-	if (ftell(m.spill) > (long)PACK_THRESHOLD && (error = th_pack_new(&pack, repo, 1, err)) < 0)
+	if (spill_size > (long)PACK_THRESHOLD && (error = th_pack_new(&pack, repo, 1, err)) < 0)
 		goto cleanup;
 	error = th_table__apply_ex(
 	        &rows, &st, repo, &m.schema, use_base ? &m.old.rows : NULL, th_import__next_edit,

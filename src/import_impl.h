@@ -29,6 +29,14 @@ typedef struct th_import__state {
 	FILE *spill;    /* pass 1's good rows, varint-framed */
 	uint64_t bytes, rows_read, next_progress, duplicates;
 	th_sorter *sort;
+	/* pass 2's reading of the spill file; streamed: keys already increase, no sort */
+	th_buf sdata;
+	th_cell *scells, *sfcells;
+	size_t *soffs;
+	unsigned char *rbuf; /* read-ahead of the spill file */
+	size_t rpos, rlen;
+	int streamed;
+	uint64_t stream_left;
 	/* edit stream state */
 	th_buf ekey, eline, fmt;
 	uint64_t elineno;
@@ -47,7 +55,7 @@ typedef struct th_import__state {
 
 /* The spill file frames each row as varints (7 bits a byte, low first): the row's line number,
  * then per file column its length + 1 (0 for NULL) followed by its bytes. Pass 1 writes it, pass
- * 2 reads it back. Both return 0 or -1 (a write failed; the file ended). */
+ * 2 reads it back (import_edits.c). Returns 0 or -1 (a write failed). */
 static inline int th_import__put_varint(FILE *f, uint64_t v)
 {
 	unsigned char b[10];
@@ -61,21 +69,6 @@ static inline int th_import__put_varint(FILE *f, uint64_t v)
 		n++;
 	} while (v);
 	return fwrite(b, 1, n, f) == n ? 0 : -1;
-}
-
-static inline int th_import__get_varint(FILE *f, uint64_t *out)
-{
-	uint64_t v = 0;
-	int shift = 0, c;
-
-	do {
-		if ((c = getc_unlocked(f)) == EOF || shift > 63)
-			return -1;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		shift += 7;
-	} while (c & 0x80);
-	*out = v;
-	return 0;
 }
 
 /* strcasecmp over ASCII letters only, as SQL (SQLite) compares names. */
@@ -107,8 +100,9 @@ int th_import__reject(th_import__state *m, uint64_t line, uint32_t column, const
 int th_import__rejected(th_import__state *m, th_error *err);
 
 /* Pass 2 (import_edits.c). Read the spill file back, encode each row's key and line for the
- * now-known schema, sort them and start reading them sorted. Returns TH_OK, TH_ENOMEM or
- * TH_ESTORE. */
+ * now-known schema, sort them and start reading them sorted; when the keys already strictly
+ * increase, only rewind the spill file (the edits are read from it, m->streamed). Returns TH_OK,
+ * TH_ENOMEM or TH_ESTORE. */
 int th_import__sort(th_import__state *m, th_error *err);
 
 /* The edit source for th_table__apply_ex (payload: the state): the sorted rows, duplicates of a
