@@ -243,7 +243,8 @@ typedef struct api_route {
 /* Route tables: one per resource file that wants to keep its own routes beside its handlers
  * (pulls.c), plus the main table in router.c. A table ends with a { NULL } entry. */
 extern const api_route api_pulls_routes[];
-extern const api_route api_query_routes[]; /* query.c: SQL reads and CSV downloads */
+extern const api_route api_query_routes[];  /* query.c: SQL reads and CSV downloads */
+extern const api_route api_export_routes[]; /* csv_export.c: a table in any export format */
 
 /* sqlwrite.c: SQL writes and their poll. */
 extern const api_route api_sqlwrite_routes[];

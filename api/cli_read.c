@@ -1,6 +1,6 @@
-/* cli_read.c: `tablehub export` (a table at a ref as CSV, through the CSV exporter that the HTTP
- * download shares) and `tablehub log` (the history of a ref), read straight from the repository:
- * no lock, so they run beside a server. */
+/* cli_read.c: `tablehub export` (a table at a ref as CSV, JSON, JSON lines or SQL, through the
+ * exporters that the HTTP download shares) and `tablehub log` (the history of a ref), read straight
+ * from the repository: no lock, so they run beside a server. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,28 +14,41 @@
 int cli_export(int argc, char **argv)
 {
 	const char *data = cli_take_data_dir(&argc, argv);
+	const th_exporter *fmt = &th_exporter_csv;
+	const char *format;
 	th_error err = { 0 };
 	th_repo *repo = NULL;
 	th_table t = TH_TABLE_INIT;
 	th_table_export *x = NULL;
+	int missing = 0;
 	th_commit_info ci;
 	th_buf out = TH_BUF_INIT;
 	th_oid commit;
 	int rc = 1, error;
 
 	memset(&ci, 0, sizeof(ci));
+	format = cli_take_opt(&argc, argv, "--format", &missing);
+	if (missing)
+		return cli_usage_error("--format needs a value: csv, json, jsonl or sql");
+	if (format != NULL && (fmt = th_exporter_find(format)) == NULL) {
+		fprintf(stderr,
+		        "tablehub export: unknown format '%s': use csv, json, jsonl or sql\n",
+		        format);
+		return 2;
+	}
 	if ((error = cli_reject_unknown(argc, argv)) != 0)
 		return error;
 	if (argc != 4)
-		return cli_usage_error("expected: export [--data DIR] OWNER/DB REF TABLE");
+		return cli_usage_error("expected: export [--data DIR] [--format "
+		                       "csv|json|jsonl|sql] OWNER/DB REF TABLE");
 	if (cli_repo_open(&repo, data, argv[1], 0, &err) < 0 ||
 	    th_repo_resolve(&commit, repo, argv[2], &err) < 0 ||
 	    th_repo_commit_read(&ci, repo, &commit, &err) < 0 ||
 	    th_table_load(&t, repo, &ci.tree, argv[3], &err) < 0)
 		goto cleanup;
-	error = th_table_export_new(&x, &th_exporter_csv, repo, &t, &err); /* takes repo, t */
+	error = th_table_export_new(&x, fmt, repo, &t, &err); /* takes repo, t */
 	repo = NULL;
-	if (error < 0)
+	if (error < 0 || th_table_export_set_name(x, argv[3], &err) < 0)
 		goto cleanup;
 	while ((error = th_table_export_read(x, &out, 1 << 20, &err)) >= 0) {
 		if (fwrite(out.ptr ? out.ptr : "", 1, out.size, stdout) != out.size)

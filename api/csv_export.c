@@ -1,7 +1,12 @@
-/* csv_export.c: GET /csv/{owner}/{db}/{ref}/{table}, a table as CSV (DoltHub's path, outside
- * /api/v1alpha1), written by the CSV exporter (src/export_csv.c); and GET /csv/{owner}/{db}/{ref},
- * every table at the ref as a zip archive of such CSV files, as DoltHub has it (the archive is
- * written as it streams: th_query_archive_new).
+/* csv_export.c: a table downloaded through an exporter (src/export*.c):
+ *
+ *   GET /csv/{owner}/{db}/{ref}/{table}                                  CSV (DoltHub's path)
+ *   GET /api/v1alpha1/{owner}/{db}/{ref}/tables/{table}/export?format=F  csv (the default), json,
+ *                                                                        jsonl or sql
+ *
+ * and GET /csv/{owner}/{db}/{ref}, every table at the ref as a zip archive of CSV files, as
+ * DoltHub has it (the archive is written as it streams: th_query_archive_new). Each names its file
+ * in Content-Disposition ("<table>.<extension>").
  *
  * Everything that can fail with a proper status (database, ref, table) is checked before the
  * reply starts (th_query_export); then the rows stream from git through the exporter and MHD's
@@ -10,6 +15,7 @@
  * trailing newline). The stream is the exporter's: another format is another exporter handed to
  * the same code (its media type and file extension come with it).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,9 +117,21 @@ static void target_of(th_query_target *t, th_req *req)
 	t->ref = api_query_ref(req);
 }
 
-int api_csv_export(th_req *req, th_error *err)
+#define API "/api/v1alpha1"
+
+static int api_export(th_req *req, th_error *err);
+
+/* With refs of one, two or three segments, as the query routes (query.c). */
+const api_route api_export_routes[] = {
+	{ "GET", API "/:owner/:db/:ref/tables/:table/export", api_export, R_READ },
+	{ "GET", API "/:owner/:db/:ref/:ref2/tables/:table/export", api_export, R_READ },
+	{ "GET", API "/:owner/:db/:ref/:ref2/:ref3/tables/:table/export", api_export, R_READ },
+	{ NULL, NULL, NULL, 0 }
+};
+
+/* Stream `table` at the route's ref through `fmt`: the reply is left in req->resp. */
+static int export_stream(th_req *req, const th_exporter *fmt, th_error *err)
 {
-	const th_exporter *fmt = &th_exporter_csv;
 	const char *table = api_cap(req, "table");
 	th_query_target t;
 	csv_stream *s;
@@ -129,6 +147,27 @@ int api_csv_export(th_req *req, th_error *err)
 	}
 	return reply_stream(req, s, fmt->media_type,
 	                    api_pool_printf(&req->pool, "%s.%s", table, fmt->extension), err);
+}
+
+int api_csv_export(th_req *req, th_error *err)
+{
+	return export_stream(req, &th_exporter_csv, err);
+}
+
+static int api_export(th_req *req, th_error *err)
+{
+	const char *name = api_arg(req, "format");
+	const th_exporter *fmt = th_exporter_find(name && name[0] ? name : "csv");
+
+	if (fmt == NULL) {
+		char names[128] = "";
+		for (size_t i = 0; th_exporters[i] != NULL; i++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+			         i ? ", " : "", th_exporters[i]->name);
+		return th_error_set(err, TH_EINVALID, "'format' must be one of %s (got '%.64s')",
+		                    names, name);
+	}
+	return export_stream(req, fmt, err);
 }
 
 int api_csv_zip(th_req *req, th_error *err)

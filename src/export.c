@@ -13,8 +13,7 @@
 #include "tablehub/export.h"
 
 const th_exporter *const th_exporters[] = {
-	&th_exporter_csv,
-	NULL,
+	&th_exporter_csv, &th_exporter_json, &th_exporter_jsonl, &th_exporter_sql, NULL,
 };
 
 const th_exporter *th_exporter_find(const char *name)
@@ -63,6 +62,11 @@ int th_export_end(th_export *x, th_buf *out, th_error *err)
 	return x->fmt->end ? x->fmt->end(x->state, out, err) : TH_OK;
 }
 
+int th_export_table(th_export *x, const char *name, size_t npk, const size_t *pk, th_error *err)
+{
+	return x->fmt->table ? x->fmt->table(x->state, name, npk, pk, err) : TH_OK;
+}
+
 void th_export_free(th_export *x)
 {
 	if (x == NULL)
@@ -81,6 +85,7 @@ struct th_table_export {
 	th_row_iter *it;
 	th_cells cells;
 	th_export *x;
+	char *name; /* for the exporter's table hook; NULL = "data" */
 	int begun;
 	int done;
 };
@@ -101,6 +106,8 @@ static int begin_table(th_table_export *t, th_buf *out, th_error *err)
 		names[i] = s->cols[i].name;
 		types[i] = th_type_name(s->cols[i].type);
 	}
+	if ((error = th_export_table(t->x, t->name ? t->name : "data", s->npk, s->pk, err)) < 0)
+		goto cleanup;
 	error = th_export_begin(t->x, out, s->ncols, names, types, err);
 cleanup:
 	free(names);
@@ -130,6 +137,17 @@ int th_table_export_new(th_table_export **out, const th_exporter *fmt, th_repo *
 		return error;
 	}
 	*out = t;
+	return TH_OK;
+}
+
+int th_table_export_set_name(th_table_export *t, const char *name, th_error *err)
+{
+	char *copy = strdup(name);
+
+	if (copy == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	free(t->name);
+	t->name = copy;
 	return TH_OK;
 }
 
@@ -168,5 +186,6 @@ void th_table_export_free(th_table_export *t)
 	th_cells_dispose(&t->cells);
 	th_table_dispose(&t->table);
 	th_repo_free(t->repo);
+	free(t->name);
 	free(t);
 }

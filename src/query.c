@@ -360,6 +360,7 @@ int th_query_export(th_table_export **out, const th_exporter *fmt, const th_quer
                     const char *table, th_error *err)
 {
 	th_table tab = TH_TABLE_INIT;
+	th_table_export *x = NULL;
 	th_query_resolved r;
 	int error;
 
@@ -375,5 +376,13 @@ int th_query_export(th_table_export **out, const th_exporter *fmt, const th_quer
 		th_repo_free(r.repo);
 		return error;
 	}
-	return th_table_export_new(out, fmt, r.repo, &tab, err);
+	if ((error = th_table_export_new(&x, fmt, r.repo, &tab, err)) < 0)
+		return error;
+	/* The name is the exporter's (SQL's CREATE TABLE). */
+	if ((error = th_table_export_set_name(x, table, err)) < 0) {
+		th_table_export_free(x);
+		return error;
+	}
+	*out = x;
+	return TH_OK;
 }

@@ -8,9 +8,10 @@
  * state, never the rows. The exporters are listed in th_exporters[] by the name the API and the
  * command line know them by.
  *
- * Adding a format (JSON, JSON lines, SQL, Xlsx ...) is one file that defines a `th_exporter` plus
- * its line in th_exporters[] (src/export.c) and its declaration below; nothing that exports needs
- * to change.
+ * Adding a format (Xlsx ...) is one file that defines a `th_exporter` plus its line in
+ * th_exporters[] (src/export.c) and its declaration below; nothing that exports needs to change.
+ * A format that needs the table's name and primary key (SQL's CREATE TABLE) has a `table` hook,
+ * which a table export calls before begin; a query result has neither and skips it.
  */
 #ifndef TABLEHUB_EXPORT_H
 #define TABLEHUB_EXPORT_H
@@ -36,10 +37,21 @@ typedef struct th_exporter {
 	int (*end)(void *state, th_buf *out, th_error *err);
 	/* Release what the state holds (may be NULL: nothing). */
 	void (*dispose)(void *state);
+	/* Before begin, when the rows are a table's (may be NULL: not needed): its name and its
+	 * primary key, npk indices into the columns in key order (0: keyless); borrowed for the
+	 * call. */
+	int (*table)(void *state, const char *name, size_t npk, const size_t *pk, th_error *err);
 } th_exporter;
 
 /* The formats (src/export_*.c). */
 extern const th_exporter th_exporter_csv; /* RFC 4180, header line first, NULL as an empty field */
+/* export_json.c: an array of objects, one per row ("json"), or one object a line ("jsonl"); cells
+ * typed by their column: numbers and booleans bare, everything else a string, NULL as null. */
+extern const th_exporter th_exporter_json;
+extern const th_exporter th_exporter_jsonl;
+/* export_sql.c: a SQLite script: CREATE TABLE with the columns' types and the primary key, then
+ * the rows in INSERT statements of up to 500 rows, in one transaction. */
+extern const th_exporter th_exporter_sql;
 
 /* Every exporter, NULL-terminated, in the order they are offered. */
 extern const th_exporter *const th_exporters[];
@@ -61,6 +73,8 @@ int th_export_begin(th_export *x, th_buf *out, size_t n, const char *const *name
                     const char *const *types, th_error *err);
 int th_export_row(th_export *x, th_buf *out, const th_cell *cells, size_t n, th_error *err);
 int th_export_end(th_export *x, th_buf *out, th_error *err);
+/* The exporter's table hook, when it has one (TH_OK otherwise); call before th_export_begin. */
+int th_export_table(th_export *x, const char *name, size_t npk, const size_t *pk, th_error *err);
 /* Accepts NULL. */
 void th_export_free(th_export *x);
 
@@ -73,6 +87,10 @@ typedef struct th_table_export th_table_export;
  * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int th_table_export_new(th_table_export **out, const th_exporter *fmt, th_repo *repo,
                         th_table *table, th_error *err);
+
+/* Name the table (copied) for the exporter's table hook; before the first read. Without a name
+ * the hook gets "data". Returns TH_OK or TH_ENOMEM. */
+int th_table_export_set_name(th_table_export *x, const char *name, th_error *err);
 
 /* Append whole rows to `out` until it holds at least `want` bytes or the table ends (the first
  * call begins with the exporter's begin, the last ends with its end). Returns 1 (there may be
