@@ -435,20 +435,32 @@ int api_mp_feed(api_mp *mp, const char *data, size_t len, th_error *err);
 /* The body ended: TH_OK when the closing boundary was seen, TH_EINVALID otherwise. */
 int api_mp_finish(api_mp *mp, th_error *err);
 
+/* --- base64 (base64.c) ---------------------------------------------------------------------- */
+
+/* Decode len bytes of base64 (standard alphabet, '=' padding optional) into out (size bytes).
+ * Returns the number of bytes written, or -1 for input that is not base64 or does not fit. */
+long api_base64_decode(unsigned char *out, size_t size, const char *in, size_t len);
+
 /* --- authorization (auth.c) ------------------------------------------------------------------ */
 
 /* The token in an authorization header value: "token T", "Bearer T" (any case) or a bare "T",
  * surrounding white space ignored. Returns a pointer into `value` and its length in *len, or NULL
  * when the value holds no token. */
 const char *api_token_from_header(const char *value, size_t *len);
+/* The token of an HTTP basic authorization value, "Basic base64(T:)" (the token as the user name,
+ * the password empty), copied into out (size bytes, NUL-terminated). Returns 1 with the token, 0
+ * when the value is not basic auth at all, -1 when it is but malformed or with a password. */
+int api_token_from_basic(char *out, size_t size, const char *value);
 /* Resolve req's credential to req->user, scope, token_id (and, for a session cookie, by_cookie and
- * csrf): the authorization header's API token, else the session cookie. Returns TH_OK (req->user
- * "" when there is neither, or the cookie's session is not live), TH_EAUTH (a header whose token
- * is unknown, revoked or expired) or TH_ESTORE. */
+ * csrf): the authorization header's API token (token, Bearer, bare, or basic auth with the token
+ * as the user name), else the X-Api-Key header's, else the session cookie. Returns TH_OK
+ * (req->user "" when there is none, or the cookie's session is not live), TH_EAUTH (a header
+ * whose token is unknown, revoked or expired) or TH_ESTORE. */
 int api_auth(th_req *req, th_error *err);
 /* The CSRF token of session secret `secret` (64 hex digits). */
 void api_csrf_of(char out[65], const char *secret);
-/* Does the request carry a credential (an authorization header or a session cookie)? */
+/* Does the request carry a credential (an authorization or X-Api-Key header, or a session
+ * cookie)? */
 int api_has_credential(const th_req *req);
 /* Check req against its route's flags (see R_READ): resolves req->db and req->role for routes
  * with :owner/:db. Returns TH_OK, TH_ENOTFOUND (no such database, or hidden), TH_EAUTH (401),

@@ -2,7 +2,10 @@
  *
  * Who: the authorization header carries an API token in one of the forms DoltHub's clients send:
  * "token T" (DoltHub's documented form), a bare "T" (its older examples) or "Bearer T" (its v2
- * API). Without one, a browser's session cookie (th_session, set by POST /login) is taken. Either
+ * API), or as Sqlify's clients send it: HTTP basic auth with the token as the user name and an
+ * empty password (`curl -u "$T:"`), or an X-Api-Key header alone. The same token gives the same
+ * user and scope in every form. Without one, a browser's session cookie (th_session, set by
+ * POST /login) is taken. Either
  * goes to the meta store, which keeps only hashes, compares them in constant time and refuses a
  * revoked or expired one at once: nothing here caches a credential, keeps it or logs it.
  *
@@ -66,6 +69,36 @@ const char *api_token_from_header(const char *value, size_t *len)
 	return p;
 }
 
+int api_token_from_basic(char *out, size_t size, const char *value)
+{
+	unsigned char raw[256];
+	const char *p = value, *end;
+	unsigned char *colon;
+	long n;
+
+	while (is_space(*p))
+		p++;
+	if (strncasecmp(p, "basic", 5) != 0 || !is_space(p[5]))
+		return 0;
+	p += 5;
+	while (is_space(*p))
+		p++;
+	end = p + strlen(p);
+	while (end > p && is_space(end[-1]))
+		end--;
+	n = api_base64_decode(raw, sizeof(raw) - 1, p, (size_t)(end - p));
+	/* "T:" exactly: a user name, the colon, no password (and no NUL inside). */
+	if (n < 2 || (colon = memchr(raw, ':', (size_t)n)) == NULL || colon != raw + n - 1 ||
+	    memchr(raw, '\0', (size_t)n) != NULL || (size_t)(n - 1) >= size) {
+		th_secure_zero(raw, sizeof(raw));
+		return -1;
+	}
+	memcpy(out, raw, (size_t)(n - 1));
+	out[n - 1] = '\0';
+	th_secure_zero(raw, sizeof(raw));
+	return 1;
+}
+
 /* The value of cookie `name` in a Cookie header ("a=1; th_session=ths_..."), copied into out
  * (size bytes); 0 when absent or too long. */
 static int cookie_value(char *out, size_t size, const char *header, const char *name)
@@ -101,6 +134,7 @@ int api_has_credential(const th_req *req)
 	const char *c = api_header(req, MHD_HTTP_HEADER_COOKIE);
 
 	return api_header(req, MHD_HTTP_HEADER_AUTHORIZATION) != NULL ||
+	       api_header(req, "X-Api-Key") != NULL ||
 	       (c != NULL && strstr(c, SESSION_COOKIE "=") != NULL);
 }
 
@@ -149,18 +183,26 @@ int api_auth(th_req *req, th_error *err)
 	char token[256];
 	th_token_info t;
 	size_t len = 0;
-	int error;
+	int error, basic = 0;
 
 	req->user[0] = req->token_key[0] = req->csrf[0] = '\0';
 	req->scope = TH_ROLE_READ; /* anonymous callers read what is public */
 	req->by_cookie = 0;
 	req->token_id = 0;
-	if (value == NULL)
+	if (value == NULL && (value = api_header(req, "X-Api-Key")) == NULL)
 		return auth_cookie(req, err);
-	if ((tok = api_token_from_header(value, &len)) == NULL || len >= sizeof(token))
-		return th_error_set(err, TH_EAUTH, "invalid authorization header");
-	memcpy(token, tok, len);
-	token[len] = '\0';
+	if ((basic = api_token_from_basic(token, sizeof(token), value)) < 0)
+		return th_error_set(err, TH_EAUTH,
+		                    "invalid basic authorization: send the token as the user name "
+		                    "and an empty password");
+	if (basic) {
+		len = strlen(token);
+	} else {
+		if ((tok = api_token_from_header(value, &len)) == NULL || len >= sizeof(token))
+			return th_error_set(err, TH_EAUTH, "invalid authorization header");
+		memcpy(token, tok, len);
+		token[len] = '\0';
+	}
 	/* Every request reads the store: a revoked or expired token fails at once, even when it
 	 * was revoked by another process (`tablehub token revoke`). */
 	if ((error = th_meta_token_auth(&t, req->srv->meta, token, TH_TOKEN_API, err)) == TH_OK) {
