@@ -19,6 +19,7 @@
 
 #include "tablehub/error.h"
 #include "tablehub/ids.h"
+#include "tablehub/import.h"
 #include "tablehub/meta_access.h"
 
 struct th_meta;
@@ -64,6 +65,10 @@ typedef struct api_config {
 	uint64_t url_max_bytes; /* the fetched file's cap */
 	unsigned url_timeout_s; /* the fetch's time cap */
 	int allow_private_urls; /* loopback, private and link-local addresses may be fetched */
+
+	/* Files (files.c) and resumable uploads (tus.c). */
+	uint64_t max_file;       /* bytes of a resumable upload (0 = no cap) */
+	int64_t keep_uploads_ms; /* files unused this long are removed (0 = kept for ever) */
 } api_config;
 
 typedef struct api_server {
@@ -175,6 +180,8 @@ typedef struct th_req {
 	int body_over;      /* R_JSON body past API_JSON_MAX: drained, then 413 */
 	cJSON *json;        /* R_JSON: the parsed body (deleted with the request) */
 	api_upload *upload; /* R_STREAM: upload state (api/upload.c) */
+	const struct api_body_hooks *body_hooks; /* the route's, from api_body_routes, or NULL */
+	void *body_state;                        /* the body hooks' own state */
 
 	/* A failure found while the body streams in: MHD 0.9.75 cannot answer before the body is
 	 * read, so the rest is drained and this error is the reply. */
@@ -240,11 +247,33 @@ typedef struct api_route {
 	unsigned flags; /* the preconditions dispatch() checks before fn runs */
 } api_route;
 
+/* A handler that takes its body as a stream of its own (tus.c's PATCH) lists its hooks in
+ * api_body_routes: begin runs on the first call after the route's preconditions (it may leave a
+ * reply in req->resp, or fail: the reply is its error), feed for each piece of body (a failure
+ * becomes the reply and the rest is drained), and release when the request ends, whether the
+ * handler ran or the connection was cut (`completed` is 1 only when the reply went out whole).
+ * req->body_state is theirs. */
+typedef struct api_body_hooks {
+	int (*begin)(th_req *req, th_error *err);
+	int (*feed)(th_req *req, const char *data, size_t len, th_error *err);
+	void (*release)(th_req *req, int completed);
+} api_body_hooks;
+
+typedef struct api_body_route {
+	api_handler fn;
+	const api_body_hooks *hooks;
+} api_body_route;
+
+/* tus.c; ends with { NULL, NULL }. */
+extern const api_body_route api_body_routes[];
+
 /* Route tables: one per resource file that wants to keep its own routes beside its handlers
  * (pulls.c), plus the main table in router.c. A table ends with a { NULL } entry. */
 extern const api_route api_pulls_routes[];
 extern const api_route api_query_routes[];  /* query.c: SQL reads and CSV downloads */
 extern const api_route api_export_routes[]; /* csv_export.c: a table in any export format */
+extern const api_route api_files_routes[];  /* files.c: uploaded files as resources */
+extern const api_route api_tus_routes[];    /* tus.c: resumable uploads */
 
 /* sqlwrite.c: SQL writes and their poll. */
 extern const api_route api_sqlwrite_routes[];
@@ -535,5 +564,44 @@ void api_upload_release(th_req *req);
 /* Remove the uploaded files that only failed operations name, looking at the operations that
  * failed since the last run (cls: the api_server). For the watchdog's periodic tick. */
 void api_upload_sweep(void *cls);
+
+/* --- starting an import from a stored file (files.c, upload.c) ----------------------------- */
+
+/* The validated params of an import; strings borrowed from pjson (or the pool). */
+typedef struct api_import_req {
+	const char *table, *file_name, *branch;
+	th_import_op op;
+	const th_format *fmt;
+	const char **pk;
+	size_t npk;
+	const char *sheet;  /* sheetName (Xlsx), or NULL */
+	const char **nulls; /* nullValues */
+	size_t nnulls;
+	cJSON *pjson; /* api_upload_params_parse's: the caller deletes it */
+} api_import_req;
+
+/* Validate import params (JSON text, DoltHub's upload params) as the multipart upload does, into
+ * *out (pjson the caller's to delete). Returns TH_OK, TH_EINVALID (the message names the key) or
+ * TH_ENOMEM. */
+int api_upload_params_parse(api_import_req *out, th_req *req, const char *json, size_t len,
+                            th_error *err);
+
+/* Queue the import `ir` of the stored upload `sha` (size bytes) into req->db by req->user: the
+ * file is recorded first (a new file resource, unless file_id names one already: then that is
+ * the file read), the operation queued and linked to it, and the workers woken. op_id gets the
+ * operation's id and file_id the file's. Returns TH_OK, TH_EINVALID or TH_ESTORE. */
+int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_req *req,
+                     const api_import_req *ir, const char *sha, uint64_t size, th_error *err);
+
+/* The stored file `file_id` of req->db: its sha-256, size and name (name_out: 256 bytes).
+ * Returns TH_OK, TH_ENOTFOUND ("file 'x' not found in 'o/d'"), TH_EINVALID (not a file id) or
+ * TH_ESTORE. */
+int api_files_lookup(char sha_out[65], uint64_t *size_out, char *name_out, th_req *req,
+                     const char *file_id, th_error *err);
+
+/* Remove the files unused for srv->cfg.keep_uploads_ms and the resumable uploads left that long
+ * (their records and the bytes nothing else names), and log what was removed and the disk the
+ * files use. For the serve loop, about once a minute; never on a request. */
+void api_files_sweep(api_server *srv);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -59,7 +60,37 @@ static const char serve_usage[] =
         "  --max-url-mb N              size cap of a fetched file (default: --max-upload-mb)\n"
         "  --url-timeout S             time cap of a fetch, in seconds (default 300)\n"
         "  --allow-private-urls        allow loopback, private and link-local addresses (cloud\n"
-        "                              metadata addresses stay refused)\n";
+        "                              metadata addresses stay refused)\n"
+        "files:\n"
+        "  --max-file-gb N     size of a resumable (tus) upload in GiB (default 10; 0 = none)\n"
+        "  --keep-uploads D    remove uploaded files unused for D (default 7d; 30s, 12h, 0 =\n"
+        "                      keep them)\n";
+
+/* A duration "N", "Ns", "Nm", "Nh" or "Nd" (seconds by default) in ms into *ms. Returns 0, or
+ * -1 for anything else. */
+static int parse_duration(int64_t *ms, const char *s)
+{
+	char *end;
+	long long n;
+	int64_t unit = 1000;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*s < '0' || *s > '9' || errno != 0 || n < 0 || n > 100LL * 365 * 86400)
+		return -1;
+	if (*end == 'm')
+		unit = 60000;
+	else if (*end == 'h')
+		unit = 3600000;
+	else if (*end == 'd')
+		unit = 86400000;
+	else if (*end != 's' && *end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	*ms = (int64_t)n * unit;
+	return 0;
+}
 
 /* Take a flag without a value out of argv; 1 when it was there. */
 static int take_flag(int *argc, char **argv, const char *name)
@@ -106,8 +137,12 @@ int cli_serve(int argc, char **argv)
 	const char *listen;
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
-	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free;
+	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free,
+	        max_file_gb;
 	long url_mb, url_s;
+	const char *keep;
+	int64_t keep_ms = 7 * 86400000LL, sweep_ms;
+	struct timespec sweep_every;
 	int no_signup, cookie_secure, private_urls;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
@@ -142,6 +177,14 @@ int cli_serve(int argc, char **argv)
 	url_mb = take_num(&argc, argv, "--max-url-mb", max_mb, 1, 1024 * 1024, &bad);
 	url_s = take_num(&argc, argv, "--url-timeout", 300, 1, 86400, &bad);
 	private_urls = take_flag(&argc, argv, "--allow-private-urls");
+	max_file_gb = take_num(&argc, argv, "--max-file-gb", 10, 0, 1024 * 1024, &bad);
+	keep = cli_take_opt(&argc, argv, "--keep-uploads", &missing);
+	if (missing || (keep != NULL && parse_duration(&keep_ms, keep) < 0)) {
+		fprintf(stderr,
+		        "tablehub serve: --keep-uploads wants a duration: 7d, 12h, 30m, 90s "
+		        "or 0 (keep files for ever)\n");
+		bad = 1;
+	}
 	if (bad)
 		return 2;
 	if (argc > 1) {
@@ -171,6 +214,8 @@ int cli_serve(int argc, char **argv)
 	cfg.url_max_bytes = (uint64_t)url_mb * 1048576u;
 	cfg.url_timeout_s = (unsigned)url_s;
 	cfg.allow_private_urls = private_urls;
+	cfg.max_file = (uint64_t)max_file_gb << 30;
+	cfg.keep_uploads_ms = keep_ms;
 	{
 		uint32_t a;
 		uint16_t p;
@@ -202,8 +247,19 @@ int cli_serve(int argc, char **argv)
 	       workers, max_mb);
 	TH_LOG(TH_LOG_INFO, "get a token with: tablehub user add --data %s NAME", dir);
 
-	while (sigwait(&sigs, &sig) == 0 && sig != SIGINT && sig != SIGTERM)
-		;
+	/* Between signals, files unused for --keep-uploads are removed: every minute, or every
+	 * half of a shorter period. */
+	sweep_ms =
+	        keep_ms > 0 && keep_ms < 120000 ? (keep_ms / 2 > 1000 ? keep_ms / 2 : 1000) : 60000;
+	sweep_every.tv_sec = (time_t)(sweep_ms / 1000);
+	sweep_every.tv_nsec = (long)(sweep_ms % 1000) * 1000000L;
+	for (;;) {
+		sig = sigtimedwait(&sigs, NULL, &sweep_every);
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		if (sig < 0 && errno == EAGAIN)
+			api_files_sweep(&srv);
+	}
 	TH_LOG(TH_LOG_INFO, "shutting down (%s): finishing requests and running jobs",
 	       sig == SIGINT ? "SIGINT" : "SIGTERM");
 	rc = 0;

@@ -40,19 +40,13 @@ static const api_route main_routes[] = {
 	{ NULL, NULL, NULL, 0 }
 };
 
-const api_route *const api_route_tables[] = { main_routes,
-	                                      api_pulls_routes,
-	                                      api_query_routes,
-	                                      api_catalog_routes,
-	                                      api_web_routes,
-	                                      api_accounts_routes,
-	                                      api_teams_routes,
-	                                      api_bitio_routes,
-	                                      api_forks_routes,
-	                                      api_openapi_routes,
-	                                      api_sqlwrite_routes,
-	                                      api_export_routes,
-	                                      NULL };
+const api_route *const api_route_tables[] = {
+	main_routes,        api_pulls_routes,    api_query_routes,
+	api_catalog_routes, api_web_routes,      api_accounts_routes,
+	api_teams_routes,   api_bitio_routes,    api_forks_routes,
+	api_openapi_routes, api_sqlwrite_routes, api_export_routes,
+	api_files_routes,   api_tus_routes,      NULL
+};
 
 #define NTABLES (sizeof(api_route_tables) / sizeof(api_route_tables[0]) - 1)
 #define MAX_SEGMENTS 16
@@ -326,6 +320,11 @@ static void first_call(th_req *req, const char *url, const char *method)
 		return;
 	if ((flags & R_STREAM) && (error = api_upload_begin(req, &err)) < 0)
 		goto fail;
+	for (const api_body_route *b = api_body_routes; b->fn != NULL; b++)
+		if (b->fn == req->route->fn)
+			req->body_hooks = b->hooks;
+	if (req->body_hooks != NULL && (error = req->body_hooks->begin(req, &err)) < 0)
+		goto fail;
 	return;
 
 fail:
@@ -344,7 +343,10 @@ static int body_call(th_req *req, const char *data, size_t len)
 		uint64_t bound = req->srv->cfg.max_upload + (uint64_t)64 * 1024 * 1024;
 		return req->body_seen > bound ? -1 : 0;
 	}
-	if (r->flags & R_STREAM) {
+	if (req->body_hooks != NULL) {
+		if (req->body_hooks->feed(req, data, len, &err) < 0)
+			set_early_error(req, &err);
+	} else if (r->flags & R_STREAM) {
 		if (api_upload_feed(req, data, len, &err) < 0)
 			set_early_error(req, &err);
 	} else if (r->flags & (R_JSON | R_FORM)) {
@@ -524,6 +526,9 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	       req->user[0] ? req->user : "-",
 	       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
 	api_upload_release(req);
+	if (req->body_hooks != NULL && req->body_hooks->release != NULL)
+		req->body_hooks->release(req,
+		                         req->queued && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	if (req->parked)
 		api_qpool_completed(req->srv->qpool);
 	if (req->resp != NULL)

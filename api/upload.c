@@ -1,5 +1,8 @@
 /* upload.c: POST /api/v1alpha1/{owner}/{db}/upload, DoltHub's file upload, and its body hooks.
  *
+ * The params may name a stored file (`fileId`, files.c) instead of sending a `file` part; every
+ * import of an upload starts through api_import_start, which records the file resource.
+ *
  * The body is multipart/form-data with a `file` part and a `params` part (JSON), in either order,
  * the params part with or without a Content-Type. It is parsed as it streams in (multipart.c):
  * the file goes straight to storage/files.c (a temp file, hashed as it is written, with the size
@@ -33,6 +36,7 @@
 #include "tablehub/files.h"
 #include "tablehub/import.h"
 #include "tablehub/log.h"
+#include "tablehub/meta_files.h"
 #include "tablehub/meta_limits.h"
 #include "tablehub/jobs.h"
 #include "tablehub/repo.h"
@@ -61,6 +65,7 @@ struct api_upload {
 	/* The validated params; strings borrowed from pjson. */
 	cJSON *pjson;
 	const char *table, *file_name, *branch;
+	const char *file_id; /* the stored file to import instead of a `file` part, or NULL */
 	th_import_op op;
 	const th_format *fmt;
 	const char **pk;
@@ -123,7 +128,8 @@ static int validate_params(api_upload *u, th_error *err)
 	    (error = api_json_get_str(&type, u->pjson, "fileType", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&op, u->pjson, "importOp", 0, P, err)) < 0 ||
 	    (error = api_json_get_str(&u->sheet, u->pjson, "sheetName", 0, P, err)) < 0 ||
-	    (error = take_nulls(u, err)) < 0)
+	    (error = take_nulls(u, err)) < 0 ||
+	    (error = api_json_get_str(&u->file_id, u->pjson, "fileId", 0, P, err)) < 0)
 		return error;
 	if (u->table)
 		api_echo(u->req, "table_name", u->table);
@@ -406,6 +412,9 @@ void api_upload_sweep(void *cls)
 		if (th_upload_remove_unused(&gone, srv->cfg.data_dir, shas[i], upload_in_use,
 		                            srv->meta, &err) < 0)
 			TH_LOG(TH_LOG_WARN, "upload clean-up: %s", err.msg);
+		/* Its file records go with the bytes (files.c). */
+		if (gone && th_meta_files_drop_sha(NULL, srv->meta, shas[i], &err) < 0)
+			TH_LOG(TH_LOG_WARN, "upload clean-up: %s", err.msg);
 		removed += (size_t)gone;
 	}
 	free(shas);
@@ -413,6 +422,35 @@ void api_upload_sweep(void *cls)
 	if (removed > 0)
 		TH_LOG(TH_LOG_INFO, "removed %zu upload(s) named only by failed operations",
 		       removed);
+}
+
+int api_upload_params_parse(api_import_req *out, th_req *req, const char *json, size_t len,
+                            th_error *err)
+{
+	api_upload *u = api_pool_alloc(&req->pool, sizeof(*u));
+	int error;
+
+	if (u == NULL || (u->params = api_pool_strndup(&req->pool, json, len)) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	u->req = req;
+	u->params_len = len;
+	if ((error = validate_params(u, err)) < 0) {
+		cJSON_Delete(u->pjson);
+		return error;
+	}
+	memset(out, 0, sizeof(*out));
+	out->table = u->table;
+	out->file_name = u->file_name;
+	out->branch = u->branch;
+	out->op = u->op;
+	out->fmt = u->fmt;
+	out->pk = u->pk;
+	out->npk = u->npk;
+	out->sheet = u->sheet;
+	out->nulls = u->nulls;
+	out->nnulls = u->nnulls;
+	out->pjson = u->pjson;
+	return TH_OK;
 }
 
 void api_upload_release(th_req *req)
@@ -442,9 +480,15 @@ static int multipart_done(th_req *req, api_upload *u, th_error *err)
 		               : 1;
 	if ((error = api_mp_finish(u->mp, err)) < 0)
 		return error;
-	if (u->file_parts == 0)
-		return th_error_set(err, TH_EINVALID,
-		                    "no 'file' part: send the file as multipart field 'file'");
+	if (u->file_parts == 0 && (u->params_parts == 0 || u->file_id == NULL))
+		return th_error_set(
+		        err, TH_EINVALID,
+		        "no 'file' part: send the file as multipart field 'file', or name "
+		        "a stored file as 'fileId' in the params");
+	if (u->file_parts > 0 && u->file_id != NULL)
+		return th_error_set(
+		        err, TH_EINVALID,
+		        "send either a 'file' part or a 'fileId' in the params, not both");
 	if (u->params_parts == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    "no 'params' part: send the import parameters as multipart "
@@ -484,16 +528,17 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 {
 	api_upload *u = req->upload;
 	th_import_params ip;
+	api_import_req ir;
 	th_repo *repo = NULL;
 	th_oid head;
-	char sha[65] = "", id[TH_UUID_SIZE];
+	char sha[65] = "", id[TH_UUID_SIZE], file_id[TH_UUID_SIZE] = "", name[256];
 	uint64_t size = 0;
 	cJSON *body;
 	int error;
 
 	if (!u->params_ok) /* validated at the end of the part; here for safety */
 		return th_error_set(err, TH_EINVALID, "params were not validated");
-	if (url == NULL && th_upload_size(u->file) == 0)
+	if (url == NULL && u->file_id == NULL && th_upload_size(u->file) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    u->raw ? "the request body (the file) is empty"
 		                           : "the 'file' part is empty");
@@ -508,15 +553,47 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 	if (error < 0)
 		return error;
 
-	/* The file is durable under its content's name before the operation that names it, and
-	 * pinned until that operation is recorded (the clean-up of unused uploads skips it). A URL
-	 * import's file is fetched by its job. */
+	/* Params sent before the file part could not know the part's file name: take it now. */
+	if (u->file_parts > 0 && u->part_filename[0] &&
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(u->pjson, "fileName")))
+		u->file_name = u->part_filename;
 	if (url == NULL) {
-		error = th_upload_finish_pinned(u->file, sha, &size, err);
-		u->file = NULL;
+		if (u->file_id != NULL) {
+			/* A stored file: its bytes, under its name unless the params give one. */
+			if ((error = api_files_lookup(sha, &size, name, req, u->file_id, err)) < 0)
+				return error;
+			snprintf(file_id, sizeof(file_id), "%s", u->file_id);
+			if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(u->pjson, "fileName")))
+				u->file_name = name;
+		} else {
+			/* The file is durable under its content's name before the operation that
+			 * names it, and pinned until that operation is recorded (the clean-up of
+			 * unused uploads skips it). */
+			error = th_upload_finish_pinned(u->file, sha, &size, err);
+			u->file = NULL;
+			if (error < 0)
+				return error;
+		}
+		/* Recorded as a file of the database, queued, linked (files.c). */
+		memset(&ir, 0, sizeof(ir));
+		ir.table = u->table;
+		ir.file_name = u->file_name;
+		ir.branch = u->branch;
+		ir.op = u->op;
+		ir.fmt = u->fmt;
+		ir.pk = u->pk;
+		ir.npk = u->npk;
+		ir.sheet = u->sheet;
+		ir.nulls = u->nulls;
+		ir.nnulls = u->nnulls;
+		error = api_import_start(id, file_id, req, &ir, sha, size, err);
+		if (u->file_id == NULL)
+			th_upload_unpin(sha);
 		if (error < 0)
 			return error;
+		goto reply;
 	}
+	/* A URL import's file is fetched by its job. */
 	memset(&ip, 0, sizeof(ip));
 	ip.owner = req->db.owner;
 	ip.db = req->db.name;
@@ -544,6 +621,7 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 		return error;
 	th_jobs_wake(req->srv->jobs);
 
+reply:
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
 	    !api_json_str(body, "database_name", req->db.name) ||
@@ -553,7 +631,8 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 	            body, "operation_name",
 	            api_op_job_name(&req->pool, req->db.owner, req->db.name, id)) ||
 	    !cJSON_AddStringToObject(body, "user_operation_name",
-	                             api_op_user_name(&req->pool, req->user, id))) {
+	                             api_op_user_name(&req->pool, req->user, id)) ||
+	    (file_id[0] && !api_json_str(body, "file_id", file_id))) {
 		cJSON_Delete(body);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}

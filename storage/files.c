@@ -117,6 +117,16 @@ static int pin_add(const char *sha, th_error *err)
 	return TH_OK;
 }
 
+int th_upload_pin(const char *sha, th_error *err)
+{
+	int error;
+
+	pthread_mutex_lock(&pin_mu);
+	error = pin_add(sha, err);
+	pthread_mutex_unlock(&pin_mu);
+	return error;
+}
+
 void th_upload_unpin(const char *sha)
 {
 	pin *p;

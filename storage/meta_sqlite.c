@@ -218,6 +218,57 @@ static const char *const migrations[] = {
 	"CREATE INDEX operations_queue ON operations(state, lease_expires_at);"
 	"CREATE INDEX operations_db ON operations(owner, db, created_at);"
 	"CREATE INDEX operations_creator ON operations(creator, created_at);",
+	/* 6: uploaded files as resources (storage/meta_files.c): a record per upload into a
+	 * database, the operations that read each, and resumable (tus) uploads in progress. The
+	 * uploads that operations named before are recorded as files, one per database and
+	 * content. Written to run again over its own tables (a store taken back to an older
+	 * version in a test re-runs every later migration). */
+	"CREATE TABLE IF NOT EXISTS files("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  type TEXT NOT NULL DEFAULT '',"
+	"  uploader TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  last_used_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS files_db ON files(db_id, created_at);"
+	"CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);"
+	"CREATE INDEX IF NOT EXISTS files_used ON files(last_used_at);"
+	"CREATE TABLE IF NOT EXISTS file_operations("
+	"  file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,"
+	"  op_id TEXT NOT NULL," /* no foreign key: see meta_files.c */
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (file_id, op_id));"
+	"CREATE INDEX IF NOT EXISTS file_operations_op ON file_operations(op_id);"
+	"CREATE TABLE IF NOT EXISTS tus_uploads("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  creator TEXT NOT NULL,"
+	"  length INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL DEFAULT 0,"
+	"  metadata TEXT NOT NULL DEFAULT '',"
+	"  params TEXT NOT NULL DEFAULT '{}',"
+	"  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),"
+	"  file_id TEXT NOT NULL DEFAULT '',"
+	"  op_id TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"INSERT INTO files(id, db_id, name, size, sha256, type, uploader, created_at, last_used_at)"
+	"  SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-' ||"
+	"    hex(randomblob(2)) || '-' || hex(randomblob(2)) || '-' || hex(randomblob(6))),"
+	"    d.id, min(o.file_name), max(o.bytes_total), o.upload_sha256,"
+	"    coalesce(json_extract(min(o.params), '$.fileType'), ''), min(o.creator),"
+	"    min(o.created_at), max(o.updated_at)"
+	"  FROM operations o JOIN databases d ON d.owner = o.owner AND d.name = o.db"
+	"  WHERE length(o.upload_sha256) = 64 AND NOT EXISTS (SELECT 1 FROM files f"
+	"    WHERE f.db_id = d.id AND f.sha256 = o.upload_sha256)"
+	"  GROUP BY d.id, o.upload_sha256;"
+	"INSERT OR IGNORE INTO file_operations(file_id, op_id, created_at)"
+	"  SELECT f.id, o.id, o.created_at FROM operations o"
+	"  JOIN databases d ON d.owner = o.owner AND d.name = o.db"
+	"  JOIN files f ON f.db_id = d.id AND f.sha256 = o.upload_sha256;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -39,7 +39,10 @@ int th_upload_finish(th_upload *u, char sha_hex_out[65], uint64_t *size_out, th_
  * alone until th_upload_unpin(sha). For a caller that records an operation naming the file next
  * (pin, record, unpin), so a concurrent clean-up cannot remove it in between. */
 int th_upload_finish_pinned(th_upload *u, char sha_hex_out[65], uint64_t *size_out, th_error *err);
-/* Drop one pin of sha taken by th_upload_finish_pinned. */
+/* Pin sha (as th_upload_finish_pinned does) for a caller that stores the file by other means
+ * (a resumable upload's part file). Returns TH_OK or TH_ENOMEM. */
+int th_upload_pin(const char *sha, th_error *err);
+/* Drop one pin of sha taken by th_upload_finish_pinned or th_upload_pin. */
 void th_upload_unpin(const char *sha);
 
 /* Whether an operation still needs upload `sha`: set *in_use; return TH_OK or an error. */
@@ -70,5 +73,54 @@ int th_upload_open(int *fd, const char *data_dir, const char *sha, th_error *err
  * data dir's lock (no upload of this data dir in progress). *n_out (may be NULL) = how many.
  * Returns TH_OK or TH_ESTORE. */
 int th_upload_sweep(int *n_out, const char *data_dir, th_error *err);
+
+/* --- part files of resumable uploads (storage/files_part.c) ------------------------------------
+ *
+ * A resumable (tus) upload grows DIR/tus/<id>.part over any number of requests, across restarts:
+ * its offset is kept by the caller (in the metadata store), bytes past it are discarded when the
+ * file is opened again, and th_part_sync makes what was written durable before the caller
+ * records the new offset. When the last byte is in, th_part_finish moves the file to
+ * DIR/uploads/<sha256>, as th_upload_finish does. `id` is a uuid (checked: TH_EINVALID). */
+
+typedef struct th_part th_part;
+
+/* Create the empty part file of upload `id` (DIR/tus made when missing). Returns TH_OK,
+ * TH_EEXISTS, TH_EINVALID or TH_ESTORE. */
+int th_part_create(const char *data_dir, const char *id, th_error *err);
+
+/* Open the part file of `id` for writing at `offset`: anything past it (bytes of a request that
+ * was not acknowledged) is cut off. *out is the caller's: th_part_close. Returns TH_OK,
+ * TH_ENOTFOUND (no part file), TH_EINVALID (the file is shorter than offset) or TH_ESTORE. */
+int th_part_open(th_part **out, const char *data_dir, const char *id, uint64_t offset,
+                 th_error *err);
+/* Append len bytes at the current offset. Returns TH_OK or TH_ESTORE. */
+int th_part_write(th_part *p, const void *data, size_t len, th_error *err);
+/* The offset after the bytes written so far. */
+uint64_t th_part_offset(const th_part *p);
+/* Make the bytes written durable (fdatasync). Returns TH_OK or TH_ESTORE. */
+int th_part_sync(th_part *p, th_error *err);
+/* Cut the file back to `offset` (a request whose bytes are refused). Returns TH_OK or
+ * TH_ESTORE. */
+int th_part_truncate(th_part *p, uint64_t offset, th_error *err);
+/* Close. Accepts NULL. */
+void th_part_close(th_part *p);
+
+/* Feed bytes [from, end) of the part file of `id` to update(ctx, data, len), 1 MiB at a time
+ * (to hash what an earlier process received). Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_part_read(const char *data_dir, const char *id, uint64_t from,
+                 void (*update)(void *ctx, const void *data, size_t len), void *ctx, th_error *err);
+
+/* Move the complete part file of `id`, whose SHA-256 is sha (64 hex digits), to
+ * DIR/uploads/<sha> (dropping it when that exists already), fsync both directories. Returns
+ * TH_OK, TH_EINVALID or TH_ESTORE. */
+int th_part_finish(const char *data_dir, const char *id, const char *sha, th_error *err);
+
+/* Remove the part file of `id` (none is no error). Returns TH_OK, TH_EINVALID or TH_ESTORE. */
+int th_part_remove(const char *data_dir, const char *id, th_error *err);
+
+/* Remove DIR/uploads/<sha> (none is no error): for a caller that knows no record and no
+ * unfinished operation names it. *bytes_out (may be NULL) = its size. Returns TH_OK, TH_EINVALID
+ * or TH_ESTORE. */
+int th_upload_remove(uint64_t *bytes_out, const char *data_dir, const char *sha, th_error *err);
 
 #endif

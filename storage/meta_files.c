@@ -1,0 +1,749 @@
+/* meta_files.c: files as resources and tus uploads in the SQLite metadata backend (tables files,
+ * file_operations and tus_uploads of migration 4; see include/tablehub/meta_files.h).
+ *
+ * Like meta_limits.c, these statements are prepared when they run instead of taking slots of the
+ * prepared-statement table: they are rare next to the polls and claims (a few per upload request,
+ * one listing every minute for the retention sweep), so the parse costs nothing that matters and
+ * the backend's shared header stays as it is. They run on the backend's connection under its
+ * mutex, and the multi-statement ones in its BEGIN IMMEDIATE transactions (th_msql__tx). Another
+ * backend would put them in its ops table; until then they answer TH_ERROR for it.
+ *
+ * file_operations has no foreign key to operations: that table may be rebuilt by a migration,
+ * and a link to an operation that is gone is harmless (it reads as "gone").
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_sqlite.h"
+#include "tablehub/meta_files.h"
+#include "tablehub/text.h"
+
+#define DEFAULT_PAGE 50
+#define MAX_PAGE 200
+
+/* The SQLite handle of m, or NULL (with err set) for another backend. */
+static th_msql *sqlite_of(th_meta *m, th_error *err)
+{
+	if (m->ops != &th_meta_sqlite_ops) {
+		th_error_set(err, TH_ERROR, "the %s metadata backend keeps no file records",
+		             m->ops->name);
+		return NULL;
+	}
+	return (th_msql *)m;
+}
+
+/* Prepare `sql`, bind the arguments (types as th_msql__run: s n i d), step every row through
+ * row(ctx, st, err) and finalize; the mutex is held by the caller. Returns the number of rows
+ * read (a query) or changed (a write), or a negative th_code (TH_EEXISTS for a constraint). */
+static int vrun_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+                       th_error *err, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = NULL;
+	int i, rc = SQLITE_OK, n = 0, error = TH_OK;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return th_msql__error(s, what, err);
+	for (i = 0; types[i] && rc == SQLITE_OK; i++) {
+		const char *v;
+		switch (types[i]) {
+		case 's':
+			v = va_arg(ap, const char *);
+			rc = sqlite3_bind_text(st, i + 1, v ? v : "", -1, SQLITE_STATIC);
+			break;
+		case 'n':
+			v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC)
+			       : sqlite3_bind_null(st, i + 1);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		default:
+			assert(!"unknown bind type");
+			rc = SQLITE_MISUSE;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		error = th_msql__error(s, what, err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (row && (error = row(ctx, st, err)) < 0)
+			goto done;
+	}
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		error = th_error_set(err, TH_EEXISTS, "meta.sqlite: %s: %s", what,
+		                     sqlite3_errmsg(s->db));
+	else if (rc != SQLITE_DONE)
+		error = th_msql__error(s, what, err);
+	else
+		error = sqlite3_stmt_readonly(st) ? n : sqlite3_changes(s->db);
+done:
+	sqlite3_finalize(st);
+	return error;
+}
+
+static int run_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+                      th_error *err, const char *types, ...)
+{
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	error = vrun_locked(s, what, sql, row, ctx, err, types, ap);
+	va_end(ap);
+	return error;
+}
+
+static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+               th_error *err, const char *types, ...)
+{
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	pthread_mutex_lock(&s->mu);
+	error = vrun_locked(s, what, sql, row, ctx, err, types, ap);
+	pthread_mutex_unlock(&s->mu);
+	va_end(ap);
+	return error;
+}
+
+/* A growing array of fixed-size items, read row by row. */
+typedef struct rows {
+	char *items;
+	size_t n, cap, size;
+	int (*read)(void *item, sqlite3_stmt *st);
+} rows;
+
+static int rows_add(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	rows *r = ctx;
+
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 16;
+		char *p = realloc(r->items, ncap * r->size);
+		if (p == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		r->items = p;
+		r->cap = ncap;
+	}
+	memset(r->items + r->n * r->size, 0, r->size);
+	if (r->read(r->items + r->n * r->size, st) < 0)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	r->n++;
+	return TH_OK;
+}
+
+/* --- files ----------------------------------------------------------------------------------- */
+
+#define FILE_COLS                                                                                  \
+	"f.id, f.db_id, f.name, f.size, f.sha256, f.type, f.uploader, f.created_at, "              \
+	"f.last_used_at, (SELECT count(*) FROM file_operations fo JOIN operations o ON "           \
+	"o.id = fo.op_id WHERE fo.file_id = f.id AND o.state IN ('Pending', 'In Progress'))"
+
+static int read_file_info(void *item, sqlite3_stmt *st)
+{
+	th_file_info *f = item;
+
+	th_msql__copy(f->id, sizeof(f->id), st, 0);
+	f->db_id = sqlite3_column_int64(st, 1);
+	th_msql__copy(f->name, sizeof(f->name), st, 2);
+	f->size = (uint64_t)sqlite3_column_int64(st, 3);
+	th_msql__copy(f->sha256, sizeof(f->sha256), st, 4);
+	th_msql__copy(f->type, sizeof(f->type), st, 5);
+	th_msql__copy(f->uploader, sizeof(f->uploader), st, 6);
+	f->created_at = sqlite3_column_int64(st, 7);
+	f->last_used_at = sqlite3_column_int64(st, 8);
+	f->ops_unfinished = (unsigned)sqlite3_column_int(st, 9);
+	return 0;
+}
+
+static int row_file(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	(void)err;
+	return read_file_info(ctx, st);
+}
+
+/* The length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+int th_meta_file_add(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const char *name,
+                     uint64_t size, const char *sha256, const char *type, const char *uploader,
+                     th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	char id[TH_UUID_SIZE], cut[TH_FILE_NAME_MAX];
+	int64_t now = th_now_ms();
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if (sha256 == NULL || strlen(sha256) != 64 || uploader == NULL || !th_name_valid(uploader))
+		return th_error_set(err, TH_EINVALID, "a file needs a sha-256 and an uploader");
+	if ((error = th_uuid4(id, err)) < 0)
+		return error;
+	name = name ? name : "";
+	snprintf(cut, sizeof(cut), "%.*s", (int)utf8_cut(name, sizeof(cut) - 1), name);
+	if ((error = run(s, "insert file",
+	                 "INSERT INTO files(id, db_id, name, size, sha256, type, uploader, "
+	                 "created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+	                 NULL, NULL, err, "sisisssi", id, db_id, cut, (int64_t)size, sha256,
+	                 type ? type : "", uploader, now)) < 0)
+		return error;
+	memcpy(id_out, id, sizeof(id));
+	return TH_OK;
+}
+
+int th_meta_file_get(th_file_info *out, th_meta *m, int64_t db_id, const char *id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	th_file_info f;
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	memset(&f, 0, sizeof(f));
+	if ((n = run(s, "read file",
+	             "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2", row_file,
+	             &f, err, "si", id ? id : "", db_id)) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", id ? id : "");
+	*out = f;
+	return TH_OK;
+}
+
+static int parse_page(int64_t *offset, const char *tok, th_error *err)
+{
+	int64_t v = 0;
+	const char *p;
+
+	*offset = 0;
+	for (p = tok ? tok : ""; *p; p++) {
+		if (*p < '0' || *p > '9' || p - tok >= 15)
+			return th_error_set(err, TH_EINVALID, "invalid page token");
+		v = v * 10 + (*p - '0');
+	}
+	*offset = v;
+	return TH_OK;
+}
+
+int th_meta_file_list(th_file_info **items_out, size_t *n_out, char next_out[TH_PAGE_TOKEN_SIZE],
+                      th_meta *m, int64_t db_id, const char *page_token, size_t limit,
+                      th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	rows r = { NULL, 0, 0, sizeof(th_file_info), read_file_info };
+	int64_t offset;
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((error = parse_page(&offset, page_token, err)) < 0)
+		return error;
+	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
+	if ((error = run(s, "list files",
+	                 "SELECT " FILE_COLS " FROM files f WHERE f.db_id = ?1 "
+	                 "ORDER BY f.created_at DESC, f.rowid DESC LIMIT ?2 OFFSET ?3",
+	                 rows_add, &r, err, "iii", db_id, (int64_t)limit + 1, offset)) < 0) {
+		free(r.items);
+		return error;
+	}
+	if (next_out != NULL) {
+		next_out[0] = '\0';
+		if (r.n > limit)
+			snprintf(next_out, TH_PAGE_TOKEN_SIZE, "%" PRId64, offset + (int64_t)limit);
+	}
+	*items_out = (th_file_info *)r.items;
+	*n_out = r.n > limit ? limit : r.n;
+	return TH_OK;
+}
+
+static int read_use(void *item, sqlite3_stmt *st)
+{
+	th_file_use *u = item;
+
+	th_msql__copy(u->op_id, sizeof(u->op_id), st, 0);
+	th_msql__copy(u->kind, sizeof(u->kind), st, 1);
+	u->state = th_op_state_parse(th_msql__text(st, 2));
+	u->created_at = sqlite3_column_int64(st, 3);
+	return 0;
+}
+
+int th_meta_file_uses(th_file_use **items_out, size_t *n_out, th_meta *m, const char *id,
+                      th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	rows r = { NULL, 0, 0, sizeof(th_file_use), read_use };
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((error = run(s, "list the operations of a file",
+	                 "SELECT fo.op_id, o.kind, o.state, fo.created_at FROM file_operations fo "
+	                 "LEFT JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = ?1 "
+	                 "ORDER BY fo.created_at, fo.rowid",
+	                 rows_add, &r, err, "s", id ? id : "")) < 0) {
+		free(r.items);
+		return error;
+	}
+	*items_out = (th_file_use *)r.items;
+	*n_out = r.n;
+	return TH_OK;
+}
+
+struct use_ctx {
+	const char *id, *op_id;
+	int64_t now;
+};
+
+static int use_tx(th_msql *s, void *ctx, th_error *err)
+{
+	struct use_ctx *u = ctx;
+	int n;
+
+	if ((n = run_locked(s, "record a file's use",
+	                    "UPDATE files SET last_used_at = ?2 WHERE id = ?1", NULL, NULL, err,
+	                    "si", u->id, u->now)) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", u->id);
+	n = run_locked(s, "record a file's use",
+	               "INSERT OR IGNORE INTO file_operations(file_id, op_id, created_at) "
+	               "VALUES (?1, ?2, ?3)",
+	               NULL, NULL, err, "ssi", u->id, u->op_id, u->now);
+	return n < 0 ? n : TH_OK;
+}
+
+int th_meta_file_use(th_meta *m, const char *id, const char *op_id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	struct use_ctx u = { id ? id : "", op_id ? op_id : "", th_now_ms() };
+
+	if (s == NULL)
+		return TH_ERROR;
+	return th_msql__tx(s, use_tx, &u, err);
+}
+
+int th_meta_file_of_op(th_file_info *out, th_meta *m, const char *op_id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	th_file_info f;
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	memset(&f, 0, sizeof(f));
+	if ((n = run(s, "read the file of an operation",
+	             "SELECT " FILE_COLS " FROM file_operations l JOIN files f ON f.id = l.file_id "
+	             "WHERE l.op_id = ?1 ORDER BY l.rowid LIMIT 1",
+	             row_file, &f, err, "s", op_id ? op_id : "")) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "operation '%.64s' read no file",
+		                    op_id ? op_id : "");
+	*out = f;
+	return TH_OK;
+}
+
+static int row_count(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	(void)err;
+	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
+	return TH_OK;
+}
+
+/* Does a file record or an unfinished operation still name sha? The mutex is held. */
+static int sha_named_locked(int *named, th_msql *s, const char *sha, th_error *err)
+{
+	int64_t n = 0;
+	int error;
+
+	if ((error = run_locked(s, "find the users of an upload",
+	                        "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR "
+	                        "EXISTS (SELECT 1 FROM operations WHERE upload_sha256 = ?1 AND "
+	                        "state IN ('Pending', 'In Progress'))",
+	                        row_count, &n, err, "s", sha)) < 0)
+		return error;
+	*named = n != 0;
+	return TH_OK;
+}
+
+struct delete_ctx {
+	int64_t db_id;
+	const char *id;
+	th_file_info f;
+	char busy_op[TH_UUID_SIZE];
+	int sha_free;
+};
+
+static int row_op_id(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	(void)err;
+	th_msql__copy(ctx, TH_UUID_SIZE, st, 0);
+	return TH_OK;
+}
+
+static int delete_tx(th_msql *s, void *ctx, th_error *err)
+{
+	struct delete_ctx *d = ctx;
+	int n, named = 1, error;
+
+	if ((n = run_locked(s, "read file",
+	                    "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2",
+	                    row_file, &d->f, err, "si", d->id, d->db_id)) < 0)
+		return n;
+	if (n == 0)
+		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", d->id);
+	if ((n = run_locked(s, "find the operations of a file",
+	                    "SELECT fo.op_id FROM file_operations fo JOIN operations o ON "
+	                    "o.id = fo.op_id WHERE fo.file_id = ?1 AND o.state IN ('Pending', "
+	                    "'In Progress') LIMIT 1",
+	                    row_op_id, d->busy_op, err, "s", d->id)) < 0)
+		return n;
+	if (n > 0)
+		return th_error_set(err, TH_ECONFLICT,
+		                    "file '%s' is in use: operation '%s' reads it; delete it when "
+		                    "that operation has ended",
+		                    d->id, d->busy_op);
+	if ((n = run_locked(s, "delete file", "DELETE FROM files WHERE id = ?1", NULL, NULL, err,
+	                    "s", d->id)) < 0 ||
+	    (error = sha_named_locked(&named, s, d->f.sha256, err)) < 0)
+		return n < 0 ? n : error;
+	d->sha_free = !named;
+	return TH_OK;
+}
+
+int th_meta_file_delete(char sha_out[65], int *sha_free_out, th_meta *m, int64_t db_id,
+                        const char *id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	struct delete_ctx d;
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	memset(&d, 0, sizeof(d));
+	d.db_id = db_id;
+	d.id = id ? id : "";
+	if ((error = th_msql__tx(s, delete_tx, &d, err)) < 0)
+		return error;
+	memcpy(sha_out, d.f.sha256, 65);
+	*sha_free_out = d.sha_free;
+	return TH_OK;
+}
+
+typedef struct sha_item {
+	char sha[65];
+} sha_item;
+
+static int read_sha(void *item, sqlite3_stmt *st)
+{
+	th_msql__copy(((sha_item *)item)->sha, 65, st, 0);
+	return 0;
+}
+
+struct expire_ctx {
+	int64_t before;
+	rows shas; /* of the records deleted */
+	size_t files;
+	char (*free_shas)[65];
+	size_t nfree;
+};
+
+static int expire_tx(th_msql *s, void *ctx, th_error *err)
+{
+	struct expire_ctx *e = ctx;
+	int n;
+
+	/* The condition is the same in both statements, inside one transaction. */
+#define EXPIRED                                                                                    \
+	" FROM files f WHERE f.last_used_at < ?1 AND NOT EXISTS (SELECT 1 FROM file_operations "   \
+	"fo JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = f.id AND o.state IN "          \
+	"('Pending', 'In Progress'))"
+	if ((n = run_locked(s, "list expired files", "SELECT DISTINCT f.sha256" EXPIRED, rows_add,
+	                    &e->shas, err, "i", e->before)) < 0 ||
+	    (n = run_locked(s, "delete expired files",
+	                    "DELETE FROM files WHERE id IN (SELECT f.id" EXPIRED ")", NULL, NULL,
+	                    err, "i", e->before)) < 0)
+		return n;
+#undef EXPIRED
+	e->files = (size_t)n;
+	if (e->shas.n > 0 && (e->free_shas = calloc(e->shas.n, sizeof(*e->free_shas))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	for (size_t i = 0; i < e->shas.n; i++) {
+		const char *sha = ((sha_item *)e->shas.items)[i].sha;
+		int named = 1, error;
+		if ((error = sha_named_locked(&named, s, sha, err)) < 0)
+			return error;
+		if (!named)
+			memcpy(e->free_shas[e->nfree++], sha, 65);
+	}
+	return TH_OK;
+}
+
+int th_meta_files_expire(char (**shas_out)[65], size_t *n_out, size_t *files_out, th_meta *m,
+                         int64_t before_ms, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	struct expire_ctx e;
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	memset(&e, 0, sizeof(e));
+	e.before = before_ms;
+	e.shas.size = sizeof(sha_item);
+	e.shas.read = read_sha;
+	error = th_msql__tx(s, expire_tx, &e, err);
+	free(e.shas.items);
+	if (error < 0) {
+		free(e.free_shas);
+		return error;
+	}
+	*shas_out = e.free_shas;
+	*n_out = e.nfree;
+	if (files_out)
+		*files_out = e.files;
+	return TH_OK;
+}
+
+int th_meta_upload_named(int *named_out, th_meta *m, const char *sha, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	int named = 1, error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	pthread_mutex_lock(&s->mu);
+	error = sha_named_locked(&named, s, sha ? sha : "", err);
+	pthread_mutex_unlock(&s->mu);
+	if (error == TH_OK)
+		*named_out = named;
+	return error;
+}
+
+int th_meta_files_drop_sha(size_t *n_out, th_meta *m, const char *sha, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((n = run(s, "delete the files of an upload", "DELETE FROM files WHERE sha256 = ?1",
+	             NULL, NULL, err, "s", sha ? sha : "")) < 0)
+		return n;
+	if (n_out)
+		*n_out = (size_t)n;
+	return TH_OK;
+}
+
+struct usage {
+	int64_t bytes, count;
+};
+
+static int row_usage(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	struct usage *u = ctx;
+
+	(void)err;
+	u->bytes = sqlite3_column_int64(st, 0);
+	u->count = sqlite3_column_int64(st, 1);
+	return TH_OK;
+}
+
+int th_meta_files_usage(uint64_t *bytes_out, uint64_t *count_out, th_meta *m, int64_t db_id,
+                        th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	struct usage u = { 0, 0 };
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((error = run(s, "sum the files' sizes",
+	                 "SELECT coalesce(sum(size), 0), count(*) FROM (SELECT sha256, max(size) "
+	                 "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256)",
+	                 row_usage, &u, err, "i", db_id)) < 0)
+		return error;
+	*bytes_out = (uint64_t)u.bytes;
+	*count_out = (uint64_t)u.count;
+	return TH_OK;
+}
+
+/* --- tus uploads ----------------------------------------------------------------------------- */
+
+void th_tus_info_dispose(th_tus_info *t)
+{
+	if (t == NULL)
+		return;
+	free(t->metadata);
+	free(t->params);
+	t->metadata = t->params = NULL;
+}
+
+int th_meta_tus_create(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const char *creator,
+                       uint64_t length, const char *metadata, const char *params, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	char id[TH_UUID_SIZE];
+	int64_t now = th_now_ms();
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if (creator == NULL || !th_name_valid(creator) || length > INT64_MAX)
+		return th_error_set(err, TH_EINVALID, "an upload needs a creator and a length");
+	if ((error = th_uuid4(id, err)) < 0)
+		return error;
+	if ((error = run(s, "insert upload",
+	                 "INSERT INTO tus_uploads(id, db_id, creator, length, metadata, params, "
+	                 "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	                 NULL, NULL, err, "sisissi", id, db_id, creator, (int64_t)length,
+	                 metadata ? metadata : "", params ? params : "{}", now)) < 0)
+		return error;
+	memcpy(id_out, id, sizeof(id));
+	return TH_OK;
+}
+
+struct tus_read {
+	th_tus_info t;
+	int error;
+};
+
+static int row_tus(void *ctx, sqlite3_stmt *st, th_error *err)
+{
+	th_tus_info *t = ctx;
+	int error;
+
+	th_msql__copy(t->id, sizeof(t->id), st, 0);
+	t->db_id = sqlite3_column_int64(st, 1);
+	th_msql__copy(t->creator, sizeof(t->creator), st, 2);
+	t->length = (uint64_t)sqlite3_column_int64(st, 3);
+	t->offset = (uint64_t)sqlite3_column_int64(st, 4);
+	if ((error = th_msql__dup(&t->metadata, st, 5, 0, err)) < 0 ||
+	    (error = th_msql__dup(&t->params, st, 6, 0, err)) < 0)
+		return error;
+	t->state = strcmp(th_msql__text(st, 7), "done") == 0 ? TH_TUS_DONE : TH_TUS_OPEN;
+	th_msql__copy(t->file_id, sizeof(t->file_id), st, 8);
+	th_msql__copy(t->op_id, sizeof(t->op_id), st, 9);
+	t->created_at = sqlite3_column_int64(st, 10);
+	t->updated_at = sqlite3_column_int64(st, 11);
+	return TH_OK;
+}
+
+int th_meta_tus_get(th_tus_info *out, th_meta *m, int64_t db_id, const char *id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	th_tus_info t;
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	memset(&t, 0, sizeof(t));
+	n = run(s, "read upload",
+	        "SELECT id, db_id, creator, length, received, metadata, params, state, file_id, "
+	        "op_id, created_at, updated_at FROM tus_uploads WHERE id = ?1 AND db_id = ?2",
+	        row_tus, &t, err, "si", id ? id : "", db_id);
+	if (n <= 0) {
+		th_tus_info_dispose(&t);
+		return n < 0 ? n
+		             : th_error_set(err, TH_ENOTFOUND, "upload '%.64s' not found",
+		                            id ? id : "");
+	}
+	*out = t;
+	return TH_OK;
+}
+
+int th_meta_tus_set_offset(th_meta *m, const char *id, uint64_t offset, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((n = run(s, "record an upload's offset",
+	             "UPDATE tus_uploads SET received = ?2, updated_at = ?3 WHERE id = ?1 AND "
+	             "state = 'open' AND ?2 <= length",
+	             NULL, NULL, err, "sii", id ? id : "", (int64_t)offset, th_now_ms())) < 0)
+		return n;
+	return n == 0 ? th_error_set(err, TH_ENOTFOUND, "no open upload '%.64s'", id ? id : "")
+	              : TH_OK;
+}
+
+int th_meta_tus_done(th_meta *m, const char *id, const char *file_id, const char *op_id,
+                     th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((n = run(s, "finish an upload",
+	             "UPDATE tus_uploads SET state = 'done', received = length, file_id = ?2, "
+	             "op_id = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'",
+	             NULL, NULL, err, "sssi", id ? id : "", file_id ? file_id : "",
+	             op_id ? op_id : "", th_now_ms())) < 0)
+		return n;
+	return n == 0 ? th_error_set(err, TH_ENOTFOUND, "no open upload '%.64s'", id ? id : "")
+	              : TH_OK;
+}
+
+int th_meta_tus_delete(th_meta *m, const char *id, th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	int n;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((n = run(s, "delete upload", "DELETE FROM tus_uploads WHERE id = ?1", NULL, NULL, err,
+	             "s", id ? id : "")) < 0)
+		return n;
+	return n == 0 ? th_error_set(err, TH_ENOTFOUND, "upload '%.64s' not found", id ? id : "")
+	              : TH_OK;
+}
+
+typedef struct id_item {
+	char id[TH_UUID_SIZE];
+} id_item;
+
+static int read_id(void *item, sqlite3_stmt *st)
+{
+	th_msql__copy(((id_item *)item)->id, TH_UUID_SIZE, st, 0);
+	return 0;
+}
+
+int th_meta_tus_stale(char (**ids_out)[TH_UUID_SIZE], size_t *n_out, th_meta *m, int64_t before_ms,
+                      th_error *err)
+{
+	th_msql *s = sqlite_of(m, err);
+	rows r = { NULL, 0, 0, sizeof(id_item), read_id };
+	int error;
+
+	if (s == NULL)
+		return TH_ERROR;
+	if ((error = run(s, "list stale uploads",
+	                 "SELECT id FROM tus_uploads WHERE updated_at < ?1 ORDER BY updated_at",
+	                 rows_add, &r, err, "i", before_ms)) < 0) {
+		free(r.items);
+		return error;
+	}
+	*ids_out = (char(*)[TH_UUID_SIZE])(void *)r.items;
+	*n_out = r.n;
+	return TH_OK;
+}
