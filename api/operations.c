@@ -4,6 +4,10 @@
  *   GET /api/v1alpha1/{owner}/{db}/jobs
  *   GET /api/v1alpha1/users/{user}/operations
  *
+ * Both lists filter by `state` (queued, running, failed, completed) and `kind` (import, merge, ...,
+ * or DoltHub's operationType), page with pageToken and pageSize (1-200, default 50), and show for
+ * each operation the file it read (files.c), when it read one.
+ *
  * An operation is one row of meta.sqlite's operations table; its DoltHub names are
  * repositoryOwners/<owner>/repositories/<db>/jobs/<uuid> (the job) and
  * users/<creator>/userOperations/<uuid> (the user's operation). The poll accepts either, or the
@@ -21,12 +25,14 @@
  * in the queue's table of kinds.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
 #include "tablehub/jobs.h"
 #include "tablehub/meta.h"
+#include "tablehub/meta_files.h"
 #include "tablehub/text.h"
 
 #define POLL_FRESH_MS 100
@@ -295,6 +301,23 @@ oom:
 	return NULL;
 }
 
+/* "file": the file the operation read (file_id, name, size, sha256), or null. */
+static int add_file(cJSON *it, th_req *req, const th_op_info *op)
+{
+	th_file_info f;
+	th_error e = { 0 };
+	cJSON *o;
+
+	if (th_meta_file_of_op(&f, req->srv->meta, op->id, &e) < 0)
+		return cJSON_AddNullToObject(it, "file") ? 0 : -1;
+	if ((o = cJSON_AddObjectToObject(it, "file")) == NULL ||
+	    !api_json_str(o, "file_id", f.id) || !api_json_str(o, "name", f.name) ||
+	    !cJSON_AddNumberToObject(o, "size", (double)f.size) ||
+	    !api_json_str(o, "sha256", f.sha256))
+		return -1;
+	return 0;
+}
+
 static int reply_list(th_req *req, cJSON *body, const char *key, const th_op_list *l,
                       const char *next, int user_view, th_error *err)
 {
@@ -308,6 +331,8 @@ static int reply_list(th_req *req, cJSON *body, const char *key, const th_op_lis
 			cJSON_Delete(it);
 			goto oom;
 		}
+		if (add_file(it, req, &l->items[i]) < 0)
+			goto oom;
 	}
 	if (!api_json_str(body, "next_page_token", next))
 		goto oom;
@@ -317,15 +342,86 @@ oom:
 	return th_error_set(err, TH_ENOMEM, "out of memory");
 }
 
+/* The filters of a list from the query string: state, kind (or DoltHub's operationType, named
+ * by `type_arg`) and pageSize. A kind tablehub never runs sets *none (the list is empty). */
+static int list_filters(th_op_query *q, size_t *page_size, int *none, th_req *req,
+                        const char *type_arg, th_error *err)
+{
+	static const struct {
+		const char *name;
+		th_op_state state;
+	} states[] = {
+		{ "queued", TH_OPSTATE_PENDING },      { "pending", TH_OPSTATE_PENDING },
+		{ "running", TH_OPSTATE_IN_PROGRESS }, { "in progress", TH_OPSTATE_IN_PROGRESS },
+		{ "failed", TH_OPSTATE_FAILED },       { "failure", TH_OPSTATE_FAILED },
+		{ "completed", TH_OPSTATE_COMPLETED }, { "succeeded", TH_OPSTATE_COMPLETED },
+		{ "success", TH_OPSTATE_COMPLETED },
+	};
+	const char *state = api_arg(req, "state"), *kind = api_arg(req, "kind");
+	const char *size = api_arg(req, "pageSize");
+	size_t i;
+
+	*none = 0;
+	if (kind == NULL || kind[0] == '\0')
+		kind = type_arg ? api_arg(req, type_arg) : NULL;
+	if (state != NULL && state[0] != '\0') {
+		for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+			if (strcasecmp(state, states[i].name) == 0)
+				q->state = states[i].state;
+		if (q->state == 0)
+			return th_error_set(err, TH_EINVALID,
+			                    "'state' must be queued, running, failed or completed "
+			                    "(got '%.64s')",
+			                    state);
+	}
+	if (kind != NULL && kind[0] != '\0') {
+		for (i = 0; th_job_kinds[i] != NULL; i++)
+			if (strcasecmp(kind, th_job_kinds[i]->name) == 0 ||
+			    (th_job_kinds[i]->api_name &&
+			     strcasecmp(kind, th_job_kinds[i]->api_name) == 0))
+				q->kind = th_job_kinds[i]->name;
+		if (q->kind == NULL) {
+			if (strcasecmp(kind, "SqlWrite") != 0 && strcasecmp(kind, "SqlRead") != 0 &&
+			    strcasecmp(kind, "Migrate") != 0) {
+				char names[160] = "";
+				for (i = 0; th_job_kinds[i] != NULL; i++)
+					snprintf(names + strlen(names),
+					         sizeof(names) - strlen(names), "%s%s",
+					         i ? ", " : "", th_job_kinds[i]->name);
+				return th_error_set(
+				        err, TH_EINVALID, "'%s' must be one of %s (got '%.64s')",
+				        api_arg(req, "kind") ? "kind" : type_arg, names, kind);
+			}
+			*none = 1; /* DoltHub's kinds tablehub never runs: an empty list */
+		}
+	}
+	*page_size = 0;
+	if (size != NULL && size[0] != '\0') {
+		char *end;
+		long n = strtol(size, &end, 10);
+		if (*end != '\0' || n < 1 || n > 200)
+			return th_error_set(
+			        err, TH_EINVALID,
+			        "'pageSize' must be a number from 1 to 200 (got '%.32s')", size);
+		*page_size = (size_t)n;
+	}
+	return TH_OK;
+}
+
 int api_jobs_list(th_req *req, th_error *err)
 {
 	th_op_list l = { NULL, 0 };
 	char next[TH_PAGE_TOKEN_SIZE] = "";
+	th_op_query q = { req->db.owner, req->db.name, NULL, NULL, 0 };
+	size_t page_size;
 	cJSON *body;
-	int error;
+	int error, none;
 
-	error = th_meta_op_list_db(&l, next, req->srv->meta, req->db.owner, req->db.name, NULL,
-	                           api_arg(req, "pageToken"), 0, err);
+	if ((error = list_filters(&q, &page_size, &none, req, NULL, err)) < 0)
+		return error;
+	error = none ? TH_OK
+	             : th_meta_op_list(&l, next, req->srv->meta, &q, api_arg(req, "pageToken"),
+	                               page_size, err);
 	if (error == TH_EINVALID)
 		return th_error_set(err, TH_EINVALID, "bad 'pageToken'");
 	if (error < 0)
@@ -343,11 +439,12 @@ int api_jobs_list(th_req *req, th_error *err)
 
 int api_user_operations(th_req *req, th_error *err)
 {
-	const char *user = api_cap(req, "user"), *type = api_arg(req, "operationType");
-	const char *kind = NULL;
+	const char *user = api_cap(req, "user");
 	th_op_list l = { NULL, 0 };
 	char next[TH_PAGE_TOKEN_SIZE] = "";
-	int error;
+	th_op_query q = { NULL, NULL, user, NULL, 0 };
+	size_t page_size;
+	int error, none;
 
 	if (strcmp(user, req->user) != 0) {
 		char msg[200];
@@ -356,22 +453,11 @@ int api_user_operations(th_req *req, th_error *err)
 		return api_reply_error(req, MHD_HTTP_FORBIDDEN, "EFORBIDDEN", msg) < 0 ? TH_ENOMEM
 		                                                                       : TH_OK;
 	}
-	for (size_t i = 0; type != NULL && th_job_kinds[i] != NULL; i++)
-		if (th_job_kinds[i]->api_name && strcasecmp(type, th_job_kinds[i]->api_name) == 0)
-			kind = th_job_kinds[i]->name;
-	if (kind == NULL && type != NULL && type[0] != '\0') {
-		if (strcasecmp(type, "SqlWrite") == 0 || strcasecmp(type, "SqlRead") == 0 ||
-		    strcasecmp(type, "Migrate") == 0)
-			kind = "none"; /* kinds tablehub never runs: an empty list */
-		else
-			return th_error_set(err, TH_EINVALID,
-			                    "'operationType' must be Import, Merge, SqlWrite, "
-			                    "SqlRead or Migrate (got '%.64s')",
-			                    type);
-	}
-	if (kind == NULL || strcmp(kind, "none") != 0) {
-		error = th_meta_op_list_creator(&l, next, req->srv->meta, user, kind,
-		                                api_arg(req, "pageToken"), 0, err);
+	if ((error = list_filters(&q, &page_size, &none, req, "operationType", err)) < 0)
+		return error;
+	if (!none) {
+		error = th_meta_op_list(&l, next, req->srv->meta, &q, api_arg(req, "pageToken"),
+		                        page_size, err);
 		if (error == TH_EINVALID)
 			return th_error_set(err, TH_EINVALID, "bad 'pageToken'");
 		if (error < 0)

@@ -307,7 +307,7 @@ int th_meta_op_list_db(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_me
                        const char *owner, const char *db, const char *kind, const char *page_token,
                        size_t limit, th_error *err)
 {
-	th_meta_op_filter f = { nz(owner), nz(db), NULL, kind };
+	th_meta_op_filter f = { nz(owner), nz(db), NULL, kind, NULL };
 
 	return op_list(out, next_out, m, &f, page_token, limit, err);
 }
@@ -316,8 +316,24 @@ int th_meta_op_list_creator(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], 
                             const char *creator, const char *kind, const char *page_token,
                             size_t limit, th_error *err)
 {
-	th_meta_op_filter f = { NULL, NULL, nz(creator), kind };
+	th_meta_op_filter f = { NULL, NULL, nz(creator), kind, NULL };
 
+	return op_list(out, next_out, m, &f, page_token, limit, err);
+}
+
+int th_meta_op_list(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                    const th_op_query *q, const char *page_token, size_t limit, th_error *err)
+{
+	th_meta_op_filter f = { NULL, NULL, NULL, q->kind, NULL };
+
+	if (q->creator != NULL)
+		f.creator = q->creator;
+	else {
+		f.owner = nz(q->owner);
+		f.db = nz(q->db);
+	}
+	if (q->state != 0 && (f.state = th_op_state_name(q->state))[0] == '\0')
+		return th_error_set(err, TH_EINVALID, "unknown operation state %d", (int)q->state);
 	return op_list(out, next_out, m, &f, page_token, limit, err);
 }
 

@@ -32,12 +32,14 @@ struct th_meta {
 	char node_id[TH_META_NODE_ID_SIZE];
 };
 
-/* Which operations a list returns: owner and db, or creator (the other NULL); kind NULL = any. */
+/* Which operations a list returns: owner and db, or creator (the other NULL); kind NULL = any;
+ * state (as stored: "Pending", ...) NULL = any. */
 typedef struct th_meta_op_filter {
 	const char *owner;
 	const char *db;
 	const char *creator;
 	const char *kind;
+	const char *state;
 } th_meta_op_filter;
 
 struct th_meta_ops {

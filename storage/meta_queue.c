@@ -34,12 +34,13 @@ static const th_msql_stmt op_get = { MS_OP_GET, "read operation",
 static const th_msql_stmt op_list_db = {
 	MS_OP_LIST_DB, "list operations",
 	"SELECT " OP_COLS " FROM operations WHERE owner = ?1 AND db = ?2 AND (?3 IS NULL OR "
-	"kind = ?3) ORDER BY created_at DESC, rowid DESC LIMIT ?4 OFFSET ?5"
+	"kind = ?3) AND (?6 IS NULL OR state = ?6) ORDER BY created_at DESC, rowid DESC "
+	"LIMIT ?4 OFFSET ?5"
 };
 static const th_msql_stmt op_list_creator = {
 	MS_OP_LIST_CREATOR, "list operations",
 	"SELECT " OP_COLS " FROM operations WHERE creator = ?1 AND (?2 IS NULL OR kind = ?2) "
-	"ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+	"AND (?5 IS NULL OR state = ?5) ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
 };
 static const th_msql_stmt op_claim = {
 	MS_OP_CLAIM, "claim operation",
@@ -149,12 +150,12 @@ int th_msql__op_list(th_op_list *out, int *more, th_meta *m, const th_meta_op_fi
 
 	if (f->creator)
 		error = th_msql__list(&items, &n, more, s, &op_list_creator, sizeof(th_op_info),
-		                      limit, read_op, dispose_op, err, "snii", f->creator, f->kind,
-		                      (int64_t)limit + 1, offset);
+		                      limit, read_op, dispose_op, err, "sniin", f->creator, f->kind,
+		                      (int64_t)limit + 1, offset, f->state);
 	else
 		error = th_msql__list(&items, &n, more, s, &op_list_db, sizeof(th_op_info), limit,
-		                      read_op, dispose_op, err, "ssnii", f->owner, f->db, f->kind,
-		                      (int64_t)limit + 1, offset);
+		                      read_op, dispose_op, err, "ssniin", f->owner, f->db, f->kind,
+		                      (int64_t)limit + 1, offset, f->state);
 	if (error < 0)
 		return error;
 	out->items = items;

@@ -3,7 +3,7 @@
  * test in its own temporary data dir against the real SQLite file: records, the operations that
  * read a file, deletion refused while one is unfinished, retention, disk usage, the backfill of
  * uploads that operations named before the migration, and a part file that is cut back to the
- * recorded offset when it is opened again. */
+ * recorded offset when it is opened again; and the operations lists' state filter. */
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -262,8 +262,44 @@ static void test_part_files(void)
 	t_rmdir(dir);
 }
 
+/* th_meta_op_list: by database or creator, narrowed by kind and state, paged. */
+static void test_op_query(void)
+{
+	char a[TH_UUID_SIZE], b[TH_UUID_SIZE], c[TH_UUID_SIZE], next[TH_PAGE_TOKEN_SIZE];
+	th_op_query q = { "alice", "shop", NULL, NULL, TH_OPSTATE_FAILED };
+	th_op_list l = { NULL, 0 };
+	th_error err = { 0 };
+
+	setup();
+	op_of(a, SHA_A);
+	op_of(b, SHA_A);
+	op_of(c, SHA_B);
+	CHECK_OK(th_meta_op_fail(m, b, 0, "no", 0, 0, &err), &err);
+	CHECK_OK(th_meta_op_list(&l, next, m, &q, NULL, 0, &err), &err);
+	CHECK(l.n == 1 && strcmp(l.items[0].id, b) == 0);
+	th_op_list_dispose(&l);
+	q.state = TH_OPSTATE_PENDING;
+	CHECK_OK(th_meta_op_list(&l, next, m, &q, NULL, 1, &err), &err);
+	CHECK(l.n == 1 && strcmp(l.items[0].id, c) == 0 && strcmp(next, "1") == 0);
+	th_op_list_dispose(&l);
+	q.kind = "merge";
+	CHECK_OK(th_meta_op_list(&l, next, m, &q, NULL, 0, &err), &err);
+	CHECK(l.n == 0);
+	th_op_list_dispose(&l);
+	q.kind = NULL;
+	q.state = 0;
+	q.creator = "alice"; /* across databases */
+	CHECK_OK(th_meta_op_list(&l, next, m, &q, NULL, 0, &err), &err);
+	CHECK(l.n == 3);
+	th_op_list_dispose(&l);
+	q.state = (th_op_state)9;
+	CHECK(th_meta_op_list(&l, next, m, &q, NULL, 0, &err) == TH_EINVALID);
+	teardown();
+}
+
 int main(void)
 {
+	RUN(test_op_query);
 	RUN(test_records);
 	RUN(test_delete_and_expire);
 	RUN(test_tus_records);

@@ -200,6 +200,21 @@ int th_meta_op_list_db(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_me
                        const char *owner, const char *db, const char *kind, const char *page_token,
                        size_t limit, th_error *err);
 
+/* Which operations th_meta_op_list returns: those of creator (when not NULL) across databases,
+ * else those of database owner/db; kind NULL = every kind, state 0 = every state. */
+typedef struct th_op_query {
+	const char *owner;
+	const char *db;
+	const char *creator;
+	const char *kind;
+	th_op_state state;
+} th_op_query;
+
+/* The operations `q` selects, newest first, paged as th_meta_op_list_db. Returns TH_OK,
+ * TH_EINVALID (bad page token or state) or TH_ESTORE. */
+int th_meta_op_list(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                    const th_op_query *q, const char *page_token, size_t limit, th_error *err);
+
 /* As th_meta_op_list_db, the operations created by user `creator` across databases. */
 int th_meta_op_list_creator(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
                             const char *creator, const char *kind, const char *page_token,

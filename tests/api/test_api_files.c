@@ -2,7 +2,8 @@
  * listed (name, size, sha256, type, uploader, the operations that read it, the disk used), an
  * upload may name `fileId` instead of sending the file again, the bytes download whole or by
  * Range, DELETE is for admins and removes the bytes when nothing else names them, and
- * `--keep-uploads` removes files unused that long. */
+ * `--keep-uploads` removes files unused that long. Also runs: the jobs and operations lists
+ * filtered by state and kind, paged, each operation with the file it read. */
 #include "../harness.h"
 #include "server.h"
 #include "tablehub/hash.h"
@@ -111,6 +112,67 @@ static void test_listed_and_reused(void)
 	t_resp_free(&r);
 	free(op1);
 	free(op2);
+	free(id);
+}
+
+/* Runs: the jobs of a database and a user's operations, filtered by state and kind, paged, each
+ * with the file it read. */
+static void test_runs(void)
+{
+	t_resp r;
+	const cJSON *jobs, *f;
+	char *id = NULL;
+
+	r = t_http(&srv, AUTH "'%s/alice/shop/files'", alice, srv.base);
+	id = strdup(nz(cJSON_GetStringValue(cJSON_GetObjectItem(
+	        cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "files"), 0), "file_id"))));
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?state=completed&kind=import'", alice, srv.base);
+	CHECK(r.status == 200);
+	jobs = cJSON_GetObjectItem(r.json, "jobs");
+	CHECK(cJSON_GetArraySize(jobs) == 2);
+	f = cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0), "file");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(f, "file_id")), id);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(f, "name")), "fruit.csv");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 1), "status")),
+	          "Succeeded");
+	t_resp_free(&r);
+	/* The same through DoltHub's name of the kind, one a page. */
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?state=Completed&kind=Import&pageSize=1'", alice,
+	           srv.base);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "jobs")) == 1);
+	CHECK_STR(t_str(&r, "next_page_token"), "1");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?state=running'", alice, srv.base);
+	CHECK(r.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "jobs")) == 0);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?kind=merge'", alice, srv.base);
+	CHECK(r.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "jobs")) == 0);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/users/alice/operations?state=queued'", alice, srv.base);
+	CHECK(r.status == 200 &&
+	      cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "operations")) == 0);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/users/alice/operations?state=completed&pageSize=5'", alice,
+	           srv.base);
+	jobs = cJSON_GetObjectItem(r.json, "operations");
+	CHECK(cJSON_GetArraySize(jobs) == 2);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(
+	                  cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 1), "file"), "file_id")),
+	          id);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?state=bogus'", alice, srv.base);
+	CHECK(r.status == 400);
+	CHECK_CONTAINS(t_str(&r, "message"),
+	               "'state' must be queued, running, failed or completed");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?kind=bogus'", alice, srv.base);
+	CHECK(r.status == 400);
+	CHECK_CONTAINS(t_str(&r, "message"), "'kind' must be one of import, merge");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/alice/shop/jobs?pageSize=0'", alice, srv.base);
+	CHECK(r.status == 400);
+	t_resp_free(&r);
 	free(id);
 }
 
@@ -274,6 +336,7 @@ int main(void)
 	CHECK(r.status == 200);
 	t_resp_free(&r);
 	RUN(test_listed_and_reused);
+	RUN(test_runs);
 	RUN(test_download_and_delete);
 	RUN(test_failed_dropped);
 	RUN(test_retention);
