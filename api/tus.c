@@ -26,8 +26,10 @@
  * checksum that does not match is 460 and the request's bytes are cut off again.
  *
  * The SHA-256 that names the finished file is computed as the bytes arrive, in an entry of this
- * process's table of uploads in progress (which also makes a second request on the same upload a
- * 423 while one runs); after a restart, or a refused request, the file is hashed again from disk
+ * process's table of uploads in progress. A new request on an upload takes it over from one still
+ * running (whose connection may be dead without the server knowing yet: a client resumes after a
+ * cut at once), and the old one can no longer write or record anything. After a restart, or a
+ * refused request, the file is hashed again from disk
  * when it completes. When the last byte is stored (and the whole file's sha256, if given,
  * matches) the part file becomes DIR/uploads/<sha256> and the import starts exactly as for a
  * multipart upload (api_import_start): the last PATCH's reply carries Tablehub-Operation-Name
@@ -78,12 +80,21 @@ const api_body_route api_body_routes[] = { { tus_patch, &patch_hooks }, { NULL, 
 
 /* --- uploads in progress in this process ----------------------------------------------------- */
 
-/* One upload some request of this process has touched: who holds it, and the SHA-256 of its
- * first `hashed` bytes (valid only while `hash` is not NULL). */
+/* One upload some request of this process has touched. The request that holds it (`gen`) is the
+ * one whose bytes go into the part file and the hash; a new request for the same upload takes it
+ * over (gen + 1), because the connection of the holder may be dead without the server knowing
+ * yet (a client that resumes after a cut asks again at once). Every write, hash update and offset
+ * record happens under `mu` and checks the writer's generation, so a superseded request can
+ * neither write past the new holder's offset nor record anything. The SHA-256 of the first
+ * `hashed` bytes is valid only while `hash` is not NULL. `refs` counts the requests that point
+ * here; the last one frees an entry whose upload ended. */
 typedef struct entry {
 	struct entry *next;
 	char id[TH_UUID_SIZE];
-	int busy;
+	pthread_mutex_t mu;
+	unsigned gen;
+	unsigned refs;
+	int ended;
 	th_sha256 *hash;
 	uint64_t hashed;
 } entry;
@@ -91,50 +102,61 @@ typedef struct entry {
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static entry *table;
 
-/* Take upload `id` for one request: *out is its entry. Returns TH_OK, TH_EBUSY (another request
- * holds it) or TH_ENOMEM. */
-static int entry_take(entry **out, const char *id, th_error *err)
+/* Take upload `id` for one request, over any request that held it: *out is its entry and *gen
+ * the generation this request writes as. Returns TH_OK or TH_ENOMEM. */
+static int entry_take(entry **out, unsigned *gen, const char *id, th_error *err)
 {
 	entry *e;
-	int error = TH_OK;
 
 	pthread_mutex_lock(&table_mu);
 	for (e = table; e != NULL && strcmp(e->id, id) != 0; e = e->next)
 		;
 	if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
 		memcpy(e->id, id, TH_UUID_SIZE);
+		pthread_mutex_init(&e->mu, NULL);
 		e->next = table;
 		table = e;
 	}
-	if (e == NULL)
-		error = th_error_set(err, TH_ENOMEM, "out of memory");
-	else if (e->busy)
-		error = th_error_set(err, TH_EBUSY,
-		                     "another request is writing this upload; retry when it ends");
-	else
-		e->busy = 1;
+	if (e != NULL)
+		e->refs++;
 	pthread_mutex_unlock(&table_mu);
-	if (error == TH_OK)
-		*out = e;
-	return error;
+	if (e == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	pthread_mutex_lock(&e->mu);
+	*gen = ++e->gen;
+	pthread_mutex_unlock(&e->mu);
+	*out = e;
+	return TH_OK;
 }
 
-/* Give the entry back; `forget` drops it (the upload ended). */
-static void entry_give(entry *e, int forget)
+/* Is `gen` still the holder? e->mu held. */
+static int holds(const entry *e, unsigned gen)
+{
+	return e->gen == gen;
+}
+
+/* Give the entry back; `ended` (the upload is done or gone) frees it with its last reference. */
+static void entry_give(entry *e, int ended)
 {
 	entry **pp;
+	int last;
 
 	pthread_mutex_lock(&table_mu);
-	e->busy = 0;
-	if (forget) {
+	if (ended)
+		e->ended = 1;
+	last = --e->refs == 0;
+	if (last && e->ended) {
 		for (pp = &table; *pp != NULL && *pp != e; pp = &(*pp)->next)
 			;
 		if (*pp == e)
 			*pp = e->next;
+	}
+	pthread_mutex_unlock(&table_mu);
+	if (last && e->ended) {
+		pthread_mutex_destroy(&e->mu);
 		th_sha256_free(e->hash);
 		free(e);
 	}
-	pthread_mutex_unlock(&table_mu);
 }
 
 /* --- replies -----------------------------------------------------------------------------------
@@ -543,26 +565,29 @@ static int tus_delete(th_req *req, th_error *err)
 {
 	th_tus_info t;
 	entry *e = NULL;
+	unsigned gen;
 	int error;
 
+	memset(&t, 0, sizeof(t));
 	if (!version_ok(req, err))
 		return req->resp ? TH_OK : TH_ENOMEM;
-	if ((error = load(&t, req, err)) < 0 || (error = entry_take(&e, t.id, err)) < 0) {
-		if (error != TH_ENOTFOUND)
-			th_tus_info_dispose(&t);
+	if ((error = load(&t, req, err)) < 0)
 		return reply_th_error(req, err, err);
-	}
-	/* A finished upload's bytes are the file now: only the record goes. */
-	if ((t.state == TH_TUS_OPEN &&
-	     (error = th_part_remove(req->srv->cfg.data_dir, t.id, err)) < 0) ||
-	    (error = th_meta_tus_delete(req->srv->meta, t.id, err)) < 0) {
-		entry_give(e, 0);
+	/* Taking the upload stops any request still writing it. */
+	if ((error = entry_take(&e, &gen, t.id, err)) < 0) {
 		th_tus_info_dispose(&t);
 		return error;
 	}
-	entry_give(e, 1);
+	pthread_mutex_lock(&e->mu);
+	/* A finished upload's bytes are the file now: only the record goes. */
+	if ((t.state != TH_TUS_OPEN ||
+	     (error = th_part_remove(req->srv->cfg.data_dir, t.id, err)) == TH_OK) &&
+	    (error = th_meta_tus_delete(req->srv->meta, t.id, err)) == TH_OK)
+		e->gen++; /* nobody holds it any more */
+	pthread_mutex_unlock(&e->mu);
+	entry_give(e, error == TH_OK);
 	th_tus_info_dispose(&t);
-	return reply_empty(req, MHD_HTTP_NO_CONTENT, err);
+	return error < 0 ? error : reply_empty(req, MHD_HTTP_NO_CONTENT, err);
 }
 
 /* --- PATCH --------------------------------------------------------------------------------------
@@ -572,13 +597,14 @@ static int tus_delete(th_req *req, th_error *err)
 typedef struct patch {
 	th_tus_info t;
 	entry *e;
+	unsigned gen; /* the generation this request writes as (entry) */
 	th_part *part;
 	uint64_t start; /* the offset the request began at */
 	int checksum;   /* 0 none, 1 sha1, 2 sha256 */
 	unsigned char want[32];
 	th_sha1 *sha1;
 	th_sha256 *sha256;
-	int failed;   /* a write failed: nothing of this request is kept */
+	int failed;   /* a write failed, or another request took the upload over */
 	int finished; /* the handler decided what is kept */
 } patch;
 
@@ -618,6 +644,13 @@ static int parse_checksum(patch *p, const char *h, th_error *err)
 	return TH_OK;
 }
 
+/* The upload was taken over by a newer request: this one's bytes go nowhere. */
+static int superseded(th_error *err)
+{
+	return th_error_set(err, TH_ECONFLICT,
+	                    "another request took this upload over; ask HEAD for the offset");
+}
+
 static int patch_begin(th_req *req, th_error *err)
 {
 	const char *ct = api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -641,8 +674,6 @@ static int patch_begin(th_req *req, th_error *err)
 	if ((error = load(&p->t, req, err)) < 0)
 		return reply_th_error(req, err, err);
 	req->body_state = p; /* from here patch_release cleans up, whatever happens */
-	if ((error = entry_take(&p->e, p->t.id, err)) < 0)
-		return reply_th_error(req, err, err);
 	if ((uint64_t)offset != p->t.offset) {
 		char msg[160];
 		snprintf(msg, sizeof(msg),
@@ -667,26 +698,31 @@ static int patch_begin(th_req *req, th_error *err)
 		                    clen, p->t.offset, p->t.length);
 	if (sum != NULL && (error = parse_checksum(p, sum, err)) < 0)
 		return error;
-	if ((error = th_part_open(&p->part, req->srv->cfg.data_dir, p->t.id, p->t.offset, err)) < 0)
+	/* This request holds the upload from here; one still running (its connection may be
+	 * dead and the server not know it yet) is superseded. */
+	if ((error = entry_take(&p->e, &p->gen, p->t.id, err)) < 0)
 		return error;
+	pthread_mutex_lock(&p->e->mu);
+	error = th_part_open(&p->part, req->srv->cfg.data_dir, p->t.id, p->t.offset, err);
 	p->start = p->t.offset;
 	/* The file's SHA-256 goes on from where this process left it, or starts again. */
-	if (p->e->hash != NULL && p->e->hashed != p->start) {
+	if (error == TH_OK && p->e->hash != NULL && p->e->hashed != p->start) {
 		th_sha256_free(p->e->hash);
 		p->e->hash = NULL;
 	}
-	if (p->e->hash == NULL && p->start == 0) {
+	if (error == TH_OK && p->e->hash == NULL && p->start == 0) {
 		if ((p->e->hash = th_sha256_new()) == NULL)
-			return th_error_set(err, TH_ENOMEM, "out of memory");
+			error = th_error_set(err, TH_ENOMEM, "out of memory");
 		p->e->hashed = 0;
 	}
-	return TH_OK;
+	pthread_mutex_unlock(&p->e->mu);
+	return error;
 }
 
 static int patch_feed(th_req *req, const char *data, size_t len, th_error *err)
 {
 	patch *p = req->body_state;
-	int error;
+	int error = TH_OK;
 
 	if (p == NULL || p->part == NULL || p->failed)
 		return TH_OK; /* answered at the head already: the body is drained */
@@ -696,7 +732,15 @@ static int patch_feed(th_req *req, const char *data, size_t len, th_error *err)
 		                    "more bytes than the Upload-Length of %" PRIu64 " leaves",
 		                    p->t.length);
 	}
-	if ((error = th_part_write(p->part, data, len, err)) < 0) {
+	pthread_mutex_lock(&p->e->mu);
+	if (!holds(p->e, p->gen))
+		error = superseded(err);
+	else if ((error = th_part_write(p->part, data, len, err)) == TH_OK && p->e->hash != NULL) {
+		th_sha256_update(p->e->hash, data, len);
+		p->e->hashed += len;
+	}
+	pthread_mutex_unlock(&p->e->mu);
+	if (error < 0) {
 		p->failed = 1;
 		return error;
 	}
@@ -704,14 +748,11 @@ static int patch_feed(th_req *req, const char *data, size_t len, th_error *err)
 		th_sha1_update(p->sha1, data, len);
 	if (p->sha256)
 		th_sha256_update(p->sha256, data, len);
-	if (p->e->hash != NULL) {
-		th_sha256_update(p->e->hash, data, len);
-		p->e->hashed += len;
-	}
 	return TH_OK;
 }
 
-/* Cut the request's bytes off again: the upload stays where it was. */
+/* Cut the request's bytes off again: the upload stays where it was. p->e->mu held, and p the
+ * holder. */
 static void discard(patch *p)
 {
 	th_error e = { 0 };
@@ -725,7 +766,8 @@ static void discard(patch *p)
 	p->e->hash = NULL;
 }
 
-/* Sync the part file and record its offset. Returns TH_OK or the error. */
+/* Sync the part file and record its offset. p->e->mu held, and p the holder. Returns TH_OK or
+ * the error. */
 static int keep(th_req *req, patch *p, th_error *err)
 {
 	int error;
@@ -739,11 +781,12 @@ static int keep(th_req *req, patch *p, th_error *err)
 }
 
 /* Every byte is stored: the file is hashed, checked against the metadata's sha256, stored under
- * its name and imported. Returns TH_OK with p->t done, or the error (460 for a sha256 that does
- * not match, after which the upload is gone). */
+ * its name and imported. p->e->mu held, and p the holder. Returns TH_OK with p->t done, or the
+ * error (TH_EINVALID "checksum mismatch" for a sha256 that does not match, after which the
+ * upload is gone). */
 static int complete(th_req *req, patch *p, th_error *err)
 {
-	const char *want = NULL, *meta_sha = NULL;
+	const char *meta_sha = NULL;
 	char sha[65], *params = NULL;
 	unsigned char digest[32];
 	api_import_req ir;
@@ -767,11 +810,10 @@ static int complete(th_req *req, patch *p, th_error *err)
 	th_hex(sha, digest, 32);
 	if ((error = metadata_params(&params, &meta_sha, req, p->t.metadata, err)) < 0)
 		return error;
-	want = meta_sha;
-	if (want != NULL && strcmp(want, sha) != 0) {
+	th_part_close(p->part);
+	p->part = NULL;
+	if (meta_sha != NULL && strcmp(meta_sha, sha) != 0) {
 		th_error e = { 0 };
-		th_part_close(p->part);
-		p->part = NULL;
 		th_part_remove(req->srv->cfg.data_dir, p->t.id, &e);
 		th_meta_tus_delete(req->srv->meta, p->t.id, &e);
 		p->t.state = 0; /* gone */
@@ -779,10 +821,8 @@ static int complete(th_req *req, patch *p, th_error *err)
 		        err, TH_EINVALID,
 		        "checksum mismatch: the file's SHA-256 is %s, the metadata says "
 		        "%s; the upload is removed: start again",
-		        sha, want);
+		        sha, meta_sha);
 	}
-	th_part_close(p->part);
-	p->part = NULL;
 	if ((error = api_upload_params_parse(&ir, req, p->t.params, strlen(p->t.params), err)) < 0)
 		return error;
 	/* Pinned from the rename until the file is recorded: the clean-up of unused uploads
@@ -802,27 +842,19 @@ static int complete(th_req *req, patch *p, th_error *err)
 		return error;
 	p->t.state = TH_TUS_DONE;
 	TH_LOG(TH_LOG_INFO,
-	       "req=%llu tus upload %s complete: %" PRIu64 " bytes, file %s, "
-	       "operation %s",
+	       "req=%llu tus upload %s complete: %" PRIu64 " bytes, file %s, operation %s",
 	       (unsigned long long)req->id, p->t.id, p->t.length, p->t.file_id, p->t.op_id);
 	return TH_OK;
 }
 
-static int tus_patch(th_req *req, th_error *err)
+/* The end of the body: check, keep, complete. p->e->mu held. Returns TH_OK with the reply left,
+ * or the error to answer. */
+static int patch_end(th_req *req, patch *p, th_error *err)
 {
-	patch *p = req->body_state;
 	int error;
 
-	if (p == NULL) /* patch_begin answered */
-		return th_error_set(err, TH_ERROR, "no upload state");
-	p->finished = 1;
-	if (p->t.state == TH_TUS_DONE) { /* an empty PATCH after the end */
-		if ((error = reply_empty(req, MHD_HTTP_NO_CONTENT, err)) == TH_OK) {
-			add_u64(req, "Upload-Offset", p->t.length);
-			add_result_headers(req, &p->t);
-		}
-		return error;
-	}
+	if (!holds(p->e, p->gen))
+		return superseded(err);
 	if (p->checksum != 0) {
 		unsigned char got[32];
 		size_t n = p->checksum == 1 ? 20 : 32;
@@ -856,6 +888,27 @@ static int tus_patch(th_req *req, th_error *err)
 	return error;
 }
 
+static int tus_patch(th_req *req, th_error *err)
+{
+	patch *p = req->body_state;
+	int error;
+
+	if (p == NULL) /* patch_begin answered */
+		return th_error_set(err, TH_ERROR, "no upload state");
+	p->finished = 1;
+	if (p->t.state == TH_TUS_DONE) { /* an empty PATCH after the end */
+		if ((error = reply_empty(req, MHD_HTTP_NO_CONTENT, err)) == TH_OK) {
+			add_u64(req, "Upload-Offset", p->t.length);
+			add_result_headers(req, &p->t);
+		}
+		return error;
+	}
+	pthread_mutex_lock(&p->e->mu);
+	error = patch_end(req, p, err);
+	pthread_mutex_unlock(&p->e->mu);
+	return error;
+}
+
 static void patch_release(th_req *req, int completed)
 {
 	patch *p = req->body_state;
@@ -867,17 +920,28 @@ static void patch_release(th_req *req, int completed)
 	req->body_state = NULL;
 	/* The body ended before the handler ran (a cut connection, or an error found while it
 	 * came): keep what arrived, unless a checksum cannot vouch for part of a body or a write
-	 * failed. */
-	if (!p->finished && p->part != NULL) {
-		if (p->checksum != 0 || p->failed)
-			discard(p);
-		else if (th_part_offset(p->part) != p->start && keep(req, p, &e) < 0)
-			TH_LOG(TH_LOG_WARN, "tus upload %s: %s", p->t.id, e.msg);
-		TH_LOG(TH_LOG_INFO,
-		       "req=%llu tus upload %s: request ended at byte %" PRIu64 " of %" PRIu64
-		       " (%s)",
-		       (unsigned long long)req->id, p->t.id, p->t.offset, p->t.length,
-		       p->checksum != 0 || p->failed ? "its bytes dropped" : "its bytes kept");
+	 * failed; and only while this request still holds the upload. */
+	if (!p->finished && p->part != NULL && p->e != NULL) {
+		pthread_mutex_lock(&p->e->mu);
+		if (holds(p->e, p->gen)) {
+			if (p->checksum != 0 || p->failed)
+				discard(p);
+			else if (th_part_offset(p->part) != p->start && keep(req, p, &e) < 0)
+				TH_LOG(TH_LOG_WARN, "tus upload %s: %s", p->t.id, e.msg);
+			TH_LOG(TH_LOG_INFO,
+			       "req=%llu tus upload %s: request ended at byte %" PRIu64
+			       " of %" PRIu64 " (%s)",
+			       (unsigned long long)req->id, p->t.id, p->t.offset, p->t.length,
+			       p->checksum != 0 || p->failed ? "its bytes dropped"
+			                                     : "its bytes kept");
+		} else {
+			TH_LOG(TH_LOG_INFO,
+			       "req=%llu tus upload %s: request ended after another took the "
+			       "upload "
+			       "over",
+			       (unsigned long long)req->id, p->t.id);
+		}
+		pthread_mutex_unlock(&p->e->mu);
 	}
 	th_part_close(p->part);
 	th_sha1_free(p->sha1);

@@ -50,6 +50,7 @@ export async function startServer(bin, { dir, port, args = [] } = {}) {
     url,
     dir,
     port,
+    pid: child.pid,
     user(name) {
       return execFileSync(bin, ['user', 'add', '--data', dir, name], {
         encoding: 'utf8',

@@ -292,6 +292,8 @@ await test("the protocol's refusals", async () => {
   assert.equal((await patch({ 'Upload-Offset': '4' }, '1,2\n')).status, 404);
 });
 
-await srv.stop();
+// A failure keeps the data directory and its serve.log.
+await srv.stop({ keep: failed > 0 });
+if (failed) console.error(`the server's data directory and log: ${srv.dir}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
