@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "api.h"
 #include "tablehub/files.h"
@@ -452,6 +453,24 @@ static int branch_exists(th_req *req, const char *branch, th_error *err)
 	return error;
 }
 
+/* Refuse an upload of `length` bytes that would leave less than --min-free-mb free where it is
+ * stored (507), as the multipart upload does; each PATCH's writes still find a full disk. */
+static int check_free_space(th_req *req, uint64_t length, th_error *err)
+{
+	uint64_t keep = (uint64_t)req->srv->cfg.min_free_mb * 1048576u, avail;
+	struct statvfs vfs;
+
+	if (keep == 0 || statvfs(req->srv->cfg.data_dir, &vfs) != 0)
+		return TH_OK;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail >= keep && avail - keep >= length)
+		return TH_OK;
+	return th_error_set(err, TH_ENOSPC,
+	                    "not enough disk space for this upload: %llu MB free, and the server "
+	                    "keeps %u MB free; try again later or ask the administrator",
+	                    (unsigned long long)(avail / 1048576), req->srv->cfg.min_free_mb);
+}
+
 static int tus_create(th_req *req, th_error *err)
 {
 	const char *metadata = api_header(req, "Upload-Metadata"), *sha = NULL;
@@ -475,6 +494,8 @@ static int tus_create(th_req *req, th_error *err)
 		                    "the file is larger than the %" PRIu64 " byte limit "
 		                    "(Tus-Max-Size)",
 		                    req->srv->cfg.max_file);
+	if ((error = check_free_space(req, (uint64_t)length, err)) < 0)
+		return error;
 	if (metadata != NULL && strlen(metadata) > METADATA_MAX)
 		return th_error_set(err, TH_EINVALID, "Upload-Metadata is over %d bytes",
 		                    METADATA_MAX);

@@ -8,7 +8,7 @@
 //   - an upload half done survives a server restart and completes;
 //   - the protocol's refusals: 412 without Tus-Resumable, 415, 409 on a wrong offset (with the
 //     right one), 413 over Tus-Max-Size, 400 for bad params, 404 for another user's upload, and
-//     DELETE (termination).
+//     DELETE (termination); 507 when the disk cannot hold the upload (--min-free-mb).
 // usage: node run.mjs TABLEHUB_BIN. Exit 77 (skipped) when tus-js-client is not installed
 // (scripts/setup runs npm ci here), except under CI. Prints "N passed, N failed".
 import assert from 'node:assert/strict';
@@ -290,6 +290,32 @@ await test("the protocol's refusals", async () => {
   assert.equal((await api('HEAD', path, { token: bob, headers: { 'Tus-Resumable': '1.0.0' } })).status, 404);
   assert.equal((await api('DELETE', path, { headers: { 'Tus-Resumable': '1.0.0' } })).status, 204);
   assert.equal((await patch({ 'Upload-Offset': '4' }, '1,2\n')).status, 404);
+});
+
+await test('an upload the disk cannot hold is refused (507) before any byte', async () => {
+  const full = await startServer(bin, { args: ['--min-free-mb', '100000000'] });
+  try {
+    const t = full.user('carol');
+    const d = await fetch(`${full.url}${API}/database`, {
+      method: 'POST',
+      headers: { authorization: `token ${t}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ownerName: 'carol', repoName: 'db' }),
+    });
+    assert.equal(d.status, 200);
+    const r = await fetch(`${full.url}${API}/carol/db/uploads/tus`, {
+      method: 'POST',
+      headers: {
+        authorization: `token ${t}`,
+        'Tus-Resumable': '1.0.0',
+        'Upload-Length': '1000',
+        'Upload-Metadata': `tableName dDE=,importOp ${Buffer.from('Create').toString('base64')}`,
+      },
+    });
+    assert.equal(r.status, 507);
+    assert.match((await r.json()).message, /not enough disk space/);
+  } finally {
+    await full.stop();
+  }
 });
 
 // A failure keeps the data directory and its serve.log.
