@@ -296,6 +296,7 @@ extern const api_route api_openapi_routes[];
 extern const unsigned char api_openapi_json[];
 extern const size_t api_openapi_json_len;
 int api_openapi_get(th_req *req, th_error *err);
+extern const api_route api_refs_routes[]; /* refs.c */
 /* Every route table, ending with NULL (for tests that walk all routes). */
 extern const api_route *const api_route_tables[];
 

@@ -41,11 +41,10 @@ static const api_route main_routes[] = {
 };
 
 const api_route *const api_route_tables[] = {
-	main_routes,        api_pulls_routes,    api_query_routes,
-	api_catalog_routes, api_web_routes,      api_accounts_routes,
-	api_teams_routes,   api_bitio_routes,    api_forks_routes,
-	api_openapi_routes, api_sqlwrite_routes, api_export_routes,
-	api_files_routes,   api_tus_routes,      NULL
+	main_routes,      api_pulls_routes,    api_query_routes,    api_catalog_routes,
+	api_web_routes,   api_accounts_routes, api_teams_routes,    api_bitio_routes,
+	api_forks_routes, api_openapi_routes,  api_sqlwrite_routes, api_export_routes,
+	api_files_routes, api_tus_routes,      api_refs_routes,     NULL
 };
 
 #define NTABLES (sizeof(api_route_tables) / sizeof(api_route_tables[0]) - 1)

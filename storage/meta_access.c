@@ -465,3 +465,39 @@ int th_meta_pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t 
 {
 	return ops(m)->pull_source(from_db_id, m, db_id, pull_id, err);
 }
+
+/* --- releases ------------------------------------------------------------------------------- */
+
+void th_release_list_dispose(th_release_list *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; l->items != NULL && i < l->n; i++) {
+		free(l->items[i].title);
+		free(l->items[i].notes);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+int th_meta_release_create(th_meta *m, int64_t db_id, const th_release_new *r,
+                           const th_event_new *ev, th_error *err)
+{
+	th_release_new v = *r;
+	int error;
+
+	if ((error = user_ok(r->author, err)) < 0 || (error = event_ok(ev, err)) < 0)
+		return error;
+	if (r->tag_name == NULL || r->tag_name[0] == '\0' ||
+	    strlen(r->tag_name) >= sizeof(((th_release_info *)0)->tag_name))
+		return th_error_set(err, TH_EINVALID, "a release needs a tag name of 1-255 bytes");
+	v.title = nz(r->title);
+	v.notes = nz(r->notes);
+	return ops(m)->release_insert(m, db_id, &v, ev, err);
+}
+
+int th_meta_release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err)
+{
+	return ops(m)->release_list(out, m, db_id, err);
+}

@@ -174,6 +174,11 @@ struct th_meta_access_ops {
 	int (*pull_source)(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
 	                   th_error *err);
 
+	/* Releases (TH_EEXISTS when the tag has one). */
+	int (*release_insert)(th_meta *m, int64_t db_id, const th_release_new *r,
+	                      const th_event_new *ev, th_error *err);
+	int (*release_list)(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
+
 	int (*event_add)(th_meta *m, const th_event_new *ev, th_error *err);
 	/* At most `limit` events from `offset`, newest first; *more when there are further ones. */
 	int (*event_list)(th_event_list *out, int *more, th_meta *m, int64_t db_id, int64_t offset,

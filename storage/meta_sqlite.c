@@ -269,6 +269,16 @@ static const char *const migrations[] = {
 	"  SELECT f.id, o.id, o.created_at FROM operations o"
 	"  JOIN databases d ON d.owner = o.owner AND d.name = o.db"
 	"  JOIN files f ON f.db_id = d.id AND f.sha256 = o.upload_sha256;",
+	/* 7: releases: a tag of the repository with a title and notes, one per tag (IF NOT
+	 * EXISTS: see 6) */
+	"CREATE TABLE IF NOT EXISTS releases("
+	"  db_id INTEGER NOT NULL REFERENCES databases(id) ON DELETE CASCADE,"
+	"  tag_name TEXT NOT NULL,"
+	"  title TEXT NOT NULL DEFAULT '',"
+	"  notes TEXT NOT NULL DEFAULT '',"
+	"  author TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, tag_name));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -93,6 +93,9 @@ typedef enum {
 	MS_FORK_BY_OP,
 	MS_PULL_SET_SOURCE,
 	MS_PULL_SOURCE,
+	/* releases (meta_releases.c) */
+	MS_RELEASE_INSERT,
+	MS_RELEASE_LIST,
 	MS_NSLOTS
 } th_msql_slot;
 
@@ -190,6 +193,10 @@ int th_msql__pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t
                              th_error *err);
 int th_msql__pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
                          th_error *err);
+/* Releases (meta_releases.c). */
+int th_msql__release_insert(th_meta *m, int64_t db_id, const th_release_new *r,
+                            const th_event_new *ev, th_error *err);
+int th_msql__release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
 
 int th_msql__db_create(th_meta *m, const char *owner, const char *name, const char *description,
                        int is_private, th_error *err);

@@ -445,4 +445,6 @@ const th_meta_access_ops th_msql__access_ops = {
 	.pull_source = th_msql__pull_source,
 	.event_add = msql_event_add,
 	.event_list = msql_event_list,
+	.release_insert = th_msql__release_insert,
+	.release_list = th_msql__release_list,
 };

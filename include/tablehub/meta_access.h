@@ -309,4 +309,38 @@ int th_meta_pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t 
 int th_meta_pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t pull_id,
                         th_error *err);
 
+/* --- releases ------------------------------------------------------------------------------- */
+
+/* A release: a tag of the database's repository (the caller checks it exists) with a title and
+ * notes. */
+typedef struct th_release_new {
+	const char *tag_name;
+	const char *title; /* NULL = "" */
+	const char *notes; /* NULL = "" */
+	const char *author;
+} th_release_new;
+
+typedef struct th_release_info {
+	char tag_name[256];
+	char *title; /* heap */
+	char *notes; /* heap */
+	char author[65];
+	int64_t created_at;
+} th_release_info;
+
+typedef struct th_release_list {
+	th_release_info *items; /* newest first */
+	size_t n;
+} th_release_list;
+
+void th_release_list_dispose(th_release_list *l);
+
+/* Record release r of db_id with its event ev (may be NULL). Returns TH_OK, TH_EINVALID (an empty
+ * or over-long tag name, a bad author), TH_EEXISTS (the tag has a release) or TH_ESTORE. */
+int th_meta_release_create(th_meta *m, int64_t db_id, const th_release_new *r,
+                           const th_event_new *ev, th_error *err);
+
+/* The releases of db_id, newest first. Returns TH_OK or TH_ESTORE. */
+int th_meta_release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
+
 #endif

@@ -87,6 +87,36 @@ void th_strv_free(char **v);
 /* Is `name` acceptable as a branch name (git's rules, at most TH_BRANCH_NAME_MAX bytes)? */
 int th_repo_branch_name_valid(const char *name);
 
+/* --- tags ------------------------------------------------------------------------------------ */
+
+/* A tag of the repository (refs/tags/<name>): the commit it names, and for an annotated tag its
+ * message, tagger and time (a lightweight one has "" and the commit's time). Heap strings belong
+ * to the list and go with th_tag_list_dispose. */
+typedef struct th_tag_info {
+	char *name;
+	char *message;
+	char tagger[128];
+	th_oid commit;
+	int64_t tagged_at; /* ms since the epoch */
+} th_tag_info;
+
+typedef struct th_tag_list {
+	th_tag_info *items; /* sorted by name */
+	size_t n;
+} th_tag_list;
+
+void th_tag_list_dispose(th_tag_list *l);
+
+/* Write an annotated tag `name` of commit `target` by tagger <email> with `message`. Returns
+ * TH_OK, TH_EINVALID (a bad name), TH_EEXISTS (the tag exists), TH_ENOTFOUND (no such commit)
+ * or TH_ESTORE. */
+int th_repo_tag_create(th_repo *repo, const char *name, const th_oid *target, const char *tagger,
+                       const char *email, const char *message, th_error *err);
+
+/* The repository's tags of commits into *out (the caller disposes of it). Returns TH_OK or
+ * TH_ESTORE. */
+int th_repo_tag_list(th_tag_list *out, th_repo *repo, th_error *err);
+
 /* --- commits --------------------------------------------------------------------------------- */
 
 typedef struct th_commit_info {
