@@ -517,6 +517,7 @@ int api_upload_create(th_req *req, th_error *err);
 int api_upload_poll(th_req *req, th_error *err);
 int api_jobs_list(th_req *req, th_error *err);
 int api_user_operations(th_req *req, th_error *err);
+int api_operation_cancel(th_req *req, th_error *err); /* operations_cancel.c */
 /* Operation names (operations.c), the one place they are formatted and parsed. DoltHub's job name
  * "repositoryOwners/<owner>/repositories/<db>/jobs/<id>" and the user's operation name
  * "users/<user>/userOperations/<id>", from the pool (NULL when out of memory). */

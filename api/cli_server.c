@@ -47,6 +47,10 @@ static const char serve_usage[] =
         "                              token, bursts of 10 R (default 50)\n"
         "  --max-pending-ops N         unfinished operations of one user (default 100)\n"
         "  --min-free-mb N             disk space an upload must leave free (default 100)\n"
+        "  --max-op-seconds S          time cap of one run of an operation of any kind; past\n"
+        "                              it the operation fails and commits nothing (default\n"
+        "                              3600)\n"
+        "  --max-op-seconds-KIND S     the same for one kind: import, merge, ...\n"
         "accounts:\n"
         "  --no-signup      refuse POST /api/v1alpha1/users (accounts only from 'user add')\n"
         "  --cookie-secure  mark session cookies Secure (when clients reach the server over\n"
@@ -131,6 +135,46 @@ static long take_num(int *argc, char **argv, const char *name, long def, long lo
 	return n;
 }
 
+/* The time caps of the operation kinds, from the flags: `all` for every kind, then one per kind
+ * of the queue's table (-1 where its flag is absent). */
+#define MAX_CAPS 16
+struct time_caps {
+	long all;
+	long kind[MAX_CAPS];
+};
+
+/* Take --max-op-seconds S and --max-op-seconds-<kind> S out of argv. Returns 0, or -1 after a
+ * message (a bad value, an unknown kind). */
+static int take_time_caps(int *argc, char **argv, struct time_caps *c)
+{
+	char name[64];
+	int bad = 0;
+
+	c->all = take_num(argc, argv, "--max-op-seconds", TH_JOBS_MAX_SECONDS, 0, 100000000, &bad);
+	for (size_t i = 0; th_job_kinds[i] != NULL && i < MAX_CAPS; i++) {
+		snprintf(name, sizeof(name), "--max-op-seconds-%s", th_job_kinds[i]->name);
+		c->kind[i] = take_num(argc, argv, name, -1, 0, 100000000, &bad);
+	}
+	for (int i = 1; !bad && i < *argc; i++) {
+		if (strncmp(argv[i], "--max-op-seconds-", 17) == 0) {
+			fprintf(stderr, "tablehub serve: %s: no such operation kind\n", argv[i]);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/* Set the caps on the pool `j` (not yet running). Returns TH_OK or TH_ENOTFOUND. */
+static int set_time_caps(th_jobs *j, const struct time_caps *c, th_error *err)
+{
+	int error = th_jobs_set_max_seconds(j, NULL, c->all, err);
+
+	for (size_t i = 0; error == TH_OK && th_job_kinds[i] != NULL && i < MAX_CAPS; i++)
+		if (c->kind[i] >= 0)
+			error = th_jobs_set_max_seconds(j, th_job_kinds[i]->name, c->kind[i], err);
+	return error;
+}
+
 int cli_serve(int argc, char **argv)
 {
 	const char *dir = cli_take_data_dir(&argc, argv);
@@ -144,6 +188,7 @@ int cli_serve(int argc, char **argv)
 	int64_t keep_ms = 7 * 86400000LL, sweep_ms;
 	struct timespec sweep_every;
 	int no_signup, cookie_secure, private_urls;
+	struct time_caps caps;
 	th_meta *meta = NULL;
 	th_jobs *jobs = NULL;
 	api_server srv;
@@ -185,7 +230,7 @@ int cli_serve(int argc, char **argv)
 		        "or 0 (keep files for ever)\n");
 		bad = 1;
 	}
-	if (bad)
+	if (bad || take_time_caps(&argc, argv, &caps) < 0)
 		return 2;
 	if (argc > 1) {
 		fprintf(stderr, "tablehub serve: unexpected argument '%s'\n%s", argv[1],
@@ -236,7 +281,9 @@ int cli_serve(int argc, char **argv)
 		goto fail;
 	git_ready = 1;
 	if (th_upload_sweep(&swept, dir, &err) < 0 || th_meta_open(&meta, dir, &err) < 0 ||
-	    th_jobs_start(&jobs, dir, meta, (int)workers, &err) < 0 ||
+	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
+		goto fail;
+	if (set_time_caps(jobs, &caps, &err) < 0 || th_jobs_run(jobs, &err) < 0 ||
 	    api_server_start(&srv, &cfg, meta, jobs, &err) < 0)
 		goto fail;
 	if (swept > 0)

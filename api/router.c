@@ -36,6 +36,7 @@ static const api_route main_routes[] = {
 	{ "POST", API "/:owner/:db/upload", api_upload_create, R_WRITE | R_STREAM | R_ENQUEUE },
 	{ "GET", API "/:owner/:db/upload", api_upload_poll, R_READ },
 	{ "GET", API "/:owner/:db/jobs", api_jobs_list, R_READ },
+	{ "POST", API "/:owner/:db/operations/:op/cancel", api_operation_cancel, R_WRITE },
 	{ "GET", API "/users/:user/operations", api_user_operations, R_SELF },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -228,6 +228,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	if (o->op == TH_OP_CREATE || o->op == TH_OP_OVERWRITE)
 		for (i = 0; i < m.nfile; i++)
 			m.schema.cols[i].type = th_type_pick(m.mask[i]);
+	if (o->check && (error = o->check(o->progress_payload, err)) < 0)
+		goto cleanup;
 
 	/* Pass 2 and the write. */
 	spill_size = ftell(m.spill); /* before pass 2 reads it (a sorted file leaves it unread) */
@@ -284,6 +286,9 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		                      (unsigned long long)out->modified,
 		                      (unsigned long long)out->removed);
 	if (error < 0)
+		goto cleanup;
+	/* The last chance to stop: after the commit, the branch moves. */
+	if (o->check && (error = o->check(o->progress_payload, err)) < 0)
 		goto cleanup;
 	if (o->email)
 		error = th_buf_puts(&email, o->email, err);

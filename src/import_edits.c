@@ -151,7 +151,8 @@ static int keys_increase(int *out, th_import__state *m, th_error *err)
 	if ((error = spill_rewind(m, err)) < 0)
 		return error;
 	for (r = 0; r < m->rows_read; r++) {
-		if ((error = spill_next(m, &lineno, err)) < 0)
+		if ((error = th_import__check(m, r + 1, err)) < 0 ||
+		    (error = spill_next(m, &lineno, err)) < 0)
 			goto cleanup;
 		th_buf_clear(&key);
 		if (th_row_key(&key, &m->schema, m->scells, &kerr) < 0)
@@ -186,6 +187,8 @@ int th_import__sort(th_import__state *m, th_error *err)
 		return TH_OK;
 	}
 	for (r = 0; r < m->rows_read; r++) {
+		if ((error = th_import__check(m, r + 1, err)) < 0)
+			goto cleanup;
 		th_buf_clear(&key);
 		th_buf_clear(&line);
 		if ((error = spill_next(m, &lineno, err)) < 0 ||
@@ -310,6 +313,8 @@ int th_import__next_edit(void *payload, th_edit *e, th_error *err)
 	uint64_t count = 1;
 	int error;
 
+	if ((error = th_import__check(m, ++m->nedits, err)) < 0)
+		return error;
 	if (m->streamed)
 		return streamed_edit(m, e, err);
 	if (!th_sorter_peek(&r, m->sort)) {

@@ -51,7 +51,17 @@ typedef struct th_import__state {
 	/* rejected rows: the first one's error, the count, and the report (opts->report) */
 	th_error first_reject;
 	uint64_t nrejects;
+	uint64_t nedits; /* edits handed out, for opts->check */
 } th_import__state;
+
+/* Every 1024th call (n counts them), ask opts->check whether to go on. Returns TH_OK or what the
+ * check returned. */
+static inline int th_import__check(th_import__state *m, uint64_t n, th_error *err)
+{
+	if (m->o->check == NULL || (n & 1023) != 0)
+		return TH_OK;
+	return m->o->check(m->o->progress_payload, err);
+}
 
 /* The spill file frames each row as varints (7 bits a byte, low first): the row's line number,
  * then per file column its length + 1 (0 for NULL) followed by its bytes. Pass 1 writes it, pass

@@ -14,6 +14,11 @@
  * operation with nothing stored. The fetched file is pinned while the import reads it and removed
  * when the import fails (unless another operation names the same bytes).
  *
+ * Cancel and time cap: the runner asks th_job_check before it makes its branch, every 1024 rows of
+ * each pass of the import (th_import_opts.check), before the commit and before the pull request;
+ * stopped at any of these it deletes its branch and fails, so a cancelled import commits nothing.
+ * Once the pull request is open the import completes.
+ *
  * Retries: the runner deletes a branch left by an earlier attempt and rebuilds it from scratch,
  * then finds the pull request that attempt may have opened, so a retry after a crash at any point
  * ends with one branch and one pull. A failed import deletes its branch: nothing half-made stays.
@@ -137,6 +142,11 @@ cleanup:
 static void import_progress(void *payload, uint64_t bytes_read, uint64_t rows)
 {
 	th_job_progress(payload, bytes_read, rows);
+}
+
+static int import_check(void *payload, th_error *err)
+{
+	return th_job_check(payload, err);
 }
 
 /* Read the import's params (DoltHub's JSON) into op, format and the pk array (heap, pointing into
@@ -293,8 +303,10 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 		*err = ignored;
 		goto cleanup;
 	}
-	if ((error = th_repo_branch_cas(repo, branch, &head, NULL, "tablehub: start import", err)) <
-	    0)
+	/* Cancelled or out of time: stop before anything is made. */
+	if ((error = th_job_check(ctx, err)) < 0 ||
+	    (error = th_repo_branch_cas(repo, branch, &head, NULL, "tablehub: start import", err)) <
+	            0)
 		goto cleanup;
 	made_branch = 1;
 	if ((error = th_upload_open(&fd, th_job_data_dir(ctx), sha, err)) < 0)
@@ -314,6 +326,7 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	opts.mem_budget = 0;
 	opts.progress = import_progress;
 	opts.progress_payload = ctx;
+	opts.check = import_check;
 	opts.report = &report;
 	if ((error = parse_extras(&opts, &nulls, params, err)) < 0)
 		goto cleanup;
@@ -331,6 +344,9 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 		goto cleanup;
 	}
 	th_job_progress(ctx, job->bytes_total, res.rows_read);
+	/* Stopped now, the branch is deleted below: nothing stays until the pull request exists. */
+	if ((error = th_job_check(ctx, err)) < 0)
+		goto cleanup;
 
 	/* A retry after a crash between the pull and the completion finds its pull again: one store
 	 * call returns the Open pull of the branch pair or makes it. */

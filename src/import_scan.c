@@ -317,11 +317,14 @@ int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 	int newschema = m->o->op == TH_OP_CREATE || m->o->op == TH_OP_OVERWRITE;
 	char reason[256], msg[512];
 	th_reader_row row;
+	uint64_t seen = 0;
 	size_t i;
 	int error;
 
 	m->next_progress = PROGRESS_EVERY;
 	for (;;) {
+		if ((error = th_import__check(m, ++seen, err)) < 0)
+			return error;
 		if ((error = th_reader_next(src, &row, err)) == 0)
 			break;
 		if (error < 0) {

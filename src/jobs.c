@@ -27,6 +27,11 @@
  *   so they are retried at once instead of after the old lease ran out. A job claimed more than
  *   TH_JOBS_MAX_ATTEMPTS times is failed with its kind's hint telling the user what to do. Every
  *   kind's runner is idempotent, so a retry after a crash at any point is safe.
+ * - Stopping a job: a cancel is a row in the store (meta_control.h), so it reaches the worker
+ *   whatever process took the request; time caps are per kind, counted from the start of the run.
+ *   Runners ask th_job_check, which reads the clock every call and the store at most every
+ *   CANCEL_POLL_MS, and the answer is sticky. A thread is never interrupted: a runner stops at its
+ *   next check and undoes its work itself.
  * - Threads: th_jobs_stop sets `stopping`, wakes everyone and joins the workers (each finishes the
  *   job it runs), then stops the heartbeat. A job's result or failure is written by the worker that
  *   ran it; nothing else writes an operation this pool claimed.
@@ -42,14 +47,16 @@
 #include "tablehub/ids.h"
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
+#include "tablehub/meta_control.h"
 
 #define MAX_KINDS 16
 #define REPO_STRIPES 32
 
-/* A registered kind and the payload its runner gets. */
+/* A registered kind, the payload its runner gets and its time cap (ms; 0 = none). */
 struct kind {
 	const th_job_kind *kind;
 	void *payload;
+	int64_t max_ms;
 };
 
 /* One worker thread and the job it runs (active), which the heartbeat renews. */
@@ -68,6 +75,7 @@ struct th_jobs {
 	th_meta *meta;
 	int nworkers;
 	int64_t lease_ms, poll_ms;
+	int64_t default_max_ms; /* the time cap of kinds registered from now on */
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t work_cv;
@@ -93,11 +101,27 @@ struct th_job_ctx {
 	char *result;
 	int64_t pull_id;
 	int64_t progress_ms; /* when progress was last written */
+	/* th_job_check: the attempt's start and time cap (monotonic ms), when the store was last
+	 * asked for a cancel request, and the reason to stop once one was found (sticky). */
+	int64_t started_ms, max_ms, cancel_ms;
+	int stopped;
+	th_error stop;
 };
 
 /* Progress is written at most this often: each write is a meta.sqlite commit with an fsync, and a
  * poll needs no finer grain. */
 #define PROGRESS_INTERVAL_MS 500
+/* th_job_check asks the store for a cancel request at most this often: a runner may check every
+ * few hundred rows, and a cancel needs no faster answer than this. */
+#define CANCEL_POLL_MS 200
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --- job context ----------------------------------------------------------------------------- */
 
@@ -123,6 +147,49 @@ int th_job_progress(th_job_ctx *ctx, uint64_t bytes_read, uint64_t rows)
 	if (rc < 0)
 		TH_LOG(TH_LOG_WARN, "job %s: cannot record progress: %s", ctx->job->id, err.msg);
 	return TH_OK;
+}
+
+int th_job_check(th_job_ctx *ctx, th_error *err)
+{
+	th_jobs *j = ctx->pool;
+	int64_t now = mono_ms();
+	char by[65];
+	th_error e;
+	int requested = 0, lost;
+
+	if (ctx->stopped)
+		goto stop;
+	pthread_mutex_lock(&j->mu);
+	lost = ctx->slot->lost;
+	pthread_mutex_unlock(&j->mu);
+	if (lost) {
+		th_error_set(&ctx->stop, TH_ECONFLICT,
+		             "the operation's lease was lost to another attempt");
+		goto stopped;
+	}
+	if (ctx->max_ms > 0 && now - ctx->started_ms > ctx->max_ms) {
+		th_error_set(&ctx->stop, TH_ELIMIT, "took longer than %lld s",
+		             (long long)(ctx->max_ms / 1000));
+		goto stopped;
+	}
+	if (ctx->cancel_ms != 0 && now - ctx->cancel_ms < CANCEL_POLL_MS)
+		return TH_OK;
+	ctx->cancel_ms = now;
+	th_error_clear(&e);
+	if (th_meta_op_cancel_requested(&requested, by, j->meta, ctx->job->id, &e) < 0) {
+		/* The store will answer next time; the job goes on meanwhile. */
+		TH_LOG(TH_LOG_WARN, "job %s: cannot read cancel requests: %s", ctx->job->id, e.msg);
+		return TH_OK;
+	}
+	if (!requested)
+		return TH_OK;
+	th_error_set(&ctx->stop, TH_ECONFLICT, TH_OP_CANCELLED_FMT, by);
+stopped:
+	ctx->stopped = 1;
+stop:
+	if (err)
+		*err = ctx->stop;
+	return ctx->stop.code;
 }
 
 int th_job_set_result(th_job_ctx *ctx, const char *result_json, int64_t pull_id, th_error *err)
@@ -190,7 +257,7 @@ static const struct kind *find_kind(const th_jobs *j, const char *name)
 
 static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 {
-	th_job_ctx ctx = { j, s, op, NULL, NULL, 0, 0 };
+	th_job_ctx ctx;
 	const struct kind *k;
 	pthread_mutex_t *lock = NULL;
 	th_job_runner run = NULL;
@@ -198,11 +265,16 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 	th_error err, err2;
 	int rc;
 
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.pool = j;
+	ctx.slot = s;
+	ctx.job = op;
 	th_error_clear(&err);
 	th_error_clear(&err2);
 	pthread_mutex_lock(&j->mu);
 	if ((k = find_kind(j, op->kind)) != NULL) {
 		ctx.kind = k->kind;
+		ctx.max_ms = k->max_ms;
 		run = k->kind->run;
 		payload = k->payload;
 	}
@@ -231,12 +303,17 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 	if (run == NULL) {
 		rc = th_error_set(&err, TH_EINVALID, "no runner for '%s' jobs", op->kind);
 	} else {
-		/* The slot is active while it waits, so the heartbeat keeps its lease. */
+		/* The slot is active while it waits, so the heartbeat keeps its lease. The time cap
+		 * counts from the start of the run, not of the wait. */
 		if (ctx.kind->flags & TH_JOB_WRITES_REPO) {
 			lock = repo_lock(j, op->owner, op->db);
 			pthread_mutex_lock(lock);
 		}
-		rc = run(payload, &ctx, op, &err);
+		ctx.started_ms = mono_ms();
+		/* A first attempt cancelled while it waited for the lock stops before it starts; a
+		 * retry runs, so that its runner can clear what the dead attempt left. */
+		if (op->attempts > 1 || (rc = th_job_check(&ctx, &err)) == TH_OK)
+			rc = run(payload, &ctx, op, &err);
 		if (lock)
 			pthread_mutex_unlock(lock);
 	}
@@ -370,6 +447,7 @@ int th_jobs_create(th_jobs **out, const char *data_dir, th_meta *meta, int nwork
 	j->nworkers = nworkers;
 	j->lease_ms = TH_JOBS_LEASE_MS;
 	j->poll_ms = TH_JOBS_POLL_MS;
+	j->default_max_ms = (int64_t)TH_JOBS_MAX_SECONDS * 1000;
 	for (i = 0; i < nworkers; i++)
 		j->slots[i].pool = j;
 	pthread_mutex_init(&j->mu, NULL);
@@ -418,8 +496,35 @@ int th_jobs_register(th_jobs *j, const th_job_kind *kind, void *payload, th_erro
 	} else {
 		j->kinds[i].kind = kind;
 		j->kinds[i].payload = payload;
-		if (i == j->nkinds)
+		if (i == j->nkinds) {
+			j->kinds[i].max_ms = j->default_max_ms;
 			j->nkinds++;
+		}
+	}
+	pthread_mutex_unlock(&j->mu);
+	return error;
+}
+
+int th_jobs_set_max_seconds(th_jobs *j, const char *kind, int64_t seconds, th_error *err)
+{
+	int64_t ms = seconds > 0 ? seconds * 1000 : 0;
+	size_t i;
+	int error = TH_OK;
+
+	if (seconds < 0 || seconds > INT64_MAX / 1000)
+		return th_error_set(err, TH_EINVALID, "a time cap must be 0 or more seconds");
+	pthread_mutex_lock(&j->mu);
+	if (kind == NULL) {
+		j->default_max_ms = ms;
+		for (i = 0; i < j->nkinds; i++)
+			j->kinds[i].max_ms = ms;
+	} else {
+		for (i = 0; i < j->nkinds && strcmp(j->kinds[i].kind->name, kind) != 0; i++)
+			;
+		if (i < j->nkinds)
+			j->kinds[i].max_ms = ms;
+		else
+			error = th_error_set(err, TH_ENOTFOUND, "no operation kind '%s'", kind);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return error;

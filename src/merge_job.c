@@ -9,6 +9,11 @@
  * (th_conflicts_to_json: a stored value, read back by the merge poll), and the pull stays Open.
  * The queue holds the database's writer lock while it runs (TH_JOB_WRITES_REPO).
  *
+ * Cancel and time cap: a first attempt asks th_job_check once, before th_pull_merge writes
+ * anything; the merge itself (its cost grows with the size of the change, not of the tables) then
+ * runs to its end, and a merge that moved its target branch completes. A retry runs to its end
+ * too, since its dead attempt may have moved the target already.
+ *
  * Retries: an attempt may die after the target branch moved, before or after the pull was marked
  * Merged. th_pull_merge finds a merge commit of its own already on the target and returns it
  * instead of writing another; a retry that finds the pull Merged checks that its merge commit is
@@ -133,6 +138,13 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 		goto cleanup;
 	}
 	if ((error = th_job_repo_open(&repo, ctx, err)) < 0)
+		goto cleanup;
+	/* Cancelled or out of time: stop before the merge writes anything. Once th_pull_merge runs
+	 * it is not interrupted; a target branch it moved is the merge done. A retry is not
+	 * stopped: the attempt that died may have moved the target already, which only
+	 * th_pull_merge finds.
+	 */
+	if (job->attempts == 1 && (error = th_job_check(ctx, err)) < 0)
 		goto cleanup;
 	if (retry_of_merged) {
 		error = th_pull_merge_done(&res, repo, pull.to_branch, &done, err);

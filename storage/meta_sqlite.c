@@ -279,6 +279,13 @@ static const char *const migrations[] = {
 	"  author TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (db_id, tag_name));",
+	/* 8: requests to cancel an operation (meta_control.c), one row per operation, kept as the
+	 * record of who cancelled it. No foreign key: a rebuild of the operations table must not
+	 * touch it. */
+	"CREATE TABLE IF NOT EXISTS operation_cancels("
+	"  op_id TEXT PRIMARY KEY NOT NULL,"
+	"  requested_by TEXT NOT NULL,"
+	"  requested_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -61,6 +61,10 @@ typedef struct th_import_opts {
 	/* Called every few MB of input, from the importing thread. May be NULL. */
 	void (*progress)(void *payload, uint64_t bytes_read, uint64_t rows);
 	void *progress_payload;
+	/* Called with progress_payload between the import's steps and every 1024 rows of each
+	 * pass, from the importing thread: a negative return (err set) stops the import with that
+	 * error, and nothing is committed. May be NULL. An import job's is th_job_check. */
+	int (*check)(void *payload, th_error *err);
 } th_import_opts;
 
 typedef struct th_import_result {

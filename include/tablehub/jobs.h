@@ -10,6 +10,13 @@
  * that finds its commit already made completes with it. No job stays Pending or In Progress
  * forever.
  *
+ * A job can be stopped while it runs: by a cancel (th_meta_op_cancel, meta_control.h: a Pending
+ * operation ends at once, a running one is asked to stop) or by its kind's time cap. Runners see
+ * both through th_job_check, which they call between their steps and in their long loops; a
+ * runner that was told to stop undoes what it made and fails with the reason ("cancelled by
+ * alice", "took longer than 3600 s"), so a stopped job commits nothing. A runner past the point
+ * where its work is visible (a merge that moved its target branch) finishes instead.
+ *
  * Operation kinds are a table (th_job_kinds, src/job_kinds.c), one th_job_kind each: its name, its
  * runner, whether it writes the database's repository (the queue then holds that database's
  * writer lock while it runs) and what to tell the user when it was interrupted too often. Adding a
@@ -29,6 +36,8 @@
 #define TH_JOBS_MAX_ATTEMPTS 3
 #define TH_JOBS_LEASE_MS 30000 /* default lease; the heartbeat renews it every third of it */
 #define TH_JOBS_POLL_MS 1000   /* idle workers look for expired leases this often */
+#define TH_JOBS_MAX_SECONDS                                                                        \
+	3600 /* default time cap of a run of any kind (th_jobs_set_max_seconds) */
 
 typedef struct th_jobs th_jobs;
 
@@ -93,6 +102,13 @@ void th_jobs_wake(th_jobs *j);
  * before th_jobs_run. */
 void th_jobs_set_timing(th_jobs *j, int64_t lease_ms, int64_t poll_ms);
 
+/* The time cap of one run of operations of kind `kind` (NULL = of every kind, also those
+ * registered later), in seconds from the moment the runner starts; 0 = none. Default
+ * TH_JOBS_MAX_SECONDS. Past it th_job_check tells the runner to stop and the operation ends
+ * Failed "took longer than N s". Applies to runs that start after the call. Returns TH_OK,
+ * TH_EINVALID (negative) or TH_ENOTFOUND (no such kind registered). */
+int th_jobs_set_max_seconds(th_jobs *j, const char *kind, int64_t seconds, th_error *err);
+
 /* --- operation kinds and their runners -------------------------------------------------------- */
 
 /* The running job, as a runner sees it. */
@@ -135,6 +151,14 @@ int th_jobs_register(th_jobs *j, const th_job_kind *kind, void *payload, th_erro
  * TH_ECONFLICT when the job was lost (its lease expired and someone else claimed it): the runner
  * should then give up. Other failures are logged and ignored (TH_OK). */
 int th_job_progress(th_job_ctx *ctx, uint64_t bytes_read, uint64_t rows);
+
+/* Should the runner go on? Returns TH_OK, or, once the job was cancelled (th_meta_op_cancel), ran
+ * past its kind's time cap or lost its lease, an error with err (may be NULL) set to the reason:
+ * TH_ECONFLICT "cancelled by <user>" (or the lost lease), TH_ELIMIT "took longer than N s". The
+ * answer is sticky. A runner then stops, undoes what it made and returns that error. Cheap (the
+ * store is asked about cancels at most every 200 ms): call it between steps and every few hundred
+ * rows. */
+int th_job_check(th_job_ctx *ctx, th_error *err);
 
 /* The result to store when the runner returns TH_OK: JSON object text (copied) and the pull id (0
  * = none). Returns TH_OK or TH_ENOMEM. */
