@@ -8,6 +8,8 @@
  * come out in key order and go straight into th_table_apply, which re-chunks only the regions they
  * touch: memory holds one chunk per diff side plus the chunk being rewritten, never the table.
  *
+ * Saved queries (queries/, saved.c) are merged file by file after the tables.
+ *
  * Schemas: a table's schema may change on one side only if the other side left the table's rows
  * alone (the changed side is then taken whole); a change of nullability alone is reconciled by
  * allowing NULL where either side does; any other schema change on both sides is a conflict.
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "tablehub/merge.h"
+#include "tablehub/saved.h"
 
 #define CONFLICTS_DEFAULT_LIMIT 1000
 
@@ -701,6 +704,16 @@ static int root_names(char ***out, th_repo *repo, const th_oid *root, th_error *
 	return error;
 }
 
+/* A saved query changed differently on both sides (saved.c). */
+static int query_conflict(void *payload, const char *path, th_error *err)
+{
+	merge_ctx *ctx = payload;
+
+	ctx->nconflicts++;
+	return conflict_add(ctx->conflicts, path, NULL, NULL, NULL, NULL, NULL,
+	                    "the saved query was changed differently on both sides", err);
+}
+
 int th_merge_trees(th_oid *out, th_merge_stats *stats, th_conflicts *conflicts, th_repo *repo,
                    const th_oid *base, const th_oid *ours, const th_oid *theirs, int dry_run,
                    th_error *err)
@@ -734,6 +747,9 @@ int th_merge_trees(th_oid *out, th_merge_stats *stats, th_conflicts *conflicts, 
 	for (i = 0; i < n; i++)
 		if ((error = merge_table(&ctx, base, ours, theirs, names[i], err)) < 0)
 			goto cleanup;
+	if ((error = th_saved_merge(&ctx.root, repo, base, ours, theirs, query_conflict, &ctx,
+	                            err)) < 0)
+		goto cleanup;
 	if (ctx.nconflicts) {
 		error = th_error_set(err, TH_ECONFLICT, "merge conflict: %llu conflicting change%s",
 		                     (unsigned long long)ctx.nconflicts,

@@ -276,8 +276,32 @@ static int explain_left_out(const th_query_resolved *r, const th_query_target *t
 	return error;
 }
 
+/* Run (or with `names`, only check and list the parameters of) `sql` at t's ref. */
+static int run_at(th_query_info *info, const th_query_target *t, const char *sql,
+                  const th_sql_binds *binds, char ***names, const th_query_opts *o,
+                  const th_sql_sink *sink, th_error *err);
+
 int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
                  const th_query_opts *o, const th_sql_sink *sink, th_error *err)
+{
+	return run_at(info, t, sql, NULL, NULL, o, sink, err);
+}
+
+int th_query_run_bound(th_query_info *info, const th_query_target *t, const char *sql,
+                       const th_sql_binds *binds, const th_query_opts *o, const th_sql_sink *sink,
+                       th_error *err)
+{
+	return run_at(info, t, sql, binds, NULL, o, sink, err);
+}
+
+int th_query_params(char ***names, const th_query_target *t, const char *sql, th_error *err)
+{
+	return run_at(NULL, t, sql, NULL, names, NULL, NULL, err);
+}
+
+static int run_at(th_query_info *info, const th_query_target *t, const char *sql,
+                  const th_sql_binds *binds, char ***names, const th_query_opts *o,
+                  const th_sql_sink *sink, th_error *err)
 {
 	th_query_opts defaults;
 	th_query_info local;
@@ -308,8 +332,9 @@ int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
 			break;
 		t1 = now_ms();
 		info->build_ms = t1 - t0;
-		error = th_snap_query(&info->rows, &info->truncated, path.ptr, sql, &lim, sink,
-		                      err);
+		error = names != NULL ? th_snap_params(names, path.ptr, sql, err)
+		                      : th_snap_query_bound(&info->rows, &info->truncated, path.ptr,
+		                                            sql, binds, &lim, sink, err);
 		info->query_ms = now_ms() - t1;
 		if (error != TH_ENOTFOUND)
 			break;

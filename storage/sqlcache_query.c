@@ -13,6 +13,8 @@
  * 15 digits and a ".0", so they are printed here as the shortest text that reads back the same.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sqlite3.h>
@@ -22,6 +24,7 @@
 #include <time.h>
 
 #include "tablehub/buf.h"
+#include "tablehub/repo.h"
 #include "tablehub/value.h"
 #include "sqlcache_internal.h"
 
@@ -362,8 +365,115 @@ static int has_more_statements(sqlite3 *db, const char *tail)
 	return more;
 }
 
+/* The value of a parameter as its type has it; TH_EINVALID with a message naming it if the text
+ * is not of that type. */
+static int bind_one(sqlite3_stmt *st, int idx, const char *name, const char *v, int type,
+                    th_error *err)
+{
+	char *end;
+
+	if (v == NULL)
+		return sqlite3_bind_null(st, idx) == SQLITE_OK
+		               ? TH_OK
+		               : th_error_set(err, TH_ENOMEM, "out of memory");
+	if (type == TH_TYPE_INTEGER) {
+		long long i;
+		errno = 0;
+		i = strtoll(v, &end, 10);
+		if (end == v || *end != '\0' || errno == ERANGE)
+			return th_error_set(err, TH_EINVALID, "parameter '%s' must be an integer",
+			                    name);
+		return sqlite3_bind_int64(st, idx, i) == SQLITE_OK
+		               ? TH_OK
+		               : th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	if (type == TH_TYPE_REAL) {
+		double d = strtod(v, &end);
+		if (end == v || *end != '\0' || !isfinite(d))
+			return th_error_set(err, TH_EINVALID, "parameter '%s' must be a number",
+			                    name);
+		return sqlite3_bind_double(st, idx, d) == SQLITE_OK
+		               ? TH_OK
+		               : th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	if (type == TH_TYPE_BOOLEAN) {
+		if (strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0)
+			return th_error_set(err, TH_EINVALID,
+			                    "parameter '%s' must be true or false", name);
+		return sqlite3_bind_int(st, idx, strcasecmp(v, "true") == 0) == SQLITE_OK
+		               ? TH_OK
+		               : th_error_set(err, TH_ENOMEM, "out of memory");
+	}
+	return sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT) == SQLITE_OK
+	               ? TH_OK
+	               : th_error_set(err, TH_ENOMEM, "out of memory");
+}
+
+/* Bind `binds` to the statement's parameters, or (names != NULL) list them instead. Only
+ * ":name" parameters are allowed. */
+static int bind_all(sqlite3_stmt *st, const th_sql_binds *binds, char ***names, th_error *err)
+{
+	int i, n = sqlite3_bind_parameter_count(st), error;
+	size_t k, used = 0;
+
+	if (names != NULL && (*names = calloc((size_t)n + 1, sizeof(**names))) == NULL)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
+	for (i = 1; i <= n; i++) {
+		const char *p = sqlite3_bind_parameter_name(st, i);
+		if (p == NULL || p[0] != ':' || p[1] == '\0')
+			return th_error_set(err, TH_EINVALID,
+			                    "parameters are named :name (found %s)", p ? p : "?");
+		if (names != NULL) {
+			if (((*names)[used++] = strdup(p + 1)) == NULL)
+				return th_error_set(err, TH_ENOMEM, "out of memory");
+			continue;
+		}
+		for (k = 0; binds != NULL && k < binds->n; k++)
+			if (strcmp(binds->names[k], p + 1) == 0)
+				break;
+		if (binds == NULL || k == binds->n)
+			return th_error_set(err, TH_EINVALID, "parameter '%s' has no value", p + 1);
+		if ((error = bind_one(st, i, p + 1, binds->values[k],
+		                      binds->types ? binds->types[k] : TH_TYPE_TEXT, err)) < 0)
+			return error;
+	}
+	return TH_OK;
+}
+
+static int run(uint64_t *rows_out, int *truncated, const char *path, const char *sql,
+               const th_sql_binds *binds, char ***names, const th_sql_limits *lim,
+               const th_sql_sink *sink, th_error *err);
+
 int th_snap_query(uint64_t *rows_out, int *truncated, const char *path, const char *sql,
                   const th_sql_limits *lim, const th_sql_sink *sink, th_error *err)
+{
+	return run(rows_out, truncated, path, sql, NULL, NULL, lim, sink, err);
+}
+
+int th_snap_query_bound(uint64_t *rows_out, int *truncated, const char *path, const char *sql,
+                        const th_sql_binds *binds, const th_sql_limits *lim,
+                        const th_sql_sink *sink, th_error *err)
+{
+	return run(rows_out, truncated, path, sql, binds, NULL, lim, sink, err);
+}
+
+int th_snap_params(char ***names, const char *path, const char *sql, th_error *err)
+{
+	static const th_sql_sink none = { NULL, NULL, NULL };
+	uint64_t rows;
+	int truncated, error;
+
+	*names = NULL;
+	if ((error = run(&rows, &truncated, path, sql, NULL, names, NULL, &none, err)) < 0) {
+		th_strv_free(*names);
+		*names = NULL;
+	}
+	return error;
+}
+
+static int run(uint64_t *rows_out, int *truncated, const char *path, const char *sql,
+               const th_sql_binds *binds, char ***names, const th_sql_limits *lim,
+               const th_sql_sink *sink, th_error *err)
 {
 	static const th_sql_limits none = { 0, 0, 0 };
 	sqlite3 *db = NULL;
@@ -422,6 +532,10 @@ int th_snap_query(uint64_t *rows_out, int *truncated, const char *path, const ch
 		                     q.word[0] ? q.word : "this statement");
 		goto cleanup;
 	}
+	/* Parameters are bound, never spliced; a statement without any needs no values. */
+	if ((sqlite3_bind_parameter_count(st) > 0 || names != NULL) &&
+	    ((error = bind_all(st, binds, names, err)) < 0 || names != NULL))
+		goto cleanup;
 	ncols = sqlite3_column_count(st);
 	cells = calloc((size_t)ncols + 1, sizeof(*cells));
 	offsets = calloc((size_t)ncols + 1, sizeof(*offsets));

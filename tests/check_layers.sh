@@ -13,6 +13,7 @@ declare -A layer_of=(
 	[sqlcache.h]=1 [sqlsession.h]=1 [meta_files.h]=1
 	[csv.h]=2 [reader.h]=2 [sorter.h]=2 [table.h]=2 [diff.h]=2 [merge.h]=2 [import.h]=2 [jobs.h]=2
 	[pulls.h]=2 [review.h]=2 [query.h]=2 [databases.h]=2 [export.h]=2 [fetch.h]=2 [sqlwrite.h]=2
+	[saved.h]=2
 )
 names=(util storage src api)
 fail=0

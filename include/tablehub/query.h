@@ -83,6 +83,18 @@ int th_query_snapshot(th_buf *path_out, th_query_info *info, const th_query_targ
 int th_query_run(th_query_info *info, const th_query_target *t, const char *sql,
                  const th_query_opts *o, const th_sql_sink *sink, th_error *err);
 
+/* th_query_run with `binds` (sqlcache.h; may be NULL) bound to the statement's ":name"
+ * parameters, never spliced into it. Returns what th_query_run does; TH_EINVALID also for a
+ * parameter without a value, or a value not of its type. */
+int th_query_run_bound(th_query_info *info, const th_query_target *t, const char *sql,
+                       const th_sql_binds *binds, const th_query_opts *o, const th_sql_sink *sink,
+                       th_error *err);
+
+/* Check `sql` at t->ref as th_query_run would run it (one read-only statement over tables and
+ * columns that exist there), without running it, and list its ":name" parameters into *names
+ * (NULL-terminated, th_strv_free). Returns TH_OK or what th_query_run does. */
+int th_query_params(char ***names, const th_query_target *t, const char *sql, th_error *err);
+
 /* The tables at t->ref, as the result of MySQL's SHOW TABLES: one text column named
  * "Tables_in_<db>", one row a table, in name order, streamed to `sink` (no snapshot is needed).
  * *info (may be NULL) gets the commit and the row count. Returns TH_OK, TH_ENOTFOUND, TH_EINVALID,

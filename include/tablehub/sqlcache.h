@@ -115,6 +115,31 @@ typedef struct th_sql_sink {
 int th_snap_query(uint64_t *rows, int *truncated, const char *path, const char *sql,
                   const th_sql_limits *lim, const th_sql_sink *sink, th_error *err);
 
+/* Values for a statement's named parameters (":name"), bound with sqlite3_bind_*: never spliced
+ * into the statement's text, so a value is only ever a value. */
+typedef struct th_sql_binds {
+	size_t n;
+	const char *const *names;  /* without the ':' */
+	const char *const *values; /* each value's text; NULL binds NULL */
+	const int *types; /* each value's th_type (value.h): an integer, real or boolean is bound as
+	                   * a number (its text must be one), anything else as text; NULL: text */
+} th_sql_binds;
+
+/* th_snap_query with `binds` (may be NULL) bound to the statement's parameters. Parameters must
+ * be named ":name" (not ?, ?N, @name or $name), and each must have a value in `binds`; values
+ * for names the statement does not use are ignored. Returns what th_snap_query does; TH_EINVALID
+ * also for a parameter without a value, another kind of parameter, or a value that is not of its
+ * type. */
+int th_snap_query_bound(uint64_t *rows, int *truncated, const char *path, const char *sql,
+                        const th_sql_binds *binds, const th_sql_limits *lim,
+                        const th_sql_sink *sink, th_error *err);
+
+/* Check `sql` against the snapshot at `path` as th_snap_query would (one statement, read-only,
+ * allowed by the authorizer, tables and columns that exist) without running it, and list its
+ * parameters ("min" for ":min", in order of first use) into *names, NULL-terminated (free with
+ * th_strv_free). Returns TH_OK or what th_snap_query_bound does. */
+int th_snap_params(char ***names, const char *path, const char *sql, th_error *err);
+
 /* Take over the snapshot at `path` for a build instead of copying it: when no query is reading it
  * (an exclusive flock on it is granted at once), it is renamed to `to`, where the caller changes it
  * (th_snap_open) and then renames it to its new name. *lock_fd holds the lock until the caller
