@@ -531,6 +531,12 @@ int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name
 int api_query_read(th_req *req, th_error *err); /* query.c */
 int api_csv_export(th_req *req, th_error *err); /* csv_export.c */
 int api_csv_zip(th_req *req, th_error *err);    /* csv_export.c */
+/* saved.c: saved queries (their routes are in query.c's table) */
+int api_saved_list(th_req *req, th_error *err);
+int api_saved_run(th_req *req, th_error *err);
+int api_saved_get(th_req *req, th_error *err);
+int api_saved_put(th_req *req, th_error *err);
+int api_saved_delete(th_req *req, th_error *err);
 /* The :ref capture joined with :ref2 and :ref3 by '/' (query.c), from the pool; NULL if none. */
 const char *api_query_ref(th_req *req);
 

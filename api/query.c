@@ -1,5 +1,5 @@
 /* query.c: GET /api/v1alpha1/{owner}/{db}[/{ref}]?q=SQL, DoltHub's SQL read, and the routes of
- * this file and csv_export.c.
+ * this file, csv_export.c and saved.c (saved queries).
  *
  * The handler only picks the request apart and replies: src/ runs the query and returns values
  * (th_query_run), query_json.c shapes them into DoltHub's body (shared with the CLI's --json), and
@@ -31,6 +31,11 @@ const api_route api_query_routes[] = {
 	{ "GET", API "/:owner/:db/:ref/:ref2", api_query_read, R_READ },
 	{ "GET", API "/:owner/:db/:ref/:ref2/:ref3", api_query_read, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref", api_csv_zip, R_READ },
+	{ "GET", API "/:owner/:db/queries", api_saved_list, R_READ },
+	{ "GET", API "/:owner/:db/queries/:name", api_saved_run, R_READ },
+	{ "GET", API "/:owner/:db/queries/:name/definition", api_saved_get, R_READ },
+	{ "PUT", API "/:owner/:db/queries/:name", api_saved_put, R_WRITE | R_JSON },
+	{ "DELETE", API "/:owner/:db/queries/:name", api_saved_delete, R_WRITE },
 	{ "GET", "/csv/:owner/:db/:ref/:table", api_csv_export, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref/:ref2/:table", api_csv_export, R_READ },
 	{ "GET", "/csv/:owner/:db/:ref/:ref2/:ref3/:table", api_csv_export, R_READ },

@@ -154,6 +154,13 @@ static int json_error(th_buf *out, const th_query_target *t, const char *sql, in
 int api_query_json(api_query_body *out, th_query_info *info, const th_query_target *t,
                    const char *sql, const th_query_opts *o, th_error *err)
 {
+	return api_query_json_bound(out, info, t, sql, NULL, o, err);
+}
+
+int api_query_json_bound(api_query_body *out, th_query_info *info, const th_query_target *t,
+                         const char *sql, const th_sql_binds *binds, const th_query_opts *o,
+                         th_error *err)
+{
 	th_sql_sink sink;
 	th_query_info local;
 	json_sink j;
@@ -174,7 +181,7 @@ int api_query_json(api_query_body *out, th_query_info *info, const th_query_targ
 	if (listing)
 		error = th_query_tables(info, t, &sink, &qerr);
 	else
-		error = th_query_run(info, t, sql, o, &sink, &qerr);
+		error = th_query_run_bound(info, t, sql, binds, o, &sink, &qerr);
 	if (error == TH_OK) {
 		if (info->truncated) {
 			status = "RowLimit";

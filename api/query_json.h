@@ -27,6 +27,11 @@ typedef struct api_query_body {
  * Error body fits in memory, out->head.ptr is NULL (and TH_ENOMEM or the failure returned). */
 int api_query_json(api_query_body *out, th_query_info *info, const th_query_target *t,
                    const char *sql, const th_query_opts *o, th_error *err);
+/* api_query_json with `binds` (may be NULL) bound to the statement's ":name" parameters (a saved
+ * query's, api/saved.c). */
+int api_query_json_bound(api_query_body *out, th_query_info *info, const th_query_target *t,
+                         const char *sql, const th_sql_binds *binds, const th_query_opts *o,
+                         th_error *err);
 
 void api_query_body_dispose(api_query_body *b);
 
