@@ -279,6 +279,17 @@ static void test_pr(void)
 	CHECK_CONTAINS(r.out, "- [3,\"cy\"]\n+ [4,\"dee\"]\n");
 	CHECK(strstr(r.out, "\033[") == NULL); /* no colour off a terminal */
 	run_free(&r);
+	/* On a terminal: rows added green, removed red. */
+	if (t_sh(NULL, "command -v script >/dev/null") == 0) {
+		char *tty = NULL;
+		CHECK(t_sh(&tty,
+		           "env -u TABLEHUB_URL -u TABLEHUB_TOKEN -u NO_COLOR XDG_CONFIG_HOME='%s' "
+		           "script -qec \"'%s' pr diff alice/shop %d\" /dev/null",
+		           cfg, TH_BIN, pull) == 0);
+		CHECK_CONTAINS(tty, "\033[32m+ [4,\"dee\"]\033[0m");
+		CHECK_CONTAINS(tty, "\033[31m- [3,\"cy\"]\033[0m");
+		free(tty);
+	}
 	r = cli("", "pr diff alice/shop %d --stat", pull);
 	CHECK(r.rc == 0);
 	CHECK_CONTAINS(r.out, "people: 1 added, 1 modified, 1 removed, 1 cells modified");
