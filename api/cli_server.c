@@ -51,6 +51,9 @@ static const char serve_usage[] =
         "                              it the operation fails and commits nothing (default\n"
         "                              3600)\n"
         "  --max-op-seconds-KIND S     the same for one kind: import, merge, ...\n"
+        "repacks, queued after a write that leaves a repository with (0 turns one off):\n"
+        "  --repack-loose-objects N    this many loose objects (default 2000)\n"
+        "  --repack-packs N            this many packs (default 20)\n"
         "accounts:\n"
         "  --no-signup      refuse POST /api/v1alpha1/users (accounts only from 'user add')\n"
         "  --cookie-secure  mark session cookies Secure (when clients reach the server over\n"
@@ -183,7 +186,7 @@ int cli_serve(int argc, char **argv)
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free,
 	        max_file_gb;
-	long url_mb, url_s;
+	long url_mb, url_s, repack_loose, repack_packs;
 	const char *keep;
 	int64_t keep_ms = 7 * 86400000LL, sweep_ms;
 	struct timespec sweep_every;
@@ -230,6 +233,8 @@ int cli_serve(int argc, char **argv)
 		        "or 0 (keep files for ever)\n");
 		bad = 1;
 	}
+	repack_loose = take_num(&argc, argv, "--repack-loose-objects", 2000, 0, 1000000000, &bad);
+	repack_packs = take_num(&argc, argv, "--repack-packs", 20, 0, 1000000, &bad);
 	if (bad || take_time_caps(&argc, argv, &caps) < 0)
 		return 2;
 	if (argc > 1) {
@@ -283,6 +288,7 @@ int cli_serve(int argc, char **argv)
 	if (th_upload_sweep(&swept, dir, &err) < 0 || th_meta_open(&meta, dir, &err) < 0 ||
 	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
 		goto fail;
+	th_jobs_set_repack(jobs, (uint64_t)repack_loose, (uint64_t)repack_packs);
 	if (set_time_caps(jobs, &caps, &err) < 0 || th_jobs_run(jobs, &err) < 0 ||
 	    api_server_start(&srv, &cfg, meta, jobs, &err) < 0)
 		goto fail;

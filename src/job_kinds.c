@@ -15,7 +15,8 @@
 	X(import) /* import_job.c: an uploaded file -> an import branch and a pull request */      \
 	X(merge)  /* merge_job.c: a pull request merged into its target branch */                  \
 	/* sqlwrite_job.c: SQL statements committed on a branch, DoltHub's write */                \
-	X(sqlwrite)
+	X(sqlwrite)                                                                                \
+	X(repack) /* repack_job.c: a repository's objects repacked (queued by the pool) */
 
 #define DECLARE(name) extern const th_job_kind th_job_kind_##name;
 TH_JOB_KINDS(DECLARE)

@@ -27,6 +27,9 @@
  *   so they are retried at once instead of after the old lease ran out. A job claimed more than
  *   TH_JOBS_MAX_ATTEMPTS times is failed with its kind's hint telling the user what to do. Every
  *   kind's runner is idempotent, so a retry after a crash at any point is safe.
+ * - Repacks: after a writer ran, while the lock is still held, the repository's loose objects and
+ *   packs are counted (th_jobs_set_repack's thresholds) and a "repack" operation is queued when
+ *   they passed them (repack_job.c); it runs later, on a worker, under the same lock.
  * - Stopping a job: a cancel is a row in the store (meta_control.h), so it reaches the worker
  *   whatever process took the request; time caps are per kind, counted from the start of the run.
  *   Runners ask th_job_check, which reads the clock every call and the store at most every
@@ -75,7 +78,8 @@ struct th_jobs {
 	th_meta *meta;
 	int nworkers;
 	int64_t lease_ms, poll_ms;
-	int64_t default_max_ms; /* the time cap of kinds registered from now on */
+	int64_t default_max_ms;              /* the time cap of kinds registered from now on */
+	uint64_t repack_loose, repack_packs; /* th_jobs_set_repack's thresholds */
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t work_cv;
@@ -255,6 +259,24 @@ static const struct kind *find_kind(const th_jobs *j, const char *name)
 	return NULL;
 }
 
+/* After a writer ran, under its database's writer lock: queue a repack when the repository's
+ * objects passed the thresholds. A failure costs only the repack: it is logged. */
+static void after_write(th_jobs *j, const th_op_info *op)
+{
+	th_error err;
+	int queued = 0;
+
+	if ((j->repack_loose == 0 && j->repack_packs == 0) || strcmp(op->kind, "repack") == 0)
+		return;
+	th_error_clear(&err);
+	if (th_repack_maybe_enqueue(&queued, j->meta, j->data_dir, op->owner, op->db,
+	                            j->repack_loose, j->repack_packs, &err) < 0)
+		TH_LOG(TH_LOG_WARN, "job %s: cannot count %s/%s's objects for a repack: %s", op->id,
+		       op->owner, op->db, err.msg);
+	else if (queued)
+		th_jobs_wake(j);
+}
+
 static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 {
 	th_job_ctx ctx;
@@ -314,8 +336,10 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		 * retry runs, so that its runner can clear what the dead attempt left. */
 		if (op->attempts > 1 || (rc = th_job_check(&ctx, &err)) == TH_OK)
 			rc = run(payload, &ctx, op, &err);
-		if (lock)
+		if (lock) {
+			after_write(j, op);
 			pthread_mutex_unlock(lock);
+		}
 	}
 
 	pthread_mutex_lock(&j->mu);
@@ -503,6 +527,14 @@ int th_jobs_register(th_jobs *j, const th_job_kind *kind, void *payload, th_erro
 	}
 	pthread_mutex_unlock(&j->mu);
 	return error;
+}
+
+void th_jobs_set_repack(th_jobs *j, uint64_t loose_max, uint64_t packs_max)
+{
+	pthread_mutex_lock(&j->mu);
+	j->repack_loose = loose_max;
+	j->repack_packs = packs_max;
+	pthread_mutex_unlock(&j->mu);
 }
 
 int th_jobs_set_max_seconds(th_jobs *j, const char *kind, int64_t seconds, th_error *err)

@@ -259,7 +259,7 @@ void th_op_list_dispose(th_op_list *l)
  * table checks only a kind's length, so a new kind is one more word here, not a migration. */
 static int kind_valid(const char *kind)
 {
-	static const char *const kinds[] = { "import", "merge", "sqlwrite", NULL };
+	static const char *const kinds[] = { "import", "merge", "sqlwrite", "repack", NULL };
 	size_t i;
 
 	for (i = 0; kinds[i] != NULL; i++)

@@ -497,14 +497,16 @@ static void test_register(void)
 	CHECK(th_jobs_register(j, NULL, NULL, &err) == TH_EINVALID);
 	CHECK_OK(th_jobs_register(j, &fake_kind, NULL, &err), &err);
 	th_jobs_stop(j);
-	/* The built-in kinds: import, merge and sqlwrite, all writers. */
+	/* The built-in kinds: import, merge, sqlwrite and repack, all writers. */
 	CHECK_STR(th_job_kinds[0]->name, "import");
 	CHECK_STR(th_job_kinds[1]->name, "merge");
 	CHECK_STR(th_job_kinds[2]->name, "sqlwrite");
-	CHECK(th_job_kinds[3] == NULL);
+	CHECK_STR(th_job_kinds[3]->name, "repack");
+	CHECK(th_job_kinds[4] == NULL);
 	CHECK(th_job_kinds[0]->flags & TH_JOB_WRITES_REPO);
 	CHECK(th_job_kinds[1]->flags & TH_JOB_WRITES_REPO);
 	CHECK(th_job_kinds[2]->flags & TH_JOB_WRITES_REPO);
+	CHECK(th_job_kinds[3]->flags & TH_JOB_WRITES_REPO);
 	th_meta_close(m);
 	t_rmdir(dir);
 }

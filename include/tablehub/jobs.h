@@ -74,6 +74,16 @@ typedef struct th_import_params {
 int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_import_params *p,
                            th_error *err);
 
+/* --- kind "repack" (src/repack_job.c) ------------------------------------------------------- */
+
+/* Count the loose objects and packs of owner/db's repository under data_dir and, when either count
+ * reached its threshold (loose_max, packs_max; 0 = never) and no repack of that database is
+ * unfinished, queue a Pending "repack" operation created by the owner. *queued_out = 1 when one
+ * was queued. Does not wake workers. Returns TH_OK, TH_ENOTFOUND (no such repository) or
+ * TH_ESTORE. */
+int th_repack_maybe_enqueue(int *queued_out, th_meta *m, const char *data_dir, const char *owner,
+                            const char *db, uint64_t loose_max, uint64_t packs_max, th_error *err);
+
 /* --- the pool -------------------------------------------------------------------------------- */
 
 /* Make a pool of nworkers (1-64) threads over data dir DIR and `meta` (borrowed: it must outlive
@@ -101,6 +111,12 @@ void th_jobs_wake(th_jobs *j);
 /* Lease length and idle poll interval, in ms (defaults TH_JOBS_LEASE_MS, TH_JOBS_POLL_MS). Call
  * before th_jobs_run. */
 void th_jobs_set_timing(th_jobs *j, int64_t lease_ms, int64_t poll_ms);
+
+/* Repack repositories off the request path: after each operation of a kind that writes a
+ * repository (repack itself aside), still under the writer lock, the pool calls
+ * th_repack_maybe_enqueue with these thresholds (0 = never; both 0, the default, turn it off) and
+ * wakes a worker when it queued one. Call before th_jobs_run. */
+void th_jobs_set_repack(th_jobs *j, uint64_t loose_max, uint64_t packs_max);
 
 /* The time cap of one run of operations of kind `kind` (NULL = of every kind, also those
  * registered later), in seconds from the moment the runner starts; 0 = none. Default

@@ -161,7 +161,7 @@ void th_op_info_dispose(th_op_info *op);
 
 /* What a new operation holds; NULL strings are stored as "". */
 typedef struct th_op_new {
-	const char *kind; /* "import", "merge", "sqlwrite" (src/job_kinds.c) */
+	const char *kind; /* "import", "merge", "sqlwrite", "repack" (src/job_kinds.c) */
 	const char *owner;
 	const char *db;
 	const char *creator;

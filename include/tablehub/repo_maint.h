@@ -1,0 +1,50 @@
+/* repo_maint.h: upkeep of a database's repository (storage/repo_maint.c): counting its loose
+ * objects and packs, and repacking it.
+ *
+ * Small commits (edits, merges, small imports) write loose objects, one file each; large imports
+ * write one pack each. Both pile up, and every read pays for them (a lookup tries each pack's
+ * index in turn). A repack puts every reachable object into one pack with deltas and drops the
+ * rest. It runs the git program, not libgit2: libgit2 1.5 can write a pack of given objects
+ * (git_packbuilder) but has no gc: it cannot replace the existing packs, prune what is loose or
+ * unreachable, nor pack the refs, and repacking those by hand is what `git gc` already does
+ * safely (new pack written and renamed in before the old ones go). git is in scripts/setup.
+ */
+#ifndef TABLEHUB_REPO_MAINT_H
+#define TABLEHUB_REPO_MAINT_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct th_repo_objstats {
+	uint64_t loose; /* loose objects: files in objects/<2 hex>/ */
+	uint64_t packs; /* packfiles: objects/pack/pack-*.pack */
+} th_repo_objstats;
+
+/* Count the loose objects and packs of the bare repository at `path` into *out, from the file
+ * names alone (256 small directory reads; nothing is opened). Returns TH_OK, TH_ENOTFOUND (no
+ * objects directory) or TH_ESTORE. */
+int th_repo_objstats_read(th_repo_objstats *out, const char *path, th_error *err);
+
+/* Called about every 100 ms while a repack runs: TH_OK to go on, or an error (err set) to stop
+ * it. */
+typedef int (*th_repo_stop_fn)(void *payload, th_error *err);
+
+/* Repack the bare repository at `path`: `git gc --quiet --prune=now`, so that every object
+ * reachable from a ref ends up in one pack, unreachable objects (a failed import's) are deleted
+ * and the refs are packed. The caller holds the database's writer lock: with --prune=now an
+ * object written meanwhile and not yet referenced would be lost. With `keep_unreachable` (a
+ * repository other repositories borrow objects from: a fork's parent, whose objects the fork's
+ * alternates name) nothing is deleted: `git repack -a -d -l --keep-unreachable` puts every
+ * object, reachable or not, into one pack, since a fork may need what its parent no longer
+ * refers to. git runs with a scrubbed
+ * environment (no user or system config, no hooks, PATH=/usr/bin:/bin), one pack thread and
+ * bounded pack memory, fsyncing what it writes; in its own process group, which is killed when
+ * stop (may be NULL) says to stop. An interrupted gc leaves the repository as it was or repacked:
+ * git renames its new pack in before it deletes anything. Returns TH_OK, what stop returned,
+ * TH_ENOTFOUND (no git program on the PATH) or TH_ESTORE (git failed: the message gives its exit
+ * status, never the path; its first line of errors goes to the log, the path cut out). */
+int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, void *payload,
+               th_error *err);
+
+#endif
