@@ -33,6 +33,8 @@ const char cli_usage[] =
         "               NAME                         print another API token for a user\n"
         "  token list   [--data DIR] NAME            a user's tokens (never their secrets)\n"
         "  token revoke [--data DIR] NAME TOKEN_ID   revoke one at once\n"
+        "  backup    [--data DIR] OUT              a consistent copy, also while serve runs\n"
+        "  restore   IN [--data DIR]               a backup into a new data directory\n"
         "\n"
         "\n"
         "against a server (after `login`, or with --remote URL / TABLEHUB_URL; --data DIR stays "

@@ -25,6 +25,10 @@ int cli_token(int argc, char **argv); /* token create|list|revoke (cli_tokens.c)
 /* user passwd [--data DIR] NAME: the password from stdin (cli_tokens.c). */
 int cli_user_passwd(int argc, char **argv);
 
+/* api/cli_backup.c: a consistent copy of a data dir, beside a running server, and its restore. */
+int cli_backup(int argc, char **argv);  /* backup [--data DIR] OUT */
+int cli_restore(int argc, char **argv); /* restore IN [--data DIR] */
+
 /* api/cli_query.c, api/cli_diff.c: reading commands added by later modules. */
 int cli_query(int argc, char **argv); /* query [--data DIR] OWNER/DB REF SQL */
 int cli_diff(int argc, char **argv);  /* diff [--data DIR] OWNER/DB FROM TO */

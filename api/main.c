@@ -31,6 +31,8 @@ static const struct command {
 	{ "pr", NULL, cli_pr },
 	{ "jobs", NULL, cli_jobs },
 	{ "sql", cli_sql, NULL },
+	{ "backup", cli_backup, NULL },
+	{ "restore", cli_restore, NULL },
 };
 
 int main(int argc, char **argv)
