@@ -10,6 +10,13 @@
  * and sifts it down. A record's header is its seq and the key and data lengths; key then data
  * follow it, both in memory and in run files, so a run file is read back with one fread for the
  * header and one for the bytes.
+ *
+ * The merge's fan-in is bounded (TH_SORTER_FANIN runs read at once), so that neither the memory
+ * nor the files it holds open grow with the input. Runs have a level: a spill makes a run of
+ * level 0, and whenever FANIN runs of one level exist they are merged into one run of the next
+ * level (as a log-structured merge does: each record is rewritten once per level, log_FANIN of
+ * the number of runs times in all). Finishing merges the smallest runs until at most FANIN - 1
+ * files are left beside the run in memory, and the last merge is the one the reader pops from.
  */
 #include <assert.h>
 #include <errno.h>
@@ -52,6 +59,7 @@ typedef struct run {
 	size_t n, pos;
 	rec *cur; /* current record (heap buffer for file runs) */
 	size_t cap;
+	unsigned level; /* file runs: 0 for a spill, L + 1 for a merge of runs of level L */
 } run;
 
 struct th_sorter {
@@ -66,6 +74,8 @@ struct th_sorter {
 	size_t *heap; /* indices into runs, a min-heap on the current record */
 	size_t nheap;
 	int finished;
+	th_sorter_stats stats;
+	size_t nopen; /* run files open now */
 };
 
 /* The directory for temporary files: `dir`, else $TMPDIR, else /tmp. */
@@ -140,6 +150,32 @@ int th_sorter_new(th_sorter **out, const char *tmpdir, size_t budget, th_error *
 	return TH_OK;
 }
 
+/* A new run file into r->f, counted as open. */
+static int open_run(run *r, th_sorter *s, th_error *err)
+{
+	int error;
+
+	if ((error = th_sorter_tmpfile(&r->f, s->tmpdir, err)) < 0)
+		return error;
+	s->stats.runs++;
+	if (++s->nopen > s->stats.max_open)
+		s->stats.max_open = s->nopen;
+	return TH_OK;
+}
+
+/* Close (so delete) a run file and free its record buffer. */
+static void close_run(th_sorter *s, run *r)
+{
+	if (r->f) {
+		fclose(r->f);
+		s->nopen--;
+	}
+	free(r->cur);
+	r->f = NULL;
+	r->cur = NULL;
+	r->cap = 0;
+}
+
 static void free_blocks(th_sorter *s)
 {
 	while (s->blocks) {
@@ -157,17 +193,16 @@ void th_sorter_free(th_sorter *s)
 		return;
 	free_blocks(s);
 	free(s->ents);
-	for (i = 0; i < s->nruns; i++) {
-		if (s->runs[i].f) {
-			fclose(s->runs[i].f);
-			free(s->runs[i].cur);
-		}
-	}
+	for (i = 0; i < s->nruns; i++)
+		if (s->runs[i].f)
+			close_run(s, &s->runs[i]);
 	free(s->runs);
 	free(s->heap);
 	free(s->tmpdir);
 	free(s);
 }
+
+static int cascade(th_sorter *s, th_error *err);
 
 static int add_run(th_sorter *s, run *r, th_error *err)
 {
@@ -189,26 +224,28 @@ static int spill(th_sorter *s, th_error *err)
 
 	memset(&r, 0, sizeof(r));
 	qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
-	if ((error = th_sorter_tmpfile(&r.f, s->tmpdir, err)) < 0)
+	if ((error = open_run(&r, s, err)) < 0)
 		return error;
 	for (i = 0; i < s->nents; i++) {
 		const rec *e = s->ents[i].r;
 		if (fwrite(e, sizeof(*e) + e->keylen + e->datalen, 1, r.f) != 1) {
-			fclose(r.f);
+			close_run(s, &r);
 			return th_error_set(err, TH_ESTORE, "cannot write a sort run: %s",
 			                    strerror(errno));
 		}
 	}
 	if (fflush(r.f) != 0 || fseek(r.f, 0, SEEK_SET) != 0) {
-		fclose(r.f);
+		close_run(s, &r);
 		return th_error_set(err, TH_ESTORE, "cannot write a sort run: %s", strerror(errno));
 	}
 	free_blocks(s);
 	s->nents = 0;
 	s->used = 0;
-	if ((error = add_run(s, &r, err)) < 0)
-		fclose(r.f);
-	return error;
+	if ((error = add_run(s, &r, err)) < 0) {
+		close_run(s, &r);
+		return error;
+	}
+	return cascade(s, err);
 }
 
 int th_sorter_put(th_sorter *s, const void *key, size_t keylen, const void *data, size_t datalen,
@@ -292,26 +329,136 @@ static int run_next(run *r, th_error *err)
 	return 1;
 }
 
-static int heap_less(const th_sorter *s, size_t a, size_t b)
+/* Sift entry i of a min-heap of n run indices (into runs), ordered by their current records. */
+static void sift(const run *runs, size_t *heap, size_t n, size_t i)
 {
-	return rec_cmp(s->runs[s->heap[a]].cur, s->runs[s->heap[b]].cur) < 0;
+	for (;;) {
+		size_t l = 2 * i + 1, m = i, t;
+		if (l < n && rec_cmp(runs[heap[l]].cur, runs[heap[m]].cur) < 0)
+			m = l;
+		if (l + 1 < n && rec_cmp(runs[heap[l + 1]].cur, runs[heap[m]].cur) < 0)
+			m = l + 1;
+		if (m == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[m];
+		heap[m] = t;
+		i = m;
+	}
 }
 
 static void heap_down(th_sorter *s, size_t i)
 {
-	for (;;) {
-		size_t l = 2 * i + 1, m = i, t;
-		if (l < s->nheap && heap_less(s, l, m))
-			m = l;
-		if (l + 1 < s->nheap && heap_less(s, l + 1, m))
-			m = l + 1;
-		if (m == i)
-			return;
-		t = s->heap[i];
-		s->heap[i] = s->heap[m];
-		s->heap[m] = t;
-		i = m;
+	sift(s->runs, s->heap, s->nheap, i);
+}
+
+/* Merge the k file runs whose indices are in idx (k <= TH_SORTER_FANIN) into one new run file of
+ * `level`, which replaces them in s->runs. */
+static int merge_runs(th_sorter *s, const size_t *idx, size_t k, unsigned level, th_error *err)
+{
+	size_t heap[TH_SORTER_FANIN], n = 0, i, j;
+	run out;
+	int error;
+
+	assert(k <= TH_SORTER_FANIN);
+	memset(&out, 0, sizeof(out));
+	out.level = level;
+	if ((error = open_run(&out, s, err)) < 0)
+		return error;
+	for (i = 0; i < k; i++) {
+		if ((error = run_next(&s->runs[idx[i]], err)) < 0)
+			goto fail;
+		if (error == 1)
+			heap[n++] = idx[i];
 	}
+	for (i = n; i-- > 0;)
+		sift(s->runs, heap, n, i);
+	while (n > 0) {
+		const rec *r = s->runs[heap[0]].cur;
+		if (fwrite(r, sizeof(*r) + r->keylen + r->datalen, 1, out.f) != 1) {
+			error = th_error_set(err, TH_ESTORE, "cannot write a sort run: %s",
+			                     strerror(errno));
+			goto fail;
+		}
+		if ((error = run_next(&s->runs[heap[0]], err)) < 0)
+			goto fail;
+		if (error == 0)
+			heap[0] = heap[--n];
+		if (n)
+			sift(s->runs, heap, n, 0);
+	}
+	if (fflush(out.f) != 0 || fseek(out.f, 0, SEEK_SET) != 0) {
+		error = th_error_set(err, TH_ESTORE, "cannot write a sort run: %s",
+		                     strerror(errno));
+		goto fail;
+	}
+	s->stats.merges++;
+	if (k > s->stats.max_fanin)
+		s->stats.max_fanin = k;
+	/* The merged runs leave s->runs (kept in order), the new one joins it. */
+	for (i = 0; i < k; i++)
+		close_run(s, &s->runs[idx[i]]);
+	for (i = j = 0; i < s->nruns; i++)
+		if (s->runs[i].f != NULL || s->runs[i].v != NULL)
+			s->runs[j++] = s->runs[i];
+	s->nruns = j;
+	s->runs[s->nruns++] = out; /* fits: k >= 1 runs left */
+	return TH_OK;
+fail:
+	close_run(s, &out);
+	return error;
+}
+
+/* After a spill: while TH_SORTER_FANIN runs of one level exist, merge them into one of the next
+ * level. */
+static int cascade(th_sorter *s, th_error *err)
+{
+	size_t idx[TH_SORTER_FANIN], k, i;
+	unsigned level;
+	int error;
+
+	for (level = 0;; level++) {
+		for (i = k = 0; i < s->nruns && k < TH_SORTER_FANIN; i++)
+			if (s->runs[i].f != NULL && s->runs[i].level == level)
+				idx[k++] = i;
+		if (k < TH_SORTER_FANIN)
+			return TH_OK;
+		if ((error = merge_runs(s, idx, k, level + 1, err)) < 0)
+			return error;
+	}
+}
+
+/* Before the last merge: merge the lowest-level file runs until at most `keep` are left. */
+static int reduce_runs(th_sorter *s, size_t keep, th_error *err)
+{
+	size_t idx[TH_SORTER_FANIN], nfile, k, i;
+	unsigned level, top;
+	int error;
+
+	for (;;) {
+		for (i = nfile = top = 0; i < s->nruns; i++) {
+			if (s->runs[i].f == NULL)
+				continue;
+			nfile++;
+			if (s->runs[i].level > top)
+				top = s->runs[i].level;
+		}
+		if (nfile <= keep)
+			return TH_OK;
+		/* Merging k runs into one removes k - 1: no more than needed, smallest first. */
+		k = nfile - keep + 1 < TH_SORTER_FANIN ? nfile - keep + 1 : TH_SORTER_FANIN;
+		for (level = 0, i = 0; i < k && level <= top; level++)
+			for (size_t r = 0; r < s->nruns && i < k; r++)
+				if (s->runs[r].f != NULL && s->runs[r].level == level)
+					idx[i++] = r;
+		if ((error = merge_runs(s, idx, i, top + 1, err)) < 0)
+			return error;
+	}
+}
+
+void th_sorter_get_stats(th_sorter_stats *out, const th_sorter *s)
+{
+	*out = s->stats;
 }
 
 int th_sorter_finish(th_sorter *s, th_error *err)
@@ -321,6 +468,9 @@ int th_sorter_finish(th_sorter *s, th_error *err)
 	int error;
 
 	assert(!s->finished);
+	/* At most TH_SORTER_FANIN runs in the last merge: the files and the one in memory. */
+	if ((error = reduce_runs(s, s->nents > 0 ? TH_SORTER_FANIN - 1 : TH_SORTER_FANIN, err)) < 0)
+		return error;
 	memset(&r, 0, sizeof(r));
 	if (s->nents > 0) /* with nothing put, ents is NULL, which qsort may not be given */
 		qsort(s->ents, s->nents, sizeof(*s->ents), sortent_cmp);
@@ -338,6 +488,8 @@ int th_sorter_finish(th_sorter *s, th_error *err)
 	}
 	for (i = s->nheap; i-- > 0;)
 		heap_down(s, i);
+	if (s->nruns > s->stats.max_fanin)
+		s->stats.max_fanin = s->nruns;
 	s->finished = 1;
 	return TH_OK;
 }

@@ -1,7 +1,8 @@
 /* test_sorter.c: the external sorter (src/sorter.c): records read back in key order (bytes, a
  * prefix first) and, within a key, in seq order, whether they stayed in memory or went through
- * many run files; nothing left in the temporary directory; records larger than a block; the
- * empty sorter; a run that cannot be written. Checked against qsort of the same records. */
+ * many run files; the merge's fan-in bounded however many runs there are; nothing left in the
+ * temporary directory; records larger than a block; the empty sorter; a run that cannot be
+ * written. Checked against qsort of the same records. */
 #include <dirent.h>
 #include <stdint.h>
 
@@ -56,8 +57,9 @@ static int entries(const char *dir)
 }
 
 /* Put `n` records with short random keys (many repeated, some prefixes of others) in an order
- * unrelated to their seq, with `budget`, and check what comes back against qsort. */
-static void sort_and_check(size_t n, size_t budget)
+ * unrelated to their seq, with `budget`, and check what comes back against qsort. What the sorter
+ * did goes to *stats (may be NULL). */
+static void sort_and_check_stats(size_t n, size_t budget, th_sorter_stats *stats)
 {
 	char *dir = t_mkdtemp();
 	ref *refs = calloc(n, sizeof(*refs));
@@ -107,10 +109,17 @@ static void sort_and_check(size_t n, size_t budget)
 	CHECK(bad == 0);
 	CHECK(th_sorter_peek(&r, s) == 0);
 	CHECK_OK(th_sorter_pop(s, &err), &err); /* past the end: nothing to do */
+	if (stats)
+		th_sorter_get_stats(stats, s);
 	th_sorter_free(s);
 	CHECK(entries(dir) == 0);
 	free(refs);
 	t_rmdir(dir); /* (and frees it) */
+}
+
+static void sort_and_check(size_t n, size_t budget)
+{
+	sort_and_check_stats(n, budget, NULL);
 }
 
 static void test_in_memory(void)
@@ -122,6 +131,31 @@ static void test_many_runs(void)
 {
 	sort_and_check(100000, 64 << 10); /* ~60 runs on disk and one in memory */
 	sort_and_check(200, 1);           /* a budget below one record: one record per run */
+}
+
+/* Thousands of runs (one record each): merged TH_SORTER_FANIN at a time, in passes, so at no
+ * moment are more than a few levels' worth of run files open, and no merge reads more than
+ * TH_SORTER_FANIN runs; the result is still exact. */
+static void test_bounded_fanin(void)
+{
+	th_sorter_stats st;
+
+	memset(&st, 0, sizeof(st));
+	sort_and_check_stats(5000, 1, &st); /* 5,000 runs: three levels of merges */
+	printf("5000 runs: %llu run files written, %llu merges, at most %zu read at once and %zu "
+	       "open\n",
+	       (unsigned long long)st.runs, (unsigned long long)st.merges, st.max_fanin,
+	       st.max_open);
+	CHECK(st.runs >= 5000);
+	CHECK(st.merges >= 5000 / TH_SORTER_FANIN);
+	CHECK(st.max_fanin <= TH_SORTER_FANIN);
+	/* At most FANIN - 1 runs wait at each of the log16(5000) < 4 levels, plus a merge's
+	 * output. */
+	CHECK(st.max_open <= 4 * (TH_SORTER_FANIN - 1) + 1);
+
+	memset(&st, 0, sizeof(st));
+	sort_and_check_stats(10000, 0, &st); /* in memory: no run file at all */
+	CHECK(st.runs == 0 && st.merges == 0 && st.max_open == 0 && st.max_fanin == 1);
 }
 
 static void test_empty(void)
@@ -193,6 +227,7 @@ int main(void)
 {
 	RUN(test_in_memory);
 	RUN(test_many_runs);
+	RUN(test_bounded_fanin);
 	RUN(test_empty);
 	RUN(test_large_records);
 	RUN(test_no_tmpdir);

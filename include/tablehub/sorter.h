@@ -5,8 +5,10 @@
  * encodings sort as their values), and records of equal keys come in the order of their `seq`.
  * Memory stays within the budget however many records are put: past it, what is held is sorted
  * and written to an anonymous temporary file as a run; reading merges the runs (k-way) with what
- * is still in memory. Used by the import to sort rows by primary key; reusable for any stream
- * that must be read back sorted. One thread at a time.
+ * is still in memory. The merge reads at most TH_SORTER_FANIN runs at once, merging runs in
+ * passes as they pile up, so the memory and the files held open stay bounded however large the
+ * input. Used by the import to sort rows by primary key; reusable for any stream that must be
+ * read back sorted. One thread at a time.
  */
 #ifndef TABLEHUB_SORTER_H
 #define TABLEHUB_SORTER_H
@@ -17,6 +19,17 @@
 #include "error.h"
 
 typedef struct th_sorter th_sorter;
+
+/* Runs merged at once, at most: each holds a record buffer and an open file while it is read. */
+#define TH_SORTER_FANIN 16
+
+/* What a sorter did, for tests and measurements. */
+typedef struct th_sorter_stats {
+	uint64_t runs;    /* run files written: spills and merges */
+	uint64_t merges;  /* merges of run files into one (before the last, read by pops) */
+	size_t max_fanin; /* the most runs one merge read at once, the last included */
+	size_t max_open;  /* the most run files open at once */
+} th_sorter_stats;
 
 /* A record read back. Pointers are borrowed from the sorter: valid until the next th_sorter_pop
  * or th_sorter_free. */
@@ -32,6 +45,9 @@ typedef struct th_sorter_rec {
  * to `tmpdir` (copied; NULL = $TMPDIR or /tmp). Returns TH_OK or TH_ENOMEM; *out is the
  * caller's: th_sorter_free. */
 int th_sorter_new(th_sorter **out, const char *tmpdir, size_t budget, th_error *err);
+
+/* What the sorter did so far, into *out. */
+void th_sorter_get_stats(th_sorter_stats *out, const th_sorter *s);
 
 /* Free the sorter and close (so delete) its run files. Accepts NULL. */
 void th_sorter_free(th_sorter *s);
