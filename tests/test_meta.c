@@ -444,11 +444,12 @@ static void test_lease_expiry(void)
 
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_op_create(id, m, &n, &err), &err);
-	CHECK_OK(th_meta_op_claim(&c1, m, 30, &err), &err);
+	/* A lease long enough that a loaded machine cannot outlast it between two calls. */
+	CHECK_OK(th_meta_op_claim(&c1, m, 500, &err), &err);
 	CHECK(c1.attempts == 1);
 	/* Still leased: nothing to claim. */
-	CHECK(th_meta_op_claim(&c2, m, 30, &err) == TH_ENOTFOUND);
-	sleep_ms(60);
+	CHECK(th_meta_op_claim(&c2, m, 500, &err) == TH_ENOTFOUND);
+	sleep_ms(600);
 	CHECK_OK(th_meta_op_claim(&c2, m, 60000, &err), &err);
 	CHECK_STR(c2.id, id);
 	CHECK(c2.attempts == 2);
