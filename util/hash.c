@@ -8,29 +8,44 @@
 
 #include "tablehub/hash.h"
 
-struct th_sha1 {
+/* Both digests are one EVP context and the algorithm it restarts with after each final. */
+typedef struct digest {
 	EVP_MD_CTX *ctx;
+	const EVP_MD *md;
+} digest;
+
+struct th_sha1 {
+	digest d;
 };
 struct th_sha256 {
-	EVP_MD_CTX *ctx;
+	digest d;
 };
 
-static EVP_MD_CTX *md_new(const EVP_MD *md)
+/* Set up d for md. Returns 0, or -1 when out of memory (d is then empty). */
+static int digest_init(digest *d, const EVP_MD *md)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	if (ctx && EVP_DigestInit_ex(ctx, md, NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		return NULL;
+	d->md = md;
+	if ((d->ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	if (EVP_DigestInit_ex(d->ctx, md, NULL) != 1) {
+		EVP_MD_CTX_free(d->ctx);
+		d->ctx = NULL;
+		return -1;
 	}
-	return ctx;
+	return 0;
+}
+
+static void digest_final(digest *d, unsigned char *out, unsigned int n)
+{
+	EVP_DigestFinal_ex(d->ctx, out, &n);
+	EVP_DigestInit_ex(d->ctx, d->md, NULL);
 }
 
 th_sha1 *th_sha1_new(void)
 {
 	th_sha1 *h = calloc(1, sizeof(*h));
 
-	if (h && (h->ctx = md_new(EVP_sha1())) == NULL) {
+	if (h && digest_init(&h->d, EVP_sha1()) < 0) {
 		free(h);
 		return NULL;
 	}
@@ -39,22 +54,19 @@ th_sha1 *th_sha1_new(void)
 
 void th_sha1_update(th_sha1 *h, const void *data, size_t len)
 {
-	EVP_DigestUpdate(h->ctx, data, len);
+	EVP_DigestUpdate(h->d.ctx, data, len);
 }
 
 void th_sha1_final(th_sha1 *h, unsigned char out[20])
 {
-	unsigned int n = 20;
-
-	EVP_DigestFinal_ex(h->ctx, out, &n);
-	EVP_DigestInit_ex(h->ctx, EVP_sha1(), NULL);
+	digest_final(&h->d, out, 20);
 }
 
 void th_sha1_free(th_sha1 *h)
 {
 	if (h == NULL)
 		return;
-	EVP_MD_CTX_free(h->ctx);
+	EVP_MD_CTX_free(h->d.ctx);
 	free(h);
 }
 
@@ -62,7 +74,7 @@ th_sha256 *th_sha256_new(void)
 {
 	th_sha256 *h = calloc(1, sizeof(*h));
 
-	if (h && (h->ctx = md_new(EVP_sha256())) == NULL) {
+	if (h && digest_init(&h->d, EVP_sha256()) < 0) {
 		free(h);
 		return NULL;
 	}
@@ -71,22 +83,19 @@ th_sha256 *th_sha256_new(void)
 
 void th_sha256_update(th_sha256 *h, const void *data, size_t len)
 {
-	EVP_DigestUpdate(h->ctx, data, len);
+	EVP_DigestUpdate(h->d.ctx, data, len);
 }
 
 void th_sha256_final(th_sha256 *h, unsigned char out[32])
 {
-	unsigned int n = 32;
-
-	EVP_DigestFinal_ex(h->ctx, out, &n);
-	EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL);
+	digest_final(&h->d, out, 32);
 }
 
 void th_sha256_free(th_sha256 *h)
 {
 	if (h == NULL)
 		return;
-	EVP_MD_CTX_free(h->ctx);
+	EVP_MD_CTX_free(h->d.ctx);
 	free(h);
 }
 
