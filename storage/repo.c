@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "repo_internal.h"
@@ -440,6 +441,61 @@ int th_repo_remove(const char *path, th_error *err)
 		                    strerror(saved));
 	}
 	rmtree(tmp);
+	return TH_OK;
+}
+
+/* 1 when `name` ends in ".git.tmp-" or ".git.rm-" and six mkdtemp characters. */
+static int is_stale_name(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	const char *dash = dot ? strchr(dot, '-') : NULL;
+
+	if (dot == NULL || dash == NULL || strlen(dash + 1) != 6 || dot - name < 4 ||
+	    strncmp(dot - 4, ".git", 4) != 0)
+		return 0;
+	return (size_t)(dash - dot) == 4 ? strncmp(dot, ".tmp", 4) == 0
+	                                 : (size_t)(dash - dot) == 3 && strncmp(dot, ".rm", 3) == 0;
+}
+
+int th_repo_sweep_stale(int *n_out, const char *data_dir, int64_t min_age_ms, th_error *err)
+{
+	char repos[4096], owner[4096], entry[4096];
+	struct dirent *o, *e;
+	DIR *top, *d;
+	struct stat st;
+	time_t cutoff = time(NULL) - (time_t)(min_age_ms / 1000);
+	int n = 0;
+
+	if ((size_t)snprintf(repos, sizeof(repos), "%s/repos", data_dir) >= sizeof(repos))
+		return th_error_set(err, TH_ESTORE, "the data directory's path is too long");
+	if ((top = opendir(repos)) == NULL) {
+		if (errno == ENOENT)
+			goto done;
+		return th_error_set(err, TH_ESTORE, "cannot read the repositories: %s",
+		                    strerror(errno));
+	}
+	while ((o = readdir(top)) != NULL) {
+		if (o->d_name[0] == '.' ||
+		    (size_t)snprintf(owner, sizeof(owner), "%s/%s", repos, o->d_name) >=
+		            sizeof(owner) ||
+		    (d = opendir(owner)) == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			if (!is_stale_name(e->d_name) ||
+			    (size_t)snprintf(entry, sizeof(entry), "%s/%s", owner, e->d_name) >=
+			            sizeof(entry) ||
+			    lstat(entry, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime > cutoff)
+				continue;
+			rmtree(entry);
+			if (access(entry, F_OK) < 0)
+				n++;
+		}
+		closedir(d);
+	}
+	closedir(top);
+done:
+	if (n_out)
+		*n_out = n;
 	return TH_OK;
 }
 

@@ -5,6 +5,8 @@
  * writer has its own test, test_pack.c. */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 
 #include "repo_fixture.h"
 #include "tablehub/hash.h"
@@ -709,6 +711,60 @@ static void test_stale_locks(void)
 	t_rmdir(dir);
 }
 
+/* Make `path` a directory holding one file, last changed `age_s` seconds ago. */
+static void old_dir(const char *path, time_t age_s)
+{
+	struct timeval tv[2];
+	char f[4096];
+
+	CHECK(mkdir(path, 0777) == 0);
+	snprintf(f, sizeof(f), "%s/HEAD", path);
+	t_write_file(f, "ref: refs/heads/main\n", 21);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age_s;
+	tv[1] = tv[0];
+	CHECK(utimes(path, tv) == 0);
+}
+
+static void test_sweep_stale(void)
+{
+	char *dir = t_mkdtemp(), f[4096];
+	th_error err = { 0 };
+	int n = -1;
+
+	/* Nothing to do in a data dir without repositories. */
+	CHECK_OK(th_repo_sweep_stale(&n, dir, 3600 * 1000, &err), &err);
+	CHECK(n == 0);
+	snprintf(f, sizeof(f), "%s/repos/alice/db1.git", dir);
+	CHECK_OK(th_repo_create(f, "alice", &err), &err);
+	snprintf(f, sizeof(f), "%s/repos/alice/db2.git.tmp-AbC123", dir);
+	old_dir(f, 7200);
+	snprintf(f, sizeof(f), "%s/repos/alice/db3.git.rm-zz9zz9", dir);
+	old_dir(f, 7200);
+	snprintf(f, sizeof(f), "%s/repos/alice/db4.git.tmp-fresh1", dir);
+	old_dir(f, 10); /* a creation in progress: left alone */
+	snprintf(f, sizeof(f), "%s/repos/alice/db5.tmp-AbC123", dir);
+	old_dir(f, 7200); /* not ours: no .git before the suffix */
+	snprintf(f, sizeof(f), "%s/repos/alice/db6.git.tmp-toolong1", dir);
+	old_dir(f, 7200);
+
+	CHECK_OK(th_repo_sweep_stale(&n, dir, 3600 * 1000, &err), &err);
+	CHECK(n == 2);
+	snprintf(f, sizeof(f), "%s/repos/alice/db2.git.tmp-AbC123", dir);
+	CHECK(!file_exists(f));
+	snprintf(f, sizeof(f), "%s/repos/alice/db3.git.rm-zz9zz9", dir);
+	CHECK(!file_exists(f));
+	snprintf(f, sizeof(f), "%s/repos/alice/db4.git.tmp-fresh1", dir);
+	CHECK(file_exists(f));
+	snprintf(f, sizeof(f), "%s/repos/alice/db5.tmp-AbC123", dir);
+	CHECK(file_exists(f));
+	snprintf(f, sizeof(f), "%s/repos/alice/db6.git.tmp-toolong1", dir);
+	CHECK(file_exists(f));
+	snprintf(f, sizeof(f), "%s/repos/alice/db1.git/HEAD", dir);
+	CHECK(file_exists(f));
+	t_rmdir(dir);
+}
+
 int main(void)
 {
 	th_error err = { 0 };
@@ -726,6 +782,7 @@ int main(void)
 	RUN(test_blobs);
 	RUN(test_commits);
 	RUN(test_branch_list_delete);
+	RUN(test_sweep_stale);
 	RUN(test_stale_locks);
 	th_repo_global_shutdown();
 	TH_TEST_END();

@@ -40,6 +40,13 @@ int th_repo_create(const char *path, const char *author, th_error *err);
  * TH_ENOTFOUND, TH_ENOMEM or TH_ESTORE. */
 int th_repo_remove(const char *path, th_error *err);
 
+/* Remove what a crash left beside the repositories under DIR/repos: `<db>.git.tmp-XXXXXX` (a
+ * repository or fork being built) and `<db>.git.rm-XXXXXX` (one being removed) directories last
+ * changed more than `min_age_ms` ago, so a creation in progress on this or another node is left
+ * alone. *n_out (may be NULL) is set to the number removed. Returns TH_OK, or TH_ESTORE when
+ * DIR/repos cannot be read; an entry that cannot be removed is skipped. */
+int th_repo_sweep_stale(int *n_out, const char *data_dir, int64_t min_age_ms, th_error *err);
+
 /* Fork the repository at `parent_path` into a new bare repository at `path` (storage/
  * repo_fork.c): the fork borrows the parent's objects through objects/info/alternates (no object
  * is copied) and starts with the parent's branches and tags. Whole or absent, as th_repo_create.
