@@ -178,11 +178,24 @@ static int set_time_caps(th_jobs *j, const struct time_caps *c, th_error *err)
 	return error;
 }
 
+/* The data folder, as resolved (and as given when it is a path, not a bare word that messages
+ * use in prose), never appears in a log line or a message a client reads (th_redact). */
+static void redact_dir(const char *dir)
+{
+	char *real = realpath(dir, NULL);
+
+	if (strchr(dir, '/') != NULL)
+		th_redact_add(dir);
+	if (real != NULL && strcmp(real, dir) != 0 && strcmp(real, "/") != 0)
+		th_redact_add(real);
+	free(real);
+}
+
 int cli_serve(int argc, char **argv)
 {
 	const char *dir = cli_take_data_dir(&argc, argv);
 	const char *listen;
-	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, git_ready = 0;
+	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, stale = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free,
 	        max_file_gb;
@@ -285,7 +298,10 @@ int cli_serve(int argc, char **argv)
 	if (th_datadir_lock(&lock_fd, dir, &err) < 0 || th_repo_global_init(&err) < 0)
 		goto fail;
 	git_ready = 1;
-	if (th_upload_sweep(&swept, dir, &err) < 0 || th_meta_open(&meta, dir, &err) < 0 ||
+	redact_dir(dir);
+	if (th_upload_sweep(&swept, dir, &err) < 0 ||
+	    th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||
+	    th_meta_open(&meta, dir, &err) < 0 ||
 	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
 		goto fail;
 	th_jobs_set_repack(jobs, (uint64_t)repack_loose, (uint64_t)repack_packs);
@@ -294,6 +310,11 @@ int cli_serve(int argc, char **argv)
 		goto fail;
 	if (swept > 0)
 		TH_LOG(TH_LOG_INFO, "removed %d unfinished upload(s) of an earlier run", swept);
+	if (stale > 0)
+		TH_LOG(TH_LOG_INFO,
+		       "removed %d half-made or half-removed repository folder(s) of an earlier "
+		       "run",
+		       stale);
 	TH_LOG(TH_LOG_INFO,
 	       "serving %s on http://%.*s:%u/api/v1alpha1 (%ld workers, uploads up to %ld MB)", dir,
 	       (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, (unsigned)srv.port,

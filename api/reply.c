@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "tablehub/buf.h"
+#include "tablehub/text.h"
 
 unsigned api_status_for(int code)
 {
@@ -156,9 +157,19 @@ int api_reply_error(th_req *req, unsigned status, const char *code, const char *
 {
 	cJSON *body = cJSON_CreateObject();
 	cJSON *it;
-	char *text = NULL;
+	char *text = NULL, *clean = NULL;
+	size_t size;
 	int error = TH_OK;
 
+	/* No server folder in a message a client reads (each replacement grows by at most 4). */
+	if (msg != NULL) {
+		size = strlen(msg) * 3 + 16;
+		if ((clean = malloc(size)) == NULL)
+			goto oom;
+		memcpy(clean, msg, strlen(msg) + 1);
+		th_redact(clean, size);
+		msg = clean;
+	}
 	if (body == NULL || !api_json_str(body, "status", "Error") ||
 	    !api_json_str(body, "message", msg) || !api_json_str(body, "code", code))
 		goto oom;
@@ -178,10 +189,12 @@ int api_reply_error(th_req *req, unsigned status, const char *code, const char *
 	error = set_response(req, status, text, strlen(text));
 	cJSON_free(text);
 	cJSON_Delete(body);
+	free(clean);
 	return error;
 
 oom:
 	cJSON_Delete(body);
+	free(clean);
 	/* Even without memory for cJSON the client gets a truthful status and a JSON body. */
 	{
 		static const char fallback[] =

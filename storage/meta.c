@@ -374,8 +374,12 @@ int th_meta_op_fail(th_meta *m, const char *id, int attempt, const char *message
 int th_meta_op_fail_with(th_meta *m, const char *id, int attempt, const char *message,
                          uint64_t line, uint32_t column, const char *result_json, th_error *err)
 {
-	return m->ops->op_fail(m, nz(id), attempt, message ? message : "failed", line, column,
-	                       result_json, err);
+	char msg[1024];
+
+	/* Clients read this message: no server folder in it. */
+	snprintf(msg, sizeof(msg), "%s", message ? message : "failed");
+	th_redact(msg, sizeof(msg));
+	return m->ops->op_fail(m, nz(id), attempt, msg, line, column, result_json, err);
 }
 
 /* --- pull requests --------------------------------------------------------------------------- */

@@ -120,6 +120,25 @@ static void test_scrub(void)
 	th_scrub_paths(msg);
 	CHECK_STR(msg, "no such endpoint: GET /api/v1alpha1/a/b 'it' ''");
 	CHECK_STR(th_code_name(TH_ENOSPC), "ENOSPC");
+
+	/* Registered server folders read "<data>" wherever they stand as a path, and only there. */
+	CHECK(th_redact_add("/srv/th/data/") == 0);
+	CHECK(th_redact_add("d") == -1); /* too short to stand for a folder */
+	snprintf(msg, sizeof(msg),
+	         "serving /srv/th/data on x; cannot open '/srv/th/data/repos/a.git'"
+	         " (/srv/th/data) /srv/th/database x=/srv/th/data");
+	CHECK(th_redact(msg, sizeof(msg)) == 4);
+	CHECK_STR(msg, "serving <data> on x; cannot open '<data>/repos/a.git' (<data>) "
+	               "/srv/th/database x=<data>");
+	{
+		char small[16] = "/srv/th/data/abc";
+		small[15] = '\0'; /* "/srv/th/data/ab" in 16 bytes: the result is cut to fit */
+		CHECK(th_redact(small, sizeof(small)) == 1);
+		CHECK_STR(small, "<data>/ab");
+		snprintf(small, sizeof(small), "x /srv/th/data");
+		CHECK(th_redact(small, 10) == 1);
+		CHECK_STR(small, "x <data>");
+	}
 }
 
 int main(void)

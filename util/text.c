@@ -155,3 +155,69 @@ bad:
 	                    "bad database name '%s': expected OWNER/DB, each 1-64 of [A-Za-z0-9_-]",
 	                    s);
 }
+
+/* The registered folders; set at start, read-only after (see th_redact_add). */
+static char *redacted[4];
+static size_t n_redacted;
+
+int th_redact_add(const char *dir)
+{
+	size_t len = dir ? strlen(dir) : 0;
+	char *copy;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len < 2 || n_redacted == sizeof(redacted) / sizeof(redacted[0]))
+		return -1;
+	if ((copy = strndup(dir, len)) == NULL)
+		return -1;
+	redacted[n_redacted++] = copy;
+	return 0;
+}
+
+static int path_before(char c)
+{
+	return c == '\'' || c == '"' || c == ' ' || c == '=' || c == '(' || c == ':';
+}
+
+static int path_after(char c)
+{
+	return c == '/' || c == '\'' || c == '"' || c == ' ' || c == ')' || c == '\0';
+}
+
+size_t th_redact(char *s, size_t size)
+{
+	static const char mark[] = "<data>";
+	const size_t mlen = sizeof(mark) - 1;
+	size_t n = 0, i, k, len, plen;
+
+	if (s == NULL || size == 0)
+		return 0;
+	len = strlen(s);
+	for (k = 0; k < n_redacted; k++) {
+		plen = strlen(redacted[k]);
+		for (i = 0; i + plen <= len; i++) {
+			size_t tail;
+
+			if ((i > 0 && !path_before(s[i - 1])) ||
+			    strncmp(s + i, redacted[k], plen) != 0 || !path_after(s[i + plen]))
+				continue;
+			tail = len - i - plen; /* bytes after the folder, without the NUL */
+			if (i + mlen + tail >= size)
+				tail = size - 1 > i + mlen ? size - 1 - i - mlen : 0;
+			if (i + mlen >= size) {
+				s[i] = '\0';
+				len = i;
+				n++;
+				break;
+			}
+			memmove(s + i + mlen, s + i + plen, tail);
+			memcpy(s + i, mark, mlen);
+			len = i + mlen + tail;
+			s[len] = '\0';
+			i += mlen - 1;
+			n++;
+		}
+	}
+	return n;
+}

@@ -20,6 +20,18 @@ size_t th_utf8_scrub(char *out, const char *s, size_t len);
  * files by their full path. */
 void th_scrub_paths(char *s);
 
+/* Register `dir` (copied; at most 4 folders, each at least 2 bytes) as a server folder whose name
+ * must never reach a client or a log line: th_redact then writes "<data>" in its place. Call at
+ * start, before other threads use th_redact. Returns 0, or -1 when the table is full or out of
+ * memory (nothing registered). */
+int th_redact_add(const char *dir);
+
+/* Rewrite s in place (NUL-terminated, capacity `size` bytes, which the result never exceeds: it is
+ * cut when the replacement would not fit) so that every registered folder standing as a path --
+ * at the start or after a quote, space, '=', '(' or ':', and followed by '/', a quote, a space,
+ * ')' or the end -- reads "<data>". Returns the number of replacements. */
+size_t th_redact(char *s, size_t size);
+
 /* The value of hex digit c (either case), or -1. */
 int th_hexval(int c);
 

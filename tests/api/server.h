@@ -124,6 +124,23 @@ static inline int t_server_start(t_server *s, const char *dir, int port, const c
 	return -1;
 }
 
+/* Fail the test (exit 1) when the server's log names its data folder: no server path may reach a
+ * log line. */
+static inline void t_log_check_paths(const t_server *s)
+{
+	char path[600], *log;
+
+	snprintf(path, sizeof(path), "%s/serve.log", s->dir);
+	if ((log = t_read_file(path, NULL)) == NULL)
+		return;
+	if (strstr(log, s->dir) != NULL) {
+		fprintf(stderr, "the server's log names its data folder:\n%s", log);
+		free(log);
+		exit(1);
+	}
+	free(log);
+}
+
 /* Stop the server with `sig` and wait for it. Returns its exit status (128+n when killed by
  * signal n), or -1 if it was not running. */
 static inline int t_server_stop(t_server *s, int sig)
@@ -136,6 +153,7 @@ static inline int t_server_stop(t_server *s, int sig)
 	if (waitpid(s->pid, &st, 0) != s->pid)
 		return -1;
 	s->pid = 0;
+	t_log_check_paths(s);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
