@@ -34,7 +34,7 @@ static int releases_list(th_req *req, th_error *err);
 static int releases_create(th_req *req, th_error *err);
 
 const api_route api_refs_routes[] = {
-	{ "DELETE", API "/:owner/:db/branches/:branch", branch_delete, R_WRITE },
+	{ "DELETE", API "/:owner/:db/branches/*branch", branch_delete, R_WRITE },
 	{ "GET", API "/:owner/:db/tags", tags_list, R_READ },
 	{ "POST", API "/:owner/:db/tags", tags_create, R_WRITE | R_JSON },
 	{ "GET", API "/:owner/:db/releases", releases_list, R_READ },

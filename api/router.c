@@ -88,23 +88,53 @@ static size_t split(seg *out, const char *path)
 	return n;
 }
 
+/* Where the segments of `pattern` fall in a path of `nsegs` segments: a ":name" segment takes one
+ * path segment, a "*name" segment (at most one per pattern) takes one or more, so that a branch
+ * name with '/' in it ("alice/import-1") is one capture. Sets *star to the index of the "*" segment
+ * (np when none) and *span to the number of path segments it takes. Returns 0 when the counts
+ * cannot fit. */
+static int layout(size_t *star, size_t *span, const seg *pat, size_t np, size_t nsegs)
+{
+	size_t i;
+
+	*star = np;
+	*span = 1;
+	for (i = 0; i < np; i++)
+		if (pat[i].s[0] == '*')
+			*star = i;
+	if (*star == np)
+		return np == nsegs;
+	if (nsegs < np)
+		return 0;
+	*span = nsegs - np + 1;
+	return 1;
+}
+
+/* The path segment where pattern segment i starts, given the layout. */
+static size_t seg_at(size_t i, size_t star, size_t span)
+{
+	return i <= star ? i : i + span - 1;
+}
+
 /* Does `pattern` match the path segments? On a match, *literal_mask has bit (31 - i) set for each
- * literal segment i, so a larger mask is the more specific route. */
+ * literal pattern segment i, so a larger mask is the more specific route. */
 static int match_one(const char *pattern, const seg *segs, size_t nsegs, uint32_t *literal_mask)
 {
 	seg pat[MAX_SEGMENTS + 1];
-	size_t np = split(pat, pattern), i;
+	size_t np = split(pat, pattern), i, star, span;
 	uint32_t mask = 0;
 
-	if (np != nsegs)
+	if (!layout(&star, &span, pat, np, nsegs))
 		return 0;
 	for (i = 0; i < np; i++) {
-		if (pat[i].s[0] == ':') {
-			if (segs[i].len == 0)
+		const seg *s = &segs[seg_at(i, star, span)];
+
+		if (pat[i].s[0] == ':' || pat[i].s[0] == '*') {
+			if (s->len == 0)
 				return 0;
 			continue;
 		}
-		if (pat[i].len != segs[i].len || memcmp(pat[i].s, segs[i].s, pat[i].len) != 0)
+		if (pat[i].len != s->len || memcmp(pat[i].s, s->s, pat[i].len) != 0)
 			return 0;
 		mask |= 1u << (31 - i);
 	}
@@ -118,7 +148,7 @@ int api_route_match(th_req *req, const char *method, const char *path, const cha
 	const api_route *best = NULL;
 	uint32_t best_mask = 0, best_any_mask = 0;
 	char allowed[64] = "";
-	size_t nsegs = split(segs, path), i, t, np;
+	size_t nsegs = split(segs, path), i, t, np, star, span;
 	int any = 0;
 
 	*allow = NULL;
@@ -163,12 +193,19 @@ int api_route_match(th_req *req, const char *method, const char *path, const cha
 	req->route = best;
 	req->ncap = 0;
 	np = split(pat, best->pattern);
+	(void)layout(&star, &span, pat, np, nsegs);
 	for (i = 0; i < np && req->ncap < API_MAX_CAPTURES; i++) {
-		if (pat[i].s[0] != ':')
+		const seg *first = &segs[seg_at(i, star, span)];
+		size_t len = first->len;
+
+		if (pat[i].s[0] != ':' && pat[i].s[0] != '*')
 			continue;
+		if (i == star) /* from the first segment it takes to the end of the last */
+			len = (size_t)(segs[seg_at(i, star, span) + span - 1].s - first->s) +
+			      segs[seg_at(i, star, span) + span - 1].len;
 		req->cap_name[req->ncap] =
 		        api_pool_strndup(&req->pool, pat[i].s + 1, pat[i].len - 1);
-		req->cap_value[req->ncap] = api_pool_strndup(&req->pool, segs[i].s, segs[i].len);
+		req->cap_value[req->ncap] = api_pool_strndup(&req->pool, first->s, len);
 		if (req->cap_name[req->ncap] == NULL || req->cap_value[req->ncap] == NULL)
 			return TH_ENOMEM;
 		req->ncap++;

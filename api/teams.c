@@ -40,9 +40,9 @@ const api_route api_teams_routes[] = {
 	{ "GET", API "/:owner/:db/collaborators/:user", collab_get, R_ADMIN },
 	{ "PUT", API "/:owner/:db/collaborators/:user", collab_put, R_ADMIN | R_JSON },
 	{ "DELETE", API "/:owner/:db/collaborators/:user", collab_delete, R_ADMIN },
-	{ "GET", API "/:owner/:db/branches/:branch/protection", protection_get, R_READ },
-	{ "PUT", API "/:owner/:db/branches/:branch/protection", protection_put, R_ADMIN | R_JSON },
-	{ "DELETE", API "/:owner/:db/branches/:branch/protection", protection_delete, R_ADMIN },
+	{ "GET", API "/:owner/:db/branches/*branch/protection", protection_get, R_READ },
+	{ "PUT", API "/:owner/:db/branches/*branch/protection", protection_put, R_ADMIN | R_JSON },
+	{ "DELETE", API "/:owner/:db/branches/*branch/protection", protection_delete, R_ADMIN },
 	{ "GET", API "/:owner/:db/events", events_list, R_ADMIN },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -109,7 +109,7 @@ static void fill(char *out, size_t size, const char *pattern, const char *db, in
 		end = strchr(seg, '/');
 		if (end == NULL)
 			end = seg + strlen(seg);
-		if (*seg == ':') {
+		if (*seg == ':' || *seg == '*') {
 			char name[32];
 			const char *v = "x";
 			snprintf(name, sizeof(name), "%.*s", (int)(end - seg - 1), seg + 1);

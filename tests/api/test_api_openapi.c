@@ -14,13 +14,13 @@
 
 static cJSON *doc;
 
-/* ":owner" segments to "{owner}", into out. */
+/* ":owner" and "*branch" segments to "{owner}", "{branch}", into out. */
 static void openapi_path(char *out, size_t outsz, const char *pattern)
 {
 	size_t n = 0;
 
 	for (const char *p = pattern; *p && n + 3 < outsz; p++) {
-		if (*p == ':' && (p == pattern || p[-1] == '/')) {
+		if ((*p == ':' || *p == '*') && (p == pattern || p[-1] == '/')) {
 			size_t len = strcspn(p + 1, "/");
 			n += (size_t)snprintf(out + n, outsz - n, "{%.*s}", (int)len, p + 1);
 			p += len;

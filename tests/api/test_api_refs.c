@@ -160,6 +160,48 @@ static void test_branch_delete(void)
 	t_resp_free(&r);
 }
 
+/* Branch names with '/' in them (as every import's "alice/import-1a2b3c4d") are one name in the
+ * routes that take a branch, written plainly or with the slash encoded. */
+static void test_branch_slash(void)
+{
+	t_resp r;
+
+	CHECK(new_branch(bob, "branch", "main", "bob/fix-1") == 200);
+	CHECK(new_branch(bob, "branch", "main", "team/a/b") == 200);
+	CHECK(has_branch("bob/fix-1") && has_branch("team/a/b"));
+	r = t_http(&srv,
+	           AUTH "-X PUT -d '{\"requiredApprovals\":2}' '%s/" DB
+	                "/branches/team/a/b/protection'",
+	           alice, srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "'%s/" DB "/branches/team%%2Fa%%2Fb/protection'", carol, srv.base);
+	CHECK(r.status == 200);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "requiredApprovals")) == 2);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/branches/team/a/b'", alice, srv.base);
+	CHECK(r.status == 409);
+	CHECK_CONTAINS(t_str(&r, "message"), "branch 'team/a/b' is protected");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/branches/team/a/b/protection'", alice,
+	           srv.base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/branches/team/a/b'", bob, srv.base);
+	CHECK(r.status == 200);
+	CHECK_STR(t_str(&r, "branch_name"), "team/a/b");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/branches/bob%%2Ffix-1'", bob, srv.base);
+	CHECK(r.status == 200);
+	CHECK_STR(t_str(&r, "branch_name"), "bob/fix-1");
+	t_resp_free(&r);
+	CHECK(!has_branch("bob/fix-1") && !has_branch("team/a/b") && has_branch("main"));
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/branches/bob/fix-1'", bob, srv.base);
+	CHECK(r.status == 404);
+	CHECK_STR(t_str(&r, "message"), "branch 'bob/fix-1' not found in 'alice/shop'");
+	t_resp_free(&r);
+}
+
 static void test_tags(void)
 {
 	char *out = NULL, first[41] = "";
@@ -345,6 +387,7 @@ int main(void)
 	}
 	RUN(test_setup);
 	RUN(test_branch_delete);
+	RUN(test_branch_slash);
 	RUN(test_tags);
 	RUN(test_releases);
 	t_server_stop(&srv, SIGTERM);
