@@ -1,45 +1,70 @@
-/* meta_control.c: the store calls of include/tablehub/meta_control.h, for the SQLite backend:
- * cancel requests (table operation_cancels, migration 4 of meta_sqlite.c) and the lookup of a
- * database's unfinished operation of one kind.
+/* meta_control.c: the store calls of include/tablehub/meta_control.h, for the SQL backends (on
+ * the statement layer of storage/meta_sql.h): cancel requests (table operation_cancels) and the
+ * lookup of a database's unfinished operation of one kind.
  *
  * Kept out of the backend's per-resource files, as meta_limits.c is: the calls are rare (a cancel
  * is a user's click; a worker asks whether its job was cancelled a few times a second at most),
- * so each prepares its statement when it runs instead of taking a slot of the prepared-statement
- * table. The cancel runs in one BEGIN IMMEDIATE transaction: a Pending operation cannot be claimed
- * between the read of its state and its end, and an In Progress one cannot end unseen.
+ * so each prepares its statement when it runs (MS_NOSLOT) instead of taking a slot of the
+ * prepared-statement table. The cancel runs in one transaction (th_msql__tx): a Pending operation
+ * cannot be claimed between the read of its state and its end, and an In Progress one cannot end
+ * unseen.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 #include "tablehub/meta_control.h"
 
-/* The SQLite handle of m, or NULL (with err set) for another backend. */
-static th_msql *sqlite_of(th_meta *m, th_error *err)
+/* Run `sql` (prepared as it runs: these calls are rare) on the connection pinned by the caller;
+ * arguments and result as th_msql__run. */
+static int run_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+                      th_error *err, const char *types, ...)
 {
-	if (m->ops != &th_meta_sqlite_ops) {
-		th_error_set(err, TH_ERROR, "the %s metadata backend cannot cancel operations",
-		             m->ops->name);
-		return NULL;
-	}
-	return (th_msql *)m;
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
+	va_end(ap);
+	return error;
 }
 
-/* Prepare sql on s (its mutex held). Returns TH_OK or TH_ESTORE. */
-static int prepare(sqlite3_stmt **st, th_msql *s, const char *sql, const char *what, th_error *err)
+/* The same on a connection pinned for the call. */
+static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+               th_error *err, const char *types, ...)
 {
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
-		*st = NULL;
-		return th_msql__error(s, what, err);
-	}
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
+	va_list ap;
+	int error;
+
+	if ((error = th_msql__lock(s, err)) < 0)
+		return error;
+	va_start(ap, types);
+	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
+	va_end(ap);
+	th_msql__unlock(s);
+	return error;
+}
+
+/* The first column as text into ctx (TH_UUID_SIZE or 65 bytes: both fit a name or an id). */
+static int read_text65(void *ctx, const th_mrow *r, th_error *err)
+{
+	(void)err;
+	th_msql__copy(ctx, 65, r, 0);
 	return TH_OK;
 }
 
-/* Run a statement that returns no rows (its mutex held). Returns TH_OK or TH_ESTORE. */
-static int step_done(th_msql *s, sqlite3_stmt *st, const char *what, th_error *err)
+static int read_state(void *ctx, const th_mrow *r, th_error *err)
 {
-	return sqlite3_step(st) == SQLITE_DONE ? TH_OK : th_msql__error(s, what, err);
+	(void)err;
+	*(th_op_state *)ctx = th_op_state_parse(th_msql__text(r, 0));
+	return TH_OK;
 }
+
+static const th_msql_stmt cancel_read = { MS_NOSLOT, "cancel operation",
+	                                  "SELECT state FROM operations WHERE id = ?1",
+	                                  "SELECT state FROM operations WHERE id = ?1 FOR UPDATE" };
 
 struct cancel {
 	const char *id, *by;
@@ -50,69 +75,50 @@ static int cancel_tx(th_msql *s, void *ctx, th_error *err)
 {
 	static const char what[] = "cancel operation";
 	struct cancel *c = ctx;
-	sqlite3_stmt *st = NULL;
 	char msg[128];
 	int64_t now = th_now_ms();
-	int error, rc;
+	int n;
 
-	if ((error = prepare(&st, s, "SELECT state FROM operations WHERE id = ?1", what, err)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		c->state = th_op_state_parse(th_msql__text(st, 0));
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
+	/* FOR UPDATE on PostgreSQL: a claim cannot take the operation between this read and the
+	 * end of the transaction (SQLite's BEGIN IMMEDIATE already excludes every other writer). */
+	if ((n = th_msql__run_locked(s, &cancel_read, read_state, &c->state, err, "s", c->id)) < 0)
+		return n;
+	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "operation '%s' not found", c->id);
-	if (rc != SQLITE_ROW)
-		return th_msql__error(s, what, err);
 	if (c->state != TH_OPSTATE_PENDING && c->state != TH_OPSTATE_IN_PROGRESS)
 		return th_error_set(err, TH_ECONFLICT, "operation '%s' has already ended (%s)",
 		                    c->id, th_op_state_name(c->state));
 	/* The first request is the one on record. */
-	if ((error = prepare(&st, s,
-	                     "INSERT OR IGNORE INTO operation_cancels(op_id, requested_by, "
-	                     "requested_at) VALUES (?1, ?2, ?3)",
-	                     what, err)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, c->by, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	error = step_done(s, st, what, err);
-	sqlite3_finalize(st);
-	if (error < 0 || c->state != TH_OPSTATE_PENDING)
-		return error;
+	if ((n = run_locked(s, what,
+	                    "INSERT INTO operation_cancels(op_id, requested_by, requested_at) "
+	                    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	                    NULL, NULL, err, "ssi", c->id, c->by, now)) < 0)
+		return n;
+	if (c->state != TH_OPSTATE_PENDING)
+		return TH_OK;
 	/* Nobody holds a Pending operation: it ends here. */
 	snprintf(msg, sizeof(msg), TH_OP_CANCELLED_FMT, c->by);
-	if ((error = prepare(&st, s,
-	                     "UPDATE operations SET state = 'Failed', error_message = ?2, "
-	                     "error_line = 0, error_column = 0, lease_expires_at = 0, "
-	                     "updated_at = ?3 WHERE id = ?1 AND state = 'Pending'",
-	                     what, err)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, msg, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	error = step_done(s, st, what, err);
-	sqlite3_finalize(st);
-	if (error == TH_OK)
-		c->state = TH_OPSTATE_FAILED;
-	return error;
+	if ((n = run_locked(s, what,
+	                    "UPDATE operations SET state = 'Failed', error_message = ?2, "
+	                    "error_line = 0, error_column = 0, lease_expires_at = 0, "
+	                    "updated_at = ?3 WHERE id = ?1 AND state = 'Pending'",
+	                    NULL, NULL, err, "ssi", c->id, msg, now)) < 0)
+		return n;
+	c->state = TH_OPSTATE_FAILED;
+	return TH_OK;
 }
 
 int th_meta_op_cancel(th_op_state *state_out, th_meta *m, const char *id, const char *by,
                       th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
 	struct cancel c = { id, by, (th_op_state)0 };
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if (by == NULL || by[0] == '\0' || strlen(by) > 64)
 		return th_error_set(err, TH_EINVALID, "a cancel needs the name of who asks");
 	if (id == NULL)
 		return th_error_set(err, TH_ENOTFOUND, "operation '' not found");
-	if ((error = th_msql__tx(s, cancel_tx, &c, err)) < 0)
+	if ((error = th_msql__tx((th_msql *)m, cancel_tx, &c, err)) < 0)
 		return error;
 	if (state_out)
 		*state_out = c.state;
@@ -122,31 +128,14 @@ int th_meta_op_cancel(th_op_state *state_out, th_meta *m, const char *id, const 
 int th_meta_op_cancel_requested(int *requested_out, char by_out[65], th_meta *m, const char *id,
                                 th_error *err)
 {
-	static const char what[] = "read cancel request";
-	th_msql *s = sqlite_of(m, err);
-	sqlite3_stmt *st = NULL;
 	char by[65] = "";
-	int error, rc, found = 0;
+	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
-	pthread_mutex_lock(&s->mu);
-	if ((error = prepare(&st, s, "SELECT requested_by FROM operation_cancels WHERE op_id = ?1",
-	                     what, err)) < 0)
-		goto cleanup;
-	sqlite3_bind_text(st, 1, id ? id : "", -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		found = 1;
-		th_msql__copy(by, sizeof(by), st, 0);
-	} else if (rc != SQLITE_DONE) {
-		error = th_msql__error(s, what, err);
-	}
-cleanup:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
-	if (error < 0)
-		return error;
-	*requested_out = found;
+	if ((n = run((th_msql *)m, "read cancel request",
+	             "SELECT requested_by FROM operation_cancels WHERE op_id = ?1", read_text65, by,
+	             err, "s", id ? id : "")) < 0)
+		return n;
+	*requested_out = n > 0;
 	if (by_out)
 		memcpy(by_out, by, sizeof(by));
 	return TH_OK;
@@ -155,34 +144,18 @@ cleanup:
 int th_meta_op_find_unfinished(int *found_out, char id_out[TH_UUID_SIZE], th_meta *m,
                                const char *kind, const char *owner, const char *db, th_error *err)
 {
-	static const char what[] = "find an unfinished operation";
-	th_msql *s = sqlite_of(m, err);
-	sqlite3_stmt *st = NULL;
-	int error, rc;
+	char id[65] = "";
+	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
-	pthread_mutex_lock(&s->mu);
 	/* operations_db (owner, db, created_at) narrows this to the database's operations. */
-	if ((error = prepare(&st, s,
-	                     "SELECT id FROM operations WHERE owner = ?1 AND db = ?2 AND "
-	                     "kind = ?3 AND state IN ('Pending', 'In Progress') "
-	                     "ORDER BY created_at, rowid LIMIT 1",
-	                     what, err)) < 0)
-		goto cleanup;
-	sqlite3_bind_text(st, 1, owner ? owner : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, db ? db : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, kind ? kind : "", -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*found_out = 1;
-		th_msql__copy(id_out, TH_UUID_SIZE, st, 0);
-	} else if (rc == SQLITE_DONE) {
-		*found_out = 0;
-	} else {
-		error = th_msql__error(s, what, err);
-	}
-cleanup:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
-	return error;
+	if ((n = run((th_msql *)m, "find an unfinished operation",
+	             "SELECT id FROM operations WHERE owner = ?1 AND db = ?2 AND kind = ?3 AND "
+	             "state IN ('Pending', 'In Progress') ORDER BY created_at, rowid LIMIT 1",
+	             read_text65, id, err, "sss", owner ? owner : "", db ? db : "",
+	             kind ? kind : "")) < 0)
+		return n;
+	*found_out = n > 0;
+	if (n > 0)
+		snprintf(id_out, TH_UUID_SIZE, "%.*s", TH_UUID_SIZE - 1, id);
+	return TH_OK;
 }

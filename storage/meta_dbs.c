@@ -3,34 +3,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 #define DB_COLS "id, owner, name, description, visibility, created_at"
 
 static const th_msql_stmt db_insert = {
 	MS_DB_INSERT, "insert database",
 	"INSERT INTO databases(owner, name, description, visibility, created_at) "
-	"VALUES (?1, ?2, ?3, ?4, ?5)"
+	"VALUES (?1, ?2, ?3, ?4, ?5)",
+	NULL
 };
 static const th_msql_stmt db_get = { MS_DB_GET, "read database",
 	                             "SELECT " DB_COLS
-	                             " FROM databases WHERE owner = ?1 AND name = ?2" };
+	                             " FROM databases WHERE owner = ?1 AND name = ?2",
+	                             NULL };
 static const th_msql_stmt db_list = { MS_DB_LIST, "list databases",
 	                              "SELECT " DB_COLS " FROM databases WHERE ?1 IS NULL OR "
-	                              "owner = ?1 ORDER BY owner, name" };
+	                              "owner = ?1 ORDER BY owner, name",
+	                              NULL };
 
-static int read_db(void *item, sqlite3_stmt *st, th_error *err)
+static int read_db(void *item, const th_mrow *st, th_error *err)
 {
 	th_db_info *out = item, d;
 
 	memset(&d, 0, sizeof(d));
-	d.id = sqlite3_column_int64(st, 0);
+	d.id = th_msql__int(st, 0);
 	th_msql__copy(d.owner, sizeof(d.owner), st, 1);
 	th_msql__copy(d.name, sizeof(d.name), st, 2);
 	if (th_msql__dup(&d.description, st, 3, 0, err) < 0)
 		return TH_ENOMEM;
 	d.is_private = strcmp(th_msql__text(st, 4), "private") == 0;
-	d.created_at = sqlite3_column_int64(st, 5);
+	d.created_at = th_msql__int(st, 5);
 	*out = d;
 	return TH_OK;
 }

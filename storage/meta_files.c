@@ -1,12 +1,11 @@
-/* meta_files.c: files as resources and tus uploads in the SQLite metadata backend (tables files,
- * file_operations and tus_uploads of migration 4; see include/tablehub/meta_files.h).
+/* meta_files.c: files as resources and tus uploads in the SQL metadata backends (tables files,
+ * file_operations and tus_uploads; see include/tablehub/meta_files.h), on the statement layer of
+ * storage/meta_sql.h, so the same code serves SQLite and PostgreSQL.
  *
- * Like meta_limits.c, these statements are prepared when they run instead of taking slots of the
- * prepared-statement table: they are rare next to the polls and claims (a few per upload request,
- * one listing every minute for the retention sweep), so the parse costs nothing that matters and
- * the backend's shared header stays as it is. They run on the backend's connection under its
- * mutex, and the multi-statement ones in its BEGIN IMMEDIATE transactions (th_msql__tx). Another
- * backend would put them in its ops table; until then they answer TH_ERROR for it.
+ * Like meta_limits.c, these statements are prepared when they run (MS_NOSLOT) instead of taking
+ * slots of the prepared-statement table: they are rare next to the polls and claims (a few per
+ * upload request, one listing every minute for the retention sweep), so the parse costs nothing
+ * that matters. The multi-statement ones run in the backend's transactions (th_msql__tx).
  *
  * file_operations has no foreign key to operations: that table may be rebuilt by a migration,
  * and a link to an operation that is gone is harmless (it reads as "gone").
@@ -18,99 +17,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 #include "tablehub/meta_files.h"
 #include "tablehub/text.h"
 
 #define DEFAULT_PAGE 50
 #define MAX_PAGE 200
 
-/* The SQLite handle of m, or NULL (with err set) for another backend. */
-static th_msql *sqlite_of(th_meta *m, th_error *err)
-{
-	if (m->ops != &th_meta_sqlite_ops) {
-		th_error_set(err, TH_ERROR, "the %s metadata backend keeps no file records",
-		             m->ops->name);
-		return NULL;
-	}
-	return (th_msql *)m;
-}
-
-/* Prepare `sql`, bind the arguments (types as th_msql__run: s n i d), step every row through
- * row(ctx, st, err) and finalize; the mutex is held by the caller. Returns the number of rows
- * read (a query) or changed (a write), or a negative th_code (TH_EEXISTS for a constraint). */
-static int vrun_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-                       th_error *err, const char *types, va_list ap)
-{
-	sqlite3_stmt *st = NULL;
-	int i, rc = SQLITE_OK, n = 0, error = TH_OK;
-
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return th_msql__error(s, what, err);
-	for (i = 0; types[i] && rc == SQLITE_OK; i++) {
-		const char *v;
-		switch (types[i]) {
-		case 's':
-			v = va_arg(ap, const char *);
-			rc = sqlite3_bind_text(st, i + 1, v ? v : "", -1, SQLITE_STATIC);
-			break;
-		case 'n':
-			v = va_arg(ap, const char *);
-			rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC)
-			       : sqlite3_bind_null(st, i + 1);
-			break;
-		case 'i':
-			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-			break;
-		default:
-			assert(!"unknown bind type");
-			rc = SQLITE_MISUSE;
-		}
-	}
-	if (rc != SQLITE_OK) {
-		error = th_msql__error(s, what, err);
-		goto done;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		n++;
-		if (row && (error = row(ctx, st, err)) < 0)
-			goto done;
-	}
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		error = th_error_set(err, TH_EEXISTS, "meta.sqlite: %s: %s", what,
-		                     sqlite3_errmsg(s->db));
-	else if (rc != SQLITE_DONE)
-		error = th_msql__error(s, what, err);
-	else
-		error = sqlite3_stmt_readonly(st) ? n : sqlite3_changes(s->db);
-done:
-	sqlite3_finalize(st);
-	return error;
-}
-
+/* Run `sql` (prepared as it runs: these statements are rare) on the connection pinned by the
+ * caller; arguments and result as th_msql__run. */
 static int run_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
                       th_error *err, const char *types, ...)
 {
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
 	va_list ap;
 	int error;
 
 	va_start(ap, types);
-	error = vrun_locked(s, what, sql, row, ctx, err, types, ap);
+	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
 	va_end(ap);
 	return error;
 }
 
+/* The same on a connection pinned for the call. */
 static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
                th_error *err, const char *types, ...)
 {
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
 	va_list ap;
 	int error;
 
+	if ((error = th_msql__lock(s, err)) < 0)
+		return error;
 	va_start(ap, types);
-	pthread_mutex_lock(&s->mu);
-	error = vrun_locked(s, what, sql, row, ctx, err, types, ap);
-	pthread_mutex_unlock(&s->mu);
+	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
 	va_end(ap);
+	th_msql__unlock(s);
 	return error;
 }
 
@@ -118,10 +60,10 @@ static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row
 typedef struct rows {
 	char *items;
 	size_t n, cap, size;
-	int (*read)(void *item, sqlite3_stmt *st);
+	int (*read)(void *item, const th_mrow *st);
 } rows;
 
-static int rows_add(void *ctx, sqlite3_stmt *st, th_error *err)
+static int rows_add(void *ctx, const th_mrow *st, th_error *err)
 {
 	rows *r = ctx;
 
@@ -147,24 +89,24 @@ static int rows_add(void *ctx, sqlite3_stmt *st, th_error *err)
 	"f.last_used_at, (SELECT count(*) FROM file_operations fo JOIN operations o ON "           \
 	"o.id = fo.op_id WHERE fo.file_id = f.id AND o.state IN ('Pending', 'In Progress'))"
 
-static int read_file_info(void *item, sqlite3_stmt *st)
+static int read_file_info(void *item, const th_mrow *st)
 {
 	th_file_info *f = item;
 
 	th_msql__copy(f->id, sizeof(f->id), st, 0);
-	f->db_id = sqlite3_column_int64(st, 1);
+	f->db_id = th_msql__int(st, 1);
 	th_msql__copy(f->name, sizeof(f->name), st, 2);
-	f->size = (uint64_t)sqlite3_column_int64(st, 3);
+	f->size = (uint64_t)th_msql__int(st, 3);
 	th_msql__copy(f->sha256, sizeof(f->sha256), st, 4);
 	th_msql__copy(f->type, sizeof(f->type), st, 5);
 	th_msql__copy(f->uploader, sizeof(f->uploader), st, 6);
-	f->created_at = sqlite3_column_int64(st, 7);
-	f->last_used_at = sqlite3_column_int64(st, 8);
-	f->ops_unfinished = (unsigned)sqlite3_column_int(st, 9);
+	f->created_at = th_msql__int(st, 7);
+	f->last_used_at = th_msql__int(st, 8);
+	f->ops_unfinished = (unsigned)(int)th_msql__int(st, 9);
 	return 0;
 }
 
-static int row_file(void *ctx, sqlite3_stmt *st, th_error *err)
+static int row_file(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
 	return read_file_info(ctx, st);
@@ -186,13 +128,11 @@ int th_meta_file_add(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const
                      uint64_t size, const char *sha256, const char *type, const char *uploader,
                      th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	char id[TH_UUID_SIZE], cut[TH_FILE_NAME_MAX];
 	int64_t now = th_now_ms();
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if (sha256 == NULL || strlen(sha256) != 64 || uploader == NULL || !th_name_valid(uploader))
 		return th_error_set(err, TH_EINVALID, "a file needs a sha-256 and an uploader");
 	if ((error = th_uuid4(id, err)) < 0)
@@ -211,12 +151,10 @@ int th_meta_file_add(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const
 
 int th_meta_file_get(th_file_info *out, th_meta *m, int64_t db_id, const char *id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	th_file_info f;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	memset(&f, 0, sizeof(f));
 	if ((n = run(s, "read file",
 	             "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2", row_file,
@@ -247,13 +185,11 @@ int th_meta_file_list(th_file_info **items_out, size_t *n_out, char next_out[TH_
                       th_meta *m, int64_t db_id, const char *page_token, size_t limit,
                       th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	rows r = { NULL, 0, 0, sizeof(th_file_info), read_file_info };
 	int64_t offset;
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((error = parse_page(&offset, page_token, err)) < 0)
 		return error;
 	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
@@ -274,26 +210,24 @@ int th_meta_file_list(th_file_info **items_out, size_t *n_out, char next_out[TH_
 	return TH_OK;
 }
 
-static int read_use(void *item, sqlite3_stmt *st)
+static int read_use(void *item, const th_mrow *st)
 {
 	th_file_use *u = item;
 
 	th_msql__copy(u->op_id, sizeof(u->op_id), st, 0);
 	th_msql__copy(u->kind, sizeof(u->kind), st, 1);
 	u->state = th_op_state_parse(th_msql__text(st, 2));
-	u->created_at = sqlite3_column_int64(st, 3);
+	u->created_at = th_msql__int(st, 3);
 	return 0;
 }
 
 int th_meta_file_uses(th_file_use **items_out, size_t *n_out, th_meta *m, const char *id,
                       th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	rows r = { NULL, 0, 0, sizeof(th_file_use), read_use };
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((error = run(s, "list the operations of a file",
 	                 "SELECT fo.op_id, o.kind, o.state, fo.created_at FROM file_operations fo "
 	                 "LEFT JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = ?1 "
@@ -324,30 +258,26 @@ static int use_tx(th_msql *s, void *ctx, th_error *err)
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", u->id);
 	n = run_locked(s, "record a file's use",
-	               "INSERT OR IGNORE INTO file_operations(file_id, op_id, created_at) "
-	               "VALUES (?1, ?2, ?3)",
+	               "INSERT INTO file_operations(file_id, op_id, created_at) "
+	               "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	               NULL, NULL, err, "ssi", u->id, u->op_id, u->now);
 	return n < 0 ? n : TH_OK;
 }
 
 int th_meta_file_use(th_meta *m, const char *id, const char *op_id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	struct use_ctx u = { id ? id : "", op_id ? op_id : "", th_now_ms() };
 
-	if (s == NULL)
-		return TH_ERROR;
 	return th_msql__tx(s, use_tx, &u, err);
 }
 
 int th_meta_file_of_op(th_file_info *out, th_meta *m, const char *op_id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	th_file_info f;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	memset(&f, 0, sizeof(f));
 	if ((n = run(s, "read the file of an operation",
 	             "SELECT " FILE_COLS " FROM file_operations l JOIN files f ON f.id = l.file_id "
@@ -361,14 +291,14 @@ int th_meta_file_of_op(th_file_info *out, th_meta *m, const char *op_id, th_erro
 	return TH_OK;
 }
 
-static int row_count(void *ctx, sqlite3_stmt *st, th_error *err)
+static int row_count(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
-	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
+	*(int64_t *)ctx = th_msql__int(st, 0);
 	return TH_OK;
 }
 
-/* Does a file record or an unfinished operation still name sha? The mutex is held. */
+/* Does a file record or an unfinished operation still name sha? A connection is pinned. */
 static int sha_named_locked(int *named, th_msql *s, const char *sha, th_error *err)
 {
 	int64_t n = 0;
@@ -392,7 +322,7 @@ struct delete_ctx {
 	int sha_free;
 };
 
-static int row_op_id(void *ctx, sqlite3_stmt *st, th_error *err)
+static int row_op_id(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
 	th_msql__copy(ctx, TH_UUID_SIZE, st, 0);
@@ -432,12 +362,10 @@ static int delete_tx(th_msql *s, void *ctx, th_error *err)
 int th_meta_file_delete(char sha_out[65], int *sha_free_out, th_meta *m, int64_t db_id,
                         const char *id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	struct delete_ctx d;
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	memset(&d, 0, sizeof(d));
 	d.db_id = db_id;
 	d.id = id ? id : "";
@@ -452,7 +380,7 @@ typedef struct sha_item {
 	char sha[65];
 } sha_item;
 
-static int read_sha(void *item, sqlite3_stmt *st)
+static int read_sha(void *item, const th_mrow *st)
 {
 	th_msql__copy(((sha_item *)item)->sha, 65, st, 0);
 	return 0;
@@ -500,12 +428,10 @@ static int expire_tx(th_msql *s, void *ctx, th_error *err)
 int th_meta_files_expire(char (**shas_out)[65], size_t *n_out, size_t *files_out, th_meta *m,
                          int64_t before_ms, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	struct expire_ctx e;
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	memset(&e, 0, sizeof(e));
 	e.before = before_ms;
 	e.shas.size = sizeof(sha_item);
@@ -525,14 +451,13 @@ int th_meta_files_expire(char (**shas_out)[65], size_t *n_out, size_t *files_out
 
 int th_meta_upload_named(int *named_out, th_meta *m, const char *sha, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	int named = 1, error;
 
-	if (s == NULL)
-		return TH_ERROR;
-	pthread_mutex_lock(&s->mu);
+	if ((error = th_msql__lock(s, err)) < 0)
+		return error;
 	error = sha_named_locked(&named, s, sha ? sha : "", err);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	if (error == TH_OK)
 		*named_out = named;
 	return error;
@@ -540,11 +465,9 @@ int th_meta_upload_named(int *named_out, th_meta *m, const char *sha, th_error *
 
 int th_meta_files_drop_sha(size_t *n_out, th_meta *m, const char *sha, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((n = run(s, "delete the files of an upload", "DELETE FROM files WHERE sha256 = ?1",
 	             NULL, NULL, err, "s", sha ? sha : "")) < 0)
 		return n;
@@ -557,25 +480,23 @@ struct usage {
 	int64_t bytes, count;
 };
 
-static int row_usage(void *ctx, sqlite3_stmt *st, th_error *err)
+static int row_usage(void *ctx, const th_mrow *st, th_error *err)
 {
 	struct usage *u = ctx;
 
 	(void)err;
-	u->bytes = sqlite3_column_int64(st, 0);
-	u->count = sqlite3_column_int64(st, 1);
+	u->bytes = th_msql__int(st, 0);
+	u->count = th_msql__int(st, 1);
 	return TH_OK;
 }
 
 int th_meta_files_usage(uint64_t *bytes_out, uint64_t *count_out, th_meta *m, int64_t db_id,
                         th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	struct usage u = { 0, 0 };
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((error = run(s, "sum the files' sizes",
 	                 "SELECT coalesce(sum(size), 0), count(*) FROM (SELECT sha256, max(size) "
 	                 "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256)",
@@ -600,13 +521,11 @@ void th_tus_info_dispose(th_tus_info *t)
 int th_meta_tus_create(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const char *creator,
                        uint64_t length, const char *metadata, const char *params, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	char id[TH_UUID_SIZE];
 	int64_t now = th_now_ms();
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if (creator == NULL || !th_name_valid(creator) || length > INT64_MAX)
 		return th_error_set(err, TH_EINVALID, "an upload needs a creator and a length");
 	if ((error = th_uuid4(id, err)) < 0)
@@ -626,35 +545,33 @@ struct tus_read {
 	int error;
 };
 
-static int row_tus(void *ctx, sqlite3_stmt *st, th_error *err)
+static int row_tus(void *ctx, const th_mrow *st, th_error *err)
 {
 	th_tus_info *t = ctx;
 	int error;
 
 	th_msql__copy(t->id, sizeof(t->id), st, 0);
-	t->db_id = sqlite3_column_int64(st, 1);
+	t->db_id = th_msql__int(st, 1);
 	th_msql__copy(t->creator, sizeof(t->creator), st, 2);
-	t->length = (uint64_t)sqlite3_column_int64(st, 3);
-	t->offset = (uint64_t)sqlite3_column_int64(st, 4);
+	t->length = (uint64_t)th_msql__int(st, 3);
+	t->offset = (uint64_t)th_msql__int(st, 4);
 	if ((error = th_msql__dup(&t->metadata, st, 5, 0, err)) < 0 ||
 	    (error = th_msql__dup(&t->params, st, 6, 0, err)) < 0)
 		return error;
 	t->state = strcmp(th_msql__text(st, 7), "done") == 0 ? TH_TUS_DONE : TH_TUS_OPEN;
 	th_msql__copy(t->file_id, sizeof(t->file_id), st, 8);
 	th_msql__copy(t->op_id, sizeof(t->op_id), st, 9);
-	t->created_at = sqlite3_column_int64(st, 10);
-	t->updated_at = sqlite3_column_int64(st, 11);
+	t->created_at = th_msql__int(st, 10);
+	t->updated_at = th_msql__int(st, 11);
 	return TH_OK;
 }
 
 int th_meta_tus_get(th_tus_info *out, th_meta *m, int64_t db_id, const char *id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	th_tus_info t;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	memset(&t, 0, sizeof(t));
 	n = run(s, "read upload",
 	        "SELECT id, db_id, creator, length, received, metadata, params, state, file_id, "
@@ -672,11 +589,9 @@ int th_meta_tus_get(th_tus_info *out, th_meta *m, int64_t db_id, const char *id,
 
 int th_meta_tus_set_offset(th_meta *m, const char *id, uint64_t offset, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((n = run(s, "record an upload's offset",
 	             "UPDATE tus_uploads SET received = ?2, updated_at = ?3 WHERE id = ?1 AND "
 	             "state = 'open' AND ?2 <= length",
@@ -689,11 +604,9 @@ int th_meta_tus_set_offset(th_meta *m, const char *id, uint64_t offset, th_error
 int th_meta_tus_done(th_meta *m, const char *id, const char *file_id, const char *op_id,
                      th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((n = run(s, "finish an upload",
 	             "UPDATE tus_uploads SET state = 'done', received = length, file_id = ?2, "
 	             "op_id = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'",
@@ -706,11 +619,9 @@ int th_meta_tus_done(th_meta *m, const char *id, const char *file_id, const char
 
 int th_meta_tus_delete(th_meta *m, const char *id, th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	int n;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((n = run(s, "delete upload", "DELETE FROM tus_uploads WHERE id = ?1", NULL, NULL, err,
 	             "s", id ? id : "")) < 0)
 		return n;
@@ -722,7 +633,7 @@ typedef struct id_item {
 	char id[TH_UUID_SIZE];
 } id_item;
 
-static int read_id(void *item, sqlite3_stmt *st)
+static int read_id(void *item, const th_mrow *st)
 {
 	th_msql__copy(((id_item *)item)->id, TH_UUID_SIZE, st, 0);
 	return 0;
@@ -731,12 +642,10 @@ static int read_id(void *item, sqlite3_stmt *st)
 int th_meta_tus_stale(char (**ids_out)[TH_UUID_SIZE], size_t *n_out, th_meta *m, int64_t before_ms,
                       th_error *err)
 {
-	th_msql *s = sqlite_of(m, err);
+	th_msql *s = (th_msql *)m;
 	rows r = { NULL, 0, 0, sizeof(id_item), read_id };
 	int error;
 
-	if (s == NULL)
-		return TH_ERROR;
 	if ((error = run(s, "list stale uploads",
 	                 "SELECT id FROM tus_uploads WHERE updated_at < ?1 ORDER BY updated_at",
 	                 rows_add, &r, err, "i", before_ms)) < 0) {

@@ -5,52 +5,63 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 #define FORK_COLS "id, owner, name, visibility, parent_id, fork_op, created_at"
 
 static const th_msql_stmt fork_insert = {
 	MS_FORK_INSERT, "insert fork",
 	"INSERT INTO databases(owner, name, description, visibility, created_at, parent_id, "
-	"fork_op) SELECT ?1, name, description, visibility, ?2, id, ?3 FROM databases WHERE id = ?4"
+	"fork_op) SELECT ?1, name, description, visibility, ?2, id, ?3 FROM databases WHERE id = "
+	"?4 RETURNING id",
+	NULL
 };
 static const th_msql_stmt fork_info = { MS_FORK_INFO, "read database",
-	                                "SELECT " FORK_COLS " FROM databases WHERE id = ?1" };
-static const th_msql_stmt fork_list = {
-	MS_FORK_LIST, "list forks",
-	"SELECT " FORK_COLS " FROM databases WHERE parent_id = ?1 ORDER BY owner, name"
-};
+	                                "SELECT " FORK_COLS " FROM databases WHERE id = ?1", NULL };
+static const th_msql_stmt fork_list = { MS_FORK_LIST, "list forks",
+	                                "SELECT " FORK_COLS
+	                                " FROM databases WHERE parent_id = ?1 ORDER BY owner, name",
+	                                NULL };
 static const th_msql_stmt fork_by_op = { MS_FORK_BY_OP, "read fork",
 	                                 "SELECT " FORK_COLS " FROM databases WHERE fork_op = ?1 "
-	                                 "AND fork_op <> ''" };
+	                                 "AND fork_op <> ''",
+	                                 NULL };
 static const th_msql_stmt pull_set_source = {
 	MS_PULL_SET_SOURCE, "set pull source",
-	"UPDATE pulls SET from_db_id = ?3 WHERE db_id = ?1 AND pull_id = ?2"
+	"UPDATE pulls SET from_db_id = ?3 WHERE db_id = ?1 AND pull_id = ?2", NULL
 };
 static const th_msql_stmt pull_source = {
 	MS_PULL_SOURCE, "read pull source",
-	"SELECT from_db_id FROM pulls WHERE db_id = ?1 AND pull_id = ?2"
+	"SELECT from_db_id FROM pulls WHERE db_id = ?1 AND pull_id = ?2", NULL
 };
 
-static int read_fork(void *item, sqlite3_stmt *st, th_error *err)
+static int read_fork(void *item, const th_mrow *st, th_error *err)
 {
 	th_fork_info *f = item;
 
 	(void)err;
 	memset(f, 0, sizeof(*f));
-	f->id = sqlite3_column_int64(st, 0);
+	f->id = th_msql__int(st, 0);
 	th_msql__copy(f->owner, sizeof(f->owner), st, 1);
 	th_msql__copy(f->name, sizeof(f->name), st, 2);
 	f->is_private = strcmp(th_msql__text(st, 3), "private") == 0;
-	f->parent_id = sqlite3_column_int64(st, 4);
+	f->parent_id = th_msql__int(st, 4);
 	th_msql__copy(f->fork_op, sizeof(f->fork_op), st, 5);
-	f->created_at = sqlite3_column_int64(st, 6);
+	f->created_at = th_msql__int(st, 6);
 	return TH_OK;
 }
 
 static void dispose_fork(void *item)
 {
 	(void)item;
+}
+
+/* The first column of a row as an int64 (ctx). */
+static int read_id(void *ctx, const th_mrow *st, th_error *err)
+{
+	(void)err;
+	*(int64_t *)ctx = th_msql__int(st, 0);
+	return TH_OK;
 }
 
 struct fork_args {
@@ -71,14 +82,13 @@ static int fork_insert_tx(th_msql *s, void *ctx, th_error *err)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "database not found");
-	n = th_msql__run_locked(s, &fork_insert, NULL, NULL, err, "sisi", a->owner, th_now_ms(),
-	                        a->op_id, a->parent_id);
+	n = th_msql__run_locked(s, &fork_insert, read_id, &a->id, err, "sisi", a->owner,
+	                        th_now_ms(), a->op_id, a->parent_id);
 	if (n == TH_EEXISTS)
 		return th_error_set(err, TH_EEXISTS, "database '%s/%s' already exists", a->owner,
 		                    parent.name);
 	if (n < 0)
 		return n;
-	a->id = sqlite3_last_insert_rowid(s->db);
 	if (a->ev == NULL)
 		return TH_OK;
 	/* The event goes to both: the parent's trail (who forked it) and the fork's own. */
@@ -158,10 +168,10 @@ int th_msql__pull_set_source(th_meta *m, int64_t db_id, int64_t pull_id, int64_t
 	return TH_OK;
 }
 
-static int read_int64(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_int64(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
-	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
+	*(int64_t *)ctx = th_msql__int(st, 0);
 	return TH_OK;
 }
 

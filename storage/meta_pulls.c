@@ -13,95 +13,107 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 #define PULL_COLS                                                                                  \
 	"db_id, pull_id, title, description, author, from_branch, to_branch, state, "              \
 	"merge_commit, created_at, updated_at"
 
 static const th_msql_stmt pull_db_exists = { MS_PULL_DB_EXISTS, "read database",
-	                                     "SELECT 1 FROM databases WHERE id = ?1" };
+	                                     "SELECT 1 FROM databases WHERE id = ?1", NULL };
 static const th_msql_stmt pull_next_id = {
 	MS_PULL_NEXT_ID, "next pull id",
 	"INSERT INTO pull_counters(db_id, last_pull_id) VALUES (?1, 1) ON CONFLICT (db_id) DO "
-	"UPDATE SET last_pull_id = last_pull_id + 1 RETURNING last_pull_id"
+	"UPDATE SET last_pull_id = last_pull_id + 1 RETURNING last_pull_id",
+	NULL
 };
 static const th_msql_stmt pull_insert = {
 	MS_PULL_INSERT, "insert pull request",
 	"INSERT INTO pulls(db_id, pull_id, title, description, author, from_branch, to_branch, "
-	"state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Open', ?8, ?8)"
+	"state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Open', ?8, ?8)",
+	NULL
 };
 static const th_msql_stmt pull_get = { MS_PULL_GET, "read pull request",
 	                               "SELECT " PULL_COLS
-	                               " FROM pulls WHERE db_id = ?1 AND pull_id = ?2" };
+	                               " FROM pulls WHERE db_id = ?1 AND pull_id = ?2",
+	                               NULL };
 static const th_msql_stmt pull_find_open = {
 	MS_PULL_FIND_OPEN, "find pull request",
 	"SELECT pull_id FROM pulls WHERE db_id = ?1 AND state = 'Open' AND from_branch = ?2 AND "
-	"to_branch = ?3 ORDER BY pull_id DESC LIMIT 1"
+	"to_branch = ?3 ORDER BY pull_id DESC LIMIT 1",
+	NULL
 };
 static const th_msql_stmt pull_list = {
 	MS_PULL_LIST, "list pull requests",
 	"SELECT " PULL_COLS " FROM pulls WHERE db_id = ?1 AND (?2 IS NULL OR state = ?2) "
-	"ORDER BY pull_id DESC LIMIT ?3 OFFSET ?4"
+	"ORDER BY pull_id DESC LIMIT ?3 OFFSET ?4",
+	NULL
 };
 static const th_msql_stmt pull_update = {
 	MS_PULL_UPDATE, "update pull request",
 	"UPDATE pulls SET title = COALESCE(?3, title), description = COALESCE(?4, description), "
-	"updated_at = ?5 WHERE db_id = ?1 AND pull_id = ?2"
+	"updated_at = ?5 WHERE db_id = ?1 AND pull_id = ?2",
+	NULL
 };
 static const th_msql_stmt pull_set_state = {
 	MS_PULL_SET_STATE, "update pull request",
 	"UPDATE pulls SET state = ?3, merge_commit = ?4, updated_at = ?5 WHERE db_id = ?1 AND "
-	"pull_id = ?2 AND state = 'Open'"
+	"pull_id = ?2 AND state = 'Open'",
+	NULL
 };
 static const th_msql_stmt pull_state = { MS_PULL_STATE, "read pull request",
 	                                 "SELECT state FROM pulls WHERE db_id = ?1 AND "
-	                                 "pull_id = ?2" };
+	                                 "pull_id = ?2",
+	                                 NULL };
 static const th_msql_stmt note_pull_exists = {
 	MS_NOTE_PULL_EXISTS, "read pull request",
-	"SELECT 1 FROM pulls WHERE db_id = ?1 AND pull_id = ?2"
+	"SELECT 1 FROM pulls WHERE db_id = ?1 AND pull_id = ?2", NULL
 };
 static const th_msql_stmt comment_next_id = {
 	MS_COMMENT_NEXT_ID, "next comment id",
-	"SELECT COALESCE(MAX(id), 0) + 1 FROM pull_comments WHERE db_id = ?1 AND pull_id = ?2"
+	"SELECT COALESCE(MAX(id), 0) + 1 FROM pull_comments WHERE db_id = ?1 AND pull_id = ?2", NULL
 };
 static const th_msql_stmt comment_insert = {
 	MS_COMMENT_INSERT, "insert comment",
 	"INSERT INTO pull_comments(db_id, pull_id, id, author, body, created_at) VALUES (?1, ?2, "
-	"?3, ?4, ?5, ?6)"
+	"?3, ?4, ?5, ?6)",
+	NULL
 };
 static const th_msql_stmt comment_list = {
 	MS_COMMENT_LIST, "list comments",
 	"SELECT id, author, body, created_at, NULL FROM pull_comments WHERE db_id = ?1 AND "
-	"pull_id = ?2 ORDER BY id"
+	"pull_id = ?2 ORDER BY id",
+	NULL
 };
 static const th_msql_stmt review_next_id = {
 	MS_REVIEW_NEXT_ID, "next review id",
-	"SELECT COALESCE(MAX(id), 0) + 1 FROM pull_reviews WHERE db_id = ?1 AND pull_id = ?2"
+	"SELECT COALESCE(MAX(id), 0) + 1 FROM pull_reviews WHERE db_id = ?1 AND pull_id = ?2", NULL
 };
 static const th_msql_stmt review_insert = {
 	MS_REVIEW_INSERT, "insert review",
 	"INSERT INTO pull_reviews(db_id, pull_id, id, author, comment, created_at, status) VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	NULL
 };
 static const th_msql_stmt review_list = {
 	MS_REVIEW_LIST, "list reviews",
 	"SELECT id, author, comment, created_at, status FROM pull_reviews WHERE db_id = ?1 AND "
-	"pull_id = ?2 ORDER BY id"
+	"pull_id = ?2 ORDER BY id",
+	NULL
 };
 
-static int read_pull(void *item, sqlite3_stmt *st, th_error *err)
+static int read_pull(void *item, const th_mrow *st, th_error *err)
 {
 	th_pull_info *out = item, p;
 
 	memset(&p, 0, sizeof(p));
-	p.db_id = sqlite3_column_int64(st, 0);
-	p.pull_id = sqlite3_column_int64(st, 1);
+	p.db_id = th_msql__int(st, 0);
+	p.pull_id = th_msql__int(st, 1);
 	th_msql__copy(p.author, sizeof(p.author), st, 4);
 	p.state = th_pull_state_parse(th_msql__text(st, 7));
 	th_msql__copy(p.merge_commit, sizeof(p.merge_commit), st, 8);
-	p.created_at = sqlite3_column_int64(st, 9);
-	p.updated_at = sqlite3_column_int64(st, 10);
+	p.created_at = th_msql__int(st, 9);
+	p.updated_at = th_msql__int(st, 10);
 	if (th_msql__dup(&p.title, st, 2, 0, err) < 0 ||
 	    th_msql__dup(&p.description, st, 3, 0, err) < 0 ||
 	    th_msql__dup(&p.from_branch, st, 5, 0, err) < 0 ||
@@ -119,10 +131,10 @@ static void dispose_pull(void *item)
 }
 
 /* The first column of a row as an int64 (ctx). */
-static int read_int(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_int(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
-	*(int64_t *)ctx = sqlite3_column_int64(st, 0);
+	*(int64_t *)ctx = th_msql__int(st, 0);
 	return TH_OK;
 }
 
@@ -266,7 +278,7 @@ int th_msql__pull_update(th_meta *m, int64_t db_id, int64_t pull_id, const char 
 	return TH_OK;
 }
 
-static int read_state(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_state(void *ctx, const th_mrow *st, th_error *err)
 {
 	char *cur = ctx;
 	size_t i;
@@ -285,7 +297,8 @@ int th_msql__pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_
 	char cur[16];
 	int n;
 
-	pthread_mutex_lock(&s->mu);
+	if ((n = th_msql__lock(s, err)) < 0)
+		return n;
 	n = th_msql__run_locked(s, &pull_set_state, NULL, NULL, err, "iissi", db_id, pull_id,
 	                        th_pull_state_name(state),
 	                        state == TH_PULL_MERGED && merge_commit ? merge_commit : "",
@@ -297,7 +310,7 @@ int th_msql__pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_
 		                     pull_id, cur)
 		      : th_error_set(err, TH_ENOTFOUND, "pull request #%" PRId64 " not found",
 		                     pull_id);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	return n < 0 ? n : TH_OK;
 }
 
@@ -346,15 +359,15 @@ int th_msql__note_add(int64_t *id_out, th_meta *m, int64_t db_id, int64_t pull_i
 	return TH_OK;
 }
 
-static int read_note(void *item, sqlite3_stmt *st, th_error *err)
+static int read_note(void *item, const th_mrow *st, th_error *err)
 {
 	th_pull_note *out = item, n;
 
 	memset(&n, 0, sizeof(n));
-	n.id = sqlite3_column_int64(st, 0);
+	n.id = th_msql__int(st, 0);
 	th_msql__copy(n.author, sizeof(n.author), st, 1);
-	n.created_at = sqlite3_column_int64(st, 3);
-	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+	n.created_at = th_msql__int(st, 3);
+	if (!th_msql__null(st, 4))
 		n.status = th_review_status_parse(th_msql__text(st, 4));
 	if (th_msql__dup(&n.body, st, 2, 0, err) < 0)
 		return TH_ENOMEM;

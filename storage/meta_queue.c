@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 #define OP_COLS                                                                                    \
 	"id, kind, owner, db, creator, state, params, upload_sha256, file_name, table_name, "      \
@@ -27,20 +27,23 @@ static const th_msql_stmt op_insert = {
 	MS_OP_INSERT, "insert operation",
 	"INSERT INTO operations(id, kind, owner, db, creator, state, params, upload_sha256, "
 	"file_name, table_name, branch_name, bytes_total, pull_id, created_at, updated_at) VALUES "
-	"(?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)"
+	"(?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+	NULL
 };
 static const th_msql_stmt op_get = { MS_OP_GET, "read operation",
-	                             "SELECT " OP_COLS " FROM operations WHERE id = ?1" };
+	                             "SELECT " OP_COLS " FROM operations WHERE id = ?1", NULL };
 static const th_msql_stmt op_list_db = {
 	MS_OP_LIST_DB, "list operations",
 	"SELECT " OP_COLS " FROM operations WHERE owner = ?1 AND db = ?2 AND (?3 IS NULL OR "
 	"kind = ?3) AND (?6 IS NULL OR state = ?6) ORDER BY created_at DESC, rowid DESC "
-	"LIMIT ?4 OFFSET ?5"
+	"LIMIT ?4 OFFSET ?5",
+	NULL
 };
 static const th_msql_stmt op_list_creator = {
 	MS_OP_LIST_CREATOR, "list operations",
 	"SELECT " OP_COLS " FROM operations WHERE creator = ?1 AND (?2 IS NULL OR kind = ?2) "
-	"AND (?5 IS NULL OR state = ?5) ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+	"AND (?5 IS NULL OR state = ?5) ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4",
+	NULL
 };
 static const th_msql_stmt op_claim = {
 	MS_OP_CLAIM, "claim operation",
@@ -48,34 +51,40 @@ static const th_msql_stmt op_claim = {
 	"attempts = attempts + 1, updated_at = ?1, lease_owner = ?3 "
 	"WHERE id = (SELECT id FROM operations WHERE state = 'Pending' OR "
 	"(state = 'In Progress' AND lease_expires_at < ?1) "
-	"ORDER BY created_at, rowid LIMIT 1) RETURNING " OP_COLS
+	"ORDER BY created_at, rowid LIMIT 1) RETURNING " OP_COLS,
+	NULL
 };
 static const th_msql_stmt op_requeue = { MS_OP_REQUEUE, "requeue operations",
 	                                 "UPDATE operations SET lease_expires_at = 0 WHERE state = "
-	                                 "'In Progress' AND lease_owner = ?1" };
+	                                 "'In Progress' AND lease_owner = ?1",
+	                                 NULL };
 static const th_msql_stmt op_fence = { MS_OP_FENCE, "read operation",
-	                               "SELECT state, attempts FROM operations WHERE id = ?1" };
+	                               "SELECT state, attempts FROM operations WHERE id = ?1",
+	                               NULL };
 static const th_msql_stmt op_extend = {
 	MS_OP_EXTEND, "extend lease",
-	"UPDATE operations SET lease_expires_at = ?3, updated_at = ?4" FENCE
+	"UPDATE operations SET lease_expires_at = ?3, updated_at = ?4" FENCE, NULL
 };
 static const th_msql_stmt op_progress = {
 	MS_OP_PROGRESS, "record progress",
 	"UPDATE operations SET bytes_read = ?3, rows_processed = ?4, updated_at = ?5, "
-	"lease_expires_at = CASE WHEN ?6 > 0 THEN ?5 + ?6 ELSE lease_expires_at END" FENCE
+	"lease_expires_at = CASE WHEN ?6 > 0 THEN ?5 + ?6 ELSE lease_expires_at END" FENCE,
+	NULL
 };
 static const th_msql_stmt op_complete = {
 	MS_OP_COMPLETE, "complete operation",
 	"UPDATE operations SET state = 'Completed', updated_at = ?3, lease_expires_at = 0, "
-	"pull_id = CASE WHEN ?4 > 0 THEN ?4 ELSE pull_id END, result = ?5" FENCE
+	"pull_id = CASE WHEN ?4 > 0 THEN ?4 ELSE pull_id END, result = ?5" FENCE,
+	NULL
 };
 static const th_msql_stmt op_fail = {
 	MS_OP_FAIL, "fail operation",
 	"UPDATE operations SET state = 'Failed', updated_at = ?3, lease_expires_at = 0, "
-	"error_line = ?4, error_column = ?5, error_message = ?6, result = ?7" FENCE
+	"error_line = ?4, error_column = ?5, error_message = ?6, result = ?7" FENCE,
+	NULL
 };
 
-static int read_op(void *item, sqlite3_stmt *st, th_error *err)
+static int read_op(void *item, const th_mrow *st, th_error *err)
 {
 	th_op_info *out = item, o;
 
@@ -96,16 +105,16 @@ static int read_op(void *item, sqlite3_stmt *st, th_error *err)
 		th_op_info_dispose(&o);
 		return TH_ENOMEM;
 	}
-	o.bytes_total = (uint64_t)sqlite3_column_int64(st, 11);
-	o.bytes_read = (uint64_t)sqlite3_column_int64(st, 12);
-	o.rows_processed = (uint64_t)sqlite3_column_int64(st, 13);
-	o.error_line = (uint64_t)sqlite3_column_int64(st, 16);
-	o.error_column = (uint32_t)sqlite3_column_int64(st, 17);
-	o.lease_expires_at = sqlite3_column_int64(st, 18);
-	o.attempts = sqlite3_column_int(st, 19);
-	o.pull_id = sqlite3_column_int64(st, 20);
-	o.created_at = sqlite3_column_int64(st, 21);
-	o.updated_at = sqlite3_column_int64(st, 22);
+	o.bytes_total = (uint64_t)th_msql__int(st, 11);
+	o.bytes_read = (uint64_t)th_msql__int(st, 12);
+	o.rows_processed = (uint64_t)th_msql__int(st, 13);
+	o.error_line = (uint64_t)th_msql__int(st, 16);
+	o.error_column = (uint32_t)th_msql__int(st, 17);
+	o.lease_expires_at = th_msql__int(st, 18);
+	o.attempts = (int)th_msql__int(st, 19);
+	o.pull_id = th_msql__int(st, 20);
+	o.created_at = th_msql__int(st, 21);
+	o.updated_at = th_msql__int(st, 22);
 	th_msql__copy(o.lease_owner, sizeof(o.lease_owner), st, 23);
 	*out = o;
 	return TH_OK;
@@ -168,7 +177,7 @@ struct claim {
 	int have;
 };
 
-static int read_claim(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_claim(void *ctx, const th_mrow *st, th_error *err)
 {
 	struct claim *c = ctx;
 	int error;
@@ -215,17 +224,17 @@ struct fence_row {
 	int attempts;
 };
 
-static int read_fence(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_fence(void *ctx, const th_mrow *st, th_error *err)
 {
 	struct fence_row *f = ctx;
 
 	(void)err;
 	th_msql__copy(f->state, sizeof(f->state), st, 0);
-	f->attempts = sqlite3_column_int(st, 1);
+	f->attempts = (int)th_msql__int(st, 1);
 	return TH_OK;
 }
 
-/* A fenced update that changed nothing: say why. Called with the mutex held. */
+/* A fenced update that changed nothing: say why. Called with a connection pinned. */
 static int fence_error(th_msql *s, const char *id, int attempt, th_error *err)
 {
 	struct fence_row f;
@@ -240,8 +249,8 @@ static int fence_error(th_msql *s, const char *id, int attempt, th_error *err)
 	                    id, attempt, f.state, f.attempts);
 }
 
-/* After a fenced update returned n: TH_OK when it changed the row, else why not. Called with the
- * mutex held, so that the reason read is the one that stopped the update. */
+/* After a fenced update returned n: TH_OK when it changed the row, else why not. Called on the
+ * connection that ran the update, so that the reason read is the one that stopped the update. */
 static int fence_done(th_msql *s, int n, const char *id, int attempt, th_error *err)
 {
 	if (n == 0)
@@ -255,11 +264,12 @@ int th_msql__op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms
 	int64_t now = th_now_ms();
 	int n;
 
-	pthread_mutex_lock(&s->mu);
+	if ((n = th_msql__lock(s, err)) < 0)
+		return n;
 	n = th_msql__run_locked(s, &op_extend, NULL, NULL, err, "sdii", id, attempt, now + lease_ms,
 	                        now);
 	n = fence_done(s, n, id, attempt, err);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	return n;
 }
 
@@ -269,11 +279,12 @@ int th_msql__op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	pthread_mutex_lock(&s->mu);
+	if ((n = th_msql__lock(s, err)) < 0)
+		return n;
 	n = th_msql__run_locked(s, &op_progress, NULL, NULL, err, "sdiiii", id, attempt,
 	                        (int64_t)bytes_read, (int64_t)rows, th_now_ms(), lease_ms);
 	n = fence_done(s, n, id, attempt, err);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	return n;
 }
 
@@ -283,11 +294,12 @@ int th_msql__op_complete(th_meta *m, const char *id, int attempt, const char *re
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	pthread_mutex_lock(&s->mu);
+	if ((n = th_msql__lock(s, err)) < 0)
+		return n;
 	n = th_msql__run_locked(s, &op_complete, NULL, NULL, err, "sdiis", id, attempt, th_now_ms(),
 	                        pull_id, result_json);
 	n = fence_done(s, n, id, attempt, err);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	return n;
 }
 
@@ -297,10 +309,11 @@ int th_msql__op_fail(th_meta *m, const char *id, int attempt, const char *messag
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	pthread_mutex_lock(&s->mu);
+	if ((n = th_msql__lock(s, err)) < 0)
+		return n;
 	n = th_msql__run_locked(s, &op_fail, NULL, NULL, err, "sdiiisn", id, attempt, th_now_ms(),
 	                        (int64_t)line, (int64_t)column, message, result_json);
 	n = fence_done(s, n, id, attempt, err);
-	pthread_mutex_unlock(&s->mu);
+	th_msql__unlock(s);
 	return n;
 }

@@ -4,20 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 static const th_msql_stmt release_insert = {
 	MS_RELEASE_INSERT, "insert release",
 	"INSERT INTO releases(db_id, tag_name, title, notes, author, created_at) "
-	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	NULL
 };
 static const th_msql_stmt release_list = {
 	MS_RELEASE_LIST, "list releases",
 	"SELECT tag_name, title, notes, author, created_at FROM releases WHERE db_id = ?1 "
-	"ORDER BY created_at DESC, tag_name"
+	"ORDER BY created_at DESC, tag_name",
+	NULL
 };
 
-static int read_release(void *item, sqlite3_stmt *st, th_error *err)
+static int read_release(void *item, const th_mrow *st, th_error *err)
 {
 	th_release_info *r = item;
 	int error;
@@ -31,7 +33,7 @@ static int read_release(void *item, sqlite3_stmt *st, th_error *err)
 		return error;
 	}
 	th_msql__copy(r->author, sizeof(r->author), st, 3);
-	r->created_at = sqlite3_column_int64(st, 4);
+	r->created_at = th_msql__int(st, 4);
 	return TH_OK;
 }
 

@@ -1,5 +1,6 @@
-/* meta_sqlite.c: the SQLite metadata backend (see meta_sqlite.h), DIR/meta.sqlite: opening,
- * schema migrations, closing, the statement helpers every resource file uses, and the ops table.
+/* meta_sqlite.c: the SQLite metadata backend (the driver under the statement layer of meta_sql.h),
+ * DIR/meta.sqlite: opening, schema migrations, closing, the statement helpers every resource file
+ * uses, and the ops table.
  *
  * Design: one SQLite connection per th_meta behind a pthread mutex. The work per call is a few
  * indexed statements (microseconds), so serializing a process's calls costs less than a pool's
@@ -17,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include <pthread.h>
+
+#include <sqlite3.h>
+
+#include "meta_sql.h"
 
 #define BUSY_TIMEOUT_MS 10000
 
@@ -290,45 +295,54 @@ static const char *const migrations[] = {
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/* --- statement helpers ----------------------------------------------------------------------- */
+/* --- the driver ----------------------------------------------------------------------------- */
 
-int th_msql__error(th_msql *s, const char *what, th_error *err)
+typedef struct sqlite_store {
+	th_msql base; /* first: a th_meta * is a sqlite_store * */
+	sqlite3 *db;
+	pthread_mutex_t mu;
+	sqlite3_stmt *stmts[MS_NSLOTS]; /* prepared on first use, finalized at close */
+} sqlite_store;
+
+static int sqlite_error(sqlite_store *s, const char *what, th_error *err)
 {
 	return th_error_set(err, sqlite3_errcode(s->db) == SQLITE_FULL ? TH_ENOSPC : TH_ESTORE,
 	                    "meta.sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-const char *th_msql__text(sqlite3_stmt *st, int i)
+static const char *row_text(const th_mrow *r, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
+	return (const char *)sqlite3_column_text(r->impl, i);
 }
 
-void th_msql__copy(char *dst, size_t size, sqlite3_stmt *st, int i)
+static size_t row_len(const th_mrow *r, int i)
 {
-	snprintf(dst, size, "%s", th_msql__text(st, i));
+	return (size_t)sqlite3_column_bytes(r->impl, i);
 }
 
-int th_msql__dup(char **out, sqlite3_stmt *st, int i, int keep_null, th_error *err)
+static int64_t row_int(const th_mrow *r, int i)
 {
-	if (keep_null && sqlite3_column_type(st, i) == SQLITE_NULL) {
-		*out = NULL;
+	return sqlite3_column_int64(r->impl, i);
+}
+
+static const th_mrow_ops row_ops = { row_text, row_len, row_int };
+
+/* The statement of `stmt` on s: the slot's, prepared on first use, or (MS_NOSLOT) a new one that
+ * the caller finalizes. */
+static int stmt_get(sqlite3_stmt **out, sqlite_store *s, const th_msql_stmt *stmt, th_error *err)
+{
+	sqlite3_stmt **slot;
+
+	if (stmt->slot == MS_NOSLOT) {
+		if (sqlite3_prepare_v2(s->db, stmt->sql, -1, out, NULL) != SQLITE_OK)
+			return sqlite_error(s, stmt->what, err);
 		return TH_OK;
 	}
-	if ((*out = strdup(th_msql__text(st, i))) == NULL)
-		return th_error_set(err, TH_ENOMEM, "out of memory");
-	return TH_OK;
-}
-
-/* The connection's prepared statement for `stmt`, preparing it on first use. */
-static int stmt_get(sqlite3_stmt **out, th_msql *s, const th_msql_stmt *stmt, th_error *err)
-{
-	sqlite3_stmt **slot = &s->stmts[stmt->slot];
-
+	slot = &s->stmts[stmt->slot];
 	if (*slot == NULL && sqlite3_prepare_v3(s->db, stmt->sql, -1, SQLITE_PREPARE_PERSISTENT,
 	                                        slot, NULL) != SQLITE_OK) {
 		*slot = NULL;
-		return th_msql__error(s, stmt->what, err);
+		return sqlite_error(s, stmt->what, err);
 	}
 	/* Two statements sharing a slot would silently run each other's SQL. */
 	assert(strcmp(sqlite3_sql(*slot), stmt->sql) == 0);
@@ -368,140 +382,80 @@ static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
 	return rc;
 }
 
-static int vrun(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
-                const char *types, va_list ap)
+static int sqlite_run(th_msql *m, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
+                      th_error *err, const char *types, va_list ap)
 {
+	sqlite_store *s = (sqlite_store *)m;
 	sqlite3_stmt *st = NULL;
+	th_mrow r = { &row_ops, NULL, 0 };
 	int rc, n = 0, error;
 
 	if ((error = stmt_get(&st, s, stmt, err)) < 0)
 		return error;
+	r.impl = st;
 	if (bind_args(st, types, ap) != SQLITE_OK) {
-		error = th_msql__error(s, stmt->what, err);
+		error = sqlite_error(s, stmt->what, err);
 		goto done;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		n++;
-		if (row && (error = row(ctx, st, err)) < 0)
+		r.row = n++;
+		if (row && (error = row(ctx, &r, err)) < 0)
 			goto done;
 	}
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		error = th_error_set(err, TH_EEXISTS, "meta.sqlite: %s: %s", stmt->what,
 		                     sqlite3_errmsg(s->db));
 	else if (rc != SQLITE_DONE)
-		error = th_msql__error(s, stmt->what, err);
+		error = sqlite_error(s, stmt->what, err);
 	else
 		error = sqlite3_stmt_readonly(st) ? n : sqlite3_changes(s->db);
 done:
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	if (stmt->slot == MS_NOSLOT) {
+		sqlite3_finalize(st);
+	} else {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
 	return error;
 }
 
-int th_msql__run_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
-                        th_error *err, const char *types, ...)
+static int sqlite_lock(th_msql *m, th_error *err)
 {
-	va_list ap;
-	int error;
-
-	va_start(ap, types);
-	error = vrun(s, stmt, row, ctx, err, types, ap);
-	va_end(ap);
-	return error;
+	(void)err;
+	pthread_mutex_lock(&((sqlite_store *)m)->mu);
+	return TH_OK;
 }
 
-int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
-                 const char *types, ...)
+static void sqlite_unlock(th_msql *m)
 {
-	va_list ap;
-	int error;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->mu);
-	error = vrun(s, stmt, row, ctx, err, types, ap);
-	pthread_mutex_unlock(&s->mu);
-	va_end(ap);
-	return error;
+	pthread_mutex_unlock(&((sqlite_store *)m)->mu);
 }
 
-struct list_ctx {
-	char *items;
-	size_t n, cap, size, limit;
-	int more;
-	int (*read)(void *item, sqlite3_stmt *st, th_error *err);
+static const th_msql_stmt begin_stmt = { MS_BEGIN, "begin", "BEGIN IMMEDIATE", NULL };
+static const th_msql_stmt commit_stmt = { MS_COMMIT, "commit", "COMMIT", NULL };
+static const th_msql_stmt rollback_stmt = { MS_ROLLBACK, "rollback", "ROLLBACK", NULL };
+
+static int sqlite_begin(th_msql *m, th_error *err)
+{
+	int n = th_msql__run_locked(m, &begin_stmt, NULL, NULL, err, "");
+	return n < 0 ? n : TH_OK;
+}
+
+static int sqlite_commit(th_msql *m, th_error *err)
+{
+	int n = th_msql__run_locked(m, &commit_stmt, NULL, NULL, err, "");
+	return n < 0 ? n : TH_OK;
+}
+
+static void sqlite_rollback(th_msql *m)
+{
+	if (!sqlite3_get_autocommit(((sqlite_store *)m)->db))
+		th_msql__run_locked(m, &rollback_stmt, NULL, NULL, NULL, "");
+}
+
+static const th_msql_driver sqlite_driver = {
+	sqlite_run, sqlite_lock, sqlite_unlock, sqlite_begin, sqlite_commit, sqlite_rollback,
 };
-
-static int list_row(void *ctx, sqlite3_stmt *st, th_error *err)
-{
-	struct list_ctx *l = ctx;
-	int error;
-
-	if (l->limit && l->n == l->limit) {
-		l->more = 1;
-		return TH_OK;
-	}
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 16;
-		char *p = realloc(l->items, ncap * l->size);
-		if (p == NULL)
-			return th_error_set(err, TH_ENOMEM, "out of memory");
-		l->items = p;
-		l->cap = ncap;
-	}
-	if ((error = l->read(l->items + l->n * l->size, st, err)) < 0)
-		return error;
-	l->n++;
-	return TH_OK;
-}
-
-int th_msql__list(void **items_out, size_t *n_out, int *more_out, th_msql *s,
-                  const th_msql_stmt *stmt, size_t item_size, size_t limit,
-                  int (*read)(void *item, sqlite3_stmt *st, th_error *err),
-                  void (*dispose)(void *item), th_error *err, const char *types, ...)
-{
-	struct list_ctx l = { NULL, 0, 0, item_size, limit, 0, read };
-	va_list ap;
-	size_t i;
-	int error;
-
-	va_start(ap, types);
-	pthread_mutex_lock(&s->mu);
-	error = vrun(s, stmt, list_row, &l, err, types, ap);
-	pthread_mutex_unlock(&s->mu);
-	va_end(ap);
-	if (error < 0) {
-		for (i = 0; i < l.n; i++)
-			dispose(l.items + i * item_size);
-		free(l.items);
-		return error;
-	}
-	*items_out = l.items;
-	*n_out = l.n;
-	if (more_out)
-		*more_out = l.more;
-	return TH_OK;
-}
-
-static const th_msql_stmt begin_stmt = { MS_BEGIN, "begin", "BEGIN IMMEDIATE" };
-static const th_msql_stmt commit_stmt = { MS_COMMIT, "commit", "COMMIT" };
-static const th_msql_stmt rollback_stmt = { MS_ROLLBACK, "rollback", "ROLLBACK" };
-
-int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), void *ctx,
-                th_error *err)
-{
-	int error;
-
-	pthread_mutex_lock(&s->mu);
-	if ((error = th_msql__run_locked(s, &begin_stmt, NULL, NULL, err, "")) < 0)
-		goto cleanup;
-	if ((error = fn(s, ctx, err)) >= 0)
-		error = th_msql__run_locked(s, &commit_stmt, NULL, NULL, err, "");
-	if (error < 0 && !sqlite3_get_autocommit(s->db))
-		th_msql__run_locked(s, &rollback_stmt, NULL, NULL, NULL, "");
-cleanup:
-	pthread_mutex_unlock(&s->mu);
-	return error < 0 ? error : TH_OK;
-}
 
 /* --- open, migrate, close -------------------------------------------------------------------- */
 
@@ -510,7 +464,7 @@ int th_meta_schema_version(void)
 	return NMIGRATIONS;
 }
 
-static int exec(th_msql *s, const char *sql, th_error *err)
+static int exec(sqlite_store *s, const char *sql, th_error *err)
 {
 	char *msg = NULL;
 
@@ -522,22 +476,22 @@ static int exec(th_msql *s, const char *sql, th_error *err)
 	return TH_OK;
 }
 
-static int user_version(int *out, th_msql *s, th_error *err)
+static int user_version(int *out, sqlite_store *s, th_error *err)
 {
 	sqlite3_stmt *st;
 	int error = TH_OK;
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return th_msql__error(s, "prepare", err);
+		return sqlite_error(s, "prepare", err);
 	if (sqlite3_step(st) != SQLITE_ROW)
-		error = th_msql__error(s, "read user_version", err);
+		error = sqlite_error(s, "read user_version", err);
 	else
 		*out = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return error;
 }
 
-static int migrate(th_msql *s, th_error *err)
+static int migrate(sqlite_store *s, th_error *err)
 {
 	char sql[64];
 	int v = 0, error;
@@ -575,9 +529,10 @@ fail:
 }
 
 static const th_msql_stmt node_id_stmt = { MS_NODE_ID, "read node id",
-	                                   "SELECT value FROM settings WHERE key = 'node_id'" };
+	                                   "SELECT value FROM settings WHERE key = 'node_id'",
+	                                   NULL };
 
-static int read_node_id(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_node_id(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
 	th_msql__copy(ctx, TH_META_NODE_ID_SIZE, st, 0);
@@ -586,7 +541,7 @@ static int read_node_id(void *ctx, sqlite3_stmt *st, th_error *err)
 
 static void msql_close(th_meta *m)
 {
-	th_msql *s = (th_msql *)m;
+	sqlite_store *s = (sqlite_store *)m;
 	int i;
 
 	if (s == NULL)
@@ -600,7 +555,7 @@ static void msql_close(th_meta *m)
 
 static int msql_open(th_meta **out, const char *data_dir, th_error *err)
 {
-	th_msql *s;
+	sqlite_store *s;
 	char path[4096];
 	int error;
 
@@ -608,7 +563,8 @@ static int msql_open(th_meta **out, const char *data_dir, th_error *err)
 		return th_error_set(err, TH_EINVALID, "data dir path too long");
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
-	s->base.ops = &th_meta_sqlite_ops;
+	s->base.base.ops = &th_meta_sqlite_ops;
+	s->base.drv = &sqlite_driver;
 	pthread_mutex_init(&s->mu, NULL);
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -623,46 +579,18 @@ static int msql_open(th_meta **out, const char *data_dir, th_error *err)
 	    (error = exec(s, "PRAGMA foreign_keys = ON", err)) < 0 ||
 	    (error = exec(s, "PRAGMA synchronous = FULL", err)) < 0 ||
 	    (error = migrate(s, err)) < 0 ||
-	    (error = th_msql__run(s, &node_id_stmt, read_node_id, s->base.node_id, err, "")) < 0)
+	    (error = th_msql__run(&s->base, &node_id_stmt, read_node_id, s->base.base.node_id, err,
+	                          "")) < 0)
 		goto fail;
 	if (error == 0) {
 		error = th_error_set(err, TH_ESTORE, "meta.sqlite: no node id in settings");
 		goto fail;
 	}
-	*out = &s->base;
+	*out = &s->base.base;
 	return TH_OK;
 fail:
-	msql_close(&s->base);
+	msql_close(&s->base.base);
 	return error;
 }
 
-const th_meta_ops th_meta_sqlite_ops = {
-	.name = "sqlite",
-	.open = msql_open,
-	.close = msql_close,
-	.user_create = th_msql__user_create,
-	.user_get = th_msql__user_get,
-	.token_create = th_msql__token_create,
-	.db_create = th_msql__db_create,
-	.db_get = th_msql__db_get,
-	.db_list = th_msql__db_list,
-	.op_create = th_msql__op_create,
-	.op_get = th_msql__op_get,
-	.op_list = th_msql__op_list,
-	.op_claim = th_msql__op_claim,
-	.op_requeue_running = th_msql__op_requeue_running,
-	.op_extend = th_msql__op_extend,
-	.op_progress = th_msql__op_progress,
-	.op_complete = th_msql__op_complete,
-	.op_fail = th_msql__op_fail,
-	.pull_create = th_msql__pull_create,
-	.pull_find_or_create = th_msql__pull_find_or_create,
-	.pull_get = th_msql__pull_get,
-	.pull_find_open = th_msql__pull_find_open,
-	.pull_list = th_msql__pull_list,
-	.pull_update = th_msql__pull_update,
-	.pull_set_state = th_msql__pull_set_state,
-	.note_add = th_msql__note_add,
-	.note_list = th_msql__note_list,
-	.access = &th_msql__access_ops,
-};
+const th_meta_ops th_meta_sqlite_ops = TH_MSQL_OPS("sqlite", msql_open, msql_close);

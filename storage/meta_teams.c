@@ -10,27 +10,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 static const th_msql_stmt db_exists = { MS_ACCESS_DB_EXISTS, "read database",
-	                                "SELECT 1 FROM databases WHERE id = ?1" };
+	                                "SELECT 1 FROM databases WHERE id = ?1", NULL };
 static const th_msql_stmt collab_role = {
 	MS_COLLAB_ROLE, "read collaborator",
-	"SELECT role FROM collaborators WHERE db_id = ?1 AND user = ?2"
+	"SELECT role FROM collaborators WHERE db_id = ?1 AND \"user\" = ?2", NULL
 };
 static const th_msql_stmt collab_upsert = {
 	MS_COLLAB_UPSERT, "set collaborator",
-	"INSERT INTO collaborators(db_id, user, role, created_at, updated_at) "
-	"VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(db_id, user) DO UPDATE SET role = excluded.role, "
-	"updated_at = excluded.updated_at"
+	"INSERT INTO collaborators(db_id, \"user\", role, created_at, updated_at) "
+	"VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(db_id, \"user\") DO UPDATE SET role = "
+	"excluded.role, "
+	"updated_at = excluded.updated_at",
+	NULL
 };
 static const th_msql_stmt collab_delete = {
 	MS_COLLAB_DELETE, "remove collaborator",
-	"DELETE FROM collaborators WHERE db_id = ?1 AND user = ?2"
+	"DELETE FROM collaborators WHERE db_id = ?1 AND \"user\" = ?2", NULL
 };
 static const th_msql_stmt collab_list = { MS_COLLAB_LIST, "list collaborators",
-	                                  "SELECT user, role, created_at, updated_at FROM "
-	                                  "collaborators WHERE db_id = ?1 ORDER BY user" };
+	                                  "SELECT \"user\", role, created_at, updated_at FROM "
+	                                  "collaborators WHERE db_id = ?1 ORDER BY \"user\"",
+	                                  NULL };
 
 #define PROTECT_COLS                                                                               \
 	"branch, required_approvals, allow_self_approval, dismiss_stale_approvals, merge_role, "   \
@@ -43,40 +46,44 @@ static const th_msql_stmt protect_upsert = {
 	"?8) ON CONFLICT(db_id, branch) DO UPDATE SET required_approvals = excluded."
 	"required_approvals, allow_self_approval = excluded.allow_self_approval, "
 	"dismiss_stale_approvals = excluded.dismiss_stale_approvals, merge_role = "
-	"excluded.merge_role, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+	"excluded.merge_role, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+	NULL
 };
 static const th_msql_stmt protect_get = {
 	MS_PROTECT_GET, "read branch protection",
-	"SELECT " PROTECT_COLS " FROM branch_protection WHERE db_id = ?1 AND branch = ?2"
+	"SELECT " PROTECT_COLS " FROM branch_protection WHERE db_id = ?1 AND branch = ?2", NULL
 };
 static const th_msql_stmt protect_delete = {
 	MS_PROTECT_DELETE, "unprotect branch",
-	"DELETE FROM branch_protection WHERE db_id = ?1 AND branch = ?2"
+	"DELETE FROM branch_protection WHERE db_id = ?1 AND branch = ?2", NULL
 };
 static const th_msql_stmt protect_list = {
 	MS_PROTECT_LIST, "list protected branches",
-	"SELECT " PROTECT_COLS " FROM branch_protection WHERE db_id = ?1 ORDER BY branch"
+	"SELECT " PROTECT_COLS " FROM branch_protection WHERE db_id = ?1 ORDER BY branch", NULL
 };
 
 static const th_msql_stmt review_set_head = {
 	MS_REVIEW_SET_HEAD, "record review head",
-	"UPDATE pull_reviews SET head = ?4 WHERE db_id = ?1 AND pull_id = ?2 AND id = ?3"
+	"UPDATE pull_reviews SET head = ?4 WHERE db_id = ?1 AND pull_id = ?2 AND id = ?3", NULL
 };
 static const th_msql_stmt review_heads = {
 	MS_REVIEW_HEADS, "list reviews",
 	"SELECT id, author, status, head, created_at FROM pull_reviews WHERE db_id = ?1 AND "
-	"pull_id = ?2 ORDER BY id"
+	"pull_id = ?2 ORDER BY id",
+	NULL
 };
 
 static const th_msql_stmt event_insert = {
 	MS_EVENT_INSERT, "record event",
 	"INSERT INTO events(db_id, actor, action, target, detail, address, created_at) "
-	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	NULL
 };
 static const th_msql_stmt event_list = {
 	MS_EVENT_LIST, "list events",
 	"SELECT id, db_id, actor, action, target, detail, address, created_at FROM events "
-	"WHERE db_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+	"WHERE db_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+	NULL
 };
 
 /* --- events ---------------------------------------------------------------------------------- */
@@ -103,13 +110,13 @@ static int msql_event_add(th_meta *m, const th_event_new *ev, th_error *err)
 	return th_msql__tx((th_msql *)m, event_add_tx, (void *)(uintptr_t)ev, err);
 }
 
-static int read_event(void *item, sqlite3_stmt *st, th_error *err)
+static int read_event(void *item, const th_mrow *st, th_error *err)
 {
 	th_event_info *e = item, v;
 
 	memset(&v, 0, sizeof(v));
-	v.id = sqlite3_column_int64(st, 0);
-	v.db_id = sqlite3_column_int64(st, 1);
+	v.id = th_msql__int(st, 0);
+	v.db_id = th_msql__int(st, 1);
 	th_msql__copy(v.actor, sizeof(v.actor), st, 2);
 	th_msql__copy(v.action, sizeof(v.action), st, 3);
 	if (th_msql__dup(&v.target, st, 4, 0, err) < 0)
@@ -119,7 +126,7 @@ static int read_event(void *item, sqlite3_stmt *st, th_error *err)
 		return TH_ENOMEM;
 	}
 	th_msql__copy(v.address, sizeof(v.address), st, 6);
-	v.created_at = sqlite3_column_int64(st, 7);
+	v.created_at = th_msql__int(st, 7);
 	*e = v;
 	return TH_OK;
 }
@@ -150,7 +157,7 @@ static int msql_event_list(th_event_list *out, int *more, th_meta *m, int64_t db
 
 /* --- collaborators --------------------------------------------------------------------------- */
 
-static int read_role(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_role(void *ctx, const th_mrow *st, th_error *err)
 {
 	th_role *r = ctx;
 
@@ -236,7 +243,7 @@ static int msql_collab_role(th_role *out, th_meta *m, int64_t db_id, const char 
 	return TH_OK;
 }
 
-static int read_collab(void *item, sqlite3_stmt *st, th_error *err)
+static int read_collab(void *item, const th_mrow *st, th_error *err)
 {
 	th_collab_info *c = item;
 
@@ -244,8 +251,8 @@ static int read_collab(void *item, sqlite3_stmt *st, th_error *err)
 	th_msql__copy(c->user, sizeof(c->user), st, 0);
 	if (th_role_parse(&c->role, th_msql__text(st, 1), "role", err) < 0)
 		return TH_ESTORE;
-	c->created_at = sqlite3_column_int64(st, 2);
-	c->updated_at = sqlite3_column_int64(st, 3);
+	c->created_at = th_msql__int(st, 2);
+	c->updated_at = th_msql__int(st, 3);
 	return TH_OK;
 }
 
@@ -304,19 +311,19 @@ static int msql_protection_set(th_meta *m, int64_t db_id, const th_protection *p
 	return th_msql__tx((th_msql *)m, protect_set_tx, &a, err);
 }
 
-static int read_protection(void *item, sqlite3_stmt *st, th_error *err)
+static int read_protection(void *item, const th_mrow *st, th_error *err)
 {
 	th_protection *p = item;
 
 	memset(p, 0, sizeof(*p));
 	th_msql__copy(p->branch, sizeof(p->branch), st, 0);
-	p->required_approvals = sqlite3_column_int(st, 1);
-	p->allow_self_approval = sqlite3_column_int(st, 2) != 0;
-	p->dismiss_stale_approvals = sqlite3_column_int(st, 3) != 0;
+	p->required_approvals = (int)th_msql__int(st, 1);
+	p->allow_self_approval = (int)th_msql__int(st, 2) != 0;
+	p->dismiss_stale_approvals = (int)th_msql__int(st, 3) != 0;
 	if (th_role_parse(&p->merge_role, th_msql__text(st, 4), "merge role", err) < 0)
 		return TH_ESTORE;
 	th_msql__copy(p->updated_by, sizeof(p->updated_by), st, 5);
-	p->updated_at = sqlite3_column_int64(st, 6);
+	p->updated_at = th_msql__int(st, 6);
 	return TH_OK;
 }
 
@@ -388,17 +395,17 @@ static int msql_review_set_head(th_meta *m, int64_t db_id, int64_t pull_id, int6
 	return TH_OK;
 }
 
-static int read_review(void *item, sqlite3_stmt *st, th_error *err)
+static int read_review(void *item, const th_mrow *st, th_error *err)
 {
 	th_review_info *r = item;
 
 	(void)err;
 	memset(r, 0, sizeof(*r));
-	r->id = sqlite3_column_int64(st, 0);
+	r->id = th_msql__int(st, 0);
 	th_msql__copy(r->author, sizeof(r->author), st, 1);
 	r->status = th_review_status_parse(th_msql__text(st, 2));
 	th_msql__copy(r->head, sizeof(r->head), st, 3);
-	r->created_at = sqlite3_column_int64(st, 4);
+	r->created_at = th_msql__int(st, 4);
 	return TH_OK;
 }
 

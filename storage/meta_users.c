@@ -13,20 +13,22 @@
 
 #include <openssl/crypto.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 static const th_msql_stmt user_insert = { MS_USER_INSERT, "insert user",
-	                                  "INSERT INTO users(name, created_at) VALUES (?1, ?2)" };
+	                                  "INSERT INTO users(name, created_at) VALUES (?1, ?2)",
+	                                  NULL };
 static const th_msql_stmt user_get = { MS_USER_GET, "read user",
-	                               "SELECT name, created_at FROM users WHERE name = ?1" };
+	                               "SELECT name, created_at FROM users WHERE name = ?1", NULL };
 static const th_msql_stmt user_exists = { MS_USER_EXISTS, "read user",
-	                                  "SELECT 1 FROM users WHERE name = ?1" };
+	                                  "SELECT 1 FROM users WHERE name = ?1", NULL };
 static const th_msql_stmt token_insert = {
 	MS_TOKEN_INSERT, "insert token",
-	"INSERT INTO tokens(user, hash, created_at) VALUES (?1, ?2, ?3)"
+	"INSERT INTO tokens(\"user\", hash, created_at) VALUES (?1, ?2, ?3)", NULL
 };
 static const th_msql_stmt token_touch = { MS_TOKEN_TOUCH, "record token use",
-	                                  "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2" };
+	                                  "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
+	                                  NULL };
 
 struct user_new {
 	const char *name;
@@ -55,13 +57,13 @@ int th_msql__user_create(th_meta *m, const char *name, const char *token_hash, t
 	return th_msql__tx((th_msql *)m, user_create_tx, &u, err);
 }
 
-static int read_user(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_user(void *ctx, const th_mrow *st, th_error *err)
 {
 	th_user_info *u = ctx;
 
 	(void)err;
 	th_msql__copy(u->name, sizeof(u->name), st, 0);
-	u->created_at = sqlite3_column_int64(st, 1);
+	u->created_at = th_msql__int(st, 1);
 	return TH_OK;
 }
 
@@ -110,15 +112,17 @@ int th_msql__user_exists_locked(th_msql *s, const char *name, th_error *err)
 
 static const th_msql_stmt user_register = {
 	MS_USER_REGISTER, "insert user",
-	"INSERT INTO users(name, created_at, email, password_hash) VALUES (?1, ?2, ?3, ?4)"
+	"INSERT INTO users(name, created_at, email, password_hash) VALUES (?1, ?2, ?3, ?4)", NULL
 };
-static const th_msql_stmt user_email_taken = {
-	MS_USER_EMAIL_TAKEN, "read user", "SELECT 1 FROM users WHERE lower(email) = lower(?1)"
-};
+static const th_msql_stmt user_email_taken = { MS_USER_EMAIL_TAKEN, "read user",
+	                                       "SELECT 1 FROM users WHERE lower(email) = lower(?1)",
+	                                       NULL };
 static const th_msql_stmt user_password_get = { MS_USER_PASSWORD_GET, "read password",
-	                                        "SELECT password_hash FROM users WHERE name = ?1" };
+	                                        "SELECT password_hash FROM users WHERE name = ?1",
+	                                        NULL };
 static const th_msql_stmt user_password_set = {
-	MS_USER_PASSWORD_SET, "set password", "UPDATE users SET password_hash = ?2 WHERE name = ?1"
+	MS_USER_PASSWORD_SET, "set password", "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+	NULL
 };
 
 struct register_args {
@@ -153,7 +157,7 @@ int th_msql__user_register(th_meta *m, const char *name, const char *email,
 	return th_msql__tx((th_msql *)m, register_tx, &a, err);
 }
 
-static int read_password(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_password(void *ctx, const th_mrow *st, th_error *err)
 {
 	(void)err;
 	th_msql__copy(ctx, TH_PASSWORD_HASH_SIZE, st, 0);
@@ -190,35 +194,39 @@ int th_msql__user_password_set(th_meta *m, const char *name, const char *passwor
 
 /* --- tokens and sessions --------------------------------------------------------------------- */
 
-#define TOKEN_COLS "id, user, name, scope, kind, created_at, expires_at, last_used_at"
+#define TOKEN_COLS "id, \"user\", name, scope, kind, created_at, expires_at, last_used_at"
 
 static const th_msql_stmt token_issue = {
 	MS_TOKEN_ISSUE, "insert token",
-	"INSERT INTO tokens(user, hash, created_at, name, scope, kind, expires_at) "
-	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	"INSERT INTO tokens(\"user\", hash, created_at, name, scope, kind, expires_at) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+	NULL
 };
 static const th_msql_stmt token_auth = { MS_TOKEN_AUTH, "read token",
 	                                 "SELECT " TOKEN_COLS
-	                                 ", hash, revoked_at FROM tokens WHERE hash = ?1" };
+	                                 ", hash, revoked_at FROM tokens WHERE hash = ?1",
+	                                 NULL };
 static const th_msql_stmt token_list = {
 	MS_TOKEN_LIST, "list tokens",
-	"SELECT " TOKEN_COLS " FROM tokens WHERE user = ?1 AND kind = 'api' AND revoked_at = 0 "
-	"ORDER BY id"
+	"SELECT " TOKEN_COLS " FROM tokens WHERE \"user\" = ?1 AND kind = 'api' AND revoked_at = 0 "
+	"ORDER BY id",
+	NULL
 };
 static const th_msql_stmt token_revoke = {
 	MS_TOKEN_REVOKE, "revoke token",
-	"UPDATE tokens SET revoked_at = ?3 WHERE id = ?2 AND user = ?1 AND revoked_at = 0"
+	"UPDATE tokens SET revoked_at = ?3 WHERE id = ?2 AND \"user\" = ?1 AND revoked_at = 0", NULL
 };
 static const th_msql_stmt token_revoke_hash = {
 	MS_TOKEN_REVOKE_HASH, "revoke token",
-	"UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at = 0"
+	"UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at = 0", NULL
 };
 /* Sessions that ended more than a day ago: nobody lists them, and a revoked one's hash cannot
  * come back (its secret was random). */
 static const th_msql_stmt session_prune = {
 	MS_SESSION_PRUNE, "prune sessions",
-	"DELETE FROM tokens WHERE user = ?1 AND kind = 'session' AND ((revoked_at <> 0 AND "
-	"revoked_at < ?2) OR (expires_at <> 0 AND expires_at < ?2))"
+	"DELETE FROM tokens WHERE \"user\" = ?1 AND kind = 'session' AND ((revoked_at <> 0 AND "
+	"revoked_at < ?2) OR (expires_at <> 0 AND expires_at < ?2))",
+	NULL
 };
 
 static const char *kind_name(th_token_kind k)
@@ -226,13 +234,13 @@ static const char *kind_name(th_token_kind k)
 	return k == TH_TOKEN_SESSION ? "session" : "api";
 }
 
-static int read_token_info(void *item, sqlite3_stmt *st, th_error *err)
+static int read_token_info(void *item, const th_mrow *st, th_error *err)
 {
 	th_token_info *t = item;
 	th_role scope = TH_ROLE_NONE;
 
 	memset(t, 0, sizeof(*t));
-	t->token_id = sqlite3_column_int64(st, 0);
+	t->token_id = th_msql__int(st, 0);
 	th_msql__copy(t->user, sizeof(t->user), st, 1);
 	th_msql__copy(t->name, sizeof(t->name), st, 2);
 	/* The column's CHECK allows only the three names. */
@@ -240,15 +248,23 @@ static int read_token_info(void *item, sqlite3_stmt *st, th_error *err)
 		return TH_ESTORE;
 	t->scope = scope;
 	t->kind = strcmp(th_msql__text(st, 4), "session") == 0 ? TH_TOKEN_SESSION : TH_TOKEN_API;
-	t->created_at = sqlite3_column_int64(st, 5);
-	t->expires_at = sqlite3_column_int64(st, 6);
-	t->last_used_at = sqlite3_column_int64(st, 7);
+	t->created_at = th_msql__int(st, 5);
+	t->expires_at = th_msql__int(st, 6);
+	t->last_used_at = th_msql__int(st, 7);
 	return TH_OK;
 }
 
 static void dispose_token(void *item)
 {
 	(void)item;
+}
+
+/* The first column of a row as an int64 (ctx). */
+static int read_id(void *ctx, const th_mrow *st, th_error *err)
+{
+	(void)err;
+	*(int64_t *)ctx = th_msql__int(st, 0);
+	return TH_OK;
 }
 
 struct token_args {
@@ -275,12 +291,11 @@ static int token_insert_tx(th_msql *s, void *ctx, th_error *err)
 	    (n = th_msql__run_locked(s, &session_prune, NULL, NULL, err, "si", t->user,
 	                             now - 86400000)) < 0)
 		return n;
-	if ((n = th_msql__run_locked(s, &token_issue, NULL, NULL, err, "ssisssi", t->user, a->hash,
-	                             now, t->name, th_role_name(t->scope), kind_name(t->kind),
-	                             t->expires_at)) < 0)
-		return n;
 	memset(a->out, 0, sizeof(*a->out));
-	a->out->token_id = sqlite3_last_insert_rowid(s->db);
+	if ((n = th_msql__run_locked(s, &token_issue, read_id, &a->out->token_id, err, "ssisssi",
+	                             t->user, a->hash, now, t->name, th_role_name(t->scope),
+	                             kind_name(t->kind), t->expires_at)) < 0)
+		return n;
 	snprintf(a->out->user, sizeof(a->out->user), "%s", t->user);
 	snprintf(a->out->name, sizeof(a->out->name), "%s", t->name ? t->name : "");
 	a->out->scope = t->scope;
@@ -317,17 +332,16 @@ struct auth_row {
 	int match;
 };
 
-static int read_auth(void *ctx, sqlite3_stmt *st, th_error *err)
+static int read_auth(void *ctx, const th_mrow *st, th_error *err)
 {
 	struct auth_row *r = ctx;
 	int error;
 
-	if (sqlite3_column_bytes(st, 8) != 64 ||
-	    CRYPTO_memcmp(sqlite3_column_text(st, 8), r->hash, 64) != 0)
+	if (th_msql__len(st, 8) != 64 || CRYPTO_memcmp(th_msql__text(st, 8), r->hash, 64) != 0)
 		return TH_OK;
 	if ((error = read_token_info(&r->info, st, err)) < 0)
 		return error;
-	r->revoked_at = sqlite3_column_int64(st, 9);
+	r->revoked_at = th_msql__int(st, 9);
 	r->match = 1;
 	return TH_OK;
 }

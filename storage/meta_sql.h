@@ -1,22 +1,26 @@
-/* meta_sqlite.h: the SQLite metadata backend's private header, shared by storage/meta_sqlite.c
- * (open, migrations, close, the statement helpers, the ops table) and the per-resource files
- * meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c, meta_teams.c and meta_forks.c.
+/* meta_sql.h: the SQL metadata backends' private header: the statement layer both backends share
+ * (SQLite, storage/meta_sqlite.c; PostgreSQL, storage/meta_pg.c) and the per-resource files that
+ * run on it: meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c, meta_teams.c, meta_forks.c,
+ * meta_releases.c, meta_files.c, meta_control.c and meta_limits.c.
  *
- * One connection per th_meta, guarded by a mutex. Statements are prepared once per connection, on
- * first use, into a fixed table of slots (th_msql_slot) and reset after every use; a statement is
- * described by a static th_msql_stmt beside the code that runs it (its slot, what it does for error
- * messages, its SQL). All reads and writes go through two helpers:
- *   th_msql__run / th_msql__run_locked   bind, step every row through a callback, reset;
- *   th_msql__list                        the same into a growing array of items, with a limit;
- * and multi-statement writes through th_msql__tx (BEGIN IMMEDIATE ... COMMIT under the mutex).
+ * The resource files are written once: they describe each statement as a static th_msql_stmt (its
+ * slot, what it does for error messages, its SQL with ?1, ?2 ... parameters, and a PostgreSQL text
+ * where the dialects differ), run it through th_msql__run / _run_locked / _list / _tx, and read
+ * rows through the neutral th_mrow (text, int64 and is-null by column). A driver (th_msql_driver)
+ * implements the runs for its engine: it prepares every statement once per connection, into the
+ * slot of the statement, and maps its errors (a constraint -> TH_EEXISTS, the rest -> TH_ESTORE).
+ *
+ * Pinning: th_msql__lock gives the calling thread one connection (SQLite: the one connection's
+ * mutex; PostgreSQL: a connection of the pool) until th_msql__unlock; th_msql__run_locked runs on
+ * it. A statement and the read that explains its outcome (fence_error in meta_queue.c) run pinned,
+ * and th_msql__tx pins for the whole transaction.
  */
-#ifndef TABLEHUB_STORAGE_META_SQLITE_H
-#define TABLEHUB_STORAGE_META_SQLITE_H
+#ifndef TABLEHUB_STORAGE_META_SQL_H
+#define TABLEHUB_STORAGE_META_SQL_H
 
-#include <pthread.h>
 #include <stdarg.h>
-
-#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "meta_backend.h"
 
@@ -99,72 +103,141 @@ typedef enum {
 	MS_NSLOTS
 } th_msql_slot;
 
-/* A statement: its slot, what it does (in error messages: "meta.sqlite: <what>: <sqlite's>"),
- * and its text. Always static: the slot keeps the statement prepared from `sql`. */
+/* A statement: its slot (MS_NOSLOT: prepared each time it runs, for the rare statements of
+ * meta_files.c, meta_control.c and meta_limits.c), what it does (in error messages:
+ * "meta.sqlite: <what>: <engine's message>"), its text with ?N parameters, and the PostgreSQL
+ * text where the dialects differ (NULL: `sql`, its ?N read as $N). Static for a slot: the slot
+ * keeps the statement prepared from its text. */
+#define MS_NOSLOT (-1)
 typedef struct th_msql_stmt {
-	th_msql_slot slot;
+	int slot; /* a th_msql_slot or MS_NOSLOT */
 	const char *what;
 	const char *sql;
+	const char *pg;
 } th_msql_stmt;
 
-typedef struct th_msql {
-	th_meta base; /* first: a th_meta * is a th_msql * */
-	sqlite3 *db;
-	pthread_mutex_t mu;
-	sqlite3_stmt *stmts[MS_NSLOTS]; /* prepared on first use, finalized at close */
-} th_msql;
+/* A result row, read by column (0 first) through the functions below; valid only during the row
+ * callback. A driver fills it in: `impl` and `row` are its own. */
+typedef struct th_mrow th_mrow;
+typedef struct th_mrow_ops {
+	const char *(*text)(const th_mrow *r, int i); /* NULL for SQL NULL */
+	size_t (*len)(const th_mrow *r, int i);
+	int64_t (*int64)(const th_mrow *r, int i);
+} th_mrow_ops;
+struct th_mrow {
+	const th_mrow_ops *ops;
+	void *impl;
+	int row;
+};
+
+/* Column i as text ("" for NULL), its length in bytes, as an int64 (0 for NULL; booleans are 0
+ * and 1), and whether it is NULL. */
+const char *th_msql__text(const th_mrow *r, int i);
+size_t th_msql__len(const th_mrow *r, int i);
+int64_t th_msql__int(const th_mrow *r, int i);
+int th_msql__null(const th_mrow *r, int i);
+/* A bounded copy of column i; a heap copy (NULL columns give NULL when keep_null, "" otherwise;
+ * TH_ENOMEM on failure). */
+void th_msql__copy(char *dst, size_t size, const th_mrow *r, int i);
+int th_msql__dup(char **out, const th_mrow *r, int i, int keep_null, th_error *err);
 
 /* Called for each result row of a statement; returns TH_OK or a negative th_code (which stops
- * the statement and is returned by the run). Column values are valid only during the call. */
-typedef int (*th_msql_row_fn)(void *ctx, sqlite3_stmt *st, th_error *err);
+ * the statement and is returned by the run). */
+typedef int (*th_msql_row_fn)(void *ctx, const th_mrow *r, th_error *err);
+
+typedef struct th_msql th_msql;
+
+/* What an engine implements. Every call but lock runs on the connection the calling thread has
+ * pinned with lock. */
+typedef struct th_msql_driver {
+	/* Run `stmt` with the arguments `types` describes (th_msql__run), each row to row(ctx,
+	 * r, err) when row is not NULL. Returns the number of rows read (a query) or changed (a
+	 * write, RETURNING or not), TH_EEXISTS (a constraint failed), TH_ESTORE/TH_ENOSPC, or what
+	 * row returned. */
+	int (*run)(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
+	           th_error *err, const char *types, va_list ap);
+	/* Pin a connection to the calling thread (TH_ESTORE when none can be had). */
+	int (*lock)(th_msql *s, th_error *err);
+	void (*unlock)(th_msql *s);
+	/* Open, commit and roll back a transaction that orders its writes after every other
+	 * transaction's (SQLite: BEGIN IMMEDIATE). rollback is best effort, any time. */
+	int (*begin)(th_msql *s, th_error *err);
+	int (*commit)(th_msql *s, th_error *err);
+	void (*rollback)(th_msql *s);
+} th_msql_driver;
+
+/* The part of an SQL backend's handle the statement layer reads; a driver's handle embeds it
+ * first. */
+struct th_msql {
+	th_meta base; /* first: a th_meta * is a th_msql * */
+	const th_msql_driver *drv;
+};
 
 /* Run `stmt` with the arguments after `types` bound to ?1, ?2 ... one per character of `types`:
  *   's' const char * (NULL binds "")       'n' const char * (NULL binds SQL NULL)
  *   'i' int64_t                            'd' int
- * Each result row goes to row(ctx, st, err) (row NULL: rows are only counted). The statement is
- * reset before returning. Returns the number of rows for a read-only statement and the number of
- * rows changed for a write, or TH_EEXISTS (a constraint failed), TH_ESTORE, or the error `row`
- * returned. th_msql__run takes the connection's mutex; th_msql__run_locked expects it held
- * (inside th_msql__tx). */
+ * A statement in a slot is always run with the same `types` (PostgreSQL types its parameters
+ * from them when it prepares it). Each result row goes to row(ctx, r, err) (row NULL: rows are
+ * only counted). Returns the number of rows for a read-only statement and the number of rows
+ * changed for a write, or TH_EEXISTS (a constraint failed), TH_ESTORE, or the error `row`
+ * returned. th_msql__run pins a connection for the call; th_msql__run_locked expects one pinned
+ * (th_msql__lock, or inside th_msql__tx). */
 int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx, th_error *err,
                  const char *types, ...);
 int th_msql__run_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
                         th_error *err, const char *types, ...);
+int th_msql__vrun_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
+                         th_error *err, const char *types, va_list ap);
 
-/* The paged-list loop: run `stmt` (which must select at most limit + 1 rows when limit > 0) under
- * the mutex, reading each row with read(item, st, err) into a growing array of `item_size` items.
- * With limit > 0 a row beyond it sets *more_out (may be NULL) instead of being read. On success
- * *items_out (caller frees each item with `dispose`, then the array) and *n_out are set; on error
- * the items read so far are disposed of and the outputs are untouched. Arguments as th_msql__run.
- */
+/* Pin a connection to the calling thread until th_msql__unlock (see the head of this file).
+ * Returns TH_OK or TH_ESTORE (no connection to be had). Not recursive. */
+int th_msql__lock(th_msql *s, th_error *err);
+void th_msql__unlock(th_msql *s);
+
+/* The paged-list loop: run `stmt` (which must select at most limit + 1 rows when limit > 0),
+ * reading each row with read(item, r, err) into a growing array of `item_size` items. With limit
+ * > 0 a row beyond it sets *more_out (may be NULL) instead of being read. On success *items_out
+ * (caller frees each item with `dispose`, then the array) and *n_out are set; on error the items
+ * read so far are disposed of and the outputs are untouched. Arguments as th_msql__run. */
 int th_msql__list(void **items_out, size_t *n_out, int *more_out, th_msql *s,
                   const th_msql_stmt *stmt, size_t item_size, size_t limit,
-                  int (*read)(void *item, sqlite3_stmt *st, th_error *err),
+                  int (*read)(void *item, const th_mrow *r, th_error *err),
                   void (*dispose)(void *item), th_error *err, const char *types, ...);
 
-/* Run fn(s, ctx, err) in a BEGIN IMMEDIATE transaction under the mutex: committed when fn returns
- * TH_OK (the commit's error is returned if it fails), rolled back otherwise. Returns what fn or the
- * commit returned. */
+/* Run fn(s, ctx, err) in a transaction on a pinned connection (the driver's begin: its writes
+ * are ordered after every other transaction's): committed when fn returns TH_OK (the commit's
+ * error is returned if it fails), rolled back otherwise. Returns what fn or the commit returned.
+ */
 int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), void *ctx,
                 th_error *err);
 
-/* Column helpers: text ("" for NULL), a bounded copy, a heap copy (NULL columns give NULL when
- * keep_null, "" otherwise; TH_ENOMEM on failure). */
-const char *th_msql__text(sqlite3_stmt *st, int i);
-void th_msql__copy(char *dst, size_t size, sqlite3_stmt *st, int i);
-int th_msql__dup(char **out, sqlite3_stmt *st, int i, int keep_null, th_error *err);
-
-/* The SQLite error of the last call on `s`, as TH_ESTORE "meta.sqlite: <what>: <message>"
- * (TH_ENOSPC when the disk is full). */
-int th_msql__error(th_msql *s, const char *what, th_error *err);
+/* The ops table of an SQL backend: the per-resource functions below, with its name, open and
+ * close. */
+#define TH_MSQL_OPS(NAME, OPEN, CLOSE)                                                             \
+	{                                                                                          \
+		.name = NAME, .open = OPEN, .close = CLOSE, .user_create = th_msql__user_create,   \
+		.user_get = th_msql__user_get, .token_create = th_msql__token_create,              \
+		.db_create = th_msql__db_create, .db_get = th_msql__db_get,                        \
+		.db_list = th_msql__db_list, .op_create = th_msql__op_create,                      \
+		.op_get = th_msql__op_get, .op_list = th_msql__op_list,                            \
+		.op_claim = th_msql__op_claim, .op_requeue_running = th_msql__op_requeue_running,  \
+		.op_extend = th_msql__op_extend, .op_progress = th_msql__op_progress,              \
+		.op_complete = th_msql__op_complete, .op_fail = th_msql__op_fail,                  \
+		.pull_create = th_msql__pull_create,                                               \
+		.pull_find_or_create = th_msql__pull_find_or_create,                               \
+		.pull_get = th_msql__pull_get, .pull_find_open = th_msql__pull_find_open,          \
+		.pull_list = th_msql__pull_list, .pull_update = th_msql__pull_update,              \
+		.pull_set_state = th_msql__pull_set_state, .note_add = th_msql__note_add,          \
+		.note_list = th_msql__note_list, .access = &th_msql__access_ops,                   \
+	}
 
 /* The backend's ops, by resource (meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c). */
 int th_msql__user_create(th_meta *m, const char *name, const char *token_hash, th_error *err);
 int th_msql__user_get(th_user_info *out, th_meta *m, const char *name, th_error *err);
 int th_msql__token_create(th_meta *m, const char *user, const char *token_hash, th_error *err);
-/* 1 when user `name` exists, 0 when not, or a negative th_code; the mutex must be held. */
+/* 1 when user `name` exists, 0 when not, or a negative th_code; a connection must be pinned. */
 int th_msql__user_exists_locked(th_msql *s, const char *name, th_error *err);
-/* Insert event `ev` (NULL: nothing) with the mutex held, inside the caller's transaction. */
+/* Insert event `ev` (NULL: nothing) inside the caller's transaction. */
 int th_msql__event_locked(th_msql *s, const th_event_new *ev, th_error *err);
 
 /* The access ops (meta_users.c: accounts and tokens; meta_teams.c: the rest). */
