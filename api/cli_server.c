@@ -34,6 +34,8 @@ static const char serve_usage[] =
         "  --workers        import worker threads (default 2)\n"
         "  --max-upload-mb  upload size cap in MB (default 100)\n"
         "  --threads        HTTP threads (default: one per CPU)\n"
+        "  --meta URL       the metadata store: postgresql://... (a server several nodes\n"
+        "                   share; default: TABLEHUB_META, else DIR/meta.sqlite)\n"
         "limits (0 turns one off):\n"
         "  --max-connections N         open connections in all (default 4096, kept below the\n"
         "                              file descriptor limit)\n"
@@ -194,7 +196,8 @@ static void redact_dir(const char *dir)
 int cli_serve(int argc, char **argv)
 {
 	const char *dir = cli_take_data_dir(&argc, argv);
-	const char *listen;
+	const char *listen, *meta_url;
+	th_meta_options meta_opts = { NULL, NULL };
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, stale = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free,
@@ -218,6 +221,12 @@ int cli_serve(int argc, char **argv)
 		fprintf(stderr, "tablehub serve: --listen needs a value\n%s", serve_usage);
 		return 2;
 	}
+	meta_url = cli_take_opt(&argc, argv, "--meta", &missing);
+	if (missing) {
+		fprintf(stderr, "tablehub serve: --meta needs a value\n%s", serve_usage);
+		return 2;
+	}
+	meta_opts.url = meta_url; /* NULL: TABLEHUB_META, else DIR/meta.sqlite */
 	workers = take_num(&argc, argv, "--workers", 2, 1, 64, &bad);
 	max_mb = take_num(&argc, argv, "--max-upload-mb", 100, 1, 1024 * 1024, &bad);
 	threads = take_num(&argc, argv, "--threads", 0, 0, 256, &bad);
@@ -301,7 +310,7 @@ int cli_serve(int argc, char **argv)
 	redact_dir(dir);
 	if (th_upload_sweep(&swept, dir, &err) < 0 ||
 	    th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||
-	    th_meta_open(&meta, dir, &err) < 0 ||
+	    th_meta_open_with(&meta, dir, &meta_opts, &err) < 0 ||
 	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
 		goto fail;
 	th_jobs_set_repack(jobs, (uint64_t)repack_loose, (uint64_t)repack_packs);

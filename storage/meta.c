@@ -17,6 +17,7 @@
 #include "tablehub/hash.h"
 #include "tablehub/text.h"
 #include "meta_backend.h"
+#include "meta_pg.h"
 
 #define DEFAULT_PAGE 50
 #define MAX_PAGE 1000
@@ -76,7 +77,8 @@ static void set_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset
 int th_meta_open_with(th_meta **out, const char *data_dir, const th_meta_options *opts,
                       th_error *err)
 {
-	const char *node = opts ? opts->node_id : NULL;
+	const char *node = opts ? opts->node_id : NULL, *url;
+	const th_meta_ops *ops;
 	th_meta *m;
 	int error;
 
@@ -84,7 +86,12 @@ int th_meta_open_with(th_meta **out, const char *data_dir, const th_meta_options
 		return th_error_set(err, TH_EINVALID,
 		                    "invalid node id '%.64s': use 1-64 letters, digits, '_' or '-'",
 		                    node);
-	if ((error = th_meta_sqlite_ops.open(&m, data_dir, err)) < 0)
+	url = opts && opts->url ? opts->url : getenv("TABLEHUB_META");
+	if (url && url[0] && !th_mpg__is_url(url))
+		return th_error_set(err, TH_EINVALID,
+		                    "the metadata store's address must start with postgresql://");
+	ops = url && url[0] ? &th_meta_pg_ops : &th_meta_sqlite_ops;
+	if ((error = ops->open(&m, data_dir, url, err)) < 0)
 		return error;
 	if (node)
 		snprintf(m->node_id, sizeof(m->node_id), "%s", node);

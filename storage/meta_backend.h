@@ -4,7 +4,8 @@
  * make tokens, uuids and page tokens, and then call the backend through its th_meta_ops table.
  * A backend therefore only stores and reads: it sees names already validated, token hashes (never
  * tokens), page offsets (never page tokens) and fully formed ids. SQLite (storage/meta_sqlite*.c)
- * is the one backend today; another (PostgreSQL) is one more file that fills the same table.
+ * (storage/meta_sqlite.c) and PostgreSQL (storage/meta_pg.c) fill it with the same per-resource
+ * functions, written once on the statement layer of storage/meta_sql.h.
  *
  * A backend's handle embeds `struct th_meta` as its first member, so a th_meta * is also a pointer
  * to the backend's own struct. Each op returns TH_OK or a negative th_code with `err` set, exactly
@@ -43,11 +44,11 @@ typedef struct th_meta_op_filter {
 } th_meta_op_filter;
 
 struct th_meta_ops {
-	const char *name; /* "sqlite" */
+	const char *name; /* "sqlite", "postgresql" */
 
-	/* Open the store of data dir `data_dir` into *out (closed with close), with the store's
-	 * default node id in (*out)->node_id. */
-	int (*open)(th_meta **out, const char *data_dir, th_error *err);
+	/* Open the store of data dir `data_dir` at `url` (SQLite: NULL, DIR/meta.sqlite) into *out
+	 * (closed with close), with the store's default node id in (*out)->node_id. */
+	int (*open)(th_meta **out, const char *data_dir, const char *url, th_error *err);
 	void (*close)(th_meta *m);
 
 	/* Users and tokens: the hash is SHA-256 of the token in hex (65 bytes with the NUL). */
@@ -187,5 +188,6 @@ struct th_meta_access_ops {
 
 /* The backends. */
 extern const th_meta_ops th_meta_sqlite_ops;
+extern const th_meta_ops th_meta_pg_ops;
 
 #endif

@@ -499,7 +499,7 @@ int th_meta_files_usage(uint64_t *bytes_out, uint64_t *count_out, th_meta *m, in
 
 	if ((error = run(s, "sum the files' sizes",
 	                 "SELECT coalesce(sum(size), 0), count(*) FROM (SELECT sha256, max(size) "
-	                 "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256)",
+	                 "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256) AS u",
 	                 row_usage, &u, err, "i", db_id)) < 0)
 		return error;
 	*bytes_out = (uint64_t)u.bytes;

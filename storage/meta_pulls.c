@@ -7,6 +7,7 @@
  * A note's id counts from 1 within its pull (MAX + 1 inside the inserting BEGIN IMMEDIATE
  * transaction). The unique partial index pulls_open_pair allows one Open pull per branch pair;
  * find_or_create looks for it and inserts in one transaction, and the index refuses any second one.
+ * The resource files are the SQL backends' (storage/meta_sql.h): SQLite and PostgreSQL.
  * Only an Open pull changes state (set_state's UPDATE says `AND state = 'Open'`).
  */
 #include <inttypes.h>
@@ -25,7 +26,9 @@ static const th_msql_stmt pull_next_id = {
 	MS_PULL_NEXT_ID, "next pull id",
 	"INSERT INTO pull_counters(db_id, last_pull_id) VALUES (?1, 1) ON CONFLICT (db_id) DO "
 	"UPDATE SET last_pull_id = last_pull_id + 1 RETURNING last_pull_id",
-	NULL
+	/* PostgreSQL: the existing row's column named by its table (EXCLUDED has one too) */
+	"INSERT INTO pull_counters(db_id, last_pull_id) VALUES (?1, 1) ON CONFLICT (db_id) DO "
+	"UPDATE SET last_pull_id = pull_counters.last_pull_id + 1 RETURNING last_pull_id"
 };
 static const th_msql_stmt pull_insert = {
 	MS_PULL_INSERT, "insert pull request",
@@ -155,19 +158,22 @@ static int pull_insert_tx(th_msql *s, struct pull_new *p, th_error *err)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "database not found");
+	/* The open pull of the pair is looked for first (the transaction excludes other writers;
+	 * pulls_open_pair guards the rest): after a failed statement PostgreSQL runs no other one
+	 * in the same transaction. */
+	if ((n = th_msql__run_locked(s, &pull_find_open, read_int, &open_id, err, "iss", p->db_id,
+	                             p->from_branch, p->to_branch)) < 0)
+		return n;
+	if (n > 0)
+		return th_error_set(err, TH_EEXISTS,
+		                    "pull request #%" PRId64 " from '%.200s' into '%.200s' is "
+		                    "already open",
+		                    open_id, p->from_branch, p->to_branch);
 	if ((n = th_msql__run_locked(s, &pull_next_id, read_int, &p->id, err, "i", p->db_id)) < 0)
 		return n;
 	n = th_msql__run_locked(s, &pull_insert, NULL, NULL, err, "iisssssi", p->db_id, p->id,
 	                        p->title, p->description, p->author, p->from_branch, p->to_branch,
 	                        th_now_ms());
-	/* The one constraint an insert can break is pulls_open_pair. */
-	if (n == TH_EEXISTS &&
-	    th_msql__run_locked(s, &pull_find_open, read_int, &open_id, NULL, "iss", p->db_id,
-	                        p->from_branch, p->to_branch) > 0)
-		return th_error_set(err, TH_EEXISTS,
-		                    "pull request #%" PRId64 " from '%.200s' into '%.200s' is "
-		                    "already open",
-		                    open_id, p->from_branch, p->to_branch);
 	return n < 0 ? n : TH_OK;
 }
 

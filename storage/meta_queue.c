@@ -1,10 +1,11 @@
-/* meta_queue.c: operations, the job queue, in the SQLite metadata backend (table operations).
+/* meta_queue.c: operations, the job queue, in the SQL metadata backends (table operations).
  *
  * Claiming is one UPDATE ... WHERE id = (SELECT the oldest runnable) RETURNING, atomic in itself
- * and exclusive across threads and processes. A claim bumps `attempts`, which then serves as the
- * fencing token: every later update of the operation names the attempt it holds, and a worker
- * whose lease expired and was taken over can no longer extend, complete or fail it (the update
- * changes no row; fence_error then says why). A claim also records the claiming node
+ * and exclusive across threads and processes (on PostgreSQL its subquery locks the row FOR UPDATE
+ * SKIP LOCKED, so claims on other nodes pass it by instead of waiting). A claim bumps `attempts`,
+ * which then serves as the fencing token: every later update of the operation names the attempt it
+ * holds, and a worker whose lease expired and was taken over can no longer extend, complete or fail
+ * it (the update changes no row; fence_error then says why). A claim also records the claiming node
  * (lease_owner), so that a node starting up re-queues only the work its own dead process held.
  */
 #include <stdlib.h>
@@ -52,7 +53,12 @@ static const th_msql_stmt op_claim = {
 	"WHERE id = (SELECT id FROM operations WHERE state = 'Pending' OR "
 	"(state = 'In Progress' AND lease_expires_at < ?1) "
 	"ORDER BY created_at, rowid LIMIT 1) RETURNING " OP_COLS,
-	NULL
+	/* PostgreSQL: claims on other connections skip the row one holds instead of waiting. */
+	"UPDATE operations SET state = 'In Progress', lease_expires_at = ?1 + ?2, "
+	"attempts = attempts + 1, updated_at = ?1, lease_owner = ?3 "
+	"WHERE id = (SELECT id FROM operations WHERE state = 'Pending' OR "
+	"(state = 'In Progress' AND lease_expires_at < ?1) "
+	"ORDER BY created_at, rowid LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " OP_COLS
 };
 static const th_msql_stmt op_requeue = { MS_OP_REQUEUE, "requeue operations",
 	                                 "UPDATE operations SET lease_expires_at = 0 WHERE state = "

@@ -553,12 +553,13 @@ static void msql_close(th_meta *m)
 	free(s);
 }
 
-static int msql_open(th_meta **out, const char *data_dir, th_error *err)
+static int msql_open(th_meta **out, const char *data_dir, const char *url, th_error *err)
 {
 	sqlite_store *s;
 	char path[4096];
 	int error;
 
+	(void)url;
 	if ((size_t)snprintf(path, sizeof(path), "%s/meta.sqlite", data_dir) >= sizeof(path))
 		return th_error_set(err, TH_EINVALID, "data dir path too long");
 	if ((s = calloc(1, sizeof(*s))) == NULL)

@@ -1,6 +1,7 @@
 /* test_meta.c: the metadata store (storage/meta*.c: users, tokens, databases, operations) and
  * uploads on disk (storage/files.c), each test in its own temporary data dir, against the real
- * SQLite file. Pull requests are tested in test_meta_pulls.c. */
+ * SQLite file, or with TABLEHUB_META set a real PostgreSQL server (tests/meta_store.h; ctest runs
+ * it both ways). Pull requests are tested in test_meta_pulls.c. */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "meta_store.h"
 #include "util.h"
 #include "tablehub/files.h"
 #include "tablehub/hash.h"
@@ -19,25 +21,6 @@ static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
-}
-
-/* One integer from a query on DIR/meta.sqlite, through a separate connection. */
-static int64_t sql_int(const char *dir, const char *sql)
-{
-	char path[1024];
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	snprintf(path, sizeof(path), "%s/meta.sqlite", dir);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-		abort();
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
 }
 
 static size_t count_dir(const char *dir, const char *sub)
@@ -57,21 +40,59 @@ static size_t count_dir(const char *dir, const char *sub)
 	return n;
 }
 
+/* The same on PostgreSQL: versions are rows of th_schema_migrations. */
+static void test_migrations_idempotent_pg(void)
+{
+	char *dir = t_mkdtemp();
+	th_error err;
+	th_meta *m = NULL;
+	int64_t v;
+
+	CHECK_OK(meta_open(&m, dir, &err), &err);
+	th_meta_close(m);
+	v = sql_int(dir, "SELECT max(version) FROM th_schema_migrations");
+	CHECK(v >= 1);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "first", "d", 0, &err), &err);
+	th_meta_close(m);
+	/* Opening again neither re-runs a migration nor loses data. */
+	CHECK_OK(meta_open(&m, dir, &err), &err);
+	CHECK(sql_int(dir, "SELECT max(version) FROM th_schema_migrations") == v);
+	CHECK(sql_int(dir, "SELECT count(*) FROM th_schema_migrations") == v);
+	CHECK(sql_int(dir, "SELECT count(*) FROM databases") == 1);
+	th_meta_close(m);
+	/* A schema from a newer tablehub is refused, not downgraded. */
+	CHECK(sql_int(dir, "INSERT INTO th_schema_migrations VALUES (999, 0)") == 1);
+	CHECK(meta_open(&m, dir, &err) == TH_ESTORE);
+	CHECK_CONTAINS(err.msg, "newer");
+	/* An address that is not PostgreSQL's is refused up front. */
+	{
+		th_meta_options o = { NULL, "mysql://x" };
+		CHECK(th_meta_open_with(&m, dir, &o, &err) == TH_EINVALID);
+	}
+	t_rmdir(dir);
+}
+
 static void test_migrations_idempotent(void)
 {
 	char *dir = t_mkdtemp();
 	th_error err;
 	th_meta *m = NULL;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	if (meta_on_pg()) {
+		t_rmdir(dir);
+		test_migrations_idempotent_pg();
+		return;
+	}
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	th_meta_close(m);
 	CHECK(sql_int(dir, "PRAGMA user_version") == th_meta_schema_version());
 	CHECK(th_meta_schema_version() >= 1);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_db_create(m, "alice", "first", "d", 0, &err), &err);
 	th_meta_close(m);
 	/* Opening again neither re-runs a migration nor loses data. */
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK(sql_int(dir, "PRAGMA user_version") == th_meta_schema_version());
 	CHECK(sql_int(dir, "SELECT count(*) FROM databases") == 1);
 	th_meta_close(m);
@@ -89,7 +110,7 @@ static void test_migrations_idempotent(void)
 		CHECK(sqlite3_open(cmd, &db) == SQLITE_OK);
 		CHECK(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
 		sqlite3_close(db);
-		CHECK(th_meta_open(&m, dir, &err) == TH_ESTORE);
+		CHECK(meta_open(&m, dir, &err) == TH_ESTORE);
 		CHECK_CONTAINS(err.msg, "newer");
 	}
 	t_rmdir(dir);
@@ -103,7 +124,7 @@ static void test_users_tokens(void)
 	th_meta *m = NULL;
 	th_user_info ui;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_user_create(tok, m, "alice", &err), &err);
 	CHECK(strncmp(tok, "thp_", 4) == 0 && strlen(tok) == TH_TOKEN_SIZE - 1);
 	CHECK(th_meta_user_create(tok2, m, "alice", &err) == TH_EEXISTS);
@@ -167,7 +188,7 @@ static void test_databases(void)
 	th_db_info d;
 	th_db_list l;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_db_create(m, "alice", "museums", "art collections", 0, &err), &err);
 	CHECK_OK(th_meta_db_create(m, "alice", "secret", NULL, 1, &err), &err);
 	CHECK_OK(th_meta_db_create(m, "bob", "museums", "", 0, &err), &err);
@@ -228,7 +249,7 @@ static void test_operation_lifecycle(void)
 	th_op_new n = op_new("alice", "museums", "bob");
 	th_op_info op, c;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_op_create(id, m, &n, &err), &err);
 	CHECK(strlen(id) == 36 && id[14] == '4' && id[8] == '-');
 	CHECK_OK(th_meta_op_get(&op, m, id, &err), &err);
@@ -304,7 +325,7 @@ static void test_operation_lists(void)
 	th_op_list l;
 	int i;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	for (i = 0; i < 5; i++) {
 		th_op_new n = op_new("alice", "museums", i % 2 ? "bob" : "carol");
 		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
@@ -375,7 +396,7 @@ static void *claim_all(void *arg)
 	th_op_info op;
 	int rc;
 
-	if (th_meta_open(&m, c->dir, &err) < 0) {
+	if (meta_open(&m, c->dir, &err) < 0) {
 		c->errors++;
 		return NULL;
 	}
@@ -402,7 +423,7 @@ static void test_claim_exclusive(void)
 	int i, k, dup = 0, found;
 	static char ids[NCLAIM][TH_UUID_SIZE];
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	for (i = 0; i < NCLAIM; i++) {
 		th_op_new n = op_new("alice", "museums", "bob");
 		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
@@ -442,7 +463,7 @@ static void test_lease_expiry(void)
 	th_op_info c1, c2, op;
 	int requeued = -1;
 
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_op_create(id, m, &n, &err), &err);
 	/* A lease long enough that a loaded machine cannot outlast it between two calls. */
 	CHECK_OK(th_meta_op_claim(&c1, m, 500, &err), &err);
@@ -480,7 +501,7 @@ static void test_lease_expiry(void)
 static void test_node_leases(void)
 {
 	char *dir = t_mkdtemp(), id1[TH_UUID_SIZE], id2[TH_UUID_SIZE], node[TH_META_NODE_ID_SIZE];
-	th_meta_options oa = { "node-a" }, ob = { "node-b" }, bad = { "a b" };
+	th_meta_options oa = { "node-a", NULL }, ob = { "node-b", NULL }, bad = { "a b", NULL };
 	th_error err;
 	th_meta *m = NULL, *a = NULL, *b = NULL;
 	th_op_new n = op_new("alice", "museums", "bob");
@@ -488,16 +509,16 @@ static void test_node_leases(void)
 	int requeued = -1;
 
 	/* Without an id a th_meta takes the store's, the same at every open. */
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	snprintf(node, sizeof(node), "%s", th_meta_node_id(m));
 	CHECK(strlen(node) >= 16);
 	th_meta_close(m);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_STR(th_meta_node_id(m), node);
-	CHECK(th_meta_open_with(&a, dir, &bad, &err) == TH_EINVALID);
+	CHECK(meta_open_with(&a, dir, &bad, &err) == TH_EINVALID);
 
-	CHECK_OK(th_meta_open_with(&a, dir, &oa, &err), &err);
-	CHECK_OK(th_meta_open_with(&b, dir, &ob, &err), &err);
+	CHECK_OK(meta_open_with(&a, dir, &oa, &err), &err);
+	CHECK_OK(meta_open_with(&b, dir, &ob, &err), &err);
 	CHECK_STR(th_meta_node_id(a), "node-a");
 	CHECK_OK(th_meta_op_create(id1, m, &n, &err), &err);
 	CHECK_OK(th_meta_op_create(id2, m, &n, &err), &err);

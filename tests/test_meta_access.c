@@ -8,33 +8,11 @@
 #include <time.h>
 
 #include "harness.h"
+#include "meta_store.h"
 #include "util.h"
 #include "tablehub/hash.h"
 #include "tablehub/meta.h"
 #include "tablehub/meta_access.h"
-
-/* One integer from a query on DIR/meta.sqlite, through a separate connection. */
-static int64_t sql_int(const char *dir, const char *sql)
-{
-	char path[1024];
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	snprintf(path, sizeof(path), "%s/meta.sqlite", dir);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
-		abort();
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		else if (rc == SQLITE_DONE)
-			v = sqlite3_changes(db);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
 
 static th_meta *open_store(char **dir)
 {
@@ -42,7 +20,7 @@ static th_meta *open_store(char **dir)
 	th_error err = { 0 };
 
 	*dir = t_mkdtemp();
-	if (th_meta_open(&m, *dir, &err) < 0) {
+	if (meta_open(&m, *dir, &err) < 0) {
 		fprintf(stderr, "open: %s\n", err.msg);
 		abort();
 	}

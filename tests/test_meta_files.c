@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "meta_store.h"
 #include "util.h"
 #include "tablehub/files.h"
 #include "tablehub/hash.h"
@@ -27,7 +28,7 @@ static void setup(void)
 	th_db_info d = { 0 };
 
 	dir = t_mkdtemp();
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_db_create(m, "alice", "shop", NULL, 0, &err), &err);
 	CHECK_OK(th_meta_db_get(&d, m, "alice", "shop", &err), &err);
 	db_id = d.id;
@@ -189,6 +190,8 @@ static void test_backfill(void)
 	sqlite3 *db;
 	size_t n = 0;
 
+	if (meta_on_pg()) /* a migration of SQLite's (PostgreSQL's schema starts with files) */
+		return;
 	setup();
 	op_of(op1, SHA_A);
 	op_of(op2, SHA_A);
@@ -201,7 +204,7 @@ static void test_backfill(void)
 	         TH_META_FILES_MIGRATION - 1);
 	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(meta_open(&m, dir, &err), &err);
 	CHECK_OK(th_meta_file_of_op(&f, m, op1, &err), &err);
 	CHECK(strcmp(f.sha256, SHA_A) == 0 && f.db_id == db_id && strcmp(f.name, "a.csv") == 0);
 	CHECK(strlen(f.id) == 36 && f.id[8] == '-');

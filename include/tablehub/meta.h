@@ -27,7 +27,8 @@
 
 typedef struct th_meta th_meta;
 
-/* Open (creating when missing) DIR/meta.sqlite and apply any pending migrations. DIR must exist.
+/* Open (creating when missing) DIR/meta.sqlite, or the PostgreSQL store TABLEHUB_META names (see
+ * th_meta_options), and apply any pending migrations. DIR must exist.
  * *out is the caller's, closed with th_meta_close. Its node id (see th_meta_open_with) is the
  * store's own. Returns TH_OK or TH_ESTORE (cannot open, the file is not a database, or it was
  * written by a newer tablehub). */
@@ -42,9 +43,15 @@ typedef struct th_meta_options {
 	 * when the store is created and the same for every process that opens it (right for one
 	 * machine serving one data dir). Nodes sharing one store give each a distinct id. */
 	const char *node_id;
+	/* Where the store lives: "postgresql://..." (or "postgres://...", a libpq URL, which may
+	 * hold a password: it never appears in a message) for a PostgreSQL server shared by
+	 * several nodes; NULL = the environment's TABLEHUB_META; NULL or "" there too =
+	 * DIR/meta.sqlite. */
+	const char *url;
 } th_meta_options;
 
-/* As th_meta_open, with options (NULL = defaults). Also TH_EINVALID for a malformed node id. */
+/* As th_meta_open, with options (NULL = defaults). Also TH_EINVALID for a malformed node id or
+ * an address that is not a postgresql:// URL. */
 int th_meta_open_with(th_meta **out, const char *data_dir, const th_meta_options *opts,
                       th_error *err);
 
