@@ -2,6 +2,9 @@
 # pgtmp.sh: a throwaway PostgreSQL server for the tests, on a unix socket in a temporary folder.
 #   pgtmp.sh run CMD [ARG...]   start a server, run CMD with TABLEHUB_META set to its URL, stop
 #                               and remove the server whatever happened; exits with CMD's status
+#   pgtmp.sh each CMD...        the same with one server for several commands (each a single
+#                               word, a test binary), each on a new database of its own, in turn;
+#                               stops at the first that fails
 #   pgtmp.sh start DIR          start a server in DIR (new or empty) and print its URL
 #   pgtmp.sh stop DIR           stop the server of DIR and remove DIR
 # Debian's postgresql (initdb, pg_ctl from /usr/lib/postgresql/*/bin, or PG_BIN). The server runs
@@ -75,9 +78,34 @@ stop() {
 	rm -rf "$dir"
 }
 
+# server_up: a server in a new temporary folder, $dir and $url set; exits 77 when PostgreSQL is
+# missing (not under CI), or with start's status when it fails.
+server_up() {
+	local rc=0
+	dir=$(mktemp -d /tmp/th-pg.XXXXXX)
+	trap 'stop "$dir"' EXIT
+	trap 'exit 130' INT TERM
+	url=$(start "$dir") || rc=$?
+	if ((rc == 77)) && [[ -z ${CI:-} ]]; then
+		exit 77
+	fi
+	((rc == 0)) || exit "$rc"
+}
+
 case ${1:-} in
 start) start "$2" ;;
 stop) stop "$2" ;;
+each)
+	shift
+	server_up
+	bin=$(pg_bin)
+	i=0
+	for cmd in "$@"; do
+		i=$((i + 1))
+		"$bin/createdb" -h "$dir" -U tablehub "t$i"
+		TABLEHUB_META=${url/\/postgres\?//t$i?} "$cmd" || exit $?
+	done
+	;;
 run)
 	shift
 	dir=$(mktemp -d /tmp/th-pg.XXXXXX)
@@ -94,7 +122,7 @@ run)
 	exit "$rc"
 	;;
 *)
-	echo "usage: pgtmp.sh run CMD [ARG...] | start DIR | stop DIR" >&2
+	echo "usage: pgtmp.sh run CMD [ARG...] | each CMD... | start DIR | stop DIR" >&2
 	exit 2
 	;;
 esac
