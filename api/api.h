@@ -157,6 +157,7 @@ typedef struct th_req {
 	uint64_t id;         /* for log lines */
 	uint64_t started_us; /* monotonic */
 	const char *method;  /* borrowed from MHD, alive for the request */
+	int http11;          /* the request line says HTTP/1.1 (it must then have a Host) */
 	const char *path;    /* the URL path, percent-decoded, trailing slash dropped */
 	const struct api_route *route;
 	size_t ncap;
@@ -394,7 +395,9 @@ void api_conn_done(api_guard *g, api_conn *c);
 
 /* Refuse request framing that lets two parsers disagree on where a body ends (RFC 9112 §6.3):
  * more than one Content-Length or Transfer-Encoding header, both at once, or a transfer coding
- * other than "chunked". Returns TH_OK or TH_EINVALID saying which. */
+ * other than "chunked"; a header name with whitespace before its colon (§5.1: a proxy may take
+ * "Content-Length :" for the length that MHD ignores); a Host header missing from an HTTP/1.1
+ * request or given twice (§3.2). Returns TH_OK or TH_EINVALID saying which. */
 int api_check_framing(th_req *req, th_error *err);
 
 /* --- the query pool (qpool.c) --------------------------------------------------------------- */

@@ -373,8 +373,9 @@ void api_conn_done(api_guard *g, api_conn *c)
 /* --- framing (RFC 9112 §6.3) ----------------------------------------------------------------- */
 
 typedef struct framing {
-	unsigned n_cl, n_te;
+	unsigned n_cl, n_te, n_host;
 	const char *cl, *te;
+	const char *spaced; /* a header name with whitespace in it, NULL when none */
 } framing;
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -383,6 +384,10 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
 	framing *f = cls;
 
 	(void)kind;
+	if (f->spaced == NULL && strpbrk(key, " \t") != NULL)
+		f->spaced = key;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->n_host++;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
 		f->n_cl++;
 		f->cl = value;
@@ -400,6 +405,16 @@ int api_check_framing(th_req *req, th_error *err)
 	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
 	/* Two lengths, or a length beside chunking, let a proxy and this server disagree on where
 	 * the body ends: whatever one of them takes for body the other runs as the next request. */
+	if (f.spaced != NULL) /* MHD keeps "Content-Length " as another header, a proxy may not */
+		return th_error_set(
+		        err, TH_EINVALID,
+		        "header name '%.40s' holds whitespace: none may come before the "
+		        "colon",
+		        f.spaced);
+	if (f.n_host > 1 || (f.n_host == 0 && req->http11))
+		return th_error_set(err, TH_EINVALID,
+		                    "an HTTP/1.1 request needs exactly one Host "
+		                    "header");
 	if (f.n_cl > 1)
 		return th_error_set(err, TH_EINVALID,
 		                    "more than one Content-Length header: send exactly one");

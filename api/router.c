@@ -506,13 +506,13 @@ enum MHD_Result api_dispatch(void *cls, struct MHD_Connection *conn, const char 
 {
 	th_req *req = *req_cls;
 
-	(void)version;
 	if (req == NULL) {
 		if ((req = calloc(1, sizeof(*req))) == NULL)
 			return MHD_NO;
 		req->srv = cls;
 		req->conn = conn;
 		req->method = method;
+		req->http11 = version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 		req->id = atomic_fetch_add(&next_req_id, 1);
 		req->started_us = now_us();
 		req->cn = api_conn_of(conn);
