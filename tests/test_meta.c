@@ -631,6 +631,58 @@ static void test_upload(void)
 	t_rmdir(dir);
 }
 
+/* The store's address may hold a password: no message says it, nor where the server is. */
+static void test_store_address_secret(void)
+{
+	char *dir = t_mkdtemp();
+	th_meta_options o = { NULL, "postgresql://tablehub:s3cr3t-pw@/db?host=/nonexistent/sock&"
+		                    "connect_timeout=2" };
+	th_error err;
+	th_meta *m = NULL;
+
+	CHECK(th_meta_open_with(&m, dir, &o, &err) == TH_ESTORE);
+	CHECK_CONTAINS(err.msg, "cannot connect");
+	CHECK(strstr(err.msg, "s3cr3t-pw") == NULL);
+	CHECK(strstr(err.msg, "nonexistent") == NULL);
+	CHECK(strstr(err.msg, "tablehub:") == NULL);
+	t_rmdir(dir);
+}
+
+/* PostgreSQL: a connection the server drops fails the one call on it (TH_ESTORE, nothing of the
+ * address), and the next call connects again, with its statements prepared afresh. */
+static void test_connection_lost(void)
+{
+	char *dir;
+	th_error err;
+	th_meta *m = NULL;
+	th_db_info d;
+	int rc, i, failures = 0;
+
+	if (!meta_on_pg())
+		return;
+	dir = t_mkdtemp();
+	CHECK_OK(meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "one", NULL, 0, &err), &err);
+	CHECK_OK(th_meta_db_get(&d, m, "alice", "one", &err), &err);
+	th_db_info_dispose(&d);
+	CHECK(sql_int(dir, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+	                   "datname = current_database() AND pid <> pg_backend_pid()") >= 1);
+	for (i = 0; i < 4; i++) {
+		if ((rc = th_meta_db_get(&d, m, "alice", "one", &err)) == TH_OK) {
+			th_db_info_dispose(&d);
+			break;
+		}
+		failures++;
+		CHECK(rc == TH_ESTORE);
+		CHECK_CONTAINS(err.msg, "connection");
+		CHECK(strstr(err.msg, "host=") == NULL && strstr(err.msg, "/tmp") == NULL);
+	}
+	CHECK(rc == TH_OK && failures <= 1);
+	CHECK_OK(th_meta_db_create(m, "alice", "two", NULL, 0, &err), &err);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 int main(void)
 {
 	RUN(test_migrations_idempotent);
@@ -642,5 +694,7 @@ int main(void)
 	RUN(test_lease_expiry);
 	RUN(test_node_leases);
 	RUN(test_upload);
+	RUN(test_store_address_secret);
+	RUN(test_connection_lost);
 	TH_TEST_END();
 }
