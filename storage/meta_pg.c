@@ -64,7 +64,11 @@ int th_mpg__is_url(const char *url)
 
 int th_mpg__connect(PGconn **out, th_mpg *p, th_error *err)
 {
-	PGconn *c = PQconnectdb(p->conninfo);
+	/* Defaults the URL's own parameters override (they come after them). */
+	const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname",
+		                     NULL };
+	const char *const vals[] = { "10", "tablehub", p->conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		PQfinish(c);
