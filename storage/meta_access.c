@@ -88,6 +88,7 @@ DISPOSE_PLAIN(th_token_list_dispose, th_token_list)
 DISPOSE_PLAIN(th_collab_list_dispose, th_collab_list)
 DISPOSE_PLAIN(th_protection_list_dispose, th_protection_list)
 DISPOSE_PLAIN(th_review_list_dispose, th_review_list)
+DISPOSE_PLAIN(th_reviewer_list_dispose, th_reviewer_list)
 
 /* --- events ---------------------------------------------------------------------------------- */
 
@@ -500,4 +501,101 @@ int th_meta_release_create(th_meta *m, int64_t db_id, const th_release_new *r,
 int th_meta_release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err)
 {
 	return ops(m)->release_list(out, m, db_id, err);
+}
+
+/* --- requested reviewers, pull options, pull search, the merge ----------------------------- */
+
+int th_meta_reviewer_add(int *added_out, th_meta *m, int64_t db_id, int64_t pull_id,
+                         const char *const *users, size_t n, const char *by, const th_event_new *ev,
+                         th_error *err)
+{
+	int added = 0, error;
+
+	if (n == 0 || n > TH_REVIEWERS_MAX)
+		return th_error_set(err, TH_EINVALID, "give 1 to %d reviewers (got %zu)",
+		                    TH_REVIEWERS_MAX, n);
+	for (size_t i = 0; i < n; i++)
+		if ((error = user_ok(users[i], err)) < 0)
+			return error;
+	if ((error = user_ok(by, err)) < 0 || (error = event_ok(ev, err)) < 0 ||
+	    (error = ops(m)->reviewer_add(&added, m, db_id, pull_id, users, n, by, ev, err)) < 0)
+		return error;
+	if (added_out)
+		*added_out = added;
+	return TH_OK;
+}
+
+int th_meta_reviewer_remove(th_meta *m, int64_t db_id, int64_t pull_id, const char *user,
+                            const th_event_new *ev, th_error *err)
+{
+	int error;
+
+	if ((error = user_ok(user, err)) < 0 || (error = event_ok(ev, err)) < 0)
+		return error;
+	return ops(m)->reviewer_remove(m, db_id, pull_id, user, ev, err);
+}
+
+int th_meta_reviewer_list(th_reviewer_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                          th_error *err)
+{
+	return ops(m)->reviewer_list(out, m, db_id, pull_id, err);
+}
+
+int th_meta_pull_options_set(th_meta *m, int64_t db_id, int64_t pull_id, const th_pull_options *o,
+                             th_error *err)
+{
+	th_pull_options v = *o;
+
+	v.delete_branch_on_merge = v.delete_branch_on_merge != 0;
+	v.branch_deleted = v.branch_deleted != 0;
+	return ops(m)->pull_options_set(m, db_id, pull_id, &v, err);
+}
+
+int th_meta_pull_options_get(th_pull_options *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                             th_error *err)
+{
+	return ops(m)->pull_options_get(out, m, db_id, pull_id, err);
+}
+
+int th_meta_pull_search(th_pull_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                        int64_t db_id, const th_pull_filter *f, const char *page_token,
+                        size_t limit, th_error *err)
+{
+	th_pull_filter v = *f;
+	th_pull_list l = { NULL, 0 };
+	int64_t offset = 0;
+	int more = 0, error;
+
+	for (const char *p = page_token; p != NULL && *p; p++) {
+		if (*p < '0' || *p > '9' || p - page_token >= 15)
+			return th_error_set(err, TH_EINVALID, "invalid page token");
+		offset = offset * 10 + (*p - '0');
+	}
+	if (v.query != NULL && v.query[0] == '\0')
+		v.query = NULL;
+	if (v.query != NULL && strlen(v.query) > 200)
+		return th_error_set(err, TH_EINVALID, "the search query is over 200 bytes");
+	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
+	if ((error = ops(m)->pull_search(&l, &more, m, db_id, &v, offset, limit, err)) < 0)
+		return error;
+	if (next_out != NULL) {
+		if (more)
+			snprintf(next_out, TH_PAGE_TOKEN_SIZE, "%" PRId64, offset + (int64_t)l.n);
+		else
+			next_out[0] = '\0';
+	}
+	*out = l;
+	return TH_OK;
+}
+
+int th_meta_pull_mark_merged(th_meta *m, int64_t db_id, int64_t pull_id, const char *merge_commit,
+                             const th_event_new *ev, th_error *err)
+{
+	int error;
+
+	if (merge_commit == NULL || strlen(merge_commit) != 40)
+		return th_error_set(err, TH_EINVALID, "a merged pull needs its merge commit");
+	if ((error = event_ok(ev, err)) < 0)
+		return error;
+	return ops(m)->pull_mark_merged(m, db_id, pull_id, merge_commit, ev, err);
 }

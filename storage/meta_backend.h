@@ -180,6 +180,29 @@ struct th_meta_access_ops {
 	                      const th_event_new *ev, th_error *err);
 	int (*release_list)(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
 
+	/* Requested reviewers: add inserts the users not yet requested (the front end checked
+	 * them) and counts them into *added_out, with `ev` in the same transaction; TH_ENOTFOUND
+	 * for no such pull. remove: TH_ENOTFOUND when `user` was not requested. */
+	int (*reviewer_add)(int *added_out, th_meta *m, int64_t db_id, int64_t pull_id,
+	                    const char *const *users, size_t n, const char *by,
+	                    const th_event_new *ev, th_error *err);
+	int (*reviewer_remove)(th_meta *m, int64_t db_id, int64_t pull_id, const char *user,
+	                       const th_event_new *ev, th_error *err);
+	int (*reviewer_list)(th_reviewer_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+	                     th_error *err);
+	/* A pull's options (all 0 when never set); set: TH_ENOTFOUND for no such pull. */
+	int (*pull_options_set)(th_meta *m, int64_t db_id, int64_t pull_id,
+	                        const th_pull_options *o, th_error *err);
+	int (*pull_options_get)(th_pull_options *out, th_meta *m, int64_t db_id, int64_t pull_id,
+	                        th_error *err);
+	/* The pulls f selects, newest first, paged as pull_list. */
+	int (*pull_search)(th_pull_list *out, int *more, th_meta *m, int64_t db_id,
+	                   const th_pull_filter *f, int64_t offset, size_t limit, th_error *err);
+	/* An Open pull marked Merged with its commit and its event, in one transaction; errors as
+	 * pull_set_state. */
+	int (*pull_mark_merged)(th_meta *m, int64_t db_id, int64_t pull_id,
+	                        const char *merge_commit, const th_event_new *ev, th_error *err);
+
 	int (*event_add)(th_meta *m, const th_event_new *ev, th_error *err);
 	/* At most `limit` events from `offset`, newest first; *more when there are further ones. */
 	int (*event_list)(th_event_list *out, int *more, th_meta *m, int64_t db_id, int64_t offset,

@@ -197,10 +197,32 @@ static const char *const schema_1[] = {
 	NULL,
 };
 
+/* Migration 2: SQLite's migration 9, the reviewers requested on a pull and a pull's options. */
+static const char *const schema_2[] = {
+	"CREATE TABLE pull_reviewers("
+	"  rowid BIGSERIAL UNIQUE,"
+	"  db_id BIGINT NOT NULL,"
+	"  pull_id BIGINT NOT NULL,"
+	"  \"user\" TEXT NOT NULL,"
+	"  requested_by TEXT NOT NULL,"
+	"  created_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (db_id, pull_id, \"user\"),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);"
+	"CREATE TABLE pull_options("
+	"  db_id BIGINT NOT NULL,"
+	"  pull_id BIGINT NOT NULL,"
+	"  delete_branch_on_merge INTEGER NOT NULL DEFAULT 0,"
+	"  branch_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (db_id, pull_id),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);",
+	NULL,
+};
+
 /* Entry i brings the schema from version i to i + 1, its parts run in one transaction. Append;
  * never edit one. */
 static const char *const *const migrations[] = {
 	schema_1,
+	schema_2,
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

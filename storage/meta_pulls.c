@@ -52,6 +52,28 @@ static const th_msql_stmt pull_list = {
 	"ORDER BY pull_id DESC LIMIT ?3 OFFSET ?4",
 	NULL
 };
+static const th_msql_stmt pull_search = {
+	MS_PULL_SEARCH, "search pull requests",
+	"SELECT " PULL_COLS " FROM pulls p WHERE p.db_id = ?1 AND (?2 IS NULL OR p.state = ?2) "
+	"AND (?3 IS NULL OR instr(lower(p.title), lower(?3)) > 0 OR "
+	"instr(lower(p.author), lower(?3)) > 0) AND (?4 = 0 OR EXISTS (SELECT 1 FROM "
+	"pull_reviews r WHERE r.db_id = p.db_id AND r.pull_id = p.pull_id)) AND (?5 = 0 OR "
+	"EXISTS (SELECT 1 FROM pull_reviewers v WHERE v.db_id = p.db_id AND v.pull_id = "
+	"p.pull_id)) ORDER BY p.pull_id DESC LIMIT ?6 OFFSET ?7",
+	/* PostgreSQL has strpos where SQLite has instr */
+	"SELECT " PULL_COLS " FROM pulls p WHERE p.db_id = $1 AND ($2::text IS NULL OR p.state = "
+	"$2) AND ($3::text IS NULL OR strpos(lower(p.title), lower($3)) > 0 OR "
+	"strpos(lower(p.author), lower($3)) > 0) AND ($4 = 0 OR EXISTS (SELECT 1 FROM "
+	"pull_reviews r WHERE r.db_id = p.db_id AND r.pull_id = p.pull_id)) AND ($5 = 0 OR "
+	"EXISTS (SELECT 1 FROM pull_reviewers v WHERE v.db_id = p.db_id AND v.pull_id = "
+	"p.pull_id)) ORDER BY p.pull_id DESC LIMIT $6 OFFSET $7"
+};
+static const th_msql_stmt pull_mark_merged = {
+	MS_PULL_MARK_MERGED, "mark pull request merged",
+	"UPDATE pulls SET state = 'Merged', merge_commit = ?3, updated_at = ?4 WHERE db_id = ?1 "
+	"AND pull_id = ?2 AND state = 'Open'",
+	NULL
+};
 static const th_msql_stmt pull_update = {
 	MS_PULL_UPDATE, "update pull request",
 	"UPDATE pulls SET title = COALESCE(?3, title), description = COALESCE(?4, description), "
@@ -270,6 +292,24 @@ int th_msql__pull_list(th_pull_list *out, int *more, th_meta *m, int64_t db_id, 
 	return TH_OK;
 }
 
+int th_msql__pull_search(th_pull_list *out, int *more, th_meta *m, int64_t db_id,
+                         const th_pull_filter *f, int64_t offset, size_t limit, th_error *err)
+{
+	void *items = NULL;
+	size_t n = 0;
+	int error;
+
+	if ((error = th_msql__list(&items, &n, more, (th_msql *)m, &pull_search,
+	                           sizeof(th_pull_info), limit, read_pull, dispose_pull, err,
+	                           "innddii", db_id, f->state ? th_pull_state_name(f->state) : NULL,
+	                           f->query, f->reviewed != 0, f->assigned != 0, (int64_t)limit + 1,
+	                           offset)) < 0)
+		return error;
+	out->items = items;
+	out->n = n;
+	return TH_OK;
+}
+
 int th_msql__pull_update(th_meta *m, int64_t db_id, int64_t pull_id, const char *title,
                          const char *description, th_error *err)
 {
@@ -318,6 +358,41 @@ int th_msql__pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_
 		                     pull_id);
 	th_msql__unlock(s);
 	return n < 0 ? n : TH_OK;
+}
+
+struct merged_args {
+	int64_t db_id, pull_id;
+	const char *commit;
+	const th_event_new *ev;
+};
+
+static int mark_merged_tx(th_msql *s, void *ctx, th_error *err)
+{
+	struct merged_args *a = ctx;
+	char cur[16];
+	int n;
+
+	if ((n = th_msql__run_locked(s, &pull_mark_merged, NULL, NULL, err, "iisi", a->db_id,
+	                             a->pull_id, a->commit, th_now_ms())) < 0)
+		return n;
+	if (n == 0) {
+		if ((n = th_msql__run_locked(s, &pull_state, read_state, cur, err, "ii", a->db_id,
+		                             a->pull_id)) < 0)
+			return n;
+		return n ? th_error_set(err, TH_ECONFLICT,
+		                        "pull request #%" PRId64 " is already %s", a->pull_id, cur)
+		         : th_error_set(err, TH_ENOTFOUND, "pull request #%" PRId64 " not found",
+		                        a->pull_id);
+	}
+	return th_msql__event_locked(s, a->ev, err);
+}
+
+int th_msql__pull_mark_merged(th_meta *m, int64_t db_id, int64_t pull_id, const char *merge_commit,
+                              const th_event_new *ev, th_error *err)
+{
+	struct merged_args a = { db_id, pull_id, merge_commit, ev };
+
+	return th_msql__tx((th_msql *)m, mark_merged_tx, &a, err);
 }
 
 struct note_new {

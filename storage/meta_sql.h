@@ -100,6 +100,15 @@ typedef enum {
 	/* releases (meta_releases.c) */
 	MS_RELEASE_INSERT,
 	MS_RELEASE_LIST,
+	/* requested reviewers, pull options, search, merged (meta_reviewers.c) */
+	MS_REVIEWER_PULL_EXISTS,
+	MS_REVIEWER_INSERT,
+	MS_REVIEWER_DELETE,
+	MS_REVIEWER_LIST,
+	MS_PULL_OPTIONS_SET,
+	MS_PULL_OPTIONS_GET,
+	MS_PULL_SEARCH,
+	MS_PULL_MARK_MERGED,
 	MS_NSLOTS
 } th_msql_slot;
 
@@ -270,6 +279,23 @@ int th_msql__pull_source(int64_t *from_db_id, th_meta *m, int64_t db_id, int64_t
 int th_msql__release_insert(th_meta *m, int64_t db_id, const th_release_new *r,
                             const th_event_new *ev, th_error *err);
 int th_msql__release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
+/* Requested reviewers, pull options, the pull search, the merge with its event
+ * (meta_reviewers.c). */
+int th_msql__reviewer_add(int *added_out, th_meta *m, int64_t db_id, int64_t pull_id,
+                          const char *const *users, size_t n, const char *by,
+                          const th_event_new *ev, th_error *err);
+int th_msql__reviewer_remove(th_meta *m, int64_t db_id, int64_t pull_id, const char *user,
+                             const th_event_new *ev, th_error *err);
+int th_msql__reviewer_list(th_reviewer_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                           th_error *err);
+int th_msql__pull_options_set(th_meta *m, int64_t db_id, int64_t pull_id, const th_pull_options *o,
+                              th_error *err);
+int th_msql__pull_options_get(th_pull_options *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                              th_error *err);
+int th_msql__pull_search(th_pull_list *out, int *more, th_meta *m, int64_t db_id,
+                         const th_pull_filter *f, int64_t offset, size_t limit, th_error *err);
+int th_msql__pull_mark_merged(th_meta *m, int64_t db_id, int64_t pull_id, const char *merge_commit,
+                              const th_event_new *ev, th_error *err);
 
 int th_msql__db_create(th_meta *m, const char *owner, const char *name, const char *description,
                        int is_private, th_error *err);

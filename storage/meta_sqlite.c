@@ -291,6 +291,24 @@ static const char *const migrations[] = {
 	"  op_id TEXT PRIMARY KEY NOT NULL,"
 	"  requested_by TEXT NOT NULL,"
 	"  requested_at INTEGER NOT NULL);",
+	/* 9: the reviewers requested on a pull (meta_reviewers.c), and a pull's options (whether
+	 * its merge deletes its source branch), beside the pull row rather than columns of it so
+	 * that this runs again over its own tables (see 6). */
+	"CREATE TABLE IF NOT EXISTS pull_reviewers("
+	"  db_id INTEGER NOT NULL,"
+	"  pull_id INTEGER NOT NULL,"
+	"  \"user\" TEXT NOT NULL,"
+	"  requested_by TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (db_id, pull_id, \"user\"),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);"
+	"CREATE TABLE IF NOT EXISTS pull_options("
+	"  db_id INTEGER NOT NULL,"
+	"  pull_id INTEGER NOT NULL,"
+	"  delete_branch_on_merge INTEGER NOT NULL DEFAULT 0,"
+	"  branch_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (db_id, pull_id),"
+	"  FOREIGN KEY (db_id, pull_id) REFERENCES pulls(db_id, pull_id) ON DELETE CASCADE);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

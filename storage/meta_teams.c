@@ -454,4 +454,11 @@ const th_meta_access_ops th_msql__access_ops = {
 	.event_list = msql_event_list,
 	.release_insert = th_msql__release_insert,
 	.release_list = th_msql__release_list,
+	.reviewer_add = th_msql__reviewer_add,
+	.reviewer_remove = th_msql__reviewer_remove,
+	.reviewer_list = th_msql__reviewer_list,
+	.pull_options_set = th_msql__pull_options_set,
+	.pull_options_get = th_msql__pull_options_get,
+	.pull_search = th_msql__pull_search,
+	.pull_mark_merged = th_msql__pull_mark_merged,
 };

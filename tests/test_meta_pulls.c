@@ -1,6 +1,8 @@
 /* test_meta_pulls.c: pull requests, comments and reviews in the metadata store
  * (storage/meta_pulls.c): ids, states, paging, one Open pull per branch pair, the migration that
- * brought the id counter. Each test in its own temporary data dir, against the real SQLite file. */
+ * brought the id counter; requested reviewers, a pull's options, the search behind the list
+ * filters, and the merge marked with its event in one step. Each test in its own temporary data
+ * dir, against the real SQLite file. */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -9,6 +11,7 @@
 #include "meta_store.h"
 #include "util.h"
 #include "tablehub/meta.h"
+#include "tablehub/meta_access.h"
 
 static void test_pulls(void)
 {
@@ -312,10 +315,134 @@ static void test_pull_find_or_create(void)
 	t_rmdir(dir);
 }
 
+/* The ids of a search, as "3,1". */
+static const char *search(th_meta *m, int64_t db_id, const th_pull_filter *f, const char *tok,
+                          size_t limit, char next[TH_PAGE_TOKEN_SIZE])
+{
+	static char out[100];
+	th_pull_list l = { NULL, 0 };
+	th_error err;
+	size_t n = 0;
+
+	out[0] = '\0';
+	CHECK_OK(th_meta_pull_search(&l, next, m, db_id, f, tok, limit, &err), &err);
+	for (size_t i = 0; i < l.n; i++)
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%lld", i ? "," : "",
+		                      (long long)l.items[i].pull_id);
+	th_pull_list_dispose(&l);
+	return out;
+}
+
+static void test_reviewers_options_search(void)
+{
+	char *dir = t_mkdtemp(), next[TH_PAGE_TOKEN_SIZE];
+	const char *two[] = { "bob", "erin" }, *again[] = { "erin", "carol", "carol" },
+	           *bad[] = { "no body" };
+	th_error err;
+	th_meta *m = NULL;
+	th_db_info a;
+	th_reviewer_list rl = { NULL, 0 };
+	th_pull_options o;
+	th_pull_filter f;
+	th_pull_info p;
+	th_event_new ev = { 0, "alice", "pull.merge", "2", "{}", "127.0.0.1" };
+	th_event_list evs = { NULL, 0 };
+	int64_t id;
+	int added = -1;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "one", NULL, 0, &err), &err);
+	CHECK_OK(th_meta_db_get(&a, m, "alice", "one", &err), &err);
+	ev.db_id = a.id;
+	CHECK_OK(
+	        th_meta_pull_create(&id, m, a.id, "Import Cities", "", "alice", "f1", "main", &err),
+	        &err);
+	CHECK_OK(th_meta_pull_create(&id, m, a.id, "fix towns", "", "bob", "f2", "main", &err),
+	         &err);
+	CHECK_OK(th_meta_pull_create(&id, m, a.id, "more cities", "", "carol", "f3", "main", &err),
+	         &err);
+
+	/* Reviewers: repeated and known names are skipped; the order is the request's. */
+	CHECK_OK(th_meta_reviewer_add(&added, m, a.id, 1, two, 2, "alice", NULL, &err), &err);
+	CHECK(added == 2);
+	CHECK_OK(th_meta_reviewer_add(&added, m, a.id, 1, again, 3, "alice", NULL, &err), &err);
+	CHECK(added == 1);
+	CHECK_OK(th_meta_reviewer_list(&rl, m, a.id, 1, &err), &err);
+	CHECK(rl.n == 3 && strcmp(rl.items[0].user, "bob") == 0 &&
+	      strcmp(rl.items[2].user, "carol") == 0 &&
+	      strcmp(rl.items[2].requested_by, "alice") == 0);
+	th_reviewer_list_dispose(&rl);
+	CHECK(th_meta_reviewer_add(&added, m, a.id, 9, two, 2, "alice", NULL, &err) ==
+	      TH_ENOTFOUND);
+	CHECK(th_meta_reviewer_add(&added, m, a.id, 1, bad, 1, "alice", NULL, &err) == TH_EINVALID);
+	CHECK(th_meta_reviewer_add(&added, m, a.id, 1, two, 0, "alice", NULL, &err) == TH_EINVALID);
+	CHECK_OK(th_meta_reviewer_remove(m, a.id, 1, "erin", NULL, &err), &err);
+	CHECK(th_meta_reviewer_remove(m, a.id, 1, "erin", NULL, &err) == TH_ENOTFOUND);
+	CHECK_OK(th_meta_reviewer_list(&rl, m, a.id, 1, &err), &err);
+	CHECK(rl.n == 2);
+	th_reviewer_list_dispose(&rl);
+
+	/* Options: none until set; a pull that is not there has none to set. */
+	CHECK_OK(th_meta_pull_options_get(&o, m, a.id, 2, &err), &err);
+	CHECK(o.delete_branch_on_merge == 0 && o.branch_deleted == 0);
+	o.delete_branch_on_merge = 1;
+	CHECK_OK(th_meta_pull_options_set(m, a.id, 2, &o, &err), &err);
+	CHECK(th_meta_pull_options_set(m, a.id, 9, &o, &err) == TH_ENOTFOUND);
+	memset(&o, 0, sizeof(o));
+	CHECK_OK(th_meta_pull_options_get(&o, m, a.id, 2, &err), &err);
+	CHECK(o.delete_branch_on_merge == 1 && o.branch_deleted == 0);
+
+	/* Search: text in title or author (any case), reviewers, reviews, state, paging. */
+	memset(&f, 0, sizeof(f));
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "3,2,1");
+	f.query = "CITIES";
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "3,1");
+	f.query = "bob";
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "2");
+	f.query = "%";
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "");
+	f.query = NULL;
+	f.assigned = 1;
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "1");
+	f.assigned = 0;
+	f.reviewed = 1;
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "");
+	CHECK_OK(th_meta_pull_review_add(NULL, m, a.id, 3, "bob", TH_REVIEW_APPROVED, "", &err),
+	         &err);
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "3");
+	f.reviewed = 0;
+	CHECK_STR(search(m, a.id, &f, NULL, 2, next), "3,2");
+	CHECK_STR(next, "2");
+	CHECK_STR(search(m, a.id, &f, next, 2, next), "1");
+	CHECK_STR(next, "");
+
+	/* Marked merged with its event in one step; only an Open pull, and no event otherwise. */
+	CHECK_OK(th_meta_pull_mark_merged(m, a.id, 2, "0123456789012345678901234567890123456789",
+	                                  &ev, &err),
+	         &err);
+	CHECK_OK(th_meta_pull_get(&p, m, a.id, 2, &err), &err);
+	CHECK(p.state == TH_PULL_MERGED &&
+	      strcmp(p.merge_commit, "0123456789012345678901234567890123456789") == 0);
+	th_pull_info_dispose(&p);
+	CHECK(th_meta_pull_mark_merged(m, a.id, 2, "0123456789012345678901234567890123456789", &ev,
+	                               &err) == TH_ECONFLICT);
+	CHECK(th_meta_pull_mark_merged(m, a.id, 2, "short", &ev, &err) == TH_EINVALID);
+	CHECK_OK(th_meta_event_list(&evs, NULL, m, a.id, NULL, 0, &err), &err);
+	CHECK(evs.n == 1 && strcmp(evs.items[0].action, "pull.merge") == 0);
+	th_event_list_dispose(&evs);
+	f.state = TH_PULL_MERGED;
+	CHECK_STR(search(m, a.id, &f, NULL, 0, next), "2");
+
+	th_db_info_dispose(&a);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 int main(void)
 {
 	RUN(test_pulls);
 	RUN(test_pull_ids_counter);
 	RUN(test_pull_find_or_create);
+	RUN(test_reviewers_options_search);
 	TH_TEST_END();
 }

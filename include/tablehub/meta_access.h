@@ -343,4 +343,75 @@ int th_meta_release_create(th_meta *m, int64_t db_id, const th_release_new *r,
 /* The releases of db_id, newest first. Returns TH_OK or TH_ESTORE. */
 int th_meta_release_list(th_release_list *out, th_meta *m, int64_t db_id, th_error *err);
 
+/* --- requested reviewers, pull options, pull search, the merge ----------------------------- */
+
+/* A reviewer requested on a pull request. */
+typedef struct th_reviewer_info {
+	char user[65];
+	char requested_by[65];
+	int64_t created_at;
+} th_reviewer_info;
+
+typedef struct th_reviewer_list {
+	th_reviewer_info *items; /* by the order they were requested in */
+	size_t n;
+} th_reviewer_list;
+
+void th_reviewer_list_dispose(th_reviewer_list *l);
+
+#define TH_REVIEWERS_MAX 100 /* names one request may add */
+
+/* Request users[0..n) (valid user names; the caller checked each may read the database) as
+ * reviewers of pull pull_id of db_id, by `by`; names already requested, or repeated, are
+ * skipped. *added_out (may be NULL) gets how many were new. The event `ev` (may be NULL) is
+ * written with them. Returns TH_OK, TH_EINVALID (no names, too many, or a bad one: the message
+ * names it), TH_ENOTFOUND (no such pull) or TH_ESTORE. */
+int th_meta_reviewer_add(int *added_out, th_meta *m, int64_t db_id, int64_t pull_id,
+                         const char *const *users, size_t n, const char *by, const th_event_new *ev,
+                         th_error *err);
+
+/* Withdraw the request for `user`'s review. Returns TH_OK, TH_ENOTFOUND ("'x' is not a requested
+ * reviewer of pull request #n") or TH_ESTORE. */
+int th_meta_reviewer_remove(th_meta *m, int64_t db_id, int64_t pull_id, const char *user,
+                            const th_event_new *ev, th_error *err);
+
+/* The requested reviewers of a pull, in the order requested. Returns TH_OK or TH_ESTORE. */
+int th_meta_reviewer_list(th_reviewer_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                          th_error *err);
+
+/* What a pull request does beyond its record. */
+typedef struct th_pull_options {
+	int delete_branch_on_merge; /* its merge deletes its source branch (DoltHub's
+	                             * deleteBranchOnMerge) */
+	int branch_deleted;         /* its merge did */
+} th_pull_options;
+
+/* Set the options of pull pull_id. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+int th_meta_pull_options_set(th_meta *m, int64_t db_id, int64_t pull_id, const th_pull_options *o,
+                             th_error *err);
+/* The options of pull pull_id (all 0 when never set, or no such pull). Returns TH_OK or
+ * TH_ESTORE. */
+int th_meta_pull_options_get(th_pull_options *out, th_meta *m, int64_t db_id, int64_t pull_id,
+                             th_error *err);
+
+/* Which pulls a search returns. */
+typedef struct th_pull_filter {
+	th_pull_state state; /* 0 = any */
+	const char *query;   /* in the title or the author's name, ASCII case ignored; NULL = any */
+	int reviewed;        /* only pulls with at least one review */
+	int assigned;        /* only pulls with at least one requested reviewer */
+} th_pull_filter;
+
+/* The pulls of db_id that f selects, newest first, paged as th_meta_pull_list. Returns TH_OK,
+ * TH_EINVALID (bad page token, a query over 200 bytes) or TH_ESTORE. */
+int th_meta_pull_search(th_pull_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *m,
+                        int64_t db_id, const th_pull_filter *f, const char *page_token,
+                        size_t limit, th_error *err);
+
+/* Mark Open pull pull_id Merged with merge_commit (40 hex) and write its event `ev` (may be NULL)
+ * in the same transaction, so the trail says merged exactly when it is. Returns TH_OK,
+ * TH_ENOTFOUND, TH_ECONFLICT (not Open: the message says its state), TH_EINVALID or TH_ESTORE. */
+int th_meta_pull_mark_merged(th_meta *m, int64_t db_id, int64_t pull_id, const char *merge_commit,
+                             const th_event_new *ev, th_error *err);
+
 #endif
