@@ -2,9 +2,11 @@
  * one route table of the resource is here; its handlers live in this file and its siblings (see
  * api/pulls_api.h):
  *
- *   GET   /api/v1alpha1/{owner}/{db}/pulls                    list (pageToken, filterByState)
+ *   GET   /api/v1alpha1/{owner}/{db}/pulls                    list (pageToken, filterByState,
+ *                                                             filterByReviewStatus, query)
  *   POST  /api/v1alpha1/{owner}/{db}/pulls                    create (title, description,
- *                                                             fromBranchName, toBranchName)
+ *                                                             fromBranchName, toBranchName,
+ *                                                             deleteBranchOnMerge)
  *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}               one pull request, its comments and
  *                                                             reviews
  *   PATCH /api/v1alpha1/{owner}/{db}/pulls/{id}               title, description, state "closed"
@@ -16,6 +18,8 @@
  *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/conflicts     what a merge would conflict on
  *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge         start the merge operation  (merge)
  *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=   poll it
+ *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/reviewers     {"reviewers": [...]} (reviewers)
+ *   DELETE /api/v1alpha1/{owner}/{db}/pulls/{id}/reviewers/{user}
  *
  * Who may do what is in the flags of each route (api.h: R_READ, R_WRITE): anyone who can read
  * the database reads pulls, their diff and conflicts, and when signed in comments; the write role
@@ -31,6 +35,7 @@
 #include <strings.h>
 
 #include "pulls_api.h"
+#include "tablehub/meta_access.h"
 #include "tablehub/repo.h"
 
 #define API "/api/v1alpha1"
@@ -46,8 +51,14 @@ const api_route api_pulls_routes[] = {
 	{ "POST", API "/:owner/:db/pulls/:id/reviews", api_pulls_review, R_WRITE | R_JSON },
 	{ "GET", API "/:owner/:db/pulls/:id/diff", api_pulls_diff, R_READ },
 	{ "GET", API "/:owner/:db/pulls/:id/conflicts", api_pulls_conflicts, R_READ },
-	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge, R_WRITE | R_ENQUEUE },
+	{ "POST", API "/:owner/:db/pulls/:id/merge", api_pulls_merge,
+	  R_WRITE | R_ENQUEUE | R_FORM },
 	{ "GET", API "/:owner/:db/pulls/:id/merge", api_pulls_merge_poll, R_READ },
+	/* the write role or the pull's author (checked in pulls_reviewers.c) */
+	{ "POST", API "/:owner/:db/pulls/:id/reviewers", api_pulls_reviewers_add,
+	  R_READ | R_AUTH | R_JSON },
+	{ "DELETE", API "/:owner/:db/pulls/:id/reviewers/:user", api_pulls_reviewers_remove,
+	  R_READ | R_AUTH },
 	{ NULL, NULL, NULL, 0 }
 };
 
@@ -104,61 +115,133 @@ int api_pull_reply(th_req *req, cJSON *body, int incomplete, th_error *err)
 
 /* --- list, get -------------------------------------------------------------------------------- */
 
+/* One pull of a list: DoltHub's pulls[] item. Returns 0 when out of memory. */
+static int list_item(cJSON *arr, const th_pull_info *p)
+{
+	cJSON *it = cJSON_CreateObject();
+	char id[24], created[32];
+
+	snprintf(id, sizeof(id), "%lld", (long long)p->pull_id);
+	th_time_fmt(created, p->created_at);
+	if (it == NULL || !cJSON_AddItemToArray(arr, it)) {
+		cJSON_Delete(it);
+		return 0;
+	}
+	return api_json_str(it, "pull_id", id) && api_json_str(it, "title", p->title) &&
+	       api_json_str(it, "description", p->description) &&
+	       api_json_str(it, "state", th_pull_state_name(p->state)) &&
+	       api_json_str(it, "created_at", created) && api_json_str(it, "creator", p->author);
+}
+
+/* filterByReviewStatus: DoltHub's values. AssignedReviewer selects pulls with a requested
+ * reviewer (in the store); the others the pulls whose review_status, as their own body shows it
+ * under the branch's rules, is that value (evaluated here, pull by pull). */
+static const char *const review_filters[] = { "Approved", "Rejected", "Reviewed",
+	                                      "AssignedReviewer" };
+#define REVIEW_FILTER_ASSIGNED 3
+#define LIST_PAGE 50
+#define LIST_SCAN_PAGES 20 /* store pages one request reads looking for matches */
+
+static int review_filter_parse(int *out, const char *s, th_error *err)
+{
+	*out = -1;
+	if (s == NULL || *s == '\0')
+		return TH_OK;
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, review_filters[i]) == 0) {
+			*out = i;
+			return TH_OK;
+		}
+	return th_error_set(err, TH_EINVALID,
+	                    "'filterByReviewStatus' must be Approved, Rejected, Reviewed or "
+	                    "AssignedReviewer (got '%.64s')",
+	                    s);
+}
+
+/* Fill arr with the pulls f selects from page token `tok`, at most LIST_PAGE, whose review
+ * status is review_filters[rf] (rf < 0 or ASSIGNED: every one the store returns); next gets the
+ * next page's token. A review filter reads store pages until the page is full, the pulls end or
+ * LIST_SCAN_PAGES were read: a page may then hold fewer pulls and still have a next one. */
+static int list_fill(cJSON *arr, char next[TH_PAGE_TOKEN_SIZE], th_req *req,
+                     const th_pull_filter *f, int rf, const char *tok, th_error *err)
+{
+	char at[TH_PAGE_TOKEN_SIZE];
+	size_t room = LIST_PAGE;
+	int error = TH_OK;
+
+	snprintf(at, sizeof(at), "%s", tok ? tok : "");
+	next[0] = '\0';
+	for (int page = 0; page < LIST_SCAN_PAGES && room > 0; page++) {
+		th_pull_list l = { NULL, 0 };
+		if ((error = th_meta_pull_search(&l, next, req->srv->meta, req->db.id, f, at, room,
+		                                 err)) < 0)
+			return error;
+		for (size_t i = 0; i < l.n && error == TH_OK; i++) {
+			const char *status = NULL;
+			if (rf >= 0 && rf != REVIEW_FILTER_ASSIGNED &&
+			    (error = api_pulls_review_status(&status, req, &l.items[i], err)) < 0)
+				break;
+			if (status != NULL && strcmp(status, review_filters[rf]) != 0)
+				continue;
+			if (!list_item(arr, &l.items[i]))
+				error = th_error_set(err, TH_ENOMEM, "out of memory");
+			room--;
+		}
+		th_pull_list_dispose(&l);
+		if (error < 0 || next[0] == '\0' || rf < 0 || rf == REVIEW_FILTER_ASSIGNED)
+			break;
+		memcpy(at, next, sizeof(at));
+	}
+	return error;
+}
+
 int api_pulls_list(th_req *req, th_error *err)
 {
 	const char *filter = api_arg(req, "filterByState");
-	th_pull_state state = 0;
-	th_pull_list l = { NULL, 0 };
+	th_pull_filter f;
 	char next[TH_PAGE_TOKEN_SIZE] = "";
 	cJSON *body = NULL, *arr;
-	int error;
+	int rf, error;
 
-	if (filter != NULL && filter[0] != '\0' && (state = th_pull_state_parse(filter)) == 0)
+	memset(&f, 0, sizeof(f));
+	if (filter != NULL && filter[0] != '\0' && (f.state = th_pull_state_parse(filter)) == 0)
 		return th_error_set(err, TH_EINVALID,
 		                    "'filterByState' must be Open, Closed or Merged (got '%.64s')",
 		                    filter);
-	error = th_meta_pull_list(&l, next, req->srv->meta, req->db.id, state,
-	                          api_arg(req, "pageToken"), 0, err);
-	if (error == TH_EINVALID)
-		return th_error_set(err, TH_EINVALID, "bad 'pageToken'");
-	if (error < 0)
+	if ((error = review_filter_parse(&rf, api_arg(req, "filterByReviewStatus"), err)) < 0)
 		return error;
+	f.query = api_arg(req, "query");
+	if (f.query != NULL && strlen(f.query) > 200)
+		return th_error_set(err, TH_EINVALID, "'query' is over 200 bytes");
+	f.assigned = rf == REVIEW_FILTER_ASSIGNED;
+	f.reviewed = rf >= 0 && rf != REVIEW_FILTER_ASSIGNED; /* every status here needs one */
 	body = api_success();
 	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
 	    !api_json_str(body, "database_name", req->db.name) ||
-	    (arr = cJSON_AddArrayToObject(body, "pulls")) == NULL)
-		goto oom;
-	for (size_t i = 0; i < l.n; i++) {
-		const th_pull_info *p = &l.items[i];
-		cJSON *it = cJSON_CreateObject();
-		char id[24], created[32];
-		snprintf(id, sizeof(id), "%lld", (long long)p->pull_id);
-		th_time_fmt(created, p->created_at);
-		if (it == NULL || !cJSON_AddItemToArray(arr, it)) {
-			cJSON_Delete(it);
-			goto oom;
-		}
-		if (!api_json_str(it, "pull_id", id) || !api_json_str(it, "title", p->title) ||
-		    !api_json_str(it, "description", p->description) ||
-		    !api_json_str(it, "state", th_pull_state_name(p->state)) ||
-		    !api_json_str(it, "created_at", created) ||
-		    !api_json_str(it, "creator", p->author))
-			goto oom;
+	    (arr = cJSON_AddArrayToObject(body, "pulls")) == NULL) {
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto fail;
 	}
-	if (!api_json_str(body, "next_page_token", next))
-		goto oom;
-	th_pull_list_dispose(&l);
+	error = list_fill(arr, next, req, &f, rf, api_arg(req, "pageToken"), err);
+	if (error == TH_EINVALID)
+		error = th_error_set(err, TH_EINVALID, "bad 'pageToken'");
+	if (error < 0)
+		goto fail;
+	if (!api_json_str(body, "next_page_token", next)) {
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto fail;
+	}
 	return api_reply_json(req, MHD_HTTP_OK, body, err);
-oom:
-	th_pull_list_dispose(&l);
+fail:
 	cJSON_Delete(body);
-	return th_error_set(err, TH_ENOMEM, "out of memory");
+	return error;
 }
 
 int api_pulls_get(th_req *req, th_error *err)
 {
 	th_pull_info p;
 	th_fork_info fork;
+	th_pull_options opts;
 	int64_t id;
 	char created[32], updated[32];
 	cJSON *body = NULL;
@@ -189,7 +272,16 @@ int api_pulls_get(th_req *req, th_error *err)
 		error = th_error_set(err, TH_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	if ((error = th_meta_pull_options_get(&opts, req->srv->meta, req->db.id, id, err)) < 0)
+		goto cleanup;
+	if (!cJSON_AddBoolToObject(body, "delete_branch_on_merge", opts.delete_branch_on_merge) ||
+	    (opts.delete_branch_on_merge && p.state == TH_PULL_MERGED &&
+	     !cJSON_AddBoolToObject(body, "branch_deleted", opts.branch_deleted))) {
+		error = th_error_set(err, TH_ENOMEM, "out of memory");
+		goto cleanup;
+	}
 	if ((error = api_pulls_add_notes(body, req, id, err)) < 0 || /* comments, reviews */
+	    (error = api_pulls_add_reviewers(body, req, id, err)) < 0 ||
 	    (error = api_pulls_add_review_state(body, req, &p, err)) < 0 ||
 	    (error = api_pull_fork_of(&fork, req, &p, err)) < 0)
 		goto cleanup;
@@ -227,6 +319,8 @@ static int same_db(th_req *req, const char *owner_key, const char *repo_key, th_
 int api_pulls_create(th_req *req, th_error *err)
 {
 	const char *title = NULL, *desc = NULL, *from = NULL, *to = NULL, *shown;
+	const cJSON *dbm = cJSON_GetObjectItemCaseSensitive(req->json, "deleteBranchOnMerge");
+	th_pull_options opts = { 0, 0 };
 	char branch[TH_BRANCH_NAME_MAX + 1];
 	th_fork_info fork;
 	th_repo *repo = NULL;
@@ -235,6 +329,10 @@ int api_pulls_create(th_req *req, th_error *err)
 	cJSON *body = NULL;
 	int created = 0, error, incomplete;
 
+	if (dbm != NULL && !cJSON_IsNull(dbm) && !cJSON_IsBool(dbm))
+		return th_error_set(err, TH_EINVALID,
+		                    "'deleteBranchOnMerge' must be true or false");
+	opts.delete_branch_on_merge = cJSON_IsTrue(dbm);
 	if ((error = api_json_get_str(&title, req->json, "title", 0, "", err)) < 0 ||
 	    (error = api_json_get_str(&desc, req->json, "description", 0, "", err)) < 0 ||
 	    (error = api_json_get_str(&from, req->json, "fromBranchName", 1, "", err)) < 0 ||
@@ -271,6 +369,9 @@ int api_pulls_create(th_req *req, th_error *err)
 	if (created && fork.id != 0 &&
 	    (error = th_meta_pull_set_source(req->srv->meta, req->db.id, id, fork.id, err)) < 0)
 		goto cleanup;
+	if (created && opts.delete_branch_on_merge &&
+	    (error = th_meta_pull_options_set(req->srv->meta, req->db.id, id, &opts, err)) < 0)
+		goto cleanup;
 	if (!created) {
 		error = th_error_set(
 		        err, TH_EEXISTS,
@@ -289,7 +390,8 @@ int api_pulls_create(th_req *req, th_error *err)
 	        !api_json_str(body, "to_repository_name", req->db.name) ||
 	        !api_json_str(body, "to_branch_name", to) || !api_pull_add_id(body, id) ||
 	        !api_json_str(body, "state", th_pull_state_name(TH_PULL_OPEN)) ||
-	        !api_json_str(body, "author", req->user);
+	        !api_json_str(body, "author", req->user) ||
+	        !cJSON_AddBoolToObject(body, "delete_branch_on_merge", opts.delete_branch_on_merge);
 	error = api_pull_reply(req, body, incomplete, err);
 cleanup:
 	th_repo_free(repo);

@@ -7,6 +7,7 @@
  *   pulls_diff.c     the paged diff, shaped into JSON here from src's values; merge conflicts
  *   pulls_merge.c    the merge operation: start it, poll it
  *   pulls_rules.c    branch protection: review state, self-approval, who may merge
+ *   pulls_reviewers.c  the reviewers requested on a pull
  */
 #ifndef TABLEHUB_API_PULLS_API_H
 #define TABLEHUB_API_PULLS_API_H
@@ -27,6 +28,8 @@ int api_pulls_diff(th_req *req, th_error *err);
 int api_pulls_conflicts(th_req *req, th_error *err);
 int api_pulls_merge(th_req *req, th_error *err);
 int api_pulls_merge_poll(th_req *req, th_error *err);
+int api_pulls_reviewers_add(th_req *req, th_error *err);
+int api_pulls_reviewers_remove(th_req *req, th_error *err);
 
 /* The :id capture as a pull id (1-18 digits), echoed in errors as "pull_id". Returns TH_OK or
  * TH_ENOTFOUND ("pull request #x not found in 'owner/db'") when it cannot be one. */
@@ -48,10 +51,17 @@ int api_pull_reply(th_req *req, cJSON *body, int incomplete, th_error *err);
  * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int api_pulls_add_notes(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
 
+/* Add "requested_reviewers" [{username, review_status (latest, or null), requested_by}] of pull
+ * `pull_id` to a pull's body (pulls_reviewers.c). Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
+int api_pulls_add_reviewers(cJSON *body, th_req *req, int64_t pull_id, th_error *err);
+
 /* Branch protection (pulls_rules.c). Add the pull's "review_status", "approvals",
  * "required_approvals", "protected", "merge_role", "mergeable" (under the rules) and, when not
  * mergeable, "merge_blocked_by" {rule, message} to body: TH_OK, TH_ENOMEM or TH_ESTORE. */
 int api_pulls_add_review_state(cJSON *body, th_req *req, const th_pull_info *p, th_error *err);
+/* The review_status p shows ("Approved", "Rejected", "Reviewed" or "": static) into *out.
+ * Returns TH_OK or TH_ESTORE. */
+int api_pulls_review_status(const char **out, th_req *req, const th_pull_info *p, th_error *err);
 /* TH_OK, or TH_ECONFLICT (with "rule" echoed) when req->user may not approve p (their own pull
  * into a branch protected without allowSelfApproval). */
 int api_pulls_check_approval(th_req *req, const th_pull_info *p, th_review_status st,

@@ -3,41 +3,51 @@
  *   POST /api/v1alpha1/{owner}/{db}/pulls/{id}/merge                     start it (write role)
  *   GET  /api/v1alpha1/{owner}/{db}/pulls/{id}/merge?operationName=N     poll it
  *
- * The POST checks the pull is Open and that the target branch's protection lets the caller merge
- * it now (409 naming the rule otherwise: pulls_rules.c), queues a "merge" operation
- * (src/merge_job.c runs it), records the event, and answers its DoltHub names at once. The poll
+ * The POST (no body, or {"deleteBranchOnMerge": bool}) checks the pull is Open and that the
+ * target branch's protection lets the caller merge it now (409 naming the rule otherwise:
+ * pulls_rules.c), queues a "merge" operation (src/merge_job.c runs it, and writes the
+ * "pull.merge" event when the merge is done, with its commit) and answers its DoltHub names at
+ * once. The poll
  * reads the operation back: job_status, the pull's state, and when done the merge commit and the
  * stored result; when it failed on conflicts, the conflicts the merge stored with the failed
  * operation (a merge failed before results were kept has them recomputed: nothing changed since).
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "pulls_api.h"
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
+#include "tablehub/meta_access.h"
 #include "tablehub/pulls.h"
 
-/* The audit trail's "pull.merge": who asked for the merge of which pull, from where. The merge
- * is queued already, so a failure here is logged and the reply stays a success. */
-static void record_merge(th_req *req, const th_pull_info *p, const char *opid)
+/* The optional body of POST merge: {"deleteBranchOnMerge": bool} as DoltHub clients send it,
+ * stored with the pull's options (the merge operation reads them when it completes). */
+static int merge_options(th_req *req, const th_pull_info *p, th_error *err)
 {
-	char target[24], *detail = NULL;
-	cJSON *d = cJSON_CreateObject();
-	th_error err = { 0 };
-	th_event_new ev;
+	th_pull_options o;
+	cJSON *json, *flag;
+	int error;
 
-	snprintf(target, sizeof(target), "%lld", (long long)p->pull_id);
-	if (d != NULL && api_json_str(d, "operation", opid) &&
-	    api_json_str(d, "from_branch", p->from_branch) &&
-	    api_json_str(d, "to_branch", p->to_branch))
-		detail = cJSON_PrintUnformatted(d);
-	cJSON_Delete(d);
-	ev = api_event(req, "pull.merge", target, detail);
-	if (th_meta_event_add(req->srv->meta, &ev, &err) < 0)
-		TH_LOG(TH_LOG_WARN, "req=%llu merge of pull #%s: event not recorded: %s",
-		       (unsigned long long)req->id, target, err.msg);
-	cJSON_free(detail);
+	if (req->body_len == 0)
+		return TH_OK;
+	json = cJSON_ParseWithLength(req->body, req->body_len);
+	if (json == NULL || !cJSON_IsObject(json)) {
+		cJSON_Delete(json);
+		return th_error_set(err, TH_EINVALID,
+		                    "request body must be empty or a JSON object "
+		                    "{\"deleteBranchOnMerge\": true|false}");
+	}
+	req->json = json; /* deleted with the request */
+	flag = cJSON_GetObjectItemCaseSensitive(json, "deleteBranchOnMerge");
+	if (flag == NULL || cJSON_IsNull(flag))
+		return TH_OK;
+	if (!cJSON_IsBool(flag))
+		return th_error_set(err, TH_EINVALID,
+		                    "'deleteBranchOnMerge' must be true or false");
+	if ((error = th_meta_pull_options_get(&o, req->srv->meta, req->db.id, p->pull_id, err)) < 0)
+		return error;
+	o.delete_branch_on_merge = cJSON_IsTrue(flag);
+	return th_meta_pull_options_set(req->srv->meta, req->db.id, p->pull_id, &o, err);
 }
 
 int api_pulls_merge(th_req *req, th_error *err)
@@ -56,13 +66,13 @@ int api_pulls_merge(th_req *req, th_error *err)
 		                     (long long)id, th_pull_state_name(p.state));
 		goto cleanup;
 	}
-	if ((error = api_pulls_check_merge(req, &p, err)) < 0)
+	if ((error = api_pulls_check_merge(req, &p, err)) < 0 ||
+	    (error = merge_options(req, &p, err)) < 0)
 		goto cleanup;
 	if ((error = th_pulls_enqueue_merge(opid, req->srv->meta, req->db.owner, req->db.name,
-	                                    req->user, id, err)) < 0)
+	                                    req->user, id, api_client_addr(req), err)) < 0)
 		goto cleanup;
 	th_jobs_wake(req->srv->jobs);
-	record_merge(req, &p, opid);
 	job = api_op_job_name(&req->pool, req->db.owner, req->db.name, opid);
 	userop = api_op_user_name(&req->pool, req->user, opid);
 	body = api_success();

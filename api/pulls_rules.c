@@ -39,6 +39,17 @@ static int evaluate(th_review_state *s, th_req *req, const th_pull_info *p, th_e
 	return th_review_evaluate(s, req->srv->meta, req->db.id, req->db.owner, p, head, err);
 }
 
+int api_pulls_review_status(const char **out, th_req *req, const th_pull_info *p, th_error *err)
+{
+	th_review_state s;
+	int error;
+
+	if ((error = evaluate(&s, req, p, err)) < 0)
+		return error;
+	*out = s.review_status;
+	return TH_OK;
+}
+
 int api_pulls_add_review_state(cJSON *body, th_req *req, const th_pull_info *p, th_error *err)
 {
 	th_review_state s;

@@ -14,6 +14,16 @@
  * runs to its end, and a merge that moved its target branch completes. A retry runs to its end
  * too, since its dead attempt may have moved the target already.
  *
+ * The audit trail's "pull.merge" event (who asked, from which address: both kept in the
+ * operation's params) is written in the same transaction that marks the pull Merged, with the
+ * merge commit: a merge that fails, or has not run yet, records nothing as merged.
+ *
+ * deleteBranchOnMerge (th_pull_options): once the pull is Merged, its source branch is deleted,
+ * with a "branch.delete" event, unless it is the default branch, protected, a fork's branch (the
+ * fork belongs to someone else: the parent holds only a copy), the source of another Open pull,
+ * or moved past the merged commit since. The result says which ("branch_deleted",
+ * "branch_kept"), and the pull's options record a deletion.
+ *
  * Retries: an attempt may die after the target branch moved, before or after the pull was marked
  * Merged. th_pull_merge finds a merge commit of its own already on the target and returns it
  * instead of writing another; a retry that finds the pull Merged checks that its merge commit is
@@ -24,26 +34,190 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "tablehub/buf.h"
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
+#include "tablehub/meta_access.h"
 #include "tablehub/pulls.h"
 
+#define DEFAULT_BRANCH "main"
+
 int th_pulls_enqueue_merge(char op_id_out[TH_UUID_SIZE], th_meta *m, const char *owner,
-                           const char *db, const char *creator, int64_t pull_id, th_error *err)
+                           const char *db, const char *creator, int64_t pull_id,
+                           const char *address, th_error *err)
 {
 	th_op_new op;
-	char params[64];
+	th_buf params = TH_BUF_INIT;
+	int error;
 
-	snprintf(params, sizeof(params), "{\"pull_id\":%lld}", (long long)pull_id);
+	if ((error = th_buf_printf(&params, err,
+	                           "{\"pull_id\":%lld,\"address\":", (long long)pull_id)) < 0 ||
+	    (error = th_buf_put_json_cstr(&params, address ? address : "", err)) < 0 ||
+	    (error = th_buf_puts(&params, "}", err)) < 0)
+		goto cleanup;
 	memset(&op, 0, sizeof(op));
 	op.kind = "merge";
 	op.owner = owner;
 	op.db = db;
 	op.creator = creator;
-	op.params = params;
+	op.params = params.ptr;
 	op.pull_id = pull_id;
-	return th_meta_op_create(op_id_out, m, &op, err);
+	error = th_meta_op_create(op_id_out, m, &op, err);
+cleanup:
+	th_buf_dispose(&params);
+	return error;
+}
+
+/* The client address the merge was asked from, kept in the params, into out ("" when none). */
+static void params_address(char out[64], const th_op_info *job)
+{
+	cJSON *p = job->params ? cJSON_Parse(job->params) : NULL;
+	const char *a = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "address"));
+
+	snprintf(out, 64, "%s", a ? a : "");
+	cJSON_Delete(p);
+}
+
+/* Mark the pull Merged with `commit` and write its "pull.merge" event, in one step. */
+static int mark_merged(th_meta *m, const th_db_info *db, const th_op_info *job,
+                       const th_pull_info *pull, const char *commit, const char *address,
+                       th_error *err)
+{
+	th_buf detail = TH_BUF_INIT;
+	th_event_new ev;
+	char target[24];
+	int error;
+
+	snprintf(target, sizeof(target), "%lld", (long long)job->pull_id);
+	if ((error = th_buf_puts(&detail, "{\"operation\":", err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&detail, job->id, err)) < 0 ||
+	    (error = th_buf_puts(&detail, ",\"from_branch\":", err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&detail, pull->from_branch, err)) < 0 ||
+	    (error = th_buf_puts(&detail, ",\"to_branch\":", err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&detail, pull->to_branch, err)) < 0 ||
+	    (error = th_buf_printf(&detail, err, ",\"commit\":\"%s\"}", commit)) < 0)
+		goto cleanup;
+	memset(&ev, 0, sizeof(ev));
+	ev.db_id = db->id;
+	ev.actor = job->creator;
+	ev.action = "pull.merge";
+	ev.target = target;
+	ev.detail = detail.ptr;
+	ev.address = address;
+	error = th_meta_pull_mark_merged(m, db->id, job->pull_id, commit, &ev, err);
+cleanup:
+	th_buf_dispose(&detail);
+	return error;
+}
+
+/* Is `branch` the source of an Open pull other than `pull_id`? 1, 0, or an error code. */
+static int branch_in_use(th_meta *m, int64_t db_id, int64_t pull_id, const char *branch,
+                         th_error *err)
+{
+	char tok[TH_PAGE_TOKEN_SIZE] = "", next[TH_PAGE_TOKEN_SIZE];
+	int found = 0, error;
+
+	do {
+		th_pull_list l = { NULL, 0 };
+		if ((error = th_meta_pull_list(&l, next, m, db_id, TH_PULL_OPEN, tok, 1000, err)) <
+		    0)
+			return error;
+		for (size_t i = 0; i < l.n && !found; i++)
+			found = l.items[i].pull_id != pull_id &&
+			        strcmp(l.items[i].from_branch, branch) == 0;
+		th_pull_list_dispose(&l);
+		memcpy(tok, next, sizeof(tok));
+	} while (!found && tok[0] != '\0');
+	return found;
+}
+
+/* deleteBranchOnMerge for merged pull `pull`: delete its source branch when the rules let it,
+ * else say in kept (64 bytes) why not. Sets *asked when the pull asked for it. Failures are
+ * logged and leave the branch: the merge is done whatever happens here. */
+static void delete_source(int *asked, int *deleted, char kept[64], th_meta *m, th_repo *repo,
+                          const th_db_info *db, const th_op_info *job, const th_pull_info *pull,
+                          const th_oid *merged_head, const char *address)
+{
+	th_pull_options o;
+	th_protection prot;
+	th_error err = { 0 };
+	th_oid head;
+	int64_t from_db = 0;
+	char hex[41], detail[120];
+	th_event_new ev;
+	int error, busy;
+
+	*asked = *deleted = 0;
+	kept[0] = '\0';
+	if (th_meta_pull_options_get(&o, m, db->id, job->pull_id, &err) < 0)
+		goto fail;
+	if (!o.delete_branch_on_merge)
+		return;
+	*asked = 1;
+	if (o.branch_deleted) { /* an earlier attempt did it */
+		*deleted = 1;
+		return;
+	}
+	if (th_meta_pull_source(&from_db, m, db->id, job->pull_id, &err) < 0)
+		goto fail;
+	if (from_db != 0) {
+		snprintf(kept, 64, "it is a branch of a fork");
+		return;
+	}
+	if (strcmp(pull->from_branch, DEFAULT_BRANCH) == 0) {
+		snprintf(kept, 64, "it is the default branch");
+		return;
+	}
+	error = th_meta_protection_get(&prot, m, db->id, pull->from_branch, &err);
+	if (error == TH_OK) {
+		snprintf(kept, 64, "it is protected");
+		return;
+	}
+	if (error != TH_ENOTFOUND)
+		goto fail;
+	th_error_clear(&err);
+	if ((busy = branch_in_use(m, db->id, job->pull_id, pull->from_branch, &err)) < 0)
+		goto fail;
+	if (busy) {
+		snprintf(kept, 64, "another open pull request is from it");
+		return;
+	}
+	error = th_repo_branch_get(&head, repo, pull->from_branch, &err);
+	if (error == TH_ENOTFOUND) {
+		snprintf(kept, 64, "it is gone already");
+		return;
+	}
+	if (error < 0)
+		goto fail;
+	if (!th_oid_equal(&head, merged_head)) {
+		snprintf(kept, 64, "it has commits the merge did not take");
+		return;
+	}
+	if (th_repo_branch_delete(repo, pull->from_branch, &err) < 0)
+		goto fail;
+	th_oid_fmt(hex, &head);
+	snprintf(detail, sizeof(detail), "{\"head\":\"%s\",\"pull_id\":%lld}", hex,
+	         (long long)job->pull_id);
+	memset(&ev, 0, sizeof(ev));
+	ev.db_id = db->id;
+	ev.actor = job->creator;
+	ev.action = "branch.delete";
+	ev.target = pull->from_branch;
+	ev.detail = detail;
+	ev.address = address;
+	*deleted = 1;
+	o.branch_deleted = 1;
+	if (th_meta_event_add(m, &ev, &err) < 0 ||
+	    th_meta_pull_options_set(m, db->id, job->pull_id, &o, &err) < 0)
+		TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: branch deletion not recorded: %s",
+		       job->owner, job->db, (long long)job->pull_id, err.msg);
+	return;
+fail:
+	TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: source branch not deleted: %s", job->owner,
+	       job->db, (long long)job->pull_id, err.msg);
+	snprintf(kept, 64, "deleting it failed");
 }
 
 /* Store the conflicts as the failed operation's result and say in err what the first one is.
@@ -78,7 +252,8 @@ static int fail_with_conflicts(th_job_ctx *ctx, const th_op_info *job, const th_
 /* The result of a merge done: {"commit", "pull_id", "to_branch", "from_branch", "parents",
  * "attempts", "up_to_date", "tables_changed", "rows_changed"}. */
 static int set_result(th_job_ctx *ctx, const th_op_info *job, const th_pull_info *pull,
-                      const th_pull_merge_result *res, th_error *err)
+                      const th_pull_merge_result *res, int asked, int deleted, const char *kept,
+                      th_error *err)
 {
 	th_buf result = TH_BUF_INIT;
 	char commit[41], ours[41], theirs[41];
@@ -96,10 +271,19 @@ static int set_result(th_job_ctx *ctx, const th_op_info *job, const th_pull_info
 	    (error = th_buf_printf(&result, err,
 	                           ",\"parents\":[\"%s\",\"%s\"],\"attempts\":%d,"
 	                           "\"up_to_date\":%s,\"tables_changed\":%llu,"
-	                           "\"rows_changed\":%llu}",
+	                           "\"rows_changed\":%llu",
 	                           ours, theirs, res->attempts, res->up_to_date ? "true" : "false",
 	                           (unsigned long long)res->stats.tables_changed,
 	                           (unsigned long long)res->stats.rows_changed)) < 0)
+		goto cleanup;
+	if (asked && (error = th_buf_printf(&result, err, ",\"branch_deleted\":%s",
+	                                    deleted ? "true" : "false")) < 0)
+		goto cleanup;
+	if (asked && kept && kept[0] &&
+	    ((error = th_buf_puts(&result, ",\"branch_kept\":", err)) < 0 ||
+	     (error = th_buf_put_json_cstr(&result, kept, err)) < 0))
+		goto cleanup;
+	if ((error = th_buf_puts(&result, "}", err)) < 0)
 		goto cleanup;
 	error = th_job_set_result(ctx, result.ptr, job->pull_id, err);
 cleanup:
@@ -116,12 +300,13 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 	th_conflicts conflicts = TH_CONFLICTS_INIT;
 	th_repo *repo = NULL;
 	th_oid done;
-	char commit[41];
+	char commit[41], address[64], kept[64];
 	struct timespec t0, t1;
-	int error, retry_of_merged;
+	int error, retry_of_merged, asked, deleted;
 
 	(void)payload;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	params_address(address, job);
 	memset(&db, 0, sizeof(db));
 	memset(&pull, 0, sizeof(pull));
 	if ((error = th_meta_db_get(&db, m, job->owner, job->db, err)) < 0 ||
@@ -152,7 +337,7 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 			error = th_error_set(err, TH_ECONFLICT, "pull request #%lld is %s",
 			                     (long long)job->pull_id,
 			                     th_pull_state_name(pull.state));
-		if (error < 0 || (error = set_result(ctx, job, &pull, &res, err)) < 0)
+		if (error < 0 || (error = set_result(ctx, job, &pull, &res, 0, 0, NULL, err)) < 0)
 			goto cleanup;
 	} else {
 		error = th_pull_merge(&res, &conflicts, repo, pull.from_branch, pull.to_branch,
@@ -161,13 +346,21 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 			error = fail_with_conflicts(ctx, job, &conflicts, err);
 		if (error < 0)
 			goto cleanup;
-		/* The pull is marked Merged last: a failure before leaves it Open, and merging it
-		 * again finds the merge commit on the target and completes with it. */
+		/* The pull is marked Merged (with its event) after the merge: a failure before
+		 * leaves it Open, and merging it again finds the merge commit on the target and
+		 * completes with it. */
 		th_oid_fmt(commit, &res.commit);
-		if ((error = set_result(ctx, job, &pull, &res, err)) < 0 ||
-		    (error = th_meta_pull_set_state(m, db.id, job->pull_id, TH_PULL_MERGED, commit,
-		                                    err)) < 0)
+		if ((error = set_result(ctx, job, &pull, &res, 0, 0, NULL, err)) < 0 ||
+		    (error = mark_merged(m, &db, job, &pull, commit, address, err)) < 0)
 			goto cleanup;
+	}
+	/* Merged: now its source branch may go (also on a retry, which finds it done). The merge
+	 * is done whatever happens here: a result that cannot say so keeps the one set above. */
+	delete_source(&asked, &deleted, kept, m, repo, &db, job, &pull, &res.theirs, address);
+	if (asked && set_result(ctx, job, &pull, &res, asked, deleted, kept, err) < 0) {
+		TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: result without the branch: %s",
+		       job->owner, job->db, (long long)job->pull_id, err->msg);
+		th_error_clear(err);
 	}
 	th_oid_fmt(commit, &res.commit);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

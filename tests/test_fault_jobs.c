@@ -230,7 +230,7 @@ static void enqueue_merge(char id[TH_UUID_SIZE])
 {
 	th_error err;
 
-	CHECK_OK(th_pulls_enqueue_merge(id, meta, "alice", "shop", "alice", merge_pull, &err),
+	CHECK_OK(th_pulls_enqueue_merge(id, meta, "alice", "shop", "alice", merge_pull, NULL, &err),
 	         &err);
 }
 

@@ -804,7 +804,8 @@ static void test_merge_retry_idempotent(void)
 
 		/* The process that ran the merge: claimed it, merged, maybe marked the pull, died.
 		 */
-		CHECK_OK(th_pulls_enqueue_merge(mid, m, "alice", "museums", "alice", pull_id, &err),
+		CHECK_OK(th_pulls_enqueue_merge(mid, m, "alice", "museums", "alice", pull_id, NULL,
+		                                &err),
 		         &err);
 		CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err);
 		CHECK_STR(dead.id, mid);

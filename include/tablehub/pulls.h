@@ -94,9 +94,11 @@ int th_pull_conflicts(th_conflicts *out, th_repo *repo, const char *from_branch,
                       const char *to_branch, th_error *err);
 
 /* Queue a merge operation (kind "merge", src/merge_job.c) for pull `pull_id` of owner/db by
- * `creator`; its uuid goes to op_id_out. The caller checks the pull is Open and wakes the workers.
- * Returns TH_OK, TH_EINVALID or TH_ESTORE. */
+ * `creator`, asked from client `address` (may be NULL; kept for the "pull.merge" event the
+ * merge writes when it completes); its uuid goes to op_id_out. The caller checks the pull is
+ * Open and wakes the workers. Returns TH_OK, TH_EINVALID, TH_ENOMEM or TH_ESTORE. */
 int th_pulls_enqueue_merge(char op_id_out[TH_UUID_SIZE], th_meta *m, const char *owner,
-                           const char *db, const char *creator, int64_t pull_id, th_error *err);
+                           const char *db, const char *creator, int64_t pull_id,
+                           const char *address, th_error *err);
 
 #endif

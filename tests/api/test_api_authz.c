@@ -273,6 +273,43 @@ static void test_lists_hide_private(void)
 	t_resp_free(&r);
 }
 
+/* The routes of requested reviewers state read and a signed-in caller (the matrix above calls
+ * them as every principal); the handler then wants the write role or the pull's author, and
+ * refuses a read collaborator on a pull they did not open, on either database. */
+static void test_reviewer_routes(void)
+{
+	int found = 0;
+
+	for (size_t t = 0; api_route_tables[t] != NULL; t++)
+		for (const api_route *r = api_route_tables[t]; r->method != NULL; r++)
+			if (strstr(r->pattern, "/pulls/:id/reviewers") != NULL) {
+				found++;
+				CHECK((r->flags & (R_READ | R_AUTH)) == (R_READ | R_AUTH));
+				CHECK((r->flags & (R_WRITE | R_ADMIN)) == 0);
+			}
+	CHECK(found == 2);
+	for (int priv = 0; priv < 2; priv++) {
+		const char *db = priv ? "priv" : "pub";
+		t_resp r = t_http(&srv,
+		                  AUTH
+		                  "-d '{\"reviewers\":[\"adam\"]}' '%s/alice/%s/pulls/1/reviewers'",
+		                  P[P_READ].token, srv.base, db);
+		CHECK(r.status == 403);
+		CHECK_STR(t_str(&r, "code"), "EFORBIDDEN");
+		t_resp_free(&r);
+		r = t_http(&srv, AUTH "-X DELETE '%s/alice/%s/pulls/1/reviewers/adam'",
+		           P[P_READ].token, srv.base, db);
+		CHECK(r.status == 403);
+		t_resp_free(&r);
+		/* The other user sees the public pull but is no collaborator of it. */
+		r = t_http(&srv,
+		           AUTH "-d '{\"reviewers\":[\"adam\"]}' '%s/alice/%s/pulls/1/reviewers'",
+		           P[P_OTHER].token, srv.base, db);
+		CHECK(r.status == (priv ? 404 : 403));
+		t_resp_free(&r);
+	}
+}
+
 static char *user_with_role(const char *name, const char *role)
 {
 	char *tok = t_user(&srv, name);
@@ -373,6 +410,7 @@ int main(void)
 	RUN(test_matrix);
 	RUN(test_self_routes);
 	RUN(test_lists_hide_private);
+	RUN(test_reviewer_routes);
 	RUN(test_no_secret_in_log);
 	rc = t_server_stop(&srv, SIGTERM);
 	CHECK(rc == 0);

@@ -113,6 +113,53 @@ static void check_state(int pull, const char *review_status, int approvals, int 
 
 static int pull1;
 static char branch1[200];
+static char *frank; /* a user with no role on DB */
+
+/* The requested reviewers of `pull` as "name:status,..." (status "-" before their first review),
+ * into a static buffer. */
+static const char *reviewers_of(int pull)
+{
+	static char out[300];
+	t_resp r = get_pull(pull);
+	const cJSON *it;
+	size_t n = 0;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(r.json, "requested_reviewers"))
+	{
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(it, "review_status"));
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s:%s", n ? "," : "",
+		                      nz(cJSON_GetStringValue(cJSON_GetObjectItem(it, "username"))),
+		                      st ? st : "-");
+	}
+	t_resp_free(&r);
+	return out;
+}
+
+static t_resp request_reviewers(const char *token, int pull, const char *list)
+{
+	return t_http(&srv, AUTH "-d '{\"reviewers\":%s}' '%s/" DB "/pulls/%d/reviewers'", token,
+	              list, srv.base, pull);
+}
+
+/* The ids of the pulls GET pulls?<args> lists, as "3,1", into a static buffer ("!<status>" on
+ * failure). */
+static const char *list_pulls(const char *args)
+{
+	static char out[200];
+	t_resp r = t_http(&srv, AUTH "'%s/" DB "/pulls?%s'", carol, srv.base, args);
+	const cJSON *it;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (r.status != 200)
+		snprintf(out, sizeof(out), "!%d", r.status);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(r.json, "pulls")) n +=
+	        (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? "," : "",
+	                         nz(cJSON_GetStringValue(cJSON_GetObjectItem(it, "pull_id"))));
+	t_resp_free(&r);
+	return out;
+}
 
 static void test_setup(void)
 {
@@ -166,6 +213,75 @@ static void test_bob_uploads_and_cannot_merge_alone(void)
 	CHECK(r.status == 200);
 	t_resp_free(&r);
 	check_state(pull1, "Reviewed", 0, 0, "requiredApprovals");
+}
+
+static void test_requested_reviewers(void)
+{
+	char want[64];
+	t_resp r;
+
+	/* bob, the author, asks alice and erin (named twice: once counts). */
+	r = request_reviewers(bob, pull1, "[\"alice\",\"erin\",\"erin\"]");
+	CHECK(r.status == 200);
+	CHECK(t_num(&r, "added") == 2);
+	t_resp_free(&r);
+	CHECK_STR(reviewers_of(pull1), "alice:-,erin:-");
+	/* Again: nothing new, nothing changes. */
+	r = request_reviewers(bob, pull1, "[\"erin\"]");
+	CHECK(r.status == 200);
+	CHECK(t_num(&r, "added") == 0);
+	t_resp_free(&r);
+	/* Refused, naming the reviewer, and nothing of the request is stored. */
+	r = request_reviewers(bob, pull1, "[\"carol\",\"zed\"]");
+	CHECK(r.status == 404);
+	CHECK_STR(t_str(&r, "reviewer"), "zed");
+	CHECK_CONTAINS(t_str(&r, "message"), "'zed' is not a user");
+	t_resp_free(&r);
+	r = request_reviewers(bob, pull1, "[\"carol\",\"frank\"]");
+	CHECK(r.status == 400);
+	CHECK_CONTAINS(t_str(&r, "message"), "reviewer 'frank' cannot read 'alice/farm'");
+	t_resp_free(&r);
+	r = request_reviewers(bob, pull1, "[\"bob\"]");
+	CHECK(r.status == 400);
+	CHECK_CONTAINS(t_str(&r, "message"), "'bob' is the pull request's author");
+	t_resp_free(&r);
+	r = request_reviewers(bob, pull1, "\"alice\"");
+	CHECK(r.status == 400);
+	t_resp_free(&r);
+	CHECK_STR(reviewers_of(pull1), "alice:-,erin:-");
+	/* carol reads but neither wrote the pull nor has the write role. */
+	r = request_reviewers(carol, pull1, "[\"erin\"]");
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+	/* Withdrawn by the author, once; carol may not. Then asked again. */
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/pulls/%d/reviewers/erin'", carol, srv.base,
+	           pull1);
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/pulls/%d/reviewers/erin'", bob, srv.base,
+	           pull1);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	CHECK_STR(reviewers_of(pull1), "alice:-");
+	r = t_http(&srv, AUTH "-X DELETE '%s/" DB "/pulls/%d/reviewers/erin'", bob, srv.base,
+	           pull1);
+	CHECK(r.status == 404);
+	t_resp_free(&r);
+	r = request_reviewers(alice, pull1, "[\"erin\"]");
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	CHECK_STR(reviewers_of(pull1), "alice:-,erin:-");
+	/* The requests are in the trail. */
+	r = t_http(&srv, AUTH "'%s/" DB "/events?pageSize=100'", alice, srv.base);
+	snprintf(want, sizeof(want), "\"action\":\"pull.reviewers.add\",\"target\":\"%d\"", pull1);
+	CHECK_CONTAINS(r.body, want);
+	CHECK_CONTAINS(r.body, "\"action\":\"pull.reviewers.remove\"");
+	t_resp_free(&r);
+	/* bob's comment-only review makes it Reviewed; AssignedReviewer finds it. */
+	snprintf(want, sizeof(want), "%d", pull1);
+	CHECK_STR(list_pulls("filterByReviewStatus=Reviewed"), want);
+	CHECK_STR(list_pulls("filterByReviewStatus=AssignedReviewer"), want);
+	CHECK_STR(list_pulls("filterByReviewStatus=Approved"), "");
 }
 
 static void test_carol_reads_comments_only(void)
@@ -229,6 +345,43 @@ static void test_changes_requested_block(void)
 	CHECK(r.status == 200);
 	t_resp_free(&r);
 	check_state(pull1, "Approved", 2, 1, NULL);
+	/* Each requested reviewer's latest review. */
+	CHECK_STR(reviewers_of(pull1), "alice:Approved,erin:Approved");
+}
+
+/* The list filters: the review status the pulls show, requested reviewers, text in the title or
+ * author, with the state filter and paging. Pulls now: 1 (alice's, merged), pull1 (bob's,
+ * approved), pull1 + 1 (bob's, merged into pull1's branch). */
+static void test_list_filters(void)
+{
+	char p1[16], p2[32], both[40];
+
+	snprintf(p1, sizeof(p1), "%d", pull1);
+	snprintf(p2, sizeof(p2), "%d,%d", pull1 + 1, pull1);
+	snprintf(both, sizeof(both), "%d,1", pull1 + 1);
+	CHECK_STR(list_pulls("filterByReviewStatus=Approved"), p1);
+	CHECK_STR(list_pulls("filterByReviewStatus=approved&filterByState=Open"), p1);
+	CHECK_STR(list_pulls("filterByReviewStatus=Approved&filterByState=Merged"), "");
+	CHECK_STR(list_pulls("filterByReviewStatus=Rejected"), "");
+	CHECK_STR(list_pulls("filterByReviewStatus=Reviewed"), "");
+	CHECK_STR(list_pulls("filterByReviewStatus=AssignedReviewer"), p1);
+	CHECK_STR(list_pulls("query=B.CSV"), p1);
+	snprintf(p1, sizeof(p1), "%d", pull1 + 1);
+	CHECK_STR(list_pulls("query=import%20c.csv"), p1);
+	snprintf(p1, sizeof(p1), "%d", pull1);
+	CHECK_STR(list_pulls("query=BOB"), p2);
+	CHECK_STR(list_pulls("query=nothing"), "");
+	CHECK_STR(list_pulls("query=Import&filterByState=Merged"), both);
+	CHECK_STR(list_pulls("query=a.csv&filterByReviewStatus=Approved"), "");
+	CHECK_STR(list_pulls("filterByReviewStatus=maybe"), "!400");
+	{
+		t_resp r = t_http(&srv, AUTH "'%s/" DB "/pulls?filterByReviewStatus=maybe'", carol,
+		                  srv.base);
+		CHECK_CONTAINS(t_str(&r, "message"),
+		               "'filterByReviewStatus' must be Approved, Rejected, Reviewed or "
+		               "AssignedReviewer");
+		t_resp_free(&r);
+	}
 }
 
 static void test_merge_role(void)
@@ -247,17 +400,65 @@ static void test_merge_role(void)
 	t_resp_free(&r);
 }
 
+/* Is refs/heads/<branch> in DB's git repository? */
+static int git_has_branch(const char *branch)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd),
+	         "git --git-dir='%s/repos/alice/farm.git' rev-parse -q --verify "
+	         "'refs/heads/%s' >/dev/null 2>&1",
+	         dir, branch);
+	return system(cmd) == 0;
+}
+
+static int api_has_branch(const char *branch)
+{
+	t_resp r = t_http(&srv, AUTH "'%s/" DB "/branches'", carol, srv.base);
+	const cJSON *it;
+	int found = 0;
+
+	CHECK(r.status == 200);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(r.json, "branches")) found |=
+	        strcmp(nz(cJSON_GetStringValue(cJSON_GetObjectItem(it, "branch_name"))), branch) ==
+	        0;
+	t_resp_free(&r);
+	return found;
+}
+
+/* alice merges with deleteBranchOnMerge (as DoltHub clients send it with the merge): once the
+ * merge is done, bob's branch is gone, in the API and in git, and the pull says so. */
 static void test_alice_merges(void)
 {
-	t_resp r = merge(alice, pull1);
-	char *rows = NULL;
+	t_resp r;
+	char *rows = NULL, want[300];
 
+	CHECK(git_has_branch(branch1) && api_has_branch(branch1));
+	r = t_http(&srv,
+	           AUTH "-X POST -d '{\"deleteBranchOnMerge\":\"yes\"}' '%s/" DB "/pulls/%d/merge'",
+	           alice, srv.base, pull1);
+	CHECK(r.status == 400);
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-X POST -d '{\"deleteBranchOnMerge\":true}' '%s/" DB "/pulls/%d/merge'",
+	           alice, srv.base, pull1);
 	CHECK(r.status == 200);
 	CHECK_STR(merge_wait(pull1, nz(t_str(&r, "operation_name"))), "Completed");
 	t_resp_free(&r);
 	r = get_pull(pull1);
 	CHECK_STR(t_str(&r, "state"), "Merged");
 	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "mergeable")));
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "delete_branch_on_merge")));
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "branch_deleted")));
+	/* The merge event carries the merge commit: it was written when the merge was done. */
+	snprintf(want, sizeof(want), "\"commit\":\"%s\"", nz(t_str(&r, "merge_commit")));
+	t_resp_free(&r);
+	CHECK(!git_has_branch(branch1));
+	CHECK(!api_has_branch(branch1));
+	r = t_http(&srv, AUTH "'%s/" DB "/events?pageSize=100'", alice, srv.base);
+	CHECK_CONTAINS(r.body, want);
+	snprintf(want, sizeof(want), "\"action\":\"branch.delete\",\"target\":\"%s\"", branch1);
+	CHECK_CONTAINS(r.body, want);
 	t_resp_free(&r);
 	r = t_http(&srv,
 	           AUTH "-G --data-urlencode 'q=SELECT name FROM animals ORDER BY id' '%s/" DB
@@ -272,6 +473,69 @@ static void test_alice_merges(void)
 	/* A merged pull merges no more. */
 	r = merge(alice, pull1);
 	CHECK(r.status == 409);
+	t_resp_free(&r);
+}
+
+/* Two pulls change the same cell: the second merge fails on the conflict, and the trail records
+ * no merge of it; a pull opened with deleteBranchOnMerge shows it. */
+static void test_failed_merge_records_nothing(void)
+{
+	int a = upload(bob, "main", "x.csv", "id,name,legs\n1,hen,3\n", "Update");
+	int b = upload(bob, "main", "y.csv", "id,name,legs\n1,hen,5\n", "Update");
+	char want[64], from[200];
+	t_resp r;
+
+	CHECK(a > 0 && b > a);
+	r = review(alice, a, "Approved");
+	t_resp_free(&r);
+	r = review(alice, b, "Approved");
+	t_resp_free(&r);
+	r = merge(alice, a);
+	CHECK(r.status == 200);
+	CHECK_STR(merge_wait(a, nz(t_str(&r, "operation_name"))), "Completed");
+	t_resp_free(&r);
+	r = get_pull(b);
+	snprintf(from, sizeof(from), "%s", nz(t_str(&r, "from_branch_name")));
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "delete_branch_on_merge")));
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-X POST -d '{\"deleteBranchOnMerge\":true}' '%s/" DB "/pulls/%d/merge'",
+	           alice, srv.base, b);
+	CHECK(r.status == 200);
+	CHECK_STR(merge_wait(b, nz(t_str(&r, "operation_name"))), "Failed");
+	t_resp_free(&r);
+	r = get_pull(b);
+	CHECK_STR(t_str(&r, "state"), "Open");
+	CHECK(cJSON_GetObjectItem(r.json, "branch_deleted") == NULL);
+	t_resp_free(&r);
+	CHECK(git_has_branch(from)); /* a failed merge deletes nothing */
+	r = t_http(&srv, AUTH "'%s/" DB "/events?pageSize=100'", alice, srv.base);
+	snprintf(want, sizeof(want), "\"action\":\"pull.merge\",\"target\":\"%d\"", a);
+	CHECK_CONTAINS(r.body, want);
+	snprintf(want, sizeof(want), "\"action\":\"pull.merge\",\"target\":\"%d\"", b);
+	CHECK(strstr(r.body, want) == NULL);
+	t_resp_free(&r);
+	/* Opened with deleteBranchOnMerge, a pull says so. */
+	r = t_http(&srv,
+	           AUTH "-d '{\"title\":\"again\",\"fromBranchName\":\"%s\",\"toBranchName\":"
+	                "\"main\",\"deleteBranchOnMerge\":true}' '%s/" DB "/pulls'",
+	           alice, from, srv.base);
+	CHECK(r.status == 409); /* b is open from it already */
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X PATCH -d '{\"state\":\"closed\"}' '%s/" DB "/pulls/%d'", alice,
+	           srv.base, b);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-d '{\"title\":\"again\",\"fromBranchName\":\"%s\",\"toBranchName\":"
+	                "\"main\",\"deleteBranchOnMerge\":true}' '%s/" DB "/pulls'",
+	           alice, from, srv.base);
+	CHECK(r.status == 200);
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "delete_branch_on_merge")));
+	snprintf(want, sizeof(want), "%s", nz(t_str(&r, "pull_id")));
+	t_resp_free(&r);
+	r = get_pull(atoi(want));
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "delete_branch_on_merge")));
 	t_resp_free(&r);
 }
 
@@ -309,17 +573,21 @@ int main(void)
 	bob = t_user(&srv, "bob");
 	carol = t_user(&srv, "carol");
 	erin = t_user(&srv, "erin");
-	if (!alice || !bob || !carol || !erin) {
+	frank = t_user(&srv, "frank");
+	if (!alice || !bob || !carol || !erin || !frank) {
 		t_server_stop(&srv, SIGKILL);
 		return 1;
 	}
 	RUN(test_setup);
 	RUN(test_bob_uploads_and_cannot_merge_alone);
+	RUN(test_requested_reviewers);
 	RUN(test_carol_reads_comments_only);
 	RUN(test_alice_approves_then_a_push_makes_it_stale);
 	RUN(test_changes_requested_block);
+	RUN(test_list_filters);
 	RUN(test_merge_role);
 	RUN(test_alice_merges);
+	RUN(test_failed_merge_records_nothing);
 	RUN(test_events);
 	RUN(test_no_secret_in_log);
 	t_server_stop(&srv, SIGTERM);
@@ -328,6 +596,7 @@ int main(void)
 	free(bob);
 	free(carol);
 	free(erin);
+	free(frank);
 	t_rmdir(dir);
 	TH_TEST_END();
 }
