@@ -2,7 +2,7 @@
 // (editable by the owner or the author), what its merge needs and what blocks it, the diff table
 // by table (schema changes above the rows; rows added, removed and modified, each changed cell
 // highlighted with its old value beside the new; paged, filterable by kind), comments and
-// reviews, and the merge button, which starts the merge and follows its operation until the pull
+// reviews, the reviewers requested with their latest review, and the merge button, which starts the merge and follows its operation until the pull
 // is Merged or the conflicts are listed. ?table= ?type= ?page= pick the rows; ?merge= follows a
 // merge across a reload.
 import { get, post, patch, db as dbPath } from './api.js';
@@ -245,8 +245,16 @@ export default async function render({ main, params, query, signal, user, ready 
     fill(
       mergeBox,
       h('h2', { id: 'h-merge' }, p.state === 'Merged' ? 'Merged' : 'Merge'),
-      p.state === 'Merged' ? h('p', {}, badge('Merged'), ' into ', h('strong', {}, p.to_branch_name), p.merge_commit ? [' as ', h('a', { href: links.db(o, d, p.merge_commit), class: 'mono' }, short(p.merge_commit))] : null, ' · ', time(p.updated_at)) : null,
+      p.state === 'Merged' ? h('p', {}, badge('Merged'), ' into ', h('strong', {}, p.to_branch_name), p.merge_commit ? [' as ', h('a', { href: links.db(o, d, p.merge_commit), class: 'mono' }, short(p.merge_commit))] : null, ' · ', time(p.updated_at), p.branch_deleted ? [' · ', h('span', { id: 'branch-deleted' }, `branch ${p.from_branch_name} deleted`)] : null) : null,
       h('p', { class: 'review-state' }, reviewState ? ['Reviews: ', badge(reviewState)] : h('span', { class: 'muted' }, 'No review yet.')),
+      // The reviewers asked for, each with their latest review.
+      h(
+        'p',
+        { class: 'reviewers small', id: 'reviewers' },
+        (p.requested_reviewers || []).length
+          ? ['Reviewers: ', p.requested_reviewers.map((r, i) => [i ? ', ' : '', h('strong', {}, r.username), ' ', r.review_status ? badge(r.review_status === 'Rejected' ? 'Changes requested' : r.review_status) : h('span', { class: 'muted' }, '(review requested)')])]
+          : h('span', { class: 'muted' }, 'No reviewers requested.'),
+      ),
       h(
         'p',
         { class: 'rules small', id: 'merge-rules' },

@@ -39,12 +39,14 @@ static int upload(const char *token, const char *db, const char *name, const cha
 	return id;
 }
 
-/* Merge pull `id` of db as `token` and wait; returns the final job_status (static). */
-static const char *merge(const char *token, const char *db, int id)
+/* Merge pull `id` of db as `token` with the JSON body `data` (NULL: none) and wait; returns the
+ * final job_status (static). */
+static const char *merge_with(const char *token, const char *db, int id, const char *data)
 {
 	static char st[32];
 	char op[300];
-	t_resp r = t_http(&srv, AUTH "-X POST '%s/%s/pulls/%d/merge'", token, srv.base, db, id);
+	t_resp r = t_http(&srv, AUTH "-X POST %s%s%s '%s/%s/pulls/%d/merge'", token,
+	                  data ? "-d '" : "", data ? data : "", data ? "'" : "", srv.base, db, id);
 
 	st[0] = '\0';
 	if (r.status != 200) {
@@ -65,6 +67,11 @@ static const char *merge(const char *token, const char *db, int id)
 		t_sleep_ms(100);
 	}
 	return st;
+}
+
+static const char *merge(const char *token, const char *db, int id)
+{
+	return merge_with(token, db, id, NULL);
 }
 
 static t_resp fork_db(const char *token, const char *parent_owner, const char *parent,
@@ -311,6 +318,18 @@ static void test_pull_from_fork(void)
 	          "a pull request from 'dave/zoo' needs the write role there");
 	t_resp_free(&r);
 
+	/* dave, the author, may ask alice (who reads her own database, of course) for a review,
+	 * though he has no role here; bob, who is neither, may not. */
+	r = t_http(&srv, AUTH "-d '{\"reviewers\":[\"alice\"]}' '%s/alice/zoo/pulls/%d/reviewers'",
+	           dave, srv.base, pull);
+	CHECK(r.status == 200);
+	CHECK_CONTAINS(r.body, "\"username\":\"alice\",\"review_status\":null");
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-d '{\"reviewers\":[\"erin\"]}' '%s/alice/zoo/pulls/%d/reviewers'",
+	           bob, srv.base, pull);
+	CHECK(r.status == 403);
+	t_resp_free(&r);
+
 	/* alice approves; then dave's fork moves on, and her approval is stale. */
 	r = t_http(&srv,
 	           AUTH "-d '{\"reviewStatus\":\"Approved\"}' '%s/alice/zoo/pulls/%d/reviews'",
@@ -332,8 +351,20 @@ static void test_pull_from_fork(void)
 	CHECK(r.status == 200);
 	t_resp_free(&r);
 
-	/* alice merges: dave's rows are on her main. */
-	CHECK_STR(merge(alice, "alice/zoo", pull), "Completed");
+	/* alice merges, asking for the source branch to go: it is dave's (his fork's main), so it
+	 * stays, and the pull says so. Her review request is answered. */
+	r = t_http(&srv, "'%s/alice/zoo/pulls/%d'", srv.base, pull);
+	CHECK_CONTAINS(r.body, "\"username\":\"alice\",\"review_status\":\"Approved\"");
+	t_resp_free(&r);
+	CHECK_STR(merge_with(alice, "alice/zoo", pull, "{\"deleteBranchOnMerge\":true}"),
+	          "Completed");
+	r = t_http(&srv, "'%s/alice/zoo/pulls/%d'", srv.base, pull);
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "delete_branch_on_merge")));
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "branch_deleted")));
+	t_resp_free(&r);
+	CHECK(t_sh(NULL,
+	           "git --git-dir='%s/repos/dave/zoo.git' rev-parse -q --verify refs/heads/main",
+	           dir) == 0);
 	{
 		char *n = names(alice, "alice/zoo");
 		CHECK_STR(n, "[{\"name\":\"hen\"},{\"name\":\"cow\"},{\"name\":\"duck\"},"

@@ -291,8 +291,11 @@ test('review a change: the changed cell and its old value, comment, alice approv
   // Bob (write) proposes a change to alice's protected main.
   const up = await apiUpload(srv, bob, 'alice', 'shop', 'orders', 'id,qty\n1,99\n', 'Update');
   assert.equal(up.pull_id, '2');
+  // He asks alice to review it: the page lists her, waiting for her review.
+  await api(srv, bob, 'POST', '/alice/shop/pulls/2/reviewers', { reviewers: ['alice'] });
   await goto('/repositories/alice/shop/pulls/2');
   await page.locator('#diff-rows').waitFor();
+  assert.match(await text('#reviewers'), /Reviewers: alice \(review requested\)/);
   const changed = page.locator('#diff-rows td.changed');
   assert.equal(await changed.count(), 1);
   assert.equal(await changed.locator('del.old').innerText(), '3');
@@ -331,6 +334,7 @@ test('review a change: the changed cell and its old value, comment, alice approv
   assert.match(await text('#timeline .note-review'), /Looks right to me\./);
   await page.locator('#merge-box .review-state .badge').waitFor();
   assert.equal(await text('#merge-box .review-state .badge'), 'Approved');
+  assert.match(await text('#reviewers'), /Reviewers: alice Approved/);
   assert.match(await text('#merge-why'), /can be merged/);
   await page.click('#merge');
   await page.locator('.pull-sub .badge-merged').waitFor();
