@@ -19,9 +19,10 @@
  * merge commit: a merge that fails, or has not run yet, records nothing as merged.
  *
  * deleteBranchOnMerge (th_pull_options): once the pull is Merged, its source branch is deleted,
- * with a "branch.delete" event, unless it is the default branch, protected, a fork's branch (the
- * fork belongs to someone else: the parent holds only a copy), the source of another Open pull,
- * or moved past the merged commit since. The result says which ("branch_deleted",
+ * with a "branch.delete" event, unless it is the default branch, protected, the source of another
+ * Open pull, or moved past the merged commit since. The source of a pull from a fork is the
+ * fork's branch (the parent holds only a copy): it is deleted in the fork, only when the merger
+ * has the write role there. The result says which ("branch_deleted",
  * "branch_kept"), and the pull's options record a deletion.
  *
  * Retries: an attempt may die after the target branch moved, before or after the pull was marked
@@ -37,6 +38,7 @@
 #include <cjson/cJSON.h>
 
 #include "tablehub/buf.h"
+#include "tablehub/datadir.h"
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
 #include "tablehub/meta_access.h"
@@ -133,24 +135,45 @@ static int branch_in_use(th_meta *m, int64_t db_id, int64_t pull_id, const char 
 	return found;
 }
 
-/* deleteBranchOnMerge for merged pull `pull`: delete its source branch when the rules let it,
- * else say in kept (64 bytes) why not. Sets *asked when the pull asked for it. Failures are
- * logged and leave the branch: the merge is done whatever happens here. */
-static void delete_source(int *asked, int *deleted, char kept[64], th_meta *m, th_repo *repo,
-                          const th_db_info *db, const th_op_info *job, const th_pull_info *pull,
-                          const th_oid *merged_head, const char *address)
+#define KEPT_SIZE 200
+
+/* The merger's role on the fork `f`: admin for its owner, else a collaborator's role. */
+static int fork_role(th_role *out, th_meta *m, const th_fork_info *f, const char *user,
+                     th_error *err)
 {
+	if (strcmp(f->owner, user) == 0) {
+		*out = TH_ROLE_ADMIN;
+		return TH_OK;
+	}
+	return th_meta_collab_role(out, m, f->id, user, err);
+}
+
+/* deleteBranchOnMerge for merged pull `pull`: delete its source branch when the rules let it,
+ * else say in kept (KEPT_SIZE bytes) why not. The branch of a pull from a fork is the fork's
+ * (the parent holds a copy, "forks/<owner>/<branch>"): it goes only when the merger has the
+ * write role on the fork. Sets *asked when the pull asked for it. Failures are logged and leave
+ * the branch: the merge is done whatever happens here. */
+static void delete_source(int *asked, int *deleted, char kept[KEPT_SIZE], th_job_ctx *ctx,
+                          th_repo *repo, const th_db_info *db, const th_op_info *job,
+                          const th_pull_info *pull, const th_oid *merged_head, const char *address)
+{
+	th_meta *m = th_job_meta(ctx);
 	th_pull_options o;
 	th_protection prot;
+	th_fork_info fork;
 	th_error err = { 0 };
+	th_repo *fork_repo = NULL, *src = repo;
 	th_oid head;
-	int64_t from_db = 0;
-	char hex[41], detail[120];
+	th_role role = TH_ROLE_NONE;
+	int64_t from_db = 0, src_db = db->id;
+	const char *branch = pull->from_branch;
+	char hex[41], detail[120], prefix[80];
 	th_event_new ev;
 	int error, busy;
 
 	*asked = *deleted = 0;
 	kept[0] = '\0';
+	memset(&fork, 0, sizeof(fork));
 	if (th_meta_pull_options_get(&o, m, db->id, job->pull_id, &err) < 0)
 		goto fail;
 	if (!o.delete_branch_on_merge)
@@ -163,48 +186,72 @@ static void delete_source(int *asked, int *deleted, char kept[64], th_meta *m, t
 	if (th_meta_pull_source(&from_db, m, db->id, job->pull_id, &err) < 0)
 		goto fail;
 	if (from_db != 0) {
-		snprintf(kept, 64, "it is a branch of a fork");
+		if (th_meta_fork_info(&fork, m, from_db, &err) < 0 ||
+		    fork_role(&role, m, &fork, job->creator, &err) < 0)
+			goto fail;
+		if (role < TH_ROLE_WRITE) {
+			snprintf(kept, KEPT_SIZE,
+			         "it is a branch of the fork %s/%s, which the merger cannot write",
+			         fork.owner, fork.name);
+			return;
+		}
+		snprintf(prefix, sizeof(prefix), "forks/%s/", fork.owner);
+		if (strncmp(branch, prefix, strlen(prefix)) != 0) {
+			snprintf(kept, KEPT_SIZE, "it is no branch of the fork %s/%s", fork.owner,
+			         fork.name);
+			return;
+		}
+		branch += strlen(prefix);
+		src_db = fork.id;
+	}
+	if (strcmp(branch, DEFAULT_BRANCH) == 0) {
+		snprintf(kept, KEPT_SIZE, "it is the default branch");
 		return;
 	}
-	if (strcmp(pull->from_branch, DEFAULT_BRANCH) == 0) {
-		snprintf(kept, 64, "it is the default branch");
-		return;
-	}
-	error = th_meta_protection_get(&prot, m, db->id, pull->from_branch, &err);
+	error = th_meta_protection_get(&prot, m, src_db, branch, &err);
 	if (error == TH_OK) {
-		snprintf(kept, 64, "it is protected");
+		snprintf(kept, KEPT_SIZE, "it is protected");
 		return;
 	}
 	if (error != TH_ENOTFOUND)
 		goto fail;
 	th_error_clear(&err);
-	if ((busy = branch_in_use(m, db->id, job->pull_id, pull->from_branch, &err)) < 0)
+	if ((busy = branch_in_use(m, db->id, job->pull_id, pull->from_branch, &err)) == 0 &&
+	    src_db != db->id)
+		busy = branch_in_use(m, src_db, 0, branch, &err);
+	if (busy < 0)
 		goto fail;
 	if (busy) {
-		snprintf(kept, 64, "another open pull request is from it");
+		snprintf(kept, KEPT_SIZE, "another open pull request is from it");
 		return;
 	}
-	error = th_repo_branch_get(&head, repo, pull->from_branch, &err);
+	if (src_db != db->id) {
+		if (th_datadir_repo_open(&fork_repo, th_job_data_dir(ctx), fork.owner, fork.name, 1,
+		                         &err) < 0)
+			goto fail;
+		src = fork_repo;
+	}
+	error = th_repo_branch_get(&head, src, branch, &err);
 	if (error == TH_ENOTFOUND) {
-		snprintf(kept, 64, "it is gone already");
-		return;
+		snprintf(kept, KEPT_SIZE, "it is gone already");
+		goto cleanup;
 	}
 	if (error < 0)
 		goto fail;
 	if (!th_oid_equal(&head, merged_head)) {
-		snprintf(kept, 64, "it has commits the merge did not take");
-		return;
+		snprintf(kept, KEPT_SIZE, "it has commits the merge did not take");
+		goto cleanup;
 	}
-	if (th_repo_branch_delete(repo, pull->from_branch, &err) < 0)
+	if (th_repo_branch_delete(src, branch, &err) < 0)
 		goto fail;
 	th_oid_fmt(hex, &head);
 	snprintf(detail, sizeof(detail), "{\"head\":\"%s\",\"pull_id\":%lld}", hex,
 	         (long long)job->pull_id);
 	memset(&ev, 0, sizeof(ev));
-	ev.db_id = db->id;
+	ev.db_id = src_db; /* a fork's branch: the fork's trail */
 	ev.actor = job->creator;
 	ev.action = "branch.delete";
-	ev.target = pull->from_branch;
+	ev.target = branch;
 	ev.detail = detail;
 	ev.address = address;
 	*deleted = 1;
@@ -213,11 +260,13 @@ static void delete_source(int *asked, int *deleted, char kept[64], th_meta *m, t
 	    th_meta_pull_options_set(m, db->id, job->pull_id, &o, &err) < 0)
 		TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: branch deletion not recorded: %s",
 		       job->owner, job->db, (long long)job->pull_id, err.msg);
-	return;
+	goto cleanup;
 fail:
 	TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: source branch not deleted: %s", job->owner,
 	       job->db, (long long)job->pull_id, err.msg);
-	snprintf(kept, 64, "deleting it failed");
+	snprintf(kept, KEPT_SIZE, "deleting it failed");
+cleanup:
+	th_repo_free(fork_repo);
 }
 
 /* Store the conflicts as the failed operation's result and say in err what the first one is.
@@ -300,7 +349,7 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 	th_conflicts conflicts = TH_CONFLICTS_INIT;
 	th_repo *repo = NULL;
 	th_oid done;
-	char commit[41], address[64], kept[64];
+	char commit[41], address[64], kept[KEPT_SIZE];
 	struct timespec t0, t1;
 	int error, retry_of_merged, asked, deleted;
 
@@ -356,7 +405,7 @@ static int run_merge(void *payload, th_job_ctx *ctx, const th_op_info *job, th_e
 	}
 	/* Merged: now its source branch may go (also on a retry, which finds it done). The merge
 	 * is done whatever happens here: a result that cannot say so keeps the one set above. */
-	delete_source(&asked, &deleted, kept, m, repo, &db, job, &pull, &res.theirs, address);
+	delete_source(&asked, &deleted, kept, ctx, repo, &db, job, &pull, &res.theirs, address);
 	if (asked && set_result(ctx, job, &pull, &res, asked, deleted, kept, err) < 0) {
 		TH_LOG(TH_LOG_WARN, "merge of pull %s/%s#%lld: result without the branch: %s",
 		       job->owner, job->db, (long long)job->pull_id, err->msg);

@@ -383,6 +383,57 @@ static void test_pull_from_fork(void)
 	           dir) == 1);
 }
 
+/* A pull from a fork's branch, merged with deleteBranchOnMerge by someone with the write role on
+ * the fork: the branch goes from the fork, which records it. */
+static void test_fork_branch_deleted_on_merge(void)
+{
+	char branch[200], want[300];
+	t_resp r;
+	int p, id;
+
+	CHECK(t_set_role(&srv, dave, "dave/zoo", "alice", "write") == 200);
+	/* dave's import branch in his fork, proposed to alice directly (his own pull of it into
+	 * his main closed). */
+	p = upload(dave, "dave/zoo", "f.csv", "id,name\n5,pig\n", "Update");
+	CHECK(p > 0);
+	r = t_http(&srv, AUTH "'%s/dave/zoo/pulls/%d'", dave, srv.base, p);
+	snprintf(branch, sizeof(branch), "%s", nz(t_str(&r, "from_branch_name")));
+	t_resp_free(&r);
+	r = t_http(&srv, AUTH "-X PATCH -d '{\"state\":\"closed\"}' '%s/dave/zoo/pulls/%d'", dave,
+	           srv.base, p);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-d '{\"title\":\"A pig\",\"fromBranchOwnerName\":\"dave\","
+	                "\"fromBranchRepoName\":\"zoo\",\"fromBranchName\":\"%s\","
+	                "\"deleteBranchOnMerge\":true}' '%s/alice/zoo/pulls'",
+	           dave, branch, srv.base);
+	CHECK(r.status == 200);
+	id = atoi(nz(t_str(&r, "pull_id")));
+	t_resp_free(&r);
+	r = t_http(&srv,
+	           AUTH "-d '{\"reviewStatus\":\"Approved\"}' '%s/alice/zoo/pulls/%d/reviews'",
+	           alice, srv.base, id);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+	CHECK(t_sh(NULL,
+	           "git --git-dir='%s/repos/dave/zoo.git' rev-parse -q --verify 'refs/heads/%s'",
+	           dir, branch) == 0);
+	CHECK_STR(merge(alice, "alice/zoo", id), "Completed");
+	r = t_http(&srv, "'%s/alice/zoo/pulls/%d'", srv.base, id);
+	CHECK_STR(t_str(&r, "state"), "Merged");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "branch_deleted")));
+	t_resp_free(&r);
+	CHECK(t_sh(NULL,
+	           "git --git-dir='%s/repos/dave/zoo.git' rev-parse -q --verify 'refs/heads/%s'",
+	           dir, branch) != 0);
+	r = t_http(&srv, AUTH "'%s/dave/zoo/events?pageSize=100'", dave, srv.base);
+	snprintf(want, sizeof(want),
+	         "\"actor\":\"alice\",\"action\":\"branch.delete\",\"target\":\"%s\"", branch);
+	CHECK_CONTAINS(r.body, want);
+	t_resp_free(&r);
+}
+
 static void test_no_secret_in_log(void)
 {
 	CHECK(t_secrets_check_log(&srv) == 0);
@@ -407,6 +458,7 @@ int main(void)
 	RUN(test_fork_lists);
 	RUN(test_private_forks);
 	RUN(test_pull_from_fork);
+	RUN(test_fork_branch_deleted_on_merge);
 	RUN(test_no_secret_in_log);
 	t_server_stop(&srv, SIGTERM);
 	t_secrets_free();
