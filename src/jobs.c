@@ -19,6 +19,12 @@
  *   striped mutex keyed by owner/db) around the runner, so two jobs never write one repository at
  *   once, and th_job_repo_open opens the repository writable only for such kinds. Writes still
  *   move refs by compare-and-swap, so a writer outside the queue is detected, never lost.
+ * - Several nodes (meta_coord.h): when the store is shared (PostgreSQL), a writer also takes the
+ *   database's lock across nodes (th_meta_dblock_take) once it holds the process's own, and
+ *   releases it after its repack check; th_jobs_wake also sends a notice to every node, and a
+ *   listener thread turns the notices it gets into local wakeups, so an operation queued through
+ *   any node is claimed at once by whichever node has an idle worker. On SQLite the store is this
+ *   process's alone and neither happens.
  * - Leases are kept alive by one heartbeat thread, which renews the lease of every running job a
  *   third of the way through it, and by the runners' progress calls. So a lease expires only when
  *   the process stops (crash, kill -9, power loss) and never because a phase of an import
@@ -51,6 +57,7 @@
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
 #include "tablehub/meta_control.h"
+#include "tablehub/meta_coord.h"
 
 #define MAX_KINDS 16
 #define REPO_STRIPES 32
@@ -91,6 +98,8 @@ struct th_jobs {
 	struct slot *slots;
 	pthread_t hb_thread;
 	int hb_started;
+	pthread_t listen_thread; /* a shared store's notices to wakeups (listen_main) */
+	int listen_started;
 	struct kind kinds[MAX_KINDS];
 	size_t nkinds;
 
@@ -118,6 +127,8 @@ struct th_job_ctx {
 /* th_job_check asks the store for a cancel request at most this often: a runner may check every
  * few hundred rows, and a cancel needs no faster answer than this. */
 #define CANCEL_POLL_MS 200
+/* The listener of a shared store's notices waits this long at most, then looks at `stopping`. */
+#define LISTEN_WAIT_MS 500
 
 static int64_t mono_ms(void)
 {
@@ -282,10 +293,11 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 	th_job_ctx ctx;
 	const struct kind *k;
 	pthread_mutex_t *lock = NULL;
+	th_meta_dblock *held = NULL;
 	th_job_runner run = NULL;
 	void *payload = NULL;
 	th_error err, err2;
-	int rc;
+	int rc = TH_OK;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.pool = j;
@@ -330,14 +342,16 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		if (ctx.kind->flags & TH_JOB_WRITES_REPO) {
 			lock = repo_lock(j, op->owner, op->db);
 			pthread_mutex_lock(lock);
+			rc = th_meta_dblock_take(&held, j->meta, op->owner, op->db, &err);
 		}
 		ctx.started_ms = mono_ms();
 		/* A first attempt cancelled while it waited for the lock stops before it starts; a
 		 * retry runs, so that its runner can clear what the dead attempt left. */
-		if (op->attempts > 1 || (rc = th_job_check(&ctx, &err)) == TH_OK)
+		if (rc == TH_OK && (op->attempts > 1 || (rc = th_job_check(&ctx, &err)) == TH_OK))
 			rc = run(payload, &ctx, op, &err);
 		if (lock) {
 			after_write(j, op);
+			th_meta_dblock_release(j->meta, held);
 			pthread_mutex_unlock(lock);
 		}
 	}
@@ -448,6 +462,55 @@ static void *heartbeat_main(void *arg)
 	pthread_mutex_unlock(&j->mu);
 	free(ids);
 	free(attempts);
+	return NULL;
+}
+
+/* Wake this process's idle workers. */
+static void wake_local(th_jobs *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->wake_seq++;
+	pthread_cond_broadcast(&j->work_cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* On a shared store: every notice of queued work, from any node, wakes the idle workers. Each
+ * wait lasts at most LISTEN_WAIT_MS, so that th_jobs_stop is heard soon; a store that cannot be
+ * reached is retried after a poll interval (the workers' poll goes on meanwhile). */
+static void *listen_main(void *arg)
+{
+	th_jobs *j = arg;
+	int64_t failed_ms = 0;
+
+	for (;;) {
+		th_error err;
+		int rc;
+
+		pthread_mutex_lock(&j->mu);
+		if (!j->stopping && failed_ms != 0) {
+			struct timespec ts;
+			deadline(&ts, j->poll_ms);
+			pthread_cond_timedwait(&j->work_cv, &j->mu, &ts);
+		}
+		if (j->stopping) {
+			pthread_mutex_unlock(&j->mu);
+			break;
+		}
+		pthread_mutex_unlock(&j->mu);
+		th_error_clear(&err);
+		rc = th_meta_work_wait(j->meta, LISTEN_WAIT_MS, &err);
+		if (rc == 1)
+			wake_local(j);
+		if (rc >= 0) {
+			failed_ms = 0;
+			continue;
+		}
+		/* Said once per outage, not once a second. */
+		if (failed_ms == 0)
+			TH_LOG(TH_LOG_WARN, "job queue: cannot wait for notices of work: %s",
+			       err.msg);
+		failed_ms = mono_ms();
+	}
 	return NULL;
 }
 
@@ -577,8 +640,13 @@ int th_jobs_run(th_jobs *j, th_error *err)
 	 * its process that is gone (other nodes' leases expire on their own). */
 	if ((error = th_meta_op_requeue_running(&n, j->meta, err)) < 0)
 		return error;
-	if (n > 0)
+	if (n > 0) {
+		th_error e;
+		th_error_clear(&e);
 		TH_LOG(TH_LOG_INFO, "job queue: %d interrupted job(s) re-queued", n);
+		if (th_meta_work_notify(j->meta, &e) < 0)
+			TH_LOG(TH_LOG_WARN, "job queue: cannot tell the other nodes: %s", e.msg);
+	}
 	if (pthread_create(&j->hb_thread, NULL, heartbeat_main, j) != 0)
 		return th_error_set(err, TH_ERROR, "cannot start the heartbeat thread");
 	j->hb_started = 1;
@@ -586,6 +654,11 @@ int th_jobs_run(th_jobs *j, th_error *err)
 		if (pthread_create(&j->slots[i].thread, NULL, worker_main, &j->slots[i]) != 0)
 			return th_error_set(err, TH_ERROR, "cannot start worker thread %d", i);
 		j->slots[i].started = 1;
+	}
+	if (th_meta_shared(j->meta)) {
+		if (pthread_create(&j->listen_thread, NULL, listen_main, j) != 0)
+			return th_error_set(err, TH_ERROR, "cannot start the listener thread");
+		j->listen_started = 1;
 	}
 	return TH_OK;
 }
@@ -607,12 +680,15 @@ int th_jobs_start(th_jobs **out, const char *data_dir, th_meta *meta, int nworke
 
 void th_jobs_wake(th_jobs *j)
 {
+	th_error err;
+
 	if (j == NULL)
 		return;
-	pthread_mutex_lock(&j->mu);
-	j->wake_seq++;
-	pthread_cond_broadcast(&j->work_cv);
-	pthread_mutex_unlock(&j->mu);
+	wake_local(j);
+	/* The other nodes' workers: a lost notice costs them only a poll interval. */
+	th_error_clear(&err);
+	if (th_meta_work_notify(j->meta, &err) < 0)
+		TH_LOG(TH_LOG_WARN, "job queue: cannot tell the other nodes: %s", err.msg);
 }
 
 void th_jobs_stop(th_jobs *j)
@@ -628,6 +704,8 @@ void th_jobs_stop(th_jobs *j)
 	for (i = 0; i < j->nworkers; i++)
 		if (j->slots[i].started)
 			pthread_join(j->slots[i].thread, NULL);
+	if (j->listen_started)
+		pthread_join(j->listen_thread, NULL);
 	/* The heartbeat outlives the workers: it renews the leases of jobs still finishing. */
 	pthread_mutex_lock(&j->mu);
 	j->hb_stop = 1;

@@ -24,6 +24,7 @@
 
 typedef struct th_meta_ops th_meta_ops;
 typedef struct th_meta_access_ops th_meta_access_ops;
+typedef struct th_meta_coord_ops th_meta_coord_ops;
 
 /* The part of every backend's handle that the front end reads. */
 struct th_meta {
@@ -110,6 +111,10 @@ struct th_meta_ops {
 
 	/* Accounts, tokens, roles, protection and events (meta_access.h). */
 	const th_meta_access_ops *access;
+
+	/* Coordination of the processes sharing the store (meta_coord.h); NULL for a store one
+	 * process holds alone (SQLite): storage/meta_coord.c then does what one process needs. */
+	const th_meta_coord_ops *coord;
 };
 
 /* The access ops. Each change takes the event `ev` (may be NULL) that records it and writes both
@@ -207,6 +212,16 @@ struct th_meta_access_ops {
 	/* At most `limit` events from `offset`, newest first; *more when there are further ones. */
 	int (*event_list)(th_event_list *out, int *more, th_meta *m, int64_t db_id, int64_t offset,
 	                  size_t limit, th_error *err);
+};
+
+/* The coordination ops (meta_coord.h): each as the public function of the same name, with the
+ * names checked and the key made by the front end. */
+struct th_meta_coord_ops {
+	/* Take the lock of `key`, blocking; *held_out is the backend's (its connection). */
+	int (*dblock_take)(void **held_out, th_meta *m, int64_t key, th_error *err);
+	void (*dblock_release)(th_meta *m, void *held);
+	int (*work_notify)(th_meta *m, th_error *err);
+	int (*work_wait)(th_meta *m, int64_t timeout_ms, th_error *err);
 };
 
 /* The backends. */
