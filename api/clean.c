@@ -8,13 +8,15 @@
  *
  * Errors of libraries and the OS name files by their path. The sources cut those paths where they
  * make messages (storage/), and this is the net behind them: a quoted path that starts with the
- * data directory ('/srv/data/cache/...', or the directory as given on the command line) loses
- * that prefix. Both checks cost one pass over the body when there is nothing to change.
+ * data directory ('/srv/data/cache/...', or the directory as given on the command line) or with
+ * serve's --cache directory loses that prefix. Both checks cost one pass over the body when there
+ * is nothing to change.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "tablehub/sqlcache.h"
 #include "tablehub/text.h"
 
 /* Cut "'<prefix>/" to "'" everywhere in buf[0..*len) (NUL-terminated). */
@@ -49,13 +51,13 @@ static int has_prefix(const char *text, size_t len, const char *prefix)
 const char *api_clean_reply(const th_req *req, const char *text, size_t *len, char **owned)
 {
 	const api_server *srv = req->srv;
-	const char *dir = srv->cfg.data_dir, *abs = srv->data_dir_abs;
+	const char *dir = srv->cfg.data_dir, *abs = srv->data_dir_abs, *cache = th_snap_dir();
 	char *out;
 	size_t n;
 
 	*owned = NULL;
 	if (th_utf8_valid(text, *len, NULL) && !has_prefix(text, *len, abs) &&
-	    !has_prefix(text, *len, dir))
+	    !has_prefix(text, *len, dir) && !has_prefix(text, *len, cache))
 		return text;
 	if ((out = malloc(*len * 3 + 1)) == NULL)
 		return text; /* out of memory: send it as it is rather than nothing */
@@ -63,6 +65,7 @@ const char *api_clean_reply(const th_req *req, const char *text, size_t *len, ch
 	out[n] = '\0';
 	cut_prefix(out, &n, abs);
 	cut_prefix(out, &n, dir);
+	cut_prefix(out, &n, cache);
 	*owned = out;
 	*len = n;
 	return out;

@@ -2,12 +2,16 @@
  *
  * serve holds the data dir's write lock for its whole life, re-queues the operations a killed
  * predecessor left running (th_jobs_start), starts the job workers and the HTTP server, and runs
- * until SIGINT or SIGTERM. Signals are blocked in every thread and taken with sigwait() by the
- * main thread, so no handler runs inside MHD or SQLite.
+ * until SIGINT or SIGTERM. On a metadata store several servers share (meta_coord.h: PostgreSQL)
+ * it takes no data dir lock, since its peers work in the same data dir; it names itself with
+ * --node-id in the leases it takes, and keeps its query snapshots in --cache. Signals are blocked
+ * in every thread and taken with sigwait() by the main thread, so no handler runs inside MHD or
+ * SQLite.
  *
  * user add writes only meta.sqlite and takes no lock: it works beside a running server. The new
  * token is printed once, alone on stdout; only its hash is stored.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,7 +29,9 @@
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
 #include "tablehub/meta.h"
+#include "tablehub/meta_coord.h"
 #include "tablehub/repo.h"
+#include "tablehub/sqlcache.h"
 
 static const char serve_usage[] =
         "usage: tablehub serve [--data DIR] [--listen ADDR:PORT] [--workers N] "
@@ -36,6 +42,11 @@ static const char serve_usage[] =
         "  --threads        HTTP threads (default: one per CPU)\n"
         "  --meta URL       the metadata store: postgresql://... (a server several nodes\n"
         "                   share; default: TABLEHUB_META, else DIR/meta.sqlite)\n"
+        "  --node-id ID     this server's name in the leases of the operations it runs, 1-64\n"
+        "                   of [A-Za-z0-9_-] (default: the data dir's own id; give each of\n"
+        "                   several servers sharing a metadata store its own)\n"
+        "  --cache DIR      where query snapshots are kept (default: DIR/cache of --data); a\n"
+        "                   local disk of this server's when several share the data dir\n"
         "limits (0 turns one off):\n"
         "  --max-connections N         open connections in all (default 4096, kept below the\n"
         "                              file descriptor limit)\n"
@@ -193,11 +204,34 @@ static void redact_dir(const char *dir)
 	free(real);
 }
 
+/* Does serve's --meta (or TABLEHUB_META) name a store that several servers may share? */
+static int meta_url_shared(const char *url)
+{
+	if (url == NULL)
+		url = getenv("TABLEHUB_META");
+	return url != NULL && url[0] != '\0';
+}
+
+/* The node id of a server on a shared store without --node-id: "<hostname>-<pid>", with what a
+ * node id may not hold replaced by '-'. */
+static void default_node_id(char out[TH_META_NODE_ID_SIZE])
+{
+	char host[64] = "";
+
+	if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "node");
+	snprintf(out, TH_META_NODE_ID_SIZE, "%.40s-%ld", host, (long)getpid());
+	for (char *p = out; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			*p = '-';
+}
+
 int cli_serve(int argc, char **argv)
 {
 	const char *dir = cli_take_data_dir(&argc, argv);
-	const char *listen, *meta_url;
+	const char *listen, *meta_url, *node_id, *cache_dir;
 	th_meta_options meta_opts = { NULL, NULL };
+	char node_buf[TH_META_NODE_ID_SIZE];
 	int missing = 0, bad = 0, lock_fd = -1, sig, rc = 1, swept = 0, stale = 0, git_ready = 0;
 	long workers, max_mb, threads, max_conns, per_ip, head_s, body_s, idle_s;
 	long rate_token, rate_addr, max_pending, q_workers, q_per_user, q_queue, min_free,
@@ -227,6 +261,16 @@ int cli_serve(int argc, char **argv)
 		return 2;
 	}
 	meta_opts.url = meta_url; /* NULL: TABLEHUB_META, else DIR/meta.sqlite */
+	node_id = cli_take_opt(&argc, argv, "--node-id", &missing);
+	if (missing || (node_id != NULL && !th_name_valid(node_id))) {
+		fprintf(stderr, "tablehub serve: --node-id wants 1-64 of [A-Za-z0-9_-]\n");
+		return 2;
+	}
+	cache_dir = cli_take_opt(&argc, argv, "--cache", &missing);
+	if (missing || (cache_dir != NULL && cache_dir[0] == '\0')) {
+		fprintf(stderr, "tablehub serve: --cache needs a directory\n");
+		return 2;
+	}
 	workers = take_num(&argc, argv, "--workers", 2, 1, 64, &bad);
 	max_mb = take_num(&argc, argv, "--max-upload-mb", 100, 1, 1024 * 1024, &bad);
 	threads = take_num(&argc, argv, "--threads", 0, 0, 256, &bad);
@@ -304,13 +348,30 @@ int cli_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (th_datadir_lock(&lock_fd, dir, &err) < 0 || th_repo_global_init(&err) < 0)
+	/* On a store other servers may share, each needs its own node id: by default its host's
+	 * name and its pid. */
+	if (node_id == NULL && meta_url_shared(meta_url)) {
+		default_node_id(node_buf);
+		node_id = node_buf;
+	}
+	meta_opts.node_id = node_id;
+	if (th_datadir_init(dir, &err) < 0)
+		goto fail;
+	redact_dir(dir);
+	if (th_meta_open_with(&meta, dir, &meta_opts, &err) < 0)
+		goto fail;
+	/* One server alone on its store holds the data dir, and what a crash left in DIR/tmp is
+	 * its own; servers sharing a store share the data dir and leave DIR/tmp to each other. */
+	if (!th_meta_shared(meta) &&
+	    (th_datadir_lock(&lock_fd, dir, &err) < 0 || th_upload_sweep(&swept, dir, &err) < 0))
+		goto fail;
+	if ((cache_dir != NULL && th_snap_set_dir(cache_dir, &err) < 0) ||
+	    th_repo_global_init(&err) < 0)
 		goto fail;
 	git_ready = 1;
-	redact_dir(dir);
-	if (th_upload_sweep(&swept, dir, &err) < 0 ||
-	    th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||
-	    th_meta_open_with(&meta, dir, &meta_opts, &err) < 0 ||
+	if (th_snap_dir() != NULL)
+		th_redact_add(th_snap_dir());
+	if (th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||
 	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
 		goto fail;
 	th_jobs_set_repack(jobs, (uint64_t)repack_loose, (uint64_t)repack_packs);
@@ -325,9 +386,10 @@ int cli_serve(int argc, char **argv)
 		       "run",
 		       stale);
 	TH_LOG(TH_LOG_INFO,
-	       "serving %s on http://%.*s:%u/api/v1alpha1 (%ld workers, uploads up to %ld MB)", dir,
-	       (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, (unsigned)srv.port,
-	       workers, max_mb);
+	       "serving %s on http://%.*s:%u/api/v1alpha1 (%ld workers, uploads up to %ld MB, "
+	       "node %s)",
+	       dir, (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, (unsigned)srv.port,
+	       workers, max_mb, th_meta_node_id(meta));
 	TH_LOG(TH_LOG_INFO, "get a token with: tablehub user add --data %s NAME", dir);
 
 	/* Between signals, files unused for --keep-uploads are removed: every minute, or every

@@ -41,9 +41,41 @@
 #include "tablehub/log.h"
 #include "tablehub/sqlcache.h"
 
+/* th_snap_set_dir's directory ("" = DIR/cache). Set before any query thread starts, read only
+ * after. */
+static char snap_dir[4096];
+
+int th_snap_set_dir(const char *dir, th_error *err)
+{
+	char *abs;
+	int error;
+
+	if (dir == NULL) {
+		snap_dir[0] = '\0';
+		return TH_OK;
+	}
+	if (strlen(dir) >= sizeof(snap_dir) - 256)
+		return th_error_set(err, TH_EINVALID, "the cache directory's name is too long");
+	if ((error = th_mkdir_p(dir, err)) < 0)
+		return error;
+	if ((abs = realpath(dir, NULL)) == NULL)
+		return th_error_set(err, TH_ESTORE, "cannot resolve the cache directory: %s",
+		                    strerror(errno));
+	snprintf(snap_dir, sizeof(snap_dir), "%s", abs);
+	free(abs);
+	return TH_OK;
+}
+
+const char *th_snap_dir(void)
+{
+	return snap_dir[0] ? snap_dir : NULL;
+}
+
 int th_snap_path(th_buf *out, const char *datadir, const char *owner, const char *db,
                  const char *key, th_error *err)
 {
+	if (snap_dir[0])
+		return th_buf_printf(out, err, "%s/%s/%s/%s.sqlite", snap_dir, owner, db, key);
 	return th_buf_printf(out, err, "%s/cache/%s/%s/%s.sqlite", datadir, owner, db, key);
 }
 
@@ -368,7 +400,10 @@ void th_snap_evict(const char *datadir, uint64_t budget, const char *keep)
 	size_t i;
 
 	memset(&s, 0, sizeof(s));
-	snprintf(root, sizeof(root), "%s/cache", datadir);
+	if (snap_dir[0])
+		snprintf(root, sizeof(root), "%s", snap_dir);
+	else
+		snprintf(root, sizeof(root), "%s/cache", datadir);
 	scan_dir(&s, root, 0, time(NULL));
 	if (budget > 0 && s.total > budget) {
 		qsort(s.v, s.n, sizeof(*s.v), by_use);

@@ -155,8 +155,18 @@ int th_snap_heap_limit_available(void);
 
 /* --- the cache directory ----------------------------------------------------------------- */
 
-/* Append the path of the snapshot `key` of owner/db: DIR/cache/<owner>/<db>/<key>.sqlite. The
- * names must be valid (th_name_valid; a key is a hex object id). Returns TH_OK or TH_ENOMEM. */
+/* Keep this process's snapshots under `dir` instead of DIR/cache (serve --cache: each of several
+ * servers sharing one data dir keeps its own cache on a local disk). `dir` is created when missing
+ * and kept resolved (realpath). Call before any query runs; NULL goes back to DIR/cache. Returns
+ * TH_OK, TH_EINVALID (too long) or TH_ESTORE (cannot be created or resolved). */
+int th_snap_set_dir(const char *dir, th_error *err);
+
+/* The directory th_snap_set_dir set (resolved; static), or NULL when snapshots are in DIR/cache. */
+const char *th_snap_dir(void);
+
+/* Append the path of the snapshot `key` of owner/db: DIR/cache/<owner>/<db>/<key>.sqlite, or
+ * under th_snap_dir() when set. The names must be valid (th_name_valid; a key is a hex object id).
+ * Returns TH_OK or TH_ENOMEM. */
 int th_snap_path(th_buf *out, const char *datadir, const char *owner, const char *db,
                  const char *key, th_error *err);
 
@@ -193,9 +203,9 @@ int th_snap_publish(const char *tmp, const char *path, th_error *err);
 /* Remove the file at `path` (an abandoned build); no error if it is not there. */
 void th_snap_remove(const char *path);
 
-/* Delete the least recently used snapshots under DIR/cache until they total at most `budget`
- * bytes (0: no limit), never `keep` (may be NULL), and temporary files older than an hour (left by
- * a crash). Failures only leave files behind. */
+/* Delete the least recently used snapshots under DIR/cache (or th_snap_dir()) until they total at
+ * most `budget` bytes (0: no limit), never `keep` (may be NULL), and temporary files older than an
+ * hour (left by a crash). Failures only leave files behind. */
 void th_snap_evict(const char *datadir, uint64_t budget, const char *keep);
 
 #endif
