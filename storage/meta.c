@@ -113,6 +113,8 @@ void th_meta_close(th_meta *m)
 {
 	if (m == NULL)
 		return;
+	if (m->ops->coord != NULL)
+		m->ops->coord->close(m);
 	m->ops->close(m);
 }
 

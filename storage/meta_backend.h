@@ -32,6 +32,8 @@ struct th_meta {
 	/* Lease owner of this handle's claims: the backend's open sets the store's default, the
 	 * front end replaces it when the caller gives one. */
 	char node_id[TH_META_NODE_ID_SIZE];
+	/* The coordination state of a shared store (its coord ops make and free it; NULL else). */
+	void *coord;
 };
 
 /* Which operations a list returns: owner and db, or creator (the other NULL); kind NULL = any;
@@ -222,6 +224,8 @@ struct th_meta_coord_ops {
 	void (*dblock_release)(th_meta *m, void *held);
 	int (*work_notify)(th_meta *m, th_error *err);
 	int (*work_wait)(th_meta *m, int64_t timeout_ms, th_error *err);
+	/* Free m->coord, before the backend's close. */
+	void (*close)(th_meta *m);
 };
 
 /* The backends. */

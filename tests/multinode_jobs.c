@@ -128,7 +128,13 @@ static int fake_wait(th_meta *m, int64_t timeout_ms, th_error *err)
 	return got;
 }
 
-static const th_meta_coord_ops fake_coord = { fake_take, fake_release, fake_notify, fake_wait };
+static void fake_close(th_meta *m)
+{
+	(void)m;
+}
+
+static const th_meta_coord_ops fake_coord = { fake_take, fake_release, fake_notify, fake_wait,
+	                                      fake_close };
 
 /* Two handles (nodes "n1", "n2") on dir's store, made shared with the fake coordination. */
 static th_meta_ops shared_ops;
