@@ -429,4 +429,4 @@ fail:
 	return error;
 }
 
-const th_meta_ops th_meta_pg_ops = TH_MSQL_OPS("postgresql", pg_open, pg_close);
+const th_meta_ops th_meta_pg_ops = TH_MSQL_OPS("postgresql", pg_open, pg_close, &th_mpg__coord_ops);

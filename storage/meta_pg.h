@@ -61,4 +61,7 @@ int th_mpg__migrate(PGconn *c, th_error *err);
 /* The schema version this build migrates a PostgreSQL store to. */
 int th_mpg__schema_version(void);
 
+/* The nodes' coordination: writer locks and notices (meta_pg_coord.c). */
+extern const th_meta_coord_ops th_mpg__coord_ops;
+
 #endif

@@ -222,7 +222,7 @@ int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), voi
 
 /* The ops table of an SQL backend: the per-resource functions below, with its name, open and
  * close. */
-#define TH_MSQL_OPS(NAME, OPEN, CLOSE)                                                             \
+#define TH_MSQL_OPS(NAME, OPEN, CLOSE, COORD)                                                      \
 	{                                                                                          \
 		.name = NAME, .open = OPEN, .close = CLOSE, .user_create = th_msql__user_create,   \
 		.user_get = th_msql__user_get, .token_create = th_msql__token_create,              \
@@ -237,7 +237,7 @@ int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), voi
 		.pull_get = th_msql__pull_get, .pull_find_open = th_msql__pull_find_open,          \
 		.pull_list = th_msql__pull_list, .pull_update = th_msql__pull_update,              \
 		.pull_set_state = th_msql__pull_set_state, .note_add = th_msql__note_add,          \
-		.note_list = th_msql__note_list, .access = &th_msql__access_ops,                   \
+		.note_list = th_msql__note_list, .access = &th_msql__access_ops, .coord = COORD,   \
 	}
 
 /* The backend's ops, by resource (meta_users.c, meta_dbs.c, meta_queue.c, meta_pulls.c). */

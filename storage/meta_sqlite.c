@@ -612,4 +612,4 @@ fail:
 	return error;
 }
 
-const th_meta_ops th_meta_sqlite_ops = TH_MSQL_OPS("sqlite", msql_open, msql_close);
+const th_meta_ops th_meta_sqlite_ops = TH_MSQL_OPS("sqlite", msql_open, msql_close, NULL);
