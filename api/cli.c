@@ -35,6 +35,8 @@ const char cli_usage[] =
         "  token revoke [--data DIR] NAME TOKEN_ID   revoke one at once\n"
         "  backup    [--data DIR] OUT              a consistent copy, also while serve runs\n"
         "  restore   IN [--data DIR]               a backup into a new data directory\n"
+        "  meta migrate --from DIR/meta.sqlite --to postgresql://...\n"
+        "                                          move a data directory's metadata to PostgreSQL\n"
         "\n"
         "\n"
         "against a server (after `login`, or with --remote URL / TABLEHUB_URL; --data DIR stays "

@@ -28,6 +28,8 @@ int cli_user_passwd(int argc, char **argv);
 /* api/cli_backup.c: a consistent copy of a data dir, beside a running server, and its restore. */
 int cli_backup(int argc, char **argv);  /* backup [--data DIR] OUT */
 int cli_restore(int argc, char **argv); /* restore IN [--data DIR] */
+/* api/cli_meta.c: meta migrate --from DIR/meta.sqlite --to postgresql://... */
+int cli_meta(int argc, char **argv);
 
 /* api/cli_query.c, api/cli_diff.c: reading commands added by later modules. */
 int cli_query(int argc, char **argv); /* query [--data DIR] OWNER/DB REF SQL */

@@ -33,6 +33,7 @@ static const struct command {
 	{ "sql", cli_sql, NULL },
 	{ "backup", cli_backup, NULL },
 	{ "restore", cli_restore, NULL },
+	{ "meta", cli_meta, NULL },
 };
 
 int main(int argc, char **argv)

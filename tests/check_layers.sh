@@ -9,7 +9,7 @@ cd "$top" || exit 2
 declare -A layer_of=(
 	[error.h]=0 [buf.h]=0 [log.h]=0 [hash.h]=0 [ids.h]=0 [text.h]=0 [value.h]=0 [password.h]=0
 	[datadir.h]=1 [repo.h]=1 [meta.h]=1 [meta_limits.h]=1 [meta_access.h]=1 [files.h]=1
-	[meta_control.h]=1 [repo_maint.h]=1 [backup.h]=1 [meta_coord.h]=1
+	[meta_control.h]=1 [repo_maint.h]=1 [backup.h]=1 [meta_coord.h]=1 [meta_migrate.h]=1
 	[sqlcache.h]=1 [sqlsession.h]=1 [meta_files.h]=1
 	[csv.h]=2 [reader.h]=2 [sorter.h]=2 [table.h]=2 [diff.h]=2 [merge.h]=2 [import.h]=2 [jobs.h]=2
 	[pulls.h]=2 [review.h]=2 [query.h]=2 [databases.h]=2 [export.h]=2 [fetch.h]=2 [sqlwrite.h]=2
