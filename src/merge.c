@@ -579,7 +579,7 @@ static int merge_rows(merge_ctx *ctx, const char *name, const side_table *b, con
 		if (ctx->stats)
 			ctx->stats->tables_changed++;
 		error = th_table_store(&ctx->root, ctx->repo, &ctx->root, name, &schema, &rows,
-		                       st.rows, err);
+		                       o->t.row_count + st.added - st.removed, err);
 	}
 cleanup:
 	row_merge_dispose(&m);

@@ -196,6 +196,44 @@ static void test_different_rows(void)
 	th_repo_free(repo);
 }
 
+/* A table of several chunks: a three-way merge rewrites one of them and records the merged
+ * table's row count (the schema's "rows"), not the count of the rows it rewrote. */
+static void test_row_count_after_merge(void)
+{
+	char path[4096];
+	th_repo *repo = new_repo(path, sizeof(path));
+	th_pull_merge_result r1, r2;
+	th_conflicts c = TH_CONFLICTS_INIT;
+	th_buf csv = TH_BUF_INIT;
+	th_table t = TH_TABLE_INIT;
+	th_commit_info ci;
+	th_error err;
+	int i;
+
+	th_buf_puts(&csv, "id,name,score\n", &err);
+	for (i = 1; i <= 20000; i++)
+		th_buf_printf(&csv, &err, "%d,name number %d,%d\n", i, i, i * 7);
+	CHECK_OK(import_csv(repo, "main", "t", TH_OP_CREATE, "id", csv.ptr, &err), &err);
+	branch_from(repo, "a", "main");
+	branch_from(repo, "b", "main");
+	CHECK_OK(import_csv(repo, "a", "t", TH_OP_UPDATE, NULL, "id,score\n10,1\n", &err), &err);
+	CHECK_OK(import_csv(repo, "b", "t", TH_OP_UPDATE, NULL, "id,score\n19000,2\n20001,3\n",
+	                    &err),
+	         &err);
+	CHECK_OK(th_pull_merge(&r1, &c, repo, "a", "main", 1, "alice", NULL, &err), &err);
+	CHECK_OK(th_pull_merge(&r2, &c, repo, "b", "main", 2, "alice", NULL, &err), &err);
+	CHECK(c.total == 0 && r2.stats.rows_changed == 2);
+	memset(&ci, 0, sizeof(ci));
+	CHECK_OK(th_repo_commit_read(&ci, repo, &r2.commit, &err), &err);
+	CHECK_OK(th_table_load(&t, repo, &ci.tree, "t", &err), &err);
+	CHECK(t.row_count == 20001);
+	th_table_dispose(&t);
+	th_commit_info_dispose(&ci);
+	th_buf_dispose(&csv);
+	th_conflicts_dispose(&c);
+	th_repo_free(repo);
+}
+
 /* Two imports touching different cells of one row merge cell-wise. */
 static void test_different_cells(void)
 {
@@ -1001,6 +1039,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_different_rows);
+	RUN(test_row_count_after_merge);
 	RUN(test_different_cells);
 	RUN(test_same_cell_conflict);
 	RUN(test_delete_vs_change);
