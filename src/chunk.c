@@ -23,9 +23,9 @@
 #define MIN_CHUNK 4096u
 #define MAX_CHUNK (16u << 20)
 #define SIGMA 52300.0 /* Rayleigh scale: mean = SIGMA * sqrt(pi/2) ~ 65.5 KB */
-#define FLAT_MAX 256  /* chunks above this get a second tree level */
-#define GROUP_MASK 63 /* ~64 chunks per subtree */
-#define GROUP_MAX 1024
+#define FLAT_MAX TH_ROWS_FLAT_MAX
+#define GROUP_MASK TH_ROWS_GROUP_MASK
+#define GROUP_MAX TH_ROWS_GROUP_MAX
 
 /* Should the chunk end after a run of rows with one key, the run starting at byte `start` of the
  * chunk and ending at `size`? The cut hazard integrated over the run's bytes, so a run of equal

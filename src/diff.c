@@ -1,9 +1,10 @@
 /* diff.c: row-level differences between two rows trees (see include/tablehub/diff.h and the
  * streaming iterator in include/tablehub/merge.h).
  *
- * Both trees are flattened into their chunk lists (a few thousand entries for a million rows) and
- * walked with one cursor per side. Whenever both cursors stand at the start of a chunk and the two
- * chunks have the same blob id, both are skipped unread: equal ids mean equal rows. Otherwise the
+ * Both trees are walked with one chunk cursor per side (src/rows_tree.c), which reads a subtree of
+ * a large table's rows tree only when its chunks are needed. Whenever both cursors stand at the
+ * start of a subtree and the two subtrees have the same id, both are skipped unread; likewise two
+ * chunks with the same blob id: equal ids mean equal rows. Otherwise the
  * side whose rows ran out loads its next chunk, and the loaded rows are merge-joined by key
  * (memcmp, then length). Because chunk boundaries are decided by the keys themselves, the two walks
  * fall back into step right after a change, and the cost follows the size of the change, not of the
@@ -24,10 +25,10 @@
 #include "tablehub/diff.h"
 #include "tablehub/merge.h"
 
-/* One side of the walk: its chunk list, and the rows of the chunk being read. */
+/* One side of the walk: its chunks (a cursor: subtrees are read only when their chunks are
+ * needed), and the rows of the chunk being read. */
 typedef struct diff_side {
-	th_chunk_ref *chunks;
-	size_t nchunks, next; /* next: the first chunk not yet loaded or skipped */
+	th_chunk_cursor cur; /* at the first chunk not yet loaded or skipped */
 	th_chunk_rows rows;
 	int loaded;
 	size_t pos; /* next row of `rows` */
@@ -104,18 +105,19 @@ static int same_layout(const th_schema *a, const th_schema *b)
 static int side_init(diff_side *s, th_repo *repo, const th_schema *schema, const th_oid *rows,
                      th_error *err)
 {
+	int error;
+
 	memset(s, 0, sizeof(*s));
+	error = th_chunk_cursor_init(&s->cur, repo, rows, err);
 	s->schema = schema;
-	if (rows == NULL || th_oid_is_zero(rows))
-		return TH_OK;
-	return th_table_chunks(&s->chunks, &s->nchunks, repo, rows, err);
+	return error;
 }
 
 static void side_dispose(diff_side *s)
 {
 	if (s->loaded)
 		th_chunk_rows_dispose(&s->rows);
-	free(s->chunks);
+	th_chunk_cursor_dispose(&s->cur);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -125,14 +127,23 @@ static int side_has_row(const diff_side *s)
 	return s->loaded && s->pos < s->rows.n;
 }
 
+/* Is there a chunk left on the side (*out: it, else NULL)? */
+static int side_peek(diff_side *s, const th_chunk_ref **out, th_error *err)
+{
+	return th_chunk_cursor_peek(&s->cur, out, err);
+}
+
+/* Load the side's next chunk (there is one: side_peek said so). */
 static int side_load(th_diff_iter *it, diff_side *s, th_error *err)
 {
 	th_chunk_rows fresh;
+	const th_chunk_ref *ref;
 	int error;
 
 	memset(&fresh, 0, sizeof(fresh));
-	if ((error = th_chunk_rows_read(&fresh, it->repo, s->schema, &s->chunks[s->next].oid,
-	                                err)) < 0) {
+	if ((error = side_peek(s, &ref, err)) < 0)
+		return error;
+	if ((error = th_chunk_rows_read(&fresh, it->repo, s->schema, &ref->oid, err)) < 0) {
 		th_chunk_rows_dispose(&fresh); /* what it read before failing */
 		return error;
 	}
@@ -141,7 +152,7 @@ static int side_load(th_diff_iter *it, diff_side *s, th_error *err)
 	s->rows = fresh;
 	s->loaded = 1;
 	s->pos = 0;
-	s->next++;
+	th_chunk_cursor_next(&s->cur);
 	it->chunks_read++;
 	return TH_OK;
 }
@@ -206,30 +217,49 @@ static void emit_one(th_diff_change *out, th_change_kind kind, const th_row *old
 
 /* Does chunk `ref` end (its last key) before `key` for certain? A name holding only a prefix of
  * its last key answers no when the prefixes tie (the chunk is then read: correct, only slower). */
-static int chunk_ends_before(const th_chunk_ref *ref, const unsigned char *key, size_t keylen)
+static int chunk_ends_before(const char *name, const unsigned char *key, size_t keylen)
 {
 	unsigned char last[TH_CHUNK_NAME_KEY];
 	int cut;
-	size_t n = th_chunk_name_key(last, ref->name, &cut);
+	size_t n = th_chunk_name_key(last, name, &cut);
 
 	if (!cut)
 		return th_key_cmp(last, n, key, keylen) < 0;
 	return memcmp(last, key, n < keylen ? n : keylen) < 0;
 }
 
-static void side_seek(th_diff_iter *it, diff_side *s, const unsigned char *key, size_t keylen)
+/* Subtrees, then chunks, that end before the key are skipped (a subtree counts as one). */
+static int side_seek(th_diff_iter *it, diff_side *s, const unsigned char *key, size_t keylen,
+                     th_error *err)
 {
-	while (!s->loaded && s->next < s->nchunks &&
-	       chunk_ends_before(&s->chunks[s->next], key, keylen)) {
-		s->next++;
+	const th_tree_entry *g;
+	const th_chunk_ref *ref;
+	int error;
+
+	if (s->loaded)
+		return TH_OK;
+	while ((g = th_chunk_cursor_group(&s->cur)) != NULL &&
+	       chunk_ends_before(g->name, key, keylen)) {
+		th_chunk_cursor_skip_group(&s->cur);
+		it->chunks_skipped++;
+	}
+	for (;;) {
+		if ((error = side_peek(s, &ref, err)) < 0)
+			return error;
+		if (ref == NULL || !chunk_ends_before(ref->name, key, keylen))
+			return TH_OK;
+		th_chunk_cursor_next(&s->cur);
 		it->chunks_skipped++;
 	}
 }
 
-void th_diff_iter_seek(th_diff_iter *it, const unsigned char *key, size_t keylen)
+int th_diff_iter_seek(th_diff_iter *it, const unsigned char *key, size_t keylen, th_error *err)
 {
-	side_seek(it, &it->a, key, keylen);
-	side_seek(it, &it->b, key, keylen);
+	int error;
+
+	if ((error = side_seek(it, &it->a, key, keylen, err)) < 0)
+		return error;
+	return side_seek(it, &it->b, key, keylen, err);
 }
 
 int th_diff_iter_next(th_diff_iter *it, th_diff_change *out, th_error *err)
@@ -243,14 +273,28 @@ int th_diff_iter_next(th_diff_iter *it, th_diff_change *out, th_error *err)
 		int c;
 
 		if (!ha && !hb) {
-			int ma = a->next < a->nchunks, mb = b->next < b->nchunks;
+			const th_tree_entry *ga = th_chunk_cursor_group(&a->cur);
+			const th_tree_entry *gb = th_chunk_cursor_group(&b->cur);
+			const th_chunk_ref *pa, *pb;
+			int ma, mb;
 
+			/* Both at the start of equal subtrees: the same chunks, skipped unread. */
+			if (ga && gb && it->can_skip && th_oid_equal(&ga->oid, &gb->oid)) {
+				th_chunk_cursor_skip_group(&a->cur);
+				th_chunk_cursor_skip_group(&b->cur);
+				it->chunks_skipped += 2;
+				continue;
+			}
+			if ((error = side_peek(a, &pa, err)) < 0 ||
+			    (error = side_peek(b, &pb, err)) < 0)
+				return error;
+			ma = pa != NULL;
+			mb = pb != NULL;
 			if (!ma && !mb)
 				return 0;
-			if (ma && mb && it->can_skip &&
-			    th_oid_equal(&a->chunks[a->next].oid, &b->chunks[b->next].oid)) {
-				a->next++;
-				b->next++;
+			if (ma && mb && it->can_skip && th_oid_equal(&pa->oid, &pb->oid)) {
+				th_chunk_cursor_next(&a->cur);
+				th_chunk_cursor_next(&b->cur);
 				it->chunks_skipped += 2;
 				continue;
 			}
@@ -262,15 +306,17 @@ int th_diff_iter_next(th_diff_iter *it, th_diff_change *out, th_error *err)
 		}
 		/* Never emit a row while the other side may still hold its key in an unread chunk.
 		 */
-		if (!ha && a->next < a->nchunks) {
-			if ((error = side_load(it, a, err)) < 0)
+		if (!ha || !hb) {
+			diff_side *s = !ha ? a : b;
+			const th_chunk_ref *p;
+
+			if ((error = side_peek(s, &p, err)) < 0)
 				return error;
-			continue;
-		}
-		if (!hb && b->next < b->nchunks) {
-			if ((error = side_load(it, b, err)) < 0)
-				return error;
-			continue;
+			if (p != NULL) {
+				if ((error = side_load(it, s, err)) < 0)
+					return error;
+				continue;
+			}
 		}
 		ra = ha ? &a->rows.rows[a->pos] : NULL;
 		rb = hb ? &b->rows.rows[b->pos] : NULL;

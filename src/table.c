@@ -302,14 +302,14 @@ cleanup:
 
 /* --- apply ------------------------------------------------------------------------------------ */
 
-/* Does chunk `ref` end (its last key) before `key` for certain? A chunk whose name holds only a
- * prefix of its last key answers no when the prefixes tie, and is then opened, which is correct,
- * only slower. */
-static int chunk_ends_before(const th_chunk_ref *ref, const unsigned char *key, size_t keylen)
+/* Does the chunk (or subtree: named after its last chunk) called `name` end (its last key) before
+ * `key` for certain? A name holding only a prefix of the last key answers no when the prefixes
+ * tie, and the chunk is then opened, which is correct, only slower. */
+static int name_ends_before(const char *name, const unsigned char *key, size_t keylen)
 {
 	unsigned char last[TH_CHUNK_NAME_KEY];
 	int cut;
-	size_t n = th_chunk_name_key(last, ref->name, &cut);
+	size_t n = th_chunk_name_key(last, name, &cut);
 
 	if (!cut)
 		return th_key_cmp(last, n, key, keylen) < 0;
@@ -321,6 +321,54 @@ int th_table_apply(th_oid *out, th_apply_stats *stats, th_repo *repo, const th_s
                    th_error *err)
 {
 	return th_table__apply_ex(out, stats, repo, s, base, next, payload, NULL, 0, pack, err);
+}
+
+/* The chunker is aligned with the base: pass through, unread, every base subtree and chunk that
+ * ends before edit `e` (NULL: no edit left, everything). The base's last chunk goes through only
+ * when no edit is left: it ended because the table did, not at a cut, so rows added after it are
+ * chunked together with it. Returns TH_OK or a negative code. */
+static int pass_through(th_chunker *ch, th_chunk_cursor *cur, th_rows_group **groups, size_t *n,
+                        size_t *cap, const th_edit *e, th_error *err)
+{
+	const th_tree_entry *g;
+	const th_chunk_ref *ref;
+	int error;
+
+	for (;;) {
+		if ((g = th_chunk_cursor_group(cur)) != NULL &&
+		    (e == NULL || (!th_chunk_cursor_group_is_last(cur) &&
+		                   name_ends_before(g->name, e->key, e->keylen)))) {
+			const char *prev = th_chunk_cursor_group_prev(cur);
+			th_rows_group *x;
+
+			if (*n == *cap) {
+				size_t ncap = *cap ? *cap * 2 : 16;
+				th_rows_group *p = realloc(*groups, ncap * sizeof(*p));
+				if (p == NULL)
+					return th_error_set(err, TH_ENOMEM, "out of memory");
+				*groups = p;
+				*cap = ncap;
+			}
+			x = &(*groups)[(*n)++];
+			memset(x, 0, sizeof(*x));
+			x->at = ch->nout;
+			x->oid = g->oid;
+			snprintf(x->name, sizeof(x->name), "%s", g->name);
+			if ((x->has_prev = prev != NULL))
+				snprintf(x->prev, sizeof(x->prev), "%s", prev);
+			x->base_last = th_chunk_cursor_group_is_last(cur);
+			th_chunk_cursor_skip_group(cur);
+			continue;
+		}
+		if ((error = th_chunk_cursor_peek(cur, &ref, err)) < 0)
+			return error;
+		if (ref == NULL || (e != NULL && (!th_chunk_cursor_more_after(cur) ||
+		                                  !name_ends_before(ref->name, e->key, e->keylen))))
+			return TH_OK;
+		if ((error = th_chunker_reuse(ch, ref, err)) < 0)
+			return error;
+		th_chunk_cursor_next(cur);
+	}
 }
 
 /* Emit `count` copies of a row (keyless tables keep duplicates as repeated lines). */
@@ -341,17 +389,19 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
                        th_resolve_fn resolve, int additive, th_pack *pack, th_error *err)
 {
 	th_chunker ch;
-	th_chunk_ref *chunks = NULL;
+	th_chunk_cursor cur;
+	const th_chunk_ref *ref;
+	th_rows_group *groups = NULL;
 	th_chunk_rows rows = { 0, NULL, TH_BUF_INIT, TH_BUF_INIT };
 	th_buf resolved = TH_BUF_INIT, prevkey = TH_BUF_INIT;
 	th_apply_stats st;
 	th_edit e;
-	size_t nchunks = 0, ci = 0, pos = 0;
+	size_t pos = 0, ngroups = 0, capgroups = 0;
 	int have_edit, error, keyless = s->npk == 0;
 
 	memset(&st, 0, sizeof(st));
 	th_chunker_init(&ch, repo, pack);
-	if ((error = th_table_chunks(&chunks, &nchunks, repo, base, err)) < 0)
+	if ((error = th_chunk_cursor_init(&cur, repo, base, err)) < 0)
 		goto cleanup;
 	if ((have_edit = next(payload, &e, err)) < 0) {
 		error = have_edit;
@@ -362,20 +412,16 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
 			/* At a base chunk boundary: pass whole chunks through while aligned. */
 			if ((error = th_chunker_align(&ch, err)) < 0)
 				goto cleanup;
-			if (error == 1) {
-				/* The last chunk ended because the table did, not at a cut:
-				 * rows added after it are chunked together with it. */
-				while (ci < nchunks &&
-				       (!have_edit ||
-				        (ci + 1 < nchunks &&
-				         chunk_ends_before(&chunks[ci], e.key, e.keylen)))) {
-					if ((error = th_chunker_reuse(&ch, &chunks[ci++], err)) < 0)
-						goto cleanup;
-				}
-			}
-			if (ci < nchunks) {
-				if ((error = th_chunk_rows_read(&rows, repo, s, &chunks[ci++].oid,
-				                                err)) < 0)
+			if (error == 1 &&
+			    (error = pass_through(&ch, &cur, &groups, &ngroups, &capgroups,
+			                          have_edit ? &e : NULL, err)) < 0)
+				goto cleanup;
+			if ((error = th_chunk_cursor_peek(&cur, &ref, err)) < 0)
+				goto cleanup;
+			if (ref != NULL) {
+				th_oid oid = ref->oid;
+				th_chunk_cursor_next(&cur);
+				if ((error = th_chunk_rows_read(&rows, repo, s, &oid, err)) < 0)
 					goto cleanup;
 				pos = 0;
 				continue;
@@ -458,10 +504,11 @@ int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const 
 		if (error < 0)
 			goto cleanup;
 	}
-	if ((error = th_rows_tree_write(out, repo, ch.out, ch.nout, err)) < 0)
+	if ((error = th_rows_tree_write_reuse(out, repo, ch.out, ch.nout, groups, ngroups, err)) <
+	    0)
 		goto cleanup;
 	st.chunks_written = ch.written;
-	st.chunks_reused = ch.reused;
+	st.chunks_reused = ch.reused + ngroups;
 	if (stats)
 		*stats = st;
 	error = TH_OK;
@@ -471,7 +518,8 @@ cleanup:
 	th_buf_dispose(&prevkey);
 	th_buf_dispose(&resolved);
 	th_chunk_rows_dispose(&rows);
-	free(chunks);
+	th_chunk_cursor_dispose(&cur);
+	free(groups);
 	th_chunker_dispose(&ch);
 	return error;
 }

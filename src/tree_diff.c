@@ -168,8 +168,9 @@ static int walk_rows(table_walk *w, const th_schema *s1, const th_oid *r1, const
 		return error;
 	if (v->seek_table && v->seek_key && phase == v->seek_phase &&
 	    strcmp(v->seek_table, w->td.name) == 0)
-		th_diff_iter_seek(it, v->seek_key, v->seek_keylen);
-	error = walk_changes(w, it, phase, r2 ? s2 : s1, err);
+		error = th_diff_iter_seek(it, v->seek_key, v->seek_keylen, err);
+	if (error == TH_OK)
+		error = walk_changes(w, it, phase, r2 ? s2 : s1, err);
 	th_diff_iter_free(it);
 	return error;
 }

@@ -46,14 +46,16 @@ int th_diff_iter_new(th_diff_iter **out, th_repo *repo, const th_schema *sa, con
 /* Before the first th_diff_iter_next: skip, unread, the chunks of both sides that certainly end
  * before `key` (raw key bytes). Changes before `key` may still be reported (their other side may
  * have been skipped, so they may be wrong): the caller ignores them; from `key` on, all are
- * right. */
-void th_diff_iter_seek(th_diff_iter *it, const unsigned char *key, size_t keylen);
+ * right. Returns TH_OK, or TH_ENOTFOUND / TH_ESTORE when a subtree of chunk names cannot be
+ * read. */
+int th_diff_iter_seek(th_diff_iter *it, const unsigned char *key, size_t keylen, th_error *err);
 
 /* The next change in key order into *out (its pointers are borrowed until the next call). Returns
  * 1 (a change), 0 (no more) or TH_ENOMEM, TH_EINVALID (a malformed chunk), TH_ESTORE. */
 int th_diff_iter_next(th_diff_iter *it, th_diff_change *out, th_error *err);
 
-/* Chunks decoded and skipped so far (to check that the cost follows the change). */
+/* Chunks decoded and skipped so far (to check that the cost follows the change); a subtree of
+ * chunks skipped unread counts as one. */
 void th_diff_iter_stats(const th_diff_iter *it, uint64_t *chunks_read, uint64_t *chunks_skipped);
 
 void th_diff_iter_free(th_diff_iter *it);
