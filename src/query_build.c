@@ -21,6 +21,7 @@
  *   logged, and the snapshot holds every other table; src/query.c tells a query naming it why.
  *   Failures of the disk or the snapshot file fail the build, which the next query tries again.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "tablehub/diff.h"
 #include "tablehub/log.h"
 #include "tablehub/merge.h"
+#include "tablehub/repo.h"
 #include "tablehub/table.h"
 #include "query_internal.h"
 
@@ -43,29 +45,66 @@ static int sql_name_ok(const char *name)
 	return 0;
 }
 
+/* Rows decoded before they go to the snapshot together (th_snap_put_rows). */
+#define LOAD_BATCH 32
+
+/* Insert rows[0..n) (decoded) into the snapshot. */
+static int load_flush(th_snap_table *st, th_cells *cells, size_t n, th_error *err)
+{
+	const th_cell *rows[LOAD_BATCH];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		rows[i] = cells[i].c;
+	return th_snap_put_rows(st, rows, n, err);
+}
+
+/* Load every row of `t` into a new table of the snapshot. Chunks are read whole and split into
+ * lines here: the keys th_row_iter would compute for every row are not needed. */
 static int load_table(th_snap *snap, th_repo *repo, const th_table *t, const char *name,
                       th_error *err)
 {
 	th_snap_table *st = NULL;
-	th_row_iter *it = NULL;
-	th_cells cells = TH_CELLS_INIT;
-	th_row row;
+	th_chunk_ref *chunks = NULL;
+	th_buf blob = TH_BUF_INIT;
+	th_cells cells[LOAD_BATCH];
+	size_t nchunks = 0, ci, k = 0;
 	int error;
 
+	memset(cells, 0, sizeof(cells));
 	if ((error = th_snap_table_create(&st, snap, name, &t->schema, err)) < 0)
 		goto cleanup;
 	if (th_oid_is_zero(&t->rows))
 		goto cleanup;
-	if ((error = th_row_iter_new(&it, repo, t, err)) < 0)
+	if ((error = th_table_chunks(&chunks, &nchunks, repo, &t->rows, err)) < 0)
 		goto cleanup;
-	while ((error = th_row_iter_next(it, &row, err)) > 0) {
-		if ((error = th_row_decode(&cells, &t->schema, row.line, row.linelen, err)) < 0 ||
-		    (error = th_snap_put(st, cells.c, 1, err)) < 0)
+	for (ci = 0; ci < nchunks; ci++) {
+		const char *p, *end, *nl;
+
+		if ((error = th_repo_blob_read(&blob, repo, &chunks[ci].oid, err)) < 0)
 			goto cleanup;
+		for (p = blob.ptr, end = p + blob.size; p < end; p = nl + 1) {
+			if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				nl = end;
+			if ((error = th_row_decode(&cells[k], &t->schema, p, (size_t)(nl - p),
+			                           err)) < 0)
+				goto cleanup;
+			if (++k == LOAD_BATCH) {
+				if ((error = load_flush(st, cells, k, err)) < 0)
+					goto cleanup;
+				k = 0;
+			}
+		}
+		/* The cells point into this chunk's text: in before the next chunk is read. */
+		if (k && (error = load_flush(st, cells, k, err)) < 0)
+			goto cleanup;
+		k = 0;
 	}
 cleanup:
-	th_row_iter_free(it);
-	th_cells_dispose(&cells);
+	for (k = 0; k < LOAD_BATCH; k++)
+		th_cells_dispose(&cells[k]);
+	free(chunks);
+	th_buf_dispose(&blob);
 	th_snap_table_free(st);
 	return error;
 }

@@ -2,7 +2,8 @@
  *
  * A snapshot is scratch data derived from git, rebuilt whenever it is lost, so it is written the
  * fastest way SQLite allows: no journal, no syncs, an exclusive lock, one transaction, one
- * prepared INSERT per table bound with typed values. Rows arrive in key order, so a WITHOUT ROWID
+ * prepared INSERT per table bound with typed values, SNAP_BATCH rows a statement when the caller
+ * has them (th_snap_put_rows). Rows arrive in key order, so a WITHOUT ROWID
  * table only ever appends to its right-most leaf. Pages are 64 KiB: a snapshot is read through a
  * memory map, and a scan (a count(*) of a million rows) then touches 1,900 pages instead of
  * 15,000 at 8 KiB, 4 ms instead of 11 ms in a new connection. A snapshot being brought up to date
@@ -66,7 +67,10 @@ struct th_snap_table {
 	const th_schema *schema;
 	char *name;
 	sqlite3_stmt *ins;
+	sqlite3_stmt *many; /* `batch` rows in one INSERT, prepared on first use; NULL: none */
+	int batch;
 	sqlite3_stmt *del; /* prepared on the first delete */
+	int fresh;
 };
 
 static int snap_open(th_snap **out, const char *path, int create, th_error *err)
@@ -172,6 +176,7 @@ static int table_new(th_snap_table **out, th_snap *snap, const char *name, const
 	}
 	t->snap = snap;
 	t->schema = s;
+	t->fresh = fresh;
 	/* A fresh keyed table gets rows with distinct keys in key order: a plain INSERT. A table
 	 * being brought up to date replaces the row of the same key. */
 	if ((error = th_buf_puts(&sql,
@@ -274,6 +279,7 @@ void th_snap_table_free(th_snap_table *t)
 	if (t == NULL)
 		return;
 	sqlite3_finalize(t->ins);
+	sqlite3_finalize(t->many);
 	sqlite3_finalize(t->del);
 	free(t->name);
 	free(t);
@@ -366,6 +372,71 @@ int th_snap_put(th_snap_table *t, const th_cell *cells, uint64_t count, th_error
 	for (k = 0; k < count && error == TH_OK; k++)
 		error = step_reset(t, t->ins, "insert", err);
 	sqlite3_clear_bindings(t->ins);
+	return error;
+}
+
+/* Prepare the INSERT of SNAP_BATCH rows at once (fewer if the columns would pass SQLite's limit
+ * of bound parameters; none for a single row's worth): one statement run per batch instead of one
+ * per row saves most of SQLite's per-statement work. */
+#define SNAP_BATCH 32
+
+static int prepare_many(th_snap_table *t, th_error *err)
+{
+	const th_schema *s = t->schema;
+	th_buf sql = TH_BUF_INIT;
+	int limit = sqlite3_limit(t->snap->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1), error = TH_OK;
+	size_t r, i, ncols = s->ncols ? s->ncols : 1;
+
+	t->batch = (int)((size_t)limit / ncols < SNAP_BATCH ? (size_t)limit / ncols : SNAP_BATCH);
+	if (t->batch < 2) {
+		t->batch = 1;
+		return TH_OK;
+	}
+	if ((error = th_buf_puts(
+	             &sql, t->fresh || s->npk == 0 ? "INSERT INTO " : "INSERT OR REPLACE INTO ",
+	             err)) < 0 ||
+	    (error = put_ident(&sql, t->name, err)) < 0 ||
+	    (error = th_buf_puts(&sql, " VALUES ", err)) < 0)
+		goto cleanup;
+	for (r = 0; r < (size_t)t->batch; r++) {
+		if ((error = th_buf_puts(&sql, r ? ",(" : "(", err)) < 0)
+			goto cleanup;
+		for (i = 0; i < s->ncols; i++)
+			if ((error = th_buf_printf(&sql, err, "%s?", i ? "," : "")) < 0)
+				goto cleanup;
+		if ((error = th_buf_putc(&sql, ')', err)) < 0)
+			goto cleanup;
+	}
+	if (sqlite3_prepare_v3(t->snap->db, sql.ptr, -1, SQLITE_PREPARE_PERSISTENT, &t->many,
+	                       NULL) != SQLITE_OK)
+		error = th_sqlcache__error(err, t->snap->db, "cannot prepare insert");
+cleanup:
+	th_buf_dispose(&sql);
+	return error;
+}
+
+int th_snap_put_rows(th_snap_table *t, const th_cell *const *rows, size_t n, th_error *err)
+{
+	const th_schema *s = t->schema;
+	size_t r, i;
+	int error = TH_OK;
+
+	if (t->batch == 0 && s->ncols > 0 && (error = prepare_many(t, err)) < 0)
+		return error;
+	while (n >= (size_t)t->batch && t->many != NULL) {
+		for (r = 0; r < (size_t)t->batch; r++)
+			for (i = 0; i < s->ncols; i++)
+				bind_cell(t->many, (int)(r * s->ncols + i) + 1, s->cols[i].type,
+				          &rows[r][i]);
+		error = step_reset(t, t->many, "insert", err);
+		sqlite3_clear_bindings(t->many);
+		if (error < 0)
+			return error;
+		rows += t->batch;
+		n -= (size_t)t->batch;
+	}
+	for (r = 0; r < n && error == TH_OK; r++)
+		error = th_snap_put(t, rows[r], 1, err);
 	return error;
 }
 

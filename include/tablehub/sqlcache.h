@@ -71,6 +71,11 @@ int th_snap_table_drop(th_snap *snap, const char *name, th_error *err);
  * SQLite allows) or TH_ESTORE. */
 int th_snap_put(th_snap_table *t, const th_cell *cells, uint64_t count, th_error *err);
 
+/* th_snap_put of `n` rows, each rows[i] one row's cells, one copy each: the same result, written
+ * several rows to a statement. The cells need stay valid only during the call. Returns as
+ * th_snap_put does. */
+int th_snap_put_rows(th_snap_table *t, const th_cell *const *rows, size_t n, th_error *err);
+
 /* Remove the row whose key is that of `cells` (a full row: the primary-key cells are used; for a
  * keyless table every cell, and up to `count` equal rows go). Removing a row that is not there
  * is not an error. Returns TH_OK or TH_ESTORE. */
