@@ -230,7 +230,8 @@ int api_parse_listen(uint32_t *addr_be, uint16_t *port, const char *s, th_error 
 
 /* --- daemon ---------------------------------------------------------------------------------- */
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's own messages: fmt comes from the library, checked as a printf format. */
+TH_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 

@@ -5,7 +5,8 @@
 
 #include "tablehub/error.h"
 
-static void set_va(th_error *err, th_code code, const char *fmt, va_list ap)
+/* The format attribute lets the compiler check fmt at every caller's th_error_set* instead. */
+TH_PRINTF(3, 0) static void set_va(th_error *err, th_code code, const char *fmt, va_list ap)
 {
 	err->code = code;
 	err->line = 0;
