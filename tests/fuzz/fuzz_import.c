@@ -21,6 +21,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The key of the keyed tables: static, as th_import_fd reads it after the block that sets it. */
+static const char *const pk_a[] = { "a" };
 static char dir[64], spill[96];
 static th_repo *repo;
 static int input_fd = -1;
@@ -119,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(table, sizeof(table), "t%lu", runs++);
 		o.table = table;
 		if (data[0] % 5 == 1) {
-			o.pk = (const char *const[]){ "a" };
+			o.pk = pk_a;
 			o.npk = 1;
 		}
 	} else {
