@@ -147,7 +147,8 @@ int api_upload_poll(th_req *req, th_error *err)
 	const char *name = api_arg(req, "operationName");
 	const char *branch = api_arg(req, "branchName");
 	th_op_info op;
-	char id[TH_UUID_SIZE], pull[24], key[API_CACHE_KEY], cached[2048], *text;
+	char id[TH_UUID_SIZE], pull[24], key[API_CACHE_KEY], live[API_CACHE_KEY + 24], cached[2048];
+	char *text;
 	cJSON *body = NULL;
 	size_t len;
 	int error;
@@ -159,12 +160,16 @@ int api_upload_poll(th_req *req, th_error *err)
 		                    "query parameter 'operationName' is required");
 	api_echo(req, "operation_name", name);
 	/* A finished operation never changes: its reply is served from memory (and a running one's
-	 * for a tenth of a second). */
+	 * for a tenth of a second, or until this server's workers finish an operation, whichever
+	 * comes first: the client waiting for it hears at once that it ended). */
 	snprintf(key, sizeof(key), "%lld|%.200s", (long long)req->db.id, name);
+	snprintf(live, sizeof(live), "%s|%lu", key, th_jobs_finished(req->srv->jobs));
 	if (strlen(name) > 200)
 		key[0] = '\0'; /* too long to be a key: not cached */
-	if (key[0] && (len = api_cache_get(req->srv->polls, key, cached, sizeof(cached))) > 0 &&
-	    len <= sizeof(cached))
+	if (key[0] && (((len = api_cache_get(req->srv->polls, key, cached, sizeof(cached))) > 0 &&
+	                len <= sizeof(cached)) ||
+	               ((len = api_cache_get(req->srv->polls, live, cached, sizeof(cached))) > 0 &&
+	                len <= sizeof(cached))))
 		return api_reply_text(req, MHD_HTTP_OK, cached, len, err);
 	if ((error = api_op_name_parse(id, req, name, err)) < 0)
 		return error;
@@ -202,11 +207,10 @@ int api_upload_poll(th_req *req, th_error *err)
 	len = strlen(text);
 	/* Finished: cached for good (until evicted). Running: for POLL_FRESH_MS, so a crowd of
 	 * pollers costs one lookup per interval; progress is shown that much later at most. */
-	if (key[0])
-		api_cache_put(req->srv->polls, key, text, len,
-		              op.state == TH_OPSTATE_COMPLETED || op.state == TH_OPSTATE_FAILED
-		                      ? 0
-		                      : POLL_FRESH_MS);
+	if (key[0] && (op.state == TH_OPSTATE_COMPLETED || op.state == TH_OPSTATE_FAILED))
+		api_cache_put(req->srv->polls, key, text, len, 0);
+	else if (key[0])
+		api_cache_put(req->srv->polls, live, text, len, POLL_FRESH_MS);
 	error = api_reply_text(req, MHD_HTTP_OK, text, len, err);
 	cJSON_free(text);
 	cJSON_Delete(body);

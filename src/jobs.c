@@ -95,6 +95,7 @@ struct th_jobs {
 	int stopping; /* workers exit */
 	int hb_stop;  /* the heartbeat exits */
 	unsigned long wake_seq;
+	unsigned long finished; /* operations ended, their outcome stored (th_jobs_finished) */
 	struct slot *slots;
 	pthread_t hb_thread;
 	int hb_started;
@@ -379,6 +380,9 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		TH_LOG(TH_LOG_WARN, "job %s: lease lost, result dropped: %s", op->id, err2.msg);
 	else if (rc < 0)
 		TH_LOG(TH_LOG_ERROR, "job %s: cannot record the outcome: %s", op->id, err2.msg);
+	pthread_mutex_lock(&j->mu);
+	j->finished++;
+	pthread_mutex_unlock(&j->mu);
 	free(ctx.result);
 }
 
@@ -689,6 +693,18 @@ void th_jobs_wake(th_jobs *j)
 	th_error_clear(&err);
 	if (th_meta_work_notify(j->meta, &err) < 0)
 		TH_LOG(TH_LOG_WARN, "job queue: cannot tell the other nodes: %s", err.msg);
+}
+
+unsigned long th_jobs_finished(th_jobs *j)
+{
+	unsigned long n;
+
+	if (j == NULL)
+		return 0;
+	pthread_mutex_lock(&j->mu);
+	n = j->finished;
+	pthread_mutex_unlock(&j->mu);
+	return n;
 }
 
 void th_jobs_stop(th_jobs *j)

@@ -108,6 +108,11 @@ void th_jobs_stop(th_jobs *j);
 /* Tell idle workers there is work (after an enqueue). Accepts NULL. */
 void th_jobs_wake(th_jobs *j);
 
+/* How many operations this pool has finished (completed or failed, the outcome stored) since it
+ * was made: a number that changes whenever an operation it ran ended, so that a cached view of a
+ * running operation can tell it may be stale. 0 for NULL. */
+unsigned long th_jobs_finished(th_jobs *j);
+
 /* Lease length and idle poll interval, in ms (defaults TH_JOBS_LEASE_MS, TH_JOBS_POLL_MS). Call
  * before th_jobs_run. */
 void th_jobs_set_timing(th_jobs *j, int64_t lease_ms, int64_t poll_ms);

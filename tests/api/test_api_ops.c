@@ -1,4 +1,5 @@
 /* test_api_ops.c: stopping operations through a real `tablehub serve` with one worker:
+ *   - a poll shows an operation's end as soon as it is stored, though it saw it running;
  *   - POST .../operations/{id}/cancel by the operation's creator or an admin of the database
  *     (403 for a writer who is neither, 401 signed out, 404 for an unknown id or another
  *     database's, 400 for a malformed one, 409 once it ended);
@@ -204,6 +205,36 @@ static void test_cancel(void)
 	free(small);
 }
 
+/* A poll that saw an operation running does not hide its end: the first poll after the worker
+ * stored the outcome shows it (a running operation's reply is cached only until one ends). */
+static void test_poll_fresh(void)
+{
+	char *a = upload(alice, "alice/shop", big, PARAMS("scores"));
+	t_resp r;
+	int ended = 0;
+
+	CHECK(wait_status("alice/shop", a, "In Progress") == 0);
+	r = cancel(alice, "alice/shop", uuid_of(a));
+	CHECK(r.status == 202);
+	t_resp_free(&r);
+	/* Poll (which caches the running reply) until the jobs list, never cached, shows it ended;
+	 * then the very next poll must show it too. */
+	for (int i = 0; i < 1200 && !ended; i++) {
+		r = poll_once("alice/shop", a);
+		t_resp_free(&r);
+		r = t_http(&srv, AUTH "'%s/alice/shop/jobs?state=failed'", alice, srv.base);
+		ended = r.status == 200 && strstr(r.body, uuid_of(a)) != NULL;
+		t_resp_free(&r);
+	}
+	CHECK(ended);
+	r = poll_once("alice/shop", a);
+	CHECK_STR(t_str(&r, "job_status"), "Failed");
+	CHECK_STR(t_str(&r, "message"), "cancelled by alice");
+	t_resp_free(&r);
+	nothing_left();
+	free(a);
+}
+
 /* The time cap, from serve's flags. */
 static void test_time_cap(void)
 {
@@ -261,6 +292,7 @@ int main(void)
 	CHECK(t_set_role(&srv, alice, "alice/shop", "bob", "write") == 200);
 	big = write_big(1500000); /* ~93 MB: seconds of import, even in a release build */
 	RUN(test_cancel);
+	RUN(test_poll_fresh);
 	RUN(test_time_cap);
 	CHECK(t_server_stop(&srv, SIGTERM) == 0);
 	free(alice);
