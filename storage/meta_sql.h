@@ -173,6 +173,12 @@ typedef struct th_msql_driver {
 	int (*begin)(th_msql *s, th_error *err);
 	int (*commit)(th_msql *s, th_error *err);
 	void (*rollback)(th_msql *s);
+	/* Optional (NULL: every commit waits for the disk). on = 1: the commits that follow on the
+	 * pinned connection need not be on disk when they return, as long as a crash keeps them in
+	 * order (a later commit on disk brings every earlier one with it); on = 0: back to commits
+	 * on disk when they return. Best effort: failing to switch only costs or keeps an fsync.
+	 * The caller switches back before it unpins the connection. */
+	void (*lazy)(th_msql *s, int on);
 } th_msql_driver;
 
 /* The part of an SQL backend's handle the statement layer reads; a driver's handle embeds it

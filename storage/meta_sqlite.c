@@ -471,8 +471,19 @@ static void sqlite_rollback(th_msql *m)
 		th_msql__run_locked(m, &rollback_stmt, NULL, NULL, NULL, "");
 }
 
+/* WAL with synchronous=NORMAL: a commit is not fsynced, and a crash keeps a prefix of the commits
+ * (the WAL is one append-only log, checksummed frame by frame), so a later FULL commit's fsync
+ * makes every earlier one durable too. */
+static void sqlite_lazy(th_msql *m, int on)
+{
+	sqlite3_exec(((sqlite_store *)m)->db,
+	             on ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL, NULL,
+	             NULL);
+}
+
 static const th_msql_driver sqlite_driver = {
-	sqlite_run, sqlite_lock, sqlite_unlock, sqlite_begin, sqlite_commit, sqlite_rollback,
+	sqlite_run,    sqlite_lock,     sqlite_unlock, sqlite_begin,
+	sqlite_commit, sqlite_rollback, sqlite_lazy,
 };
 
 /* --- open, migrate, close -------------------------------------------------------------------- */
