@@ -37,7 +37,7 @@ static const char serve_usage[] =
         "usage: tablehub serve [--data DIR] [--listen ADDR:PORT] [--workers N] "
         "[--max-upload-mb N] [LIMITS]\n"
         "  --listen         address to bind (default 127.0.0.1:8080)\n"
-        "  --workers        import worker threads (default 2)\n"
+        "  --workers        import worker threads (default 8; one at a time per database)\n"
         "  --max-upload-mb  upload size cap in MB (default 100)\n"
         "  --threads        HTTP threads (default: one per CPU)\n"
         "  --meta URL       the metadata store: postgresql://... (a server several nodes\n"
@@ -271,7 +271,7 @@ int cli_serve(int argc, char **argv)
 		fprintf(stderr, "tablehub serve: --cache needs a directory\n");
 		return 2;
 	}
-	workers = take_num(&argc, argv, "--workers", 2, 1, 64, &bad);
+	workers = take_num(&argc, argv, "--workers", 8, 1, 64, &bad);
 	max_mb = take_num(&argc, argv, "--max-upload-mb", 100, 1, 1024 * 1024, &bad);
 	threads = take_num(&argc, argv, "--threads", 0, 0, 256, &bad);
 	max_conns = take_num(&argc, argv, "--max-connections", 4096, 1, 1000000, &bad);

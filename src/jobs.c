@@ -16,8 +16,9 @@
  *   tests register kinds of their own to drive the queue. A claimed job runs the runner of its
  *   kind; a kind nobody registered fails the job.
  * - Writers: for a kind with TH_JOB_WRITES_REPO the queue takes the database's writer lock (a
- *   striped mutex keyed by owner/db) around the runner, so two jobs never write one repository at
- *   once, and th_job_repo_open opens the repository writable only for such kinds. Writes still
+ *   mutex of owner/db's own, from a small table, while some worker uses it) around the runner, so
+ *   two jobs never write one repository at once while different databases are written side by
+ *   side, and th_job_repo_open opens the repository writable only for such kinds. Writes still
  *   move refs by compare-and-swap, so a writer outside the queue is detected, never lost.
  * - Several nodes (meta_coord.h): when the store is shared (PostgreSQL), a writer also takes the
  *   database's lock across nodes (th_meta_dblock_take) once it holds the process's own, and
@@ -52,7 +53,6 @@
 #include <time.h>
 
 #include "tablehub/datadir.h"
-#include "tablehub/hash.h"
 #include "tablehub/ids.h"
 #include "tablehub/jobs.h"
 #include "tablehub/log.h"
@@ -60,7 +60,8 @@
 #include "tablehub/meta_coord.h"
 
 #define MAX_KINDS 16
-#define REPO_STRIPES 32
+/* Writer locks in use at once: a worker holds at most one, and there are at most 64 workers. */
+#define REPO_LOCKS 64
 
 /* A registered kind, the payload its runner gets and its time cap (ms; 0 = none). */
 struct kind {
@@ -104,7 +105,14 @@ struct th_jobs {
 	struct kind kinds[MAX_KINDS];
 	size_t nkinds;
 
-	pthread_mutex_t repo_mu[REPO_STRIPES]; /* the databases' writer locks, striped */
+	/* The writer locks of the databases being written or waited for, one per database
+	 * (repo_lock); an entry with no users is free. */
+	struct repo_lock {
+		pthread_mutex_t mu;
+		int users; /* workers holding or waiting for it; guarded by th_jobs.mu */
+		char owner[sizeof(((th_op_info *)NULL)->owner)];
+		char db[sizeof(((th_op_info *)NULL)->db)];
+	} repo_locks[REPO_LOCKS];
 };
 
 struct th_job_ctx {
@@ -238,13 +246,43 @@ int th_job_repo_open(th_repo **out, th_job_ctx *ctx, th_error *err)
 
 /* --- the writer lock of a database ------------------------------------------------------------ */
 
-/* The writer lock of owner/db: one of REPO_STRIPES mutexes, so two databases may share one (they
- * then take turns), but one database always maps to the same. */
+/* The writer lock of owner/db, for a worker to lock: its own mutex, shared by no other database
+ * (two databases never take turns), for as long as some worker holds or waits for it. The caller
+ * gives its use back with repo_lock_drop after unlocking it. */
 static pthread_mutex_t *repo_lock(th_jobs *j, const char *owner, const char *db)
 {
-	uint64_t h = th_hash64(owner, strlen(owner)) ^ (th_hash64(db, strlen(db)) * 31);
+	struct repo_lock *l, *free_l = NULL;
+	int i;
 
-	return &j->repo_mu[h % REPO_STRIPES];
+	pthread_mutex_lock(&j->mu);
+	for (i = 0; i < REPO_LOCKS; i++) {
+		l = &j->repo_locks[i];
+		if (l->users == 0) {
+			if (free_l == NULL)
+				free_l = l;
+		} else if (strcmp(l->owner, owner) == 0 && strcmp(l->db, db) == 0) {
+			break;
+		}
+	}
+	if (i == REPO_LOCKS) { /* a free one is left: each of <= 64 workers uses one at most */
+		l = free_l;
+		snprintf(l->owner, sizeof(l->owner), "%s", owner);
+		snprintf(l->db, sizeof(l->db), "%s", db);
+	}
+	l->users++;
+	pthread_mutex_unlock(&j->mu);
+	return &l->mu;
+}
+
+static void repo_lock_drop(th_jobs *j, pthread_mutex_t *lock)
+{
+	int i;
+
+	pthread_mutex_lock(&j->mu);
+	for (i = 0; i < REPO_LOCKS; i++)
+		if (&j->repo_locks[i].mu == lock)
+			j->repo_locks[i].users--;
+	pthread_mutex_unlock(&j->mu);
 }
 
 /* --- the pool -------------------------------------------------------------------------------- */
@@ -354,6 +392,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 			after_write(j, op);
 			th_meta_dblock_release(j->meta, held);
 			pthread_mutex_unlock(lock);
+			repo_lock_drop(j, lock);
 		}
 	}
 
@@ -547,8 +586,8 @@ int th_jobs_create(th_jobs **out, const char *data_dir, th_meta *meta, int nwork
 	pthread_cond_init(&j->work_cv, &ca);
 	pthread_cond_init(&j->hb_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	for (i = 0; i < REPO_STRIPES; i++)
-		pthread_mutex_init(&j->repo_mu[i], NULL);
+	for (i = 0; i < REPO_LOCKS; i++)
+		pthread_mutex_init(&j->repo_locks[i].mu, NULL);
 	for (i = 0; th_job_kinds[i] != NULL; i++) {
 		int error = th_jobs_register(j, th_job_kinds[i], NULL, err);
 		if (error < 0) {
@@ -729,8 +768,8 @@ void th_jobs_stop(th_jobs *j)
 	pthread_mutex_unlock(&j->mu);
 	if (j->hb_started)
 		pthread_join(j->hb_thread, NULL);
-	for (i = 0; i < REPO_STRIPES; i++)
-		pthread_mutex_destroy(&j->repo_mu[i]);
+	for (i = 0; i < REPO_LOCKS; i++)
+		pthread_mutex_destroy(&j->repo_locks[i].mu);
 	pthread_cond_destroy(&j->work_cv);
 	pthread_cond_destroy(&j->hb_cv);
 	pthread_mutex_destroy(&j->mu);

@@ -5,12 +5,14 @@
  * a pull request, and a merge retried after a crash completes with the commit it made. */
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "harness.h"
 #include "util.h"
 #include "tablehub/datadir.h"
 #include "tablehub/files.h"
+#include "tablehub/hash.h"
 #include "tablehub/jobs.h"
 #include "tablehub/meta.h"
 #include "tablehub/pulls.h"
@@ -478,6 +480,70 @@ static void test_writer_lock(void)
 	}
 }
 
+/* Writers of different databases run side by side: four databases, four workers, and the jobs
+ * overlap. The databases are picked so that they fell on one stripe of the 32 striped mutexes the
+ * writer locks used to be, where they took turns. */
+static void test_writer_lock_dbs(void)
+{
+	static const th_job_kind writer = { "import", "Import", overlap_run, TH_JOB_WRITES_REPO,
+		                            "again" };
+	char *dir = t_mkdtemp(), ids[4][TH_UUID_SIZE], names[4][16];
+	uint64_t owner_h = th_hash64("alice", 5), stripe = 0;
+	struct overlap o;
+	th_meta *m = NULL;
+	th_jobs *j = NULL;
+	th_error err;
+	th_op_info op;
+	th_op_new n;
+	int i, found = 0;
+
+	for (i = 0; found < 4 && i < 100000; i++) {
+		char name[16];
+		uint64_t h;
+		snprintf(name, sizeof(name), "db%d", i);
+		h = (owner_h ^ (th_hash64(name, strlen(name)) * 31)) % 32;
+		if (found == 0)
+			stripe = h;
+		if (h == stripe)
+			memcpy(names[found++], name, sizeof(name));
+	}
+	CHECK(found == 4);
+	memset(&o, 0, sizeof(o));
+	pthread_mutex_init(&o.mu, NULL);
+	pthread_cond_init(&o.cv, NULL);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < 4; i++) {
+		memset(&n, 0, sizeof(n));
+		n.kind = "import";
+		n.owner = "alice";
+		n.db = names[i];
+		n.creator = "bob";
+		n.file_name = "ok";
+		n.table_name = "t";
+		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
+	}
+	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
+	CHECK_OK(th_jobs_register(j, &writer, &o, &err), &err);
+	th_jobs_set_timing(j, 5000, 20);
+	CHECK_OK(th_jobs_run(j, &err), &err);
+	th_jobs_wake(j);
+	for (i = 0; i < 4; i++) {
+		if (wait_done(&op, m, ids[i], 20000) == 0) {
+			CHECK(op.state == TH_OPSTATE_COMPLETED);
+			th_op_info_dispose(&op);
+		} else {
+			CHECK(0);
+		}
+	}
+	th_jobs_stop(j);
+	CHECK(o.ran == 4);
+	CHECK(o.max >= 2);
+	pthread_mutex_destroy(&o.mu);
+	pthread_cond_destroy(&o.cv);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 /* Kinds are checked when registered. */
 static void test_register(void)
 {
@@ -876,6 +942,7 @@ int main(void)
 	RUN(test_expired_lease_reclaimed);
 	RUN(test_wake_and_stop);
 	RUN(test_writer_lock);
+	RUN(test_writer_lock_dbs);
 	RUN(test_register);
 	RUN(test_enqueue_import);
 	RUN(test_real_import);
