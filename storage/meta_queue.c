@@ -21,6 +21,7 @@
  * always led to. A process killed without a power loss loses nothing: its commits are in the page
  * cache. A driver without the notion (PostgreSQL here) commits all of them alike.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,15 +153,161 @@ static void dispose_op(void *item)
 	th_op_info_dispose(item);
 }
 
-int th_msql__op_create(th_meta *m, const char *id, const th_op_new *op, th_error *err)
+/* --- group commit of the writes a client is told of ------------------------------------------ */
+
+/* An operation's creation (the POST answers with its name) and its end (Completed or Failed, which
+ * a poll shows) must be on disk before anyone hears of them: each is a synchronous=FULL commit, an
+ * fsync of the WAL with the connection pinned (on SQLite, its one connection). Several threads
+ * doing so at once share one transaction and one fsync (group commit): each request is queued;
+ * whoever finds no commit under way leads, taking every request queued for its connection into one
+ * BEGIN IMMEDIATE ... COMMIT, while later requests queue for the next leader. Each request's
+ * statement keeps its own outcome (a lost fence, a duplicate id); a failure that spoils the
+ * transaction (a full disk, a failed commit) rolls it back, and then each request of the batch runs
+ * again in a transaction of its own, so that one bad request fails alone. A request returns only
+ * once its commit is durable (or failed). */
+
+enum { GC_CREATE, GC_COMPLETE, GC_FAIL };
+
+struct gc_req {
+	th_msql *s;
+	int kind; /* GC_* */
+	const char *id;
+	int attempt;
+	const th_op_new *op; /* GC_CREATE */
+	const char *text;    /* the result (GC_COMPLETE) or the message (GC_FAIL) */
+	const char *result;  /* GC_FAIL's result */
+	int64_t pull_id;
+	uint64_t line;
+	uint32_t column;
+	int done, rc;
+	th_error err;
+	struct gc_req *next;
+};
+
+static pthread_mutex_t gc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gc_cv = PTHREAD_COND_INITIALIZER;
+static struct gc_req *gc_queue; /* waiting for a leader, newest first */
+static int gc_leading;          /* a batch is being committed */
+
+static int fence_done(th_msql *s, int n, const char *id, int attempt, th_error *err);
+
+/* Run one request's statement inside the batch's transaction (a connection pinned). */
+static int gc_run(th_msql *s, struct gc_req *r)
 {
+	const th_op_new *op = r->op;
 	int n;
 
-	n = th_msql__run((th_msql *)m, &op_insert, NULL, NULL, err, "ssssssssssiii", id, op->kind,
-	                 op->owner, op->db, op->creator, op->params ? op->params : "{}",
-	                 op->upload_sha256, op->file_name, op->table_name, op->branch_name,
-	                 (int64_t)op->bytes_total, op->pull_id, th_now_ms());
-	return n < 0 ? n : TH_OK;
+	switch (r->kind) {
+	case GC_CREATE:
+		n = th_msql__run_locked(s, &op_insert, NULL, NULL, &r->err, "ssssssssssiii", r->id,
+		                        op->kind, op->owner, op->db, op->creator,
+		                        op->params ? op->params : "{}", op->upload_sha256,
+		                        op->file_name, op->table_name, op->branch_name,
+		                        (int64_t)op->bytes_total, op->pull_id, th_now_ms());
+		return n < 0 ? n : TH_OK;
+	case GC_COMPLETE:
+		n = th_msql__run_locked(s, &op_complete, NULL, NULL, &r->err, "sdiis", r->id,
+		                        r->attempt, th_now_ms(), r->pull_id, r->text);
+		return fence_done(s, n, r->id, r->attempt, &r->err);
+	default:
+		n = th_msql__run_locked(s, &op_fail, NULL, NULL, &r->err, "sdiiisn", r->id,
+		                        r->attempt, th_now_ms(), (int64_t)r->line,
+		                        (int64_t)r->column, r->text, r->result);
+		return fence_done(s, n, r->id, r->attempt, &r->err);
+	}
+}
+
+/* The batch's transaction body (th_msql__tx): every request's statement. A request's own failure
+ * (a lost fence, an existing id) stays its own; any other ends the transaction. */
+static int gc_batch(th_msql *s, void *ctx, th_error *err)
+{
+	struct gc_req *r;
+
+	for (r = ctx; r != NULL; r = r->next) {
+		th_error_clear(&r->err);
+		r->rc = gc_run(s, r);
+		if (r->rc < 0 && r->rc != TH_ECONFLICT && r->rc != TH_ENOTFOUND &&
+		    r->rc != TH_EEXISTS) {
+			*err = r->err;
+			return r->rc;
+		}
+	}
+	return TH_OK;
+}
+
+/* Commit `batch` (oldest first) in one transaction; after a failure that spoiled it, each request
+ * alone. Sets every request's rc and err. */
+static void gc_commit(th_msql *s, struct gc_req *batch)
+{
+	struct gc_req *r, *next;
+	th_error e;
+	int rc;
+
+	th_error_clear(&e);
+	if ((rc = th_msql__tx(s, gc_batch, batch, &e)) == TH_OK)
+		return;
+	if (batch->next == NULL) {
+		batch->rc = rc;
+		batch->err = e;
+		return;
+	}
+	for (r = batch; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		gc_commit(s, r);
+		r->next = next;
+	}
+}
+
+/* Queue r and return once its commit is durable or failed: its rc, with *err set on failure. */
+static int gc_submit(struct gc_req *r, th_error *err)
+{
+	pthread_mutex_lock(&gc_mu);
+	r->done = 0;
+	r->next = gc_queue;
+	gc_queue = r;
+	while (!r->done) {
+		struct gc_req *batch = NULL, **pp = &gc_queue, *x;
+		if (gc_leading) {
+			pthread_cond_wait(&gc_cv, &gc_mu);
+			continue;
+		}
+		/* Lead: take this connection's requests, newest first off the queue, so the batch
+		 * runs them oldest first. */
+		while ((x = *pp) != NULL) {
+			if (x->s == r->s) {
+				*pp = x->next;
+				x->next = batch;
+				batch = x;
+			} else {
+				pp = &x->next;
+			}
+		}
+		gc_leading = 1;
+		pthread_mutex_unlock(&gc_mu);
+		gc_commit(r->s, batch);
+		pthread_mutex_lock(&gc_mu);
+		for (x = batch; x != NULL; x = x->next)
+			x->done = 1; /* a follower frees its request only once it holds gc_mu */
+		gc_leading = 0;
+		pthread_cond_broadcast(&gc_cv);
+	}
+	pthread_mutex_unlock(&gc_mu);
+	if (r->rc < 0 && err)
+		*err = r->err;
+	return r->rc;
+}
+
+int th_msql__op_create(th_meta *m, const char *id, const th_op_new *op, th_error *err)
+{
+	struct gc_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.s = (th_msql *)m;
+	r.kind = GC_CREATE;
+	r.id = id;
+	r.op = op;
+	return gc_submit(&r, err);
 }
 
 int th_msql__op_get(th_op_info *out, th_meta *m, const char *id, th_error *err)
@@ -329,29 +476,31 @@ int th_msql__op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes
 int th_msql__op_complete(th_meta *m, const char *id, int attempt, const char *result_json,
                          int64_t pull_id, th_error *err)
 {
-	th_msql *s = (th_msql *)m;
-	int n;
+	struct gc_req r;
 
-	if ((n = th_msql__lock(s, err)) < 0)
-		return n;
-	n = th_msql__run_locked(s, &op_complete, NULL, NULL, err, "sdiis", id, attempt, th_now_ms(),
-	                        pull_id, result_json);
-	n = fence_done(s, n, id, attempt, err);
-	th_msql__unlock(s);
-	return n;
+	memset(&r, 0, sizeof(r));
+	r.s = (th_msql *)m;
+	r.kind = GC_COMPLETE;
+	r.id = id;
+	r.attempt = attempt;
+	r.text = result_json;
+	r.pull_id = pull_id;
+	return gc_submit(&r, err);
 }
 
 int th_msql__op_fail(th_meta *m, const char *id, int attempt, const char *message, uint64_t line,
                      uint32_t column, const char *result_json, th_error *err)
 {
-	th_msql *s = (th_msql *)m;
-	int n;
+	struct gc_req r;
 
-	if ((n = th_msql__lock(s, err)) < 0)
-		return n;
-	n = th_msql__run_locked(s, &op_fail, NULL, NULL, err, "sdiiisn", id, attempt, th_now_ms(),
-	                        (int64_t)line, (int64_t)column, message, result_json);
-	n = fence_done(s, n, id, attempt, err);
-	th_msql__unlock(s);
-	return n;
+	memset(&r, 0, sizeof(r));
+	r.s = (th_msql *)m;
+	r.kind = GC_FAIL;
+	r.id = id;
+	r.attempt = attempt;
+	r.text = message;
+	r.result = result_json;
+	r.line = line;
+	r.column = column;
+	return gc_submit(&r, err);
 }

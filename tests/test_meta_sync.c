@@ -5,9 +5,12 @@
  * Failed, which polls show) each sync the WAL before they return; the claim, the lease extension
  * and progress, which nobody is told of, do not. And since a WAL keeps its commits in order, the
  * next synced commit carries the unsynced ones with it: after a completion, a separate connection
- * reads the claim's attempt and the progress rows the completion followed. */
+ * reads the claim's attempt and the progress rows the completion followed. Ends that arrive
+ * while a commit syncs share the next commit (group commit, storage/meta_queue.c). */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 #include "util.h"
@@ -16,6 +19,11 @@
 static sqlite3_vfs *real;
 static sqlite3_vfs count_vfs;
 static int wal_syncs;
+
+/* While `hold` is set, a WAL sync waits (and says so in `held`) until it is cleared. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int hold, held;
 
 struct cfile {
 	sqlite3_file base; /* first: methods */
@@ -48,8 +56,16 @@ static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
 static int c_sync(sqlite3_file *f, int flags)
 {
 	struct cfile *c = (struct cfile *)f;
-	if (c->wal)
+	if (c->wal) {
 		__atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
+		pthread_mutex_lock(&hold_mu);
+		while (hold) {
+			held = 1;
+			pthread_cond_broadcast(&hold_cv);
+			pthread_cond_wait(&hold_cv, &hold_mu);
+		}
+		pthread_mutex_unlock(&hold_mu);
+	}
 	return c->real->pMethods->xSync(c->real, flags);
 }
 static int c_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -239,9 +255,82 @@ static void test_syncs(void)
 	t_rmdir(dir);
 }
 
+struct ender {
+	th_meta *m;
+	char id[TH_UUID_SIZE];
+	int attempt;
+	int rc;
+	pthread_t th;
+};
+
+static void *end_main(void *arg)
+{
+	struct ender *e = arg;
+	th_error err;
+
+	e->rc = th_meta_op_complete(e->m, e->id, e->attempt, "{}", 0, &err);
+	return NULL;
+}
+
+/* Ends that arrive while a commit is syncing share the next transaction and its one sync; a
+ * request whose fence is lost fails alone, the others complete. */
+static void test_group_commit(void)
+{
+	char *dir = t_mkdtemp();
+	struct ender e[8];
+	struct timespec pause = { 0, 300000000L };
+	th_meta *m = NULL;
+	th_op_info op;
+	th_error err;
+	int i, n;
+
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < 8; i++) {
+		op_new(e[i].id, m);
+		e[i].m = m;
+	}
+	for (i = 0; i < 8; i++) {
+		CHECK_OK(th_meta_op_claim(&op, m, 30000, &err), &err);
+		th_op_info_dispose(&op);
+		e[i].attempt = i == 7 ? 2 : 1; /* the last one names an attempt it does not hold */
+	}
+	n = syncs();
+	pthread_mutex_lock(&hold_mu);
+	hold = 1;
+	held = 0;
+	pthread_mutex_unlock(&hold_mu);
+	/* The first leads, and its sync waits... */
+	pthread_create(&e[0].th, NULL, end_main, &e[0]);
+	pthread_mutex_lock(&hold_mu);
+	while (!held)
+		pthread_cond_wait(&hold_cv, &hold_mu);
+	pthread_mutex_unlock(&hold_mu);
+	/* ... while the others queue behind it. */
+	for (i = 1; i < 8; i++)
+		pthread_create(&e[i].th, NULL, end_main, &e[i]);
+	nanosleep(&pause, NULL);
+	pthread_mutex_lock(&hold_mu);
+	hold = 0;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	for (i = 0; i < 8; i++)
+		pthread_join(e[i].th, NULL);
+	for (i = 0; i < 7; i++)
+		CHECK(e[i].rc == TH_OK);
+	CHECK(e[7].rc == TH_ECONFLICT);
+	CHECK(sql_int(dir, "SELECT count(*) FROM operations WHERE state = 'Completed'") == 7);
+	CHECK(sql_int(dir, "SELECT count(*) FROM operations WHERE state = 'In Progress'") == 1);
+	/* Two commits at least (the first, then the rest), fewer than one per request. */
+	CHECK(syncs() >= n + 2);
+	CHECK(syncs() < n + 7);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 int main(void)
 {
 	count_install();
 	RUN(test_syncs);
+	RUN(test_group_commit);
 	TH_TEST_END();
 }
