@@ -12,6 +12,11 @@
  *
  * Rows with equal keys (duplicate rows of a keyless table) are never split: a boundary decided
  * after such a row is deferred until the next row has a different key.
+ *
+ * Boundaries depend on the rows' lines only; the blob written for a chunk holds those lines column
+ * by column (th_chunk_body_encode, format 2). Blobs of format 1, the lines as they are, written
+ * before, are read alike (th_chunk_rows_read) and passed through untouched where they do not
+ * change.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +61,7 @@ void th_chunker_init(th_chunker *c, th_repo *repo, th_pack *pack)
 void th_chunker_dispose(th_chunker *c)
 {
 	th_buf_dispose(&c->data);
+	th_buf_dispose(&c->body);
 	th_buf_dispose(&c->lastkey);
 	free(c->out);
 	c->out = NULL;
@@ -95,10 +101,14 @@ static int flush(th_chunker *c, th_error *err)
 	c->pending = 0;
 	if (c->data.size == 0)
 		return TH_OK;
+	/* Boundaries were decided on the lines' size; the blob holds them column by column. */
+	th_buf_clear(&c->body);
+	if ((error = th_chunk_body_encode(&c->body, c->data.ptr, c->data.size, err)) < 0)
+		return error;
 	if (c->pack)
-		error = th_pack_add_blob(&ref.oid, c->pack, c->data.ptr, c->data.size, err);
+		error = th_pack_add_blob(&ref.oid, c->pack, c->body.ptr, c->body.size, err);
 	else
-		error = th_repo_blob_write(&ref.oid, c->repo, c->data.ptr, c->data.size, err);
+		error = th_repo_blob_write(&ref.oid, c->repo, c->body.ptr, c->body.size, err);
 	if (error < 0)
 		return error;
 	chunk_name(ref.name, (const unsigned char *)c->lastkey.ptr, c->lastkey.size);
@@ -114,7 +124,7 @@ int th_chunker_add(th_chunker *c, const unsigned char *key, size_t keylen, const
 	int error;
 
 	int same = keylen == c->lastkey.size && c->data.size &&
-		   memcmp(key, c->lastkey.ptr, keylen) == 0;
+	           memcmp(key, c->lastkey.ptr, keylen) == 0;
 
 	if (c->pending && !same && (error = flush(c, err)) < 0)
 		return error;

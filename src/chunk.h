@@ -21,6 +21,7 @@ typedef struct th_chunker {
 	th_repo *repo;
 	th_pack *pack;     /* NULL: loose blobs */
 	th_buf data;       /* lines of the chunk being built, each ending in '\n' */
+	th_buf body;       /* scratch: the blob written for them (th_chunk_body_encode) */
 	th_buf lastkey;    /* key of the last row added */
 	int pending;       /* a boundary was decided after the last row */
 	size_t runstart;   /* offset in data where the run of rows with the last key began */
@@ -35,7 +36,7 @@ void th_chunker_dispose(th_chunker *c);
 
 /* Add a row (its key decides boundaries). Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int th_chunker_add(th_chunker *c, const unsigned char *key, size_t keylen, const char *line,
-		   size_t linelen, th_error *err);
+                   size_t linelen, th_error *err);
 
 /* At a base chunk boundary: close the chunk if a boundary is pending. Returns 1 when no row is
  * buffered (the chunker is aligned and a base chunk may be passed through), 0 if rows are
@@ -51,7 +52,7 @@ int th_chunker_finish(th_chunker *c, th_error *err);
 /* Write the rows tree for `n` chunks (one level, or two when there are many) to *out; a zero oid
  * when n == 0. Returns TH_OK or a negative code. */
 int th_rows_tree_write(th_oid *out, th_repo *repo, const th_chunk_ref *chunks, size_t n,
-		       th_error *err);
+                       th_error *err);
 
 /* Decode the key prefix held in a chunk name into buf (at most TH_CHUNK_NAME_KEY bytes). Returns
  * its length and sets *cut when the name holds only a prefix of the key. */
@@ -61,14 +62,14 @@ size_t th_chunk_name_key(unsigned char *buf, const char *name, int *cut);
  * line to line_out (an update of some columns only), or fails the apply with its error (an append
  * of an existing key). */
 typedef int (*th_resolve_fn)(void *payload, const th_row *old, const th_edit *e, th_buf *line_out,
-			     th_error *err);
+                             th_error *err);
 
 /* th_table_apply with two more choices: `resolve` (may be NULL) for edits of existing keys, and
  * `additive`: for keyless tables an edit's count adds to the copies already there instead of
  * replacing them. */
 int th_table__apply_ex(th_oid *out, th_apply_stats *stats, th_repo *repo, const th_schema *s,
-		       const th_oid *base, th_edit_next_fn next, void *payload,
-		       th_resolve_fn resolve, int additive, th_pack *pack, th_error *err);
+                       const th_oid *base, th_edit_next_fn next, void *payload,
+                       th_resolve_fn resolve, int additive, th_pack *pack, th_error *err);
 
 /* --- rows_tree.c: a rows tree walked and rewritten without reading all of it --------------- */
 

@@ -66,7 +66,7 @@ static int load_table(th_snap *snap, th_repo *repo, const th_table *t, const cha
 {
 	th_snap_table *st = NULL;
 	th_chunk_ref *chunks = NULL;
-	th_buf blob = TH_BUF_INIT;
+	th_buf blob = TH_BUF_INIT, lines = TH_BUF_INIT;
 	th_cells cells[LOAD_BATCH];
 	size_t nchunks = 0, ci, k = 0;
 	int error;
@@ -79,11 +79,19 @@ static int load_table(th_snap *snap, th_repo *repo, const th_table *t, const cha
 	if ((error = th_table_chunks(&chunks, &nchunks, repo, &t->rows, err)) < 0)
 		goto cleanup;
 	for (ci = 0; ci < nchunks; ci++) {
+		const th_buf *text = &blob;
 		const char *p, *end, *nl;
 
 		if ((error = th_repo_blob_read(&blob, repo, &chunks[ci].oid, err)) < 0)
 			goto cleanup;
-		for (p = blob.ptr, end = p + blob.size; p < end; p = nl + 1) {
+		/* A chunk stored column by column is turned back into its row lines first. */
+		if (blob.size > 0 && blob.ptr[0] == TH_CHUNK_BODY_COLUMNS) {
+			th_buf_clear(&lines);
+			if ((error = th_chunk_body_decode(&lines, blob.ptr, blob.size, err)) < 0)
+				goto cleanup;
+			text = &lines;
+		}
+		for (p = text->ptr, end = p + text->size; p < end; p = nl + 1) {
 			if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 				nl = end;
 			if ((error = th_row_decode(&cells[k], &t->schema, p, (size_t)(nl - p),
@@ -105,6 +113,7 @@ cleanup:
 		th_cells_dispose(&cells[k]);
 	free(chunks);
 	th_buf_dispose(&blob);
+	th_buf_dispose(&lines);
 	th_snap_table_free(st);
 	return error;
 }

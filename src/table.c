@@ -181,7 +181,8 @@ static int split_rows(th_chunk_rows *out, const th_schema *s, th_error *err)
 	for (p = out->data.ptr; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
-		if ((error = th_row_decode(&cells, s, p, (size_t)(nl - p), err)) < 0)
+		/* Only the key's cells: whoever reads the row decodes it whole. */
+		if ((error = th_row_decode_key(&cells, s, p, (size_t)(nl - p), err)) < 0)
 			goto cleanup;
 		keyoff[out->n] = out->keys.size;
 		if ((error = th_row_key(&out->keys, s, cells.c, err)) < 0)
@@ -208,8 +209,21 @@ int th_chunk_rows_read(th_chunk_rows *out, th_repo *repo, const th_schema *s, co
 {
 	int error;
 
-	if ((error = th_repo_blob_read(&out->data, repo, chunk, err)) < 0)
+	/* The blob goes into `keys` (split_rows refills it) and its lines into `data`: both
+	 * buffers are reused from chunk to chunk. */
+	if ((error = th_repo_blob_read(&out->keys, repo, chunk, err)) < 0)
 		return error;
+	if (out->keys.size > 0 && out->keys.ptr[0] == TH_CHUNK_BODY_COLUMNS) {
+		th_buf_clear(&out->data);
+		if ((error = th_chunk_body_decode(&out->data, out->keys.ptr, out->keys.size, err)) <
+		    0)
+			return error;
+	} else {
+		th_buf blob = out->keys;
+
+		out->keys = out->data;
+		out->data = blob;
+	}
 	return split_rows(out, s, err);
 }
 

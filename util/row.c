@@ -210,7 +210,10 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-int th_row_decode(th_cells *out, const th_schema *s, const char *line, size_t len, th_error *err)
+/* Decode the first `want` cells of the line (all of them, checked to be s->ncols, when want is
+ * s->ncols; the rest of the line unread otherwise). */
+static int decode_cells(th_cells *out, const th_schema *s, const char *line, size_t len,
+                        size_t want, th_error *err)
 {
 	const char *p = line, *end = line + len, *q;
 	size_t n = 0;
@@ -292,6 +295,11 @@ int th_row_decode(th_cells *out, const th_schema *s, const char *line, size_t le
 		}
 		*d++ = '\0';
 	next:
+		if (n == want && want < s->ncols) {
+			out->store.size = (size_t)(d - out->store.ptr);
+			out->n = n;
+			return TH_OK;
+		}
 		p = skip_ws(p, end);
 		if (p < end && *p == ',') {
 			p++;
@@ -323,6 +331,22 @@ count:
 	return th_error_set(err, TH_EINVALID, "row line has %s cells than the %zu columns: %.*s",
 	                    n >= s->ncols ? "more" : "fewer", s->ncols, len > 80 ? 80 : (int)len,
 	                    line);
+}
+
+int th_row_decode(th_cells *out, const th_schema *s, const char *line, size_t len, th_error *err)
+{
+	return decode_cells(out, s, line, len, s->ncols, err);
+}
+
+int th_row_decode_key(th_cells *out, const th_schema *s, const char *line, size_t len,
+                      th_error *err)
+{
+	size_t want = s->npk ? 0 : s->ncols, k;
+
+	for (k = 0; k < s->npk; k++)
+		if (s->pk[k] + 1 > want)
+			want = s->pk[k] + 1;
+	return decode_cells(out, s, line, len, want, err);
 }
 
 void th_cells_dispose(th_cells *c)

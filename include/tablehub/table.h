@@ -4,9 +4,10 @@
  * A commit's tree holds `tables/<name>/schema.json` and `tables/<name>/rows/`, the rows sorted by
  * an order-preserving encoding of the primary key (memcmp order = key order) and cut into chunks of
  * ~64 KiB where a row's key hash says so. Each row is one line, a JSON array of its cells in schema
- * order (`null` for NULL). A table without a primary key (keyless) uses the whole row as its key;
- * duplicate rows are repeated lines and never split across chunks. Large tables get a second tree
- * level. Changing one row rewrites the chunk that holds it and the trees above it, nothing else.
+ * order (`null` for NULL); a chunk blob holds its lines column by column (value.h, chunk bodies),
+ * older blobs the lines as they are. A table without a primary key (keyless) uses the whole row as
+ * its key; duplicate rows are repeated lines and never split across chunks. Large tables get a
+ * second tree level. Changing one row rewrites the chunk that holds it and the trees above it, nothing else.
  */
 #ifndef TABLEHUB_TABLE_H
 #define TABLEHUB_TABLE_H

@@ -116,10 +116,25 @@ typedef struct th_cells {
 /* Decode one row line (a JSON array, no newline) into *out (reused across calls). Returns TH_OK,
  * TH_EINVALID (malformed line or wrong number of cells) or TH_ENOMEM. */
 int th_row_decode(th_cells *out, const th_schema *s, const char *line, size_t len, th_error *err);
+/* As th_row_decode, but only as far as the key's cells (th_row_key) reach: out->n cells, enough
+ * for th_row_key, the rest of the line neither decoded nor checked. Same returns. */
+int th_row_decode_key(th_cells *out, const th_schema *s, const char *line, size_t len,
+                      th_error *err);
 void th_cells_dispose(th_cells *c);
 
 /* Append the row line for `cells` (s->ncols of them, already valid for their column types). */
 int th_row_encode(th_buf *out, const th_schema *s, const th_cell *cells, th_error *err);
+
+/* Chunk bodies (util/chunkbody.c): a chunk blob holds its rows' lines (format 1, starting with '[')
+ * or the same lines column by column (format 2, starting with '#'), which deflate compresses much
+ * better. th_chunk_body_encode appends the format 2 body of `lines` (row lines, each ending in
+ * '\n') to *out, or the lines themselves when they do not have the row encoder's shape. Returns
+ * TH_OK or TH_ENOMEM. th_chunk_body_decode appends the lines of a format 2 body to *out. Returns
+ * TH_OK, TH_EINVALID (not a well-formed format 2 body) or TH_ENOMEM. On failure, either may have
+ * appended part of its output. */
+#define TH_CHUNK_BODY_COLUMNS '#'
+int th_chunk_body_encode(th_buf *out, const char *lines, size_t len, th_error *err);
+int th_chunk_body_decode(th_buf *out, const char *body, size_t len, th_error *err);
 
 /* Append the order-preserving key of `cells` (the primary-key cells, or every cell when keyless).
  */
