@@ -38,7 +38,7 @@ static int name_ok(const char *s, const char *what, th_error *err)
 	return TH_OK;
 }
 
-static int parse_page(int64_t *offset, const char *tok, th_error *err)
+int th_meta__page_parse(int64_t *offset, const char *tok, th_error *err)
 {
 	int64_t v = 0;
 	const char *p;
@@ -55,14 +55,14 @@ static int parse_page(int64_t *offset, const char *tok, th_error *err)
 	return TH_OK;
 }
 
-static size_t page_limit(size_t limit)
+size_t th_meta__page_limit(size_t limit, size_t max)
 {
 	if (limit == 0)
-		return DEFAULT_PAGE;
-	return limit > MAX_PAGE ? MAX_PAGE : limit;
+		return DEFAULT_PAGE < max ? DEFAULT_PAGE : max;
+	return limit > max ? max : limit;
 }
 
-static void set_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset, size_t n)
+void th_meta__page_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset, size_t n)
 {
 	if (next_out == NULL)
 		return;
@@ -305,10 +305,11 @@ static int op_list(th_op_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_meta *
 	int64_t offset;
 	int more = 0, error;
 
-	if ((error = parse_page(&offset, page_token, err)) < 0 ||
-	    (error = m->ops->op_list(out, &more, m, f, offset, page_limit(limit), err)) < 0)
+	if ((error = th_meta__page_parse(&offset, page_token, err)) < 0 ||
+	    (error = m->ops->op_list(out, &more, m, f, offset, th_meta__page_limit(limit, MAX_PAGE),
+	                             err)) < 0)
 		return error;
-	set_next(next_out, more, offset, out->n);
+	th_meta__page_next(next_out, more, offset, out->n);
 	return TH_OK;
 }
 
@@ -514,11 +515,11 @@ int th_meta_pull_list(th_pull_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th_m
 	int64_t offset;
 	int more = 0, error;
 
-	if ((error = parse_page(&offset, page_token, err)) < 0 ||
-	    (error = m->ops->pull_list(out, &more, m, db_id, state, offset, page_limit(limit),
-	                               err)) < 0)
+	if ((error = th_meta__page_parse(&offset, page_token, err)) < 0 ||
+	    (error = m->ops->pull_list(out, &more, m, db_id, state, offset,
+	                               th_meta__page_limit(limit, MAX_PAGE), err)) < 0)
 		return error;
-	set_next(next_out, more, offset, out->n);
+	th_meta__page_next(next_out, more, offset, out->n);
 	return TH_OK;
 }
 

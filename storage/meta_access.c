@@ -16,7 +16,6 @@
 #include "tablehub/text.h"
 #include "meta_backend.h"
 
-#define DEFAULT_PAGE 50
 #define MAX_PAGE 1000
 
 static const th_meta_access_ops *ops(const th_meta *m)
@@ -118,20 +117,12 @@ int th_meta_event_list(th_event_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th
 	int more = 0, error;
 	th_event_list l = { NULL, 0 };
 
-	for (const char *p = page_token; p != NULL && *p; p++) {
-		if (*p < '0' || *p > '9' || p - page_token >= 15)
-			return th_error_set(err, TH_EINVALID, "invalid page token");
-		offset = offset * 10 + (*p - '0');
-	}
-	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
+	if ((error = th_meta__page_parse(&offset, page_token, err)) < 0)
+		return error;
+	limit = th_meta__page_limit(limit, MAX_PAGE);
 	if ((error = ops(m)->event_list(&l, &more, m, db_id, offset, limit, err)) < 0)
 		return error;
-	if (next_out != NULL) {
-		if (more)
-			snprintf(next_out, TH_PAGE_TOKEN_SIZE, "%" PRId64, offset + (int64_t)l.n);
-		else
-			next_out[0] = '\0';
-	}
+	th_meta__page_next(next_out, more, offset, l.n);
 	*out = l;
 	return TH_OK;
 }
@@ -566,24 +557,16 @@ int th_meta_pull_search(th_pull_list *out, char next_out[TH_PAGE_TOKEN_SIZE], th
 	int64_t offset = 0;
 	int more = 0, error;
 
-	for (const char *p = page_token; p != NULL && *p; p++) {
-		if (*p < '0' || *p > '9' || p - page_token >= 15)
-			return th_error_set(err, TH_EINVALID, "invalid page token");
-		offset = offset * 10 + (*p - '0');
-	}
+	if ((error = th_meta__page_parse(&offset, page_token, err)) < 0)
+		return error;
 	if (v.query != NULL && v.query[0] == '\0')
 		v.query = NULL;
 	if (v.query != NULL && strlen(v.query) > 200)
 		return th_error_set(err, TH_EINVALID, "the search query is over 200 bytes");
-	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
+	limit = th_meta__page_limit(limit, MAX_PAGE);
 	if ((error = ops(m)->pull_search(&l, &more, m, db_id, &v, offset, limit, err)) < 0)
 		return error;
-	if (next_out != NULL) {
-		if (more)
-			snprintf(next_out, TH_PAGE_TOKEN_SIZE, "%" PRId64, offset + (int64_t)l.n);
-		else
-			next_out[0] = '\0';
-	}
+	th_meta__page_next(next_out, more, offset, l.n);
 	*out = l;
 	return TH_OK;
 }

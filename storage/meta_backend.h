@@ -228,6 +228,15 @@ struct th_meta_coord_ops {
 	void (*close)(th_meta *m);
 };
 
+/* Paging, one rule for every list (storage/meta.c). A page token is the decimal offset of the
+ * page's first item: th_meta__page_parse sets *offset from `tok` (NULL or "": 0) and returns TH_OK
+ * or TH_EINVALID "invalid page token". th_meta__page_limit is `limit` within [1, max] (0: the
+ * default page of 50). th_meta__page_next writes the next page's token into next_out (may be
+ * NULL), or "" when `more` is 0: the page at `offset` held n items. */
+int th_meta__page_parse(int64_t *offset, const char *tok, th_error *err);
+size_t th_meta__page_limit(size_t limit, size_t max);
+void th_meta__page_next(char next_out[TH_PAGE_TOKEN_SIZE], int more, int64_t offset, size_t n);
+
 /* The backends. */
 extern const th_meta_ops th_meta_sqlite_ops;
 extern const th_meta_ops th_meta_pg_ops;

@@ -15,38 +15,6 @@
 #include "meta_sql.h"
 #include "tablehub/meta_control.h"
 
-/* Run `sql` (prepared as it runs: these calls are rare) on the connection pinned by the caller;
- * arguments and result as th_msql__run. */
-static int run_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-                      th_error *err, const char *types, ...)
-{
-	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
-	va_list ap;
-	int error;
-
-	va_start(ap, types);
-	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
-	va_end(ap);
-	return error;
-}
-
-/* The same on a connection pinned for the call. */
-static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-               th_error *err, const char *types, ...)
-{
-	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
-	va_list ap;
-	int error;
-
-	if ((error = th_msql__lock(s, err)) < 0)
-		return error;
-	va_start(ap, types);
-	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
-	va_end(ap);
-	th_msql__unlock(s);
-	return error;
-}
-
 /* The first column as text into ctx (TH_UUID_SIZE or 65 bytes: both fit a name or an id). */
 static int read_text65(void *ctx, const th_mrow *r, th_error *err)
 {
@@ -89,20 +57,21 @@ static int cancel_tx(th_msql *s, void *ctx, th_error *err)
 		return th_error_set(err, TH_ECONFLICT, "operation '%s' has already ended (%s)",
 		                    c->id, th_op_state_name(c->state));
 	/* The first request is the one on record. */
-	if ((n = run_locked(s, what,
-	                    "INSERT INTO operation_cancels(op_id, requested_by, requested_at) "
-	                    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-	                    NULL, NULL, err, "ssi", c->id, c->by, now)) < 0)
+	if ((n = th_msql__exec_locked(
+	             s, what,
+	             "INSERT INTO operation_cancels(op_id, requested_by, requested_at) "
+	             "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	             NULL, NULL, err, "ssi", c->id, c->by, now)) < 0)
 		return n;
 	if (c->state != TH_OPSTATE_PENDING)
 		return TH_OK;
 	/* Nobody holds a Pending operation: it ends here. */
 	snprintf(msg, sizeof(msg), TH_OP_CANCELLED_FMT, c->by);
-	if ((n = run_locked(s, what,
-	                    "UPDATE operations SET state = 'Failed', error_message = ?2, "
-	                    "error_line = 0, error_column = 0, lease_expires_at = 0, "
-	                    "updated_at = ?3 WHERE id = ?1 AND state = 'Pending'",
-	                    NULL, NULL, err, "ssi", c->id, msg, now)) < 0)
+	if ((n = th_msql__exec_locked(s, what,
+	                              "UPDATE operations SET state = 'Failed', error_message = ?2, "
+	                              "error_line = 0, error_column = 0, lease_expires_at = 0, "
+	                              "updated_at = ?3 WHERE id = ?1 AND state = 'Pending'",
+	                              NULL, NULL, err, "ssi", c->id, msg, now)) < 0)
 		return n;
 	c->state = TH_OPSTATE_FAILED;
 	return TH_OK;
@@ -131,9 +100,9 @@ int th_meta_op_cancel_requested(int *requested_out, char by_out[65], th_meta *m,
 	char by[65] = "";
 	int n;
 
-	if ((n = run((th_msql *)m, "read cancel request",
-	             "SELECT requested_by FROM operation_cancels WHERE op_id = ?1", read_text65, by,
-	             err, "s", id ? id : "")) < 0)
+	if ((n = th_msql__exec((th_msql *)m, "read cancel request",
+	                       "SELECT requested_by FROM operation_cancels WHERE op_id = ?1",
+	                       read_text65, by, err, "s", id ? id : "")) < 0)
 		return n;
 	*requested_out = n > 0;
 	if (by_out)
@@ -148,7 +117,8 @@ int th_meta_op_find_unfinished(int *found_out, char id_out[TH_UUID_SIZE], th_met
 	int n;
 
 	/* operations_db (owner, db, created_at) narrows this to the database's operations. */
-	if ((n = run((th_msql *)m, "find an unfinished operation",
+	if ((n = th_msql__exec(
+	             (th_msql *)m, "find an unfinished operation",
 	             "SELECT id FROM operations WHERE owner = ?1 AND db = ?2 AND kind = ?3 AND "
 	             "state IN ('Pending', 'In Progress') ORDER BY created_at, rowid LIMIT 1",
 	             read_text65, id, err, "sss", owner ? owner : "", db ? db : "",

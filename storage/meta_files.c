@@ -2,17 +2,17 @@
  * file_operations and tus_uploads; see include/tablehub/meta_files.h), on the statement layer of
  * storage/meta_sql.h, so the same code serves SQLite and PostgreSQL.
  *
- * Like meta_limits.c, these statements are prepared when they run (MS_NOSLOT) instead of taking
- * slots of the prepared-statement table: they are rare next to the polls and claims (a few per
- * upload request, one listing every minute for the retention sweep), so the parse costs nothing
- * that matters. The multi-statement ones run in the backend's transactions (th_msql__tx).
+ * Like meta_limits.c, these statements are prepared when they run (th_msql__exec, MS_NOSLOT)
+ * instead of taking slots of the prepared-statement table: they are rare next to the polls and
+ * claims (a few per upload request, one listing every minute for the retention sweep), so the parse
+ * costs nothing that matters. The multi-statement ones run in the backend's transactions
+ * (th_msql__tx).
  *
  * file_operations has no foreign key to operations: that table may be rebuilt by a migration,
  * and a link to an operation that is gone is harmless (it reads as "gone").
  */
 #include <assert.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,40 +21,7 @@
 #include "tablehub/meta_files.h"
 #include "tablehub/text.h"
 
-#define DEFAULT_PAGE 50
 #define MAX_PAGE 200
-
-/* Run `sql` (prepared as it runs: these statements are rare) on the connection pinned by the
- * caller; arguments and result as th_msql__run. */
-static int run_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-                      th_error *err, const char *types, ...)
-{
-	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
-	va_list ap;
-	int error;
-
-	va_start(ap, types);
-	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
-	va_end(ap);
-	return error;
-}
-
-/* The same on a connection pinned for the call. */
-static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-               th_error *err, const char *types, ...)
-{
-	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
-	va_list ap;
-	int error;
-
-	if ((error = th_msql__lock(s, err)) < 0)
-		return error;
-	va_start(ap, types);
-	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
-	va_end(ap);
-	th_msql__unlock(s);
-	return error;
-}
 
 /* A growing array of fixed-size items, read row by row. */
 typedef struct rows {
@@ -139,11 +106,12 @@ int th_meta_file_add(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, const
 		return error;
 	name = name ? name : "";
 	snprintf(cut, sizeof(cut), "%.*s", (int)utf8_cut(name, sizeof(cut) - 1), name);
-	if ((error = run(s, "insert file",
-	                 "INSERT INTO files(id, db_id, name, size, sha256, type, uploader, "
-	                 "created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-	                 NULL, NULL, err, "sisisssi", id, db_id, cut, (int64_t)size, sha256,
-	                 type ? type : "", uploader, now)) < 0)
+	if ((error = th_msql__exec(
+	             s, "insert file",
+	             "INSERT INTO files(id, db_id, name, size, sha256, type, uploader, "
+	             "created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+	             NULL, NULL, err, "sisisssi", id, db_id, cut, (int64_t)size, sha256,
+	             type ? type : "", uploader, now)) < 0)
 		return error;
 	memcpy(id_out, id, sizeof(id));
 	return TH_OK;
@@ -156,28 +124,13 @@ int th_meta_file_get(th_file_info *out, th_meta *m, int64_t db_id, const char *i
 	int n;
 
 	memset(&f, 0, sizeof(f));
-	if ((n = run(s, "read file",
-	             "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2", row_file,
-	             &f, err, "si", id ? id : "", db_id)) < 0)
+	if ((n = th_msql__exec(s, "read file",
+	                       "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2",
+	                       row_file, &f, err, "si", id ? id : "", db_id)) < 0)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", id ? id : "");
 	*out = f;
-	return TH_OK;
-}
-
-static int parse_page(int64_t *offset, const char *tok, th_error *err)
-{
-	int64_t v = 0;
-	const char *p;
-
-	*offset = 0;
-	for (p = tok ? tok : ""; *p; p++) {
-		if (*p < '0' || *p > '9' || p - tok >= 15)
-			return th_error_set(err, TH_EINVALID, "invalid page token");
-		v = v * 10 + (*p - '0');
-	}
-	*offset = v;
 	return TH_OK;
 }
 
@@ -190,21 +143,18 @@ int th_meta_file_list(th_file_info **items_out, size_t *n_out, char next_out[TH_
 	int64_t offset;
 	int error;
 
-	if ((error = parse_page(&offset, page_token, err)) < 0)
+	if ((error = th_meta__page_parse(&offset, page_token, err)) < 0)
 		return error;
-	limit = limit == 0 ? DEFAULT_PAGE : limit > MAX_PAGE ? MAX_PAGE : limit;
-	if ((error = run(s, "list files",
-	                 "SELECT " FILE_COLS " FROM files f WHERE f.db_id = ?1 "
-	                 "ORDER BY f.created_at DESC, f.rowid DESC LIMIT ?2 OFFSET ?3",
-	                 rows_add, &r, err, "iii", db_id, (int64_t)limit + 1, offset)) < 0) {
+	limit = th_meta__page_limit(limit, MAX_PAGE);
+	if ((error = th_msql__exec(s, "list files",
+	                           "SELECT " FILE_COLS " FROM files f WHERE f.db_id = ?1 "
+	                           "ORDER BY f.created_at DESC, f.rowid DESC LIMIT ?2 OFFSET ?3",
+	                           rows_add, &r, err, "iii", db_id, (int64_t)limit + 1, offset)) <
+	    0) {
 		free(r.items);
 		return error;
 	}
-	if (next_out != NULL) {
-		next_out[0] = '\0';
-		if (r.n > limit)
-			snprintf(next_out, TH_PAGE_TOKEN_SIZE, "%" PRId64, offset + (int64_t)limit);
-	}
+	th_meta__page_next(next_out, r.n > limit, offset, limit);
 	*items_out = (th_file_info *)r.items;
 	*n_out = r.n > limit ? limit : r.n;
 	return TH_OK;
@@ -228,11 +178,12 @@ int th_meta_file_uses(th_file_use **items_out, size_t *n_out, th_meta *m, const 
 	rows r = { NULL, 0, 0, sizeof(th_file_use), read_use };
 	int error;
 
-	if ((error = run(s, "list the operations of a file",
-	                 "SELECT fo.op_id, o.kind, o.state, fo.created_at FROM file_operations fo "
-	                 "LEFT JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = ?1 "
-	                 "ORDER BY fo.created_at, fo.rowid",
-	                 rows_add, &r, err, "s", id ? id : "")) < 0) {
+	if ((error = th_msql__exec(
+	             s, "list the operations of a file",
+	             "SELECT fo.op_id, o.kind, o.state, fo.created_at FROM file_operations fo "
+	             "LEFT JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = ?1 "
+	             "ORDER BY fo.created_at, fo.rowid",
+	             rows_add, &r, err, "s", id ? id : "")) < 0) {
 		free(r.items);
 		return error;
 	}
@@ -251,16 +202,16 @@ static int use_tx(th_msql *s, void *ctx, th_error *err)
 	struct use_ctx *u = ctx;
 	int n;
 
-	if ((n = run_locked(s, "record a file's use",
-	                    "UPDATE files SET last_used_at = ?2 WHERE id = ?1", NULL, NULL, err,
-	                    "si", u->id, u->now)) < 0)
+	if ((n = th_msql__exec_locked(s, "record a file's use",
+	                              "UPDATE files SET last_used_at = ?2 WHERE id = ?1", NULL,
+	                              NULL, err, "si", u->id, u->now)) < 0)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", u->id);
-	n = run_locked(s, "record a file's use",
-	               "INSERT INTO file_operations(file_id, op_id, created_at) "
-	               "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-	               NULL, NULL, err, "ssi", u->id, u->op_id, u->now);
+	n = th_msql__exec_locked(s, "record a file's use",
+	                         "INSERT INTO file_operations(file_id, op_id, created_at) "
+	                         "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	                         NULL, NULL, err, "ssi", u->id, u->op_id, u->now);
 	return n < 0 ? n : TH_OK;
 }
 
@@ -279,10 +230,11 @@ int th_meta_file_of_op(th_file_info *out, th_meta *m, const char *op_id, th_erro
 	int n;
 
 	memset(&f, 0, sizeof(f));
-	if ((n = run(s, "read the file of an operation",
-	             "SELECT " FILE_COLS " FROM file_operations l JOIN files f ON f.id = l.file_id "
-	             "WHERE l.op_id = ?1 ORDER BY l.rowid LIMIT 1",
-	             row_file, &f, err, "s", op_id ? op_id : "")) < 0)
+	if ((n = th_msql__exec(s, "read the file of an operation",
+	                       "SELECT " FILE_COLS
+	                       " FROM file_operations l JOIN files f ON f.id = l.file_id "
+	                       "WHERE l.op_id = ?1 ORDER BY l.rowid LIMIT 1",
+	                       row_file, &f, err, "s", op_id ? op_id : "")) < 0)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "operation '%.64s' read no file",
@@ -304,11 +256,12 @@ static int sha_named_locked(int *named, th_msql *s, const char *sha, th_error *e
 	int64_t n = 0;
 	int error;
 
-	if ((error = run_locked(s, "find the users of an upload",
-	                        "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR "
-	                        "EXISTS (SELECT 1 FROM operations WHERE upload_sha256 = ?1 AND "
-	                        "state IN ('Pending', 'In Progress'))",
-	                        row_count, &n, err, "s", sha)) < 0)
+	if ((error = th_msql__exec_locked(
+	             s, "find the users of an upload",
+	             "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR "
+	             "EXISTS (SELECT 1 FROM operations WHERE upload_sha256 = ?1 AND "
+	             "state IN ('Pending', 'In Progress'))",
+	             row_count, &n, err, "s", sha)) < 0)
 		return error;
 	*named = n != 0;
 	return TH_OK;
@@ -334,25 +287,27 @@ static int delete_tx(th_msql *s, void *ctx, th_error *err)
 	struct delete_ctx *d = ctx;
 	int n, named = 1, error;
 
-	if ((n = run_locked(s, "read file",
-	                    "SELECT " FILE_COLS " FROM files f WHERE f.id = ?1 AND f.db_id = ?2",
-	                    row_file, &d->f, err, "si", d->id, d->db_id)) < 0)
+	if ((n = th_msql__exec_locked(s, "read file",
+	                              "SELECT " FILE_COLS
+	                              " FROM files f WHERE f.id = ?1 AND f.db_id = ?2",
+	                              row_file, &d->f, err, "si", d->id, d->db_id)) < 0)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", d->id);
-	if ((n = run_locked(s, "find the operations of a file",
-	                    "SELECT fo.op_id FROM file_operations fo JOIN operations o ON "
-	                    "o.id = fo.op_id WHERE fo.file_id = ?1 AND o.state IN ('Pending', "
-	                    "'In Progress') LIMIT 1",
-	                    row_op_id, d->busy_op, err, "s", d->id)) < 0)
+	if ((n = th_msql__exec_locked(
+	             s, "find the operations of a file",
+	             "SELECT fo.op_id FROM file_operations fo JOIN operations o ON "
+	             "o.id = fo.op_id WHERE fo.file_id = ?1 AND o.state IN ('Pending', "
+	             "'In Progress') LIMIT 1",
+	             row_op_id, d->busy_op, err, "s", d->id)) < 0)
 		return n;
 	if (n > 0)
 		return th_error_set(err, TH_ECONFLICT,
 		                    "file '%s' is in use: operation '%s' reads it; delete it when "
 		                    "that operation has ended",
 		                    d->id, d->busy_op);
-	if ((n = run_locked(s, "delete file", "DELETE FROM files WHERE id = ?1", NULL, NULL, err,
-	                    "s", d->id)) < 0 ||
+	if ((n = th_msql__exec_locked(s, "delete file", "DELETE FROM files WHERE id = ?1", NULL,
+	                              NULL, err, "s", d->id)) < 0 ||
 	    (error = sha_named_locked(&named, s, d->f.sha256, err)) < 0)
 		return n < 0 ? n : error;
 	d->sha_free = !named;
@@ -404,11 +359,11 @@ static int expire_tx(th_msql *s, void *ctx, th_error *err)
 	" FROM files f WHERE f.last_used_at < ?1 AND NOT EXISTS (SELECT 1 FROM file_operations "   \
 	"fo JOIN operations o ON o.id = fo.op_id WHERE fo.file_id = f.id AND o.state IN "          \
 	"('Pending', 'In Progress'))"
-	if ((n = run_locked(s, "list expired files", "SELECT DISTINCT f.sha256" EXPIRED, rows_add,
-	                    &e->shas, err, "i", e->before)) < 0 ||
-	    (n = run_locked(s, "delete expired files",
-	                    "DELETE FROM files WHERE id IN (SELECT f.id" EXPIRED ")", NULL, NULL,
-	                    err, "i", e->before)) < 0)
+	if ((n = th_msql__exec_locked(s, "list expired files", "SELECT DISTINCT f.sha256" EXPIRED,
+	                              rows_add, &e->shas, err, "i", e->before)) < 0 ||
+	    (n = th_msql__exec_locked(s, "delete expired files",
+	                              "DELETE FROM files WHERE id IN (SELECT f.id" EXPIRED ")",
+	                              NULL, NULL, err, "i", e->before)) < 0)
 		return n;
 #undef EXPIRED
 	e->files = (size_t)n;
@@ -468,8 +423,9 @@ int th_meta_files_drop_sha(size_t *n_out, th_meta *m, const char *sha, th_error 
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	if ((n = run(s, "delete the files of an upload", "DELETE FROM files WHERE sha256 = ?1",
-	             NULL, NULL, err, "s", sha ? sha : "")) < 0)
+	if ((n = th_msql__exec(s, "delete the files of an upload",
+	                       "DELETE FROM files WHERE sha256 = ?1", NULL, NULL, err, "s",
+	                       sha ? sha : "")) < 0)
 		return n;
 	if (n_out)
 		*n_out = (size_t)n;
@@ -497,10 +453,11 @@ int th_meta_files_usage(uint64_t *bytes_out, uint64_t *count_out, th_meta *m, in
 	struct usage u = { 0, 0 };
 	int error;
 
-	if ((error = run(s, "sum the files' sizes",
-	                 "SELECT coalesce(sum(size), 0), count(*) FROM (SELECT sha256, max(size) "
-	                 "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256) AS u",
-	                 row_usage, &u, err, "i", db_id)) < 0)
+	if ((error = th_msql__exec(
+	             s, "sum the files' sizes",
+	             "SELECT coalesce(sum(size), 0), count(*) FROM (SELECT sha256, max(size) "
+	             "AS size FROM files WHERE ?1 = 0 OR db_id = ?1 GROUP BY sha256) AS u",
+	             row_usage, &u, err, "i", db_id)) < 0)
 		return error;
 	*bytes_out = (uint64_t)u.bytes;
 	*count_out = (uint64_t)u.count;
@@ -530,11 +487,12 @@ int th_meta_tus_create(char id_out[TH_UUID_SIZE], th_meta *m, int64_t db_id, con
 		return th_error_set(err, TH_EINVALID, "an upload needs a creator and a length");
 	if ((error = th_uuid4(id, err)) < 0)
 		return error;
-	if ((error = run(s, "insert upload",
-	                 "INSERT INTO tus_uploads(id, db_id, creator, length, metadata, params, "
-	                 "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-	                 NULL, NULL, err, "sisissi", id, db_id, creator, (int64_t)length,
-	                 metadata ? metadata : "", params ? params : "{}", now)) < 0)
+	if ((error = th_msql__exec(
+	             s, "insert upload",
+	             "INSERT INTO tus_uploads(id, db_id, creator, length, metadata, params, "
+	             "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	             NULL, NULL, err, "sisissi", id, db_id, creator, (int64_t)length,
+	             metadata ? metadata : "", params ? params : "{}", now)) < 0)
 		return error;
 	memcpy(id_out, id, sizeof(id));
 	return TH_OK;
@@ -573,7 +531,8 @@ int th_meta_tus_get(th_tus_info *out, th_meta *m, int64_t db_id, const char *id,
 	int n;
 
 	memset(&t, 0, sizeof(t));
-	n = run(s, "read upload",
+	n = th_msql__exec(
+	        s, "read upload",
 	        "SELECT id, db_id, creator, length, received, metadata, params, state, file_id, "
 	        "op_id, created_at, updated_at FROM tus_uploads WHERE id = ?1 AND db_id = ?2",
 	        row_tus, &t, err, "si", id ? id : "", db_id);
@@ -592,7 +551,8 @@ int th_meta_tus_set_offset(th_meta *m, const char *id, uint64_t offset, th_error
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	if ((n = run(s, "record an upload's offset",
+	if ((n = th_msql__exec(
+	             s, "record an upload's offset",
 	             "UPDATE tus_uploads SET received = ?2, updated_at = ?3 WHERE id = ?1 AND "
 	             "state = 'open' AND ?2 <= length",
 	             NULL, NULL, err, "sii", id ? id : "", (int64_t)offset, th_now_ms())) < 0)
@@ -607,7 +567,8 @@ int th_meta_tus_done(th_meta *m, const char *id, const char *file_id, const char
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	if ((n = run(s, "finish an upload",
+	if ((n = th_msql__exec(
+	             s, "finish an upload",
 	             "UPDATE tus_uploads SET state = 'done', received = length, file_id = ?2, "
 	             "op_id = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'",
 	             NULL, NULL, err, "sssi", id ? id : "", file_id ? file_id : "",
@@ -622,8 +583,8 @@ int th_meta_tus_delete(th_meta *m, const char *id, th_error *err)
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	if ((n = run(s, "delete upload", "DELETE FROM tus_uploads WHERE id = ?1", NULL, NULL, err,
-	             "s", id ? id : "")) < 0)
+	if ((n = th_msql__exec(s, "delete upload", "DELETE FROM tus_uploads WHERE id = ?1", NULL,
+	                       NULL, err, "s", id ? id : "")) < 0)
 		return n;
 	return n == 0 ? th_error_set(err, TH_ENOTFOUND, "upload '%.64s' not found", id ? id : "")
 	              : TH_OK;
@@ -646,9 +607,10 @@ int th_meta_tus_stale(char (**ids_out)[TH_UUID_SIZE], size_t *n_out, th_meta *m,
 	rows r = { NULL, 0, 0, sizeof(id_item), read_id };
 	int error;
 
-	if ((error = run(s, "list stale uploads",
-	                 "SELECT id FROM tus_uploads WHERE updated_at < ?1 ORDER BY updated_at",
-	                 rows_add, &r, err, "i", before_ms)) < 0) {
+	if ((error = th_msql__exec(
+	             s, "list stale uploads",
+	             "SELECT id FROM tus_uploads WHERE updated_at < ?1 ORDER BY updated_at",
+	             rows_add, &r, err, "i", before_ms)) < 0) {
 		free(r.items);
 		return error;
 	}

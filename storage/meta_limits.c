@@ -12,24 +12,6 @@
 #include "meta_sql.h"
 #include "tablehub/meta_limits.h"
 
-/* Run `sql` (prepared as it runs: these calls are rare) on a connection pinned for the call;
- * arguments and result as th_msql__run. */
-static int run(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
-               th_error *err, const char *types, ...)
-{
-	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
-	va_list ap;
-	int error;
-
-	if ((error = th_msql__lock(s, err)) < 0)
-		return error;
-	va_start(ap, types);
-	error = th_msql__vrun_locked(s, &st, row, ctx, err, types, ap);
-	va_end(ap);
-	th_msql__unlock(s);
-	return error;
-}
-
 static int read_int(void *ctx, const th_mrow *r, th_error *err)
 {
 	(void)err;
@@ -44,10 +26,10 @@ int th_meta_op_count_unfinished(uint64_t *n_out, th_meta *m, const char *creator
 	int n;
 
 	/* operations_creator (creator, created_at) narrows this to the user's own operations. */
-	if ((n = run((th_msql *)m, what,
-	             "SELECT count(*) FROM operations WHERE creator = ?1 AND "
-	             "state IN ('Pending', 'In Progress')",
-	             read_int, &v, err, "s", creator ? creator : "")) < 0)
+	if ((n = th_msql__exec((th_msql *)m, what,
+	                       "SELECT count(*) FROM operations WHERE creator = ?1 AND "
+	                       "state IN ('Pending', 'In Progress')",
+	                       read_int, &v, err, "s", creator ? creator : "")) < 0)
 		return n;
 	if (n == 0)
 		return th_error_set(err, TH_ESTORE, "meta: %s: no row", what);
@@ -83,7 +65,8 @@ int th_meta_uploads_failed_since(char (**shas_out)[65], size_t *n_out, th_meta *
 	int n;
 
 	/* operations_queue (state, ...) narrows this to the failed operations. */
-	if ((n = run((th_msql *)m, "list failed uploads",
+	if ((n = th_msql__exec(
+	             (th_msql *)m, "list failed uploads",
 	             "SELECT DISTINCT upload_sha256 FROM operations WHERE state = 'Failed' "
 	             "AND updated_at >= ?1 AND length(upload_sha256) = 64",
 	             read_sha, &l, err, "i", since_ms)) < 0) {
@@ -101,7 +84,8 @@ int th_meta_upload_in_use(int *in_use_out, th_meta *m, const char *sha, th_error
 	int64_t v = 0;
 	int n;
 
-	if ((n = run((th_msql *)m, what,
+	if ((n = th_msql__exec(
+	             (th_msql *)m, what,
 	             "SELECT EXISTS (SELECT 1 FROM operations WHERE upload_sha256 = ?1 AND "
 	             "state != 'Failed')",
 	             read_int, &v, err, "s", sha ? sha : "")) < 0)

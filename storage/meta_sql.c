@@ -93,6 +93,35 @@ int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void 
 	return error;
 }
 
+int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row,
+                         void *ctx, th_error *err, const char *types, ...)
+{
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
+	va_list ap;
+	int error;
+
+	va_start(ap, types);
+	error = s->drv->run(s, &st, row, ctx, err, types, ap);
+	va_end(ap);
+	return error;
+}
+
+int th_msql__exec(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+                  th_error *err, const char *types, ...)
+{
+	th_msql_stmt st = { MS_NOSLOT, what, sql, NULL };
+	va_list ap;
+	int error;
+
+	if ((error = s->drv->lock(s, err)) < 0)
+		return error;
+	va_start(ap, types);
+	error = s->drv->run(s, &st, row, ctx, err, types, ap);
+	va_end(ap);
+	s->drv->unlock(s);
+	return error;
+}
+
 struct list_ctx {
 	char *items;
 	size_t n, cap, size, limit;

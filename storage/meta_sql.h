@@ -204,6 +204,14 @@ int th_msql__run_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row
 int th_msql__vrun_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
                          th_error *err, const char *types, va_list ap);
 
+/* Run `sql`, prepared as it runs (no slot: for rare statements), with `what` naming it in error
+ * messages; arguments and result as th_msql__run (which pins a connection for the call) and
+ * th_msql__run_locked (a connection already pinned). */
+int th_msql__exec(th_msql *s, const char *what, const char *sql, th_msql_row_fn row, void *ctx,
+                  th_error *err, const char *types, ...);
+int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row,
+                         void *ctx, th_error *err, const char *types, ...);
+
 /* Pin a connection to the calling thread until th_msql__unlock (see the head of this file).
  * Returns TH_OK or TH_ESTORE (no connection to be had). Not recursive. */
 int th_msql__lock(th_msql *s, th_error *err);
