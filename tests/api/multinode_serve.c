@@ -101,25 +101,12 @@ static void test_refusals(void)
 int main(void)
 {
 	const char *extra[] = { "--node-id", "node-a7", "--cache", NULL, NULL };
-	t_resp r;
 
 	dir = t_mkdtemp();
 	cache = t_mkdtemp();
 	extra[3] = cache;
-	if (t_server_start(&srv, dir, 0, extra) < 0)
+	if ((alice = t_server_start_shop(&srv, dir, extra)) == NULL)
 		return 1;
-	if ((alice = t_user_add(&srv, "alice")) == NULL) {
-		t_server_stop(&srv, SIGKILL);
-		return 1;
-	}
-	r = t_http(&srv, AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"shop\"}' '%s/database'",
-	           alice, srv.base);
-	if (r.status != 200) {
-		fprintf(stderr, "create database: %d %s\n", r.status, r.body);
-		t_server_stop(&srv, SIGKILL);
-		return 1;
-	}
-	t_resp_free(&r);
 	RUN(test_cache_dir);
 	RUN(test_node_id_logged);
 	RUN(test_refusals);

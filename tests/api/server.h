@@ -285,6 +285,33 @@ static inline const char *nz(const char *s)
 	return s ? s : "";
 }
 
+/* Start a server on DIR with `extra` arguments (t_server_start), add the user alice and her
+ * database alice/shop. Returns alice's token (malloc'd), or NULL with the server stopped and the
+ * reason printed. */
+static inline char *t_server_start_shop(t_server *s, const char *dir, const char *const *extra)
+{
+	char *alice;
+	t_resp r;
+
+	if (t_server_start(s, dir, 0, extra) < 0)
+		return NULL;
+	if ((alice = t_user_add(s, "alice")) == NULL) {
+		t_server_stop(s, SIGKILL);
+		return NULL;
+	}
+	r = t_http(s, AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"shop\"}' '%s/database'",
+	           alice, s->base);
+	if (r.status != 200) {
+		fprintf(stderr, "create database: %d %s\n", r.status, r.body);
+		t_resp_free(&r);
+		free(alice);
+		t_server_stop(s, SIGKILL);
+		return NULL;
+	}
+	t_resp_free(&r);
+	return alice;
+}
+
 /* Write `text` to DIR/NAME; returns the path (malloc'd). */
 static inline char *t_write_in(const char *dir, const char *name, const char *text)
 {

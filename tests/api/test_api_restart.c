@@ -159,23 +159,10 @@ static void test_kill_mid_upload(void)
 
 int main(void)
 {
-	t_resp r;
 
 	dir = t_mkdtemp();
-	if (t_server_start(&srv, dir, 0, workers) < 0)
+	if ((alice = t_server_start_shop(&srv, dir, workers)) == NULL)
 		return 1;
-	if ((alice = t_user_add(&srv, "alice")) == NULL) {
-		t_server_stop(&srv, SIGKILL);
-		return 1;
-	}
-	r = t_http(&srv, AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"shop\"}' '%s/database'",
-	           alice, srv.base);
-	if (r.status != 200) {
-		fprintf(stderr, "create database: %d %s\n", r.status, r.body);
-		t_server_stop(&srv, SIGKILL);
-		return 1;
-	}
-	t_resp_free(&r);
 	RUN(test_kill_mid_import);
 	RUN(test_kill_mid_upload);
 	if (srv.pid > 0)

@@ -26,6 +26,7 @@
  */
 #include <dirent.h>
 
+#include "tablehub/text.h"
 #include "../harness.h"
 #include "../api/server.h"
 #include "../api/raw.h"
@@ -49,17 +50,6 @@ typedef struct corpus_case {
 	char contains[4][256];
 	int nabsent, ncontains;
 } corpus_case;
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static void put(corpus_case *c, size_t *cap, const char *p, size_t n)
 {
@@ -110,9 +100,9 @@ static int decode_line(corpus_case *c, size_t *cap, const char *s)
 			ch = '\\';
 			break;
 		case 'x':
-			if (hexval(s[1]) < 0 || hexval(s[2]) < 0)
+			if (th_hexval(s[1]) < 0 || th_hexval(s[2]) < 0)
 				return -1;
-			ch = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+			ch = (char)(th_hexval(s[1]) * 16 + th_hexval(s[2]));
 			s += 2;
 			break;
 		case '[': {
