@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
+
 typedef struct body {
 	char buf[65536];
 	size_t n;
@@ -28,31 +30,6 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *payload)
 	b->n += n < room ? n : room;
 	b->buf[b->n] = '\0';
 	return n;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* The string value of "key":"..." in the body into out, or "" */
-static void field(char *out, size_t size, const char *json, const char *key)
-{
-	char pat[64];
-	const char *p, *e;
-
-	out[0] = '\0';
-	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-	if ((p = strstr(json, pat)) == NULL)
-		return;
-	p += strlen(pat);
-	if ((e = strchr(p, '"')) == NULL || (size_t)(e - p) >= size)
-		return;
-	memcpy(out, p, (size_t)(e - p));
-	out[e - p] = '\0';
 }
 
 static int request(CURL *h, const char *url, int post, body *b)
@@ -101,12 +78,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(url, sizeof(url), "%s/%s/pulls/%s/merge", argv[1], argv[3], argv[4]);
-	t0 = now_ms();
+	t0 = (double)mono_us() / 1e3;
 	if (request(h, url, 1, &b) < 0) {
 		fprintf(stderr, "mergeclock: merge request failed: %s\n", b.buf);
 		return 1;
 	}
-	field(op, sizeof(op), b.buf, "operation_name");
+	json_field(op, sizeof(op), b.buf, "operation_name");
 	if (op[0] == '\0') {
 		fprintf(stderr, "mergeclock: no operation in %s\n", b.buf);
 		return 1;
@@ -121,7 +98,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mergeclock: poll failed: %s\n", b.buf);
 			return 1;
 		}
-		field(st, sizeof(st), b.buf, "job_status");
+		json_field(st, sizeof(st), b.buf, "job_status");
 		if (strcmp(st, "Completed") == 0)
 			break;
 		if (strcmp(st, "Failed") == 0 || st[0] == '\0') {
@@ -130,7 +107,7 @@ int main(int argc, char **argv)
 		}
 		nanosleep(&pause, NULL);
 	}
-	printf("%.2f\n", now_ms() - t0);
+	printf("%.2f\n", (double)mono_us() / 1e3 - t0);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(h);
 	curl_global_cleanup();

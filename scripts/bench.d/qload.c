@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define MAX_HEAVY 1000
 #define MAX_POLLS 100000
 
@@ -34,21 +36,6 @@ static int64_t end_us;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static long n_sent, n_limit, n_429, n_503, n_other, n_left;
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /* Connect to 127.0.0.1:port from `src` (NULL: any), send req, read the reply until the server
  * closes or deadline_us; returns the HTTP status, or -1. */
@@ -127,13 +114,6 @@ static void *heavy(void *arg)
 			sleep_ms(100);
 	}
 	return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define MAX_CLIENTS 256
 #define MAX_LAT 200000
 #define ROWS 100
@@ -40,28 +42,6 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static double lat[MAX_LAT];
 static size_t nlat;
 static int failed;
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 struct buf {
 	char *p;
@@ -87,27 +67,10 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
-/* The string value of "key":"..." in json, into out (empty when absent). */
-static void json_field(char *out, size_t size, const char *json, const char *key)
-{
-	char pat[64];
-	const char *p, *q;
-
-	out[0] = '\0';
-	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-	if (json == NULL || (p = strstr(json, pat)) == NULL)
-		return;
-	p += strlen(pat);
-	if ((q = strchr(p, '"')) == NULL || (size_t)(q - p) >= size)
-		return;
-	memcpy(out, p, (size_t)(q - p));
-	out[q - p] = '\0';
-}
-
 /* A 100-row CSV of gen-csv's columns, its keys and values made distinct by (client, seq). */
 static size_t make_csv(char *out, size_t size, long client, long seq)
 {
-	static const char *const city[] = { "Amsterdam", "Berlin", "Cairo", "Delhi",
+	static const char *const city[] = { "Amsterdam", "Berlin",   "Cairo",  "Delhi",
 		                            "Edinburgh", "Florence", "Geneva", "Helsinki" };
 	static const char *const word[] = { "alpha", "bravo", "charlie", "delta",
 		                            "echo",  "golf",  "hotel",   "kilo" };
@@ -117,14 +80,14 @@ static size_t make_csv(char *out, size_t size, long client, long seq)
 
 	for (i = 0; i < ROWS && n < size; i++) {
 		long k = seq * 1000 + i * 7 + client;
-		n += (size_t)snprintf(out + n, size - n,
-		                      "%ld,\"%s, %s\",%s,%.2f,%ld,%.6f,%04ld-%02ld-%02ld,"
-		                      "2024-%02ld-%02ld %02ld:%02ld:%02ld,%s,\"note %ld: \"\"%s\"\"\"\n",
-		                      k, word[k % 8], word[(k / 8) % 8], city[k % 7],
-		                      (double)(k * 7919 % 1000000) / 100.0, k % 1000,
-		                      (double)(k % 9973) / 9973.0, 2000 + k % 25, k % 12 + 1,
-		                      k % 28 + 1, k % 12 + 1, k % 28 + 1, k % 24, k % 60, (k * 7) % 60,
-		                      k % 3 ? "true" : "false", k, word[(k + 3) % 8]);
+		n += (size_t)snprintf(
+		        out + n, size - n,
+		        "%ld,\"%s, %s\",%s,%.2f,%ld,%.6f,%04ld-%02ld-%02ld,"
+		        "2024-%02ld-%02ld %02ld:%02ld:%02ld,%s,\"note %ld: \"\"%s\"\"\"\n",
+		        k, word[k % 8], word[(k / 8) % 8], city[k % 7],
+		        (double)(k * 7919 % 1000000) / 100.0, k % 1000, (double)(k % 9973) / 9973.0,
+		        2000 + k % 25, k % 12 + 1, k % 28 + 1, k % 12 + 1, k % 28 + 1, k % 24,
+		        k % 60, (k * 7) % 60, k % 3 ? "true" : "false", k, word[(k + 3) % 8]);
 	}
 	return n < size ? n : size - 1;
 }
@@ -263,7 +226,8 @@ static int fsync_cost(const char *dir)
 	memset(block, 'x', sizeof(block));
 	for (i = 0; i < 200; i++) {
 		int64_t t0 = mono_us();
-		if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fdatasync(fd) < 0) {
+		if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) ||
+		    fdatasync(fd) < 0) {
 			perror("smallload: write");
 			close(fd);
 			return 1;
