@@ -191,8 +191,9 @@ static int set_time_caps(th_jobs *j, const struct time_caps *c, th_error *err)
 	return error;
 }
 
-/* The data folder, as resolved (and as given when it is a path, not a bare word that messages
- * use in prose), never appears in a log line or a message a client reads (th_redact). */
+/* A server folder (the data folder, the query cache), as resolved (and as given when it is a path,
+ * not a bare word that messages use in prose), never appears in a log line or a message a client
+ * reads (th_redact). */
 static void redact_dir(const char *dir)
 {
 	char *real = realpath(dir, NULL);
@@ -370,7 +371,7 @@ int cli_serve(int argc, char **argv)
 		goto fail;
 	git_ready = 1;
 	if (th_snap_dir() != NULL)
-		th_redact_add(th_snap_dir());
+		redact_dir(th_snap_dir());
 	if (th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||
 	    th_jobs_create(&jobs, dir, meta, (int)workers, &err) < 0)
 		goto fail;
