@@ -103,10 +103,16 @@ int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_re
 	char id[TH_UUID_SIZE];
 	int error;
 
-	if (file_id[0] == '\0' &&
-	    (error = th_meta_file_add(file_id, req->srv->meta, req->db.id, ir->file_name, size, sha,
-	                              ir->fmt ? ir->fmt->name : "", req->user, err)) < 0)
-		return error;
+	/* A new file record need not reach the disk alone: the operation's commit, durable, follows
+	 * it and carries it (th_meta_lazy), and links the two. */
+	if (file_id[0] == '\0') {
+		th_meta_lazy(req->srv->meta, 1);
+		error = th_meta_file_add(file_id, req->srv->meta, req->db.id, ir->file_name, size,
+		                         sha, ir->fmt ? ir->fmt->name : "", req->user, err);
+		th_meta_lazy(req->srv->meta, 0);
+		if (error < 0)
+			return error;
+	}
 	memset(&ip, 0, sizeof(ip));
 	ip.owner = req->db.owner;
 	ip.db = req->db.name;
@@ -123,14 +129,9 @@ int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_re
 	ip.sheet_name = ir->sheet;
 	ip.nulls = ir->nulls;
 	ip.nnulls = ir->nnulls;
+	ip.file_id = file_id;
 	if ((error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err)) < 0)
 		return error;
-	/* The operation runs whether or not the link is recorded: a failure here only leaves it
-	 * out of the file's list, so it is logged, not answered. */
-	if ((error = th_meta_file_use(req->srv->meta, file_id, id, err)) < 0)
-		TH_LOG(TH_LOG_WARN, "req=%llu operation %s: cannot record its file: %s",
-		       (unsigned long long)req->id, id, err->msg);
-	th_error_clear(err);
 	th_jobs_wake(req->srv->jobs);
 	memcpy(op_id, id, sizeof(id));
 	return TH_OK;

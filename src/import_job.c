@@ -131,6 +131,7 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	op.table_name = p->table_name ? p->table_name : "";
 	op.branch_name = branch;
 	op.bytes_total = p->bytes_total;
+	op.file_id = p->file_id;
 	error = th_meta_op_create(op_id_out, m, &op, err);
 cleanup:
 	th_buf_dispose(&params);
@@ -251,6 +252,22 @@ static int parse_extras(th_import_opts *opts, const char ***nulls, cJSON *json, 
 	return TH_OK;
 }
 
+/* th_meta_pull_find_or_create, committed lazily: the operation's completion, a durable commit,
+ * follows at once and carries it. Only a power loss in that moment can undo the pull, and then it
+ * undoes the completion too: the import runs again and finds or makes its pull again. */
+static int pull_open(int64_t *pull_id, th_meta *m, int64_t db_id, const char *title,
+                     const char *text, const char *creator, const char *from, const char *to,
+                     th_error *err)
+{
+	int error;
+
+	th_meta_lazy(m, 1);
+	error = th_meta_pull_find_or_create(pull_id, NULL, m, db_id, title, text, creator, from, to,
+	                                    err);
+	th_meta_lazy(m, 0);
+	return error;
+}
+
 static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
 {
 	th_meta *m = th_job_meta(ctx);
@@ -360,9 +377,8 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 		                           "Rows added: %" PRIu64 ", modified: %" PRIu64
 		                           ", removed: %" PRIu64,
 		                           res.added, res.modified, res.removed)) < 0 ||
-		    (error = th_meta_pull_find_or_create(&pull_id, NULL, m, dbi.id, title.ptr,
-		                                         text.ptr, job->creator, branch, base,
-		                                         err)) < 0) {
+		    (error = pull_open(&pull_id, m, dbi.id, title.ptr, text.ptr, job->creator,
+		                       branch, base, err)) < 0) {
 			th_buf_dispose(&title);
 			goto cleanup;
 		}

@@ -192,35 +192,36 @@ int th_meta_file_uses(th_file_use **items_out, size_t *n_out, th_meta *m, const 
 	return TH_OK;
 }
 
-struct use_ctx {
-	const char *id, *op_id;
-	int64_t now;
-};
-
-static int use_tx(th_msql *s, void *ctx, th_error *err)
+int th_msql__file_link_locked(th_msql *s, const char *id, const char *op_id, th_error *err)
 {
-	struct use_ctx *u = ctx;
+	int64_t now = th_now_ms();
 	int n;
 
 	if ((n = th_msql__exec_locked(s, "record a file's use",
 	                              "UPDATE files SET last_used_at = ?2 WHERE id = ?1", NULL,
-	                              NULL, err, "si", u->id, u->now)) < 0)
+	                              NULL, err, "si", id, now)) < 0)
 		return n;
 	if (n == 0)
-		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", u->id);
+		return th_error_set(err, TH_ENOTFOUND, "file '%.64s' not found", id);
 	n = th_msql__exec_locked(s, "record a file's use",
 	                         "INSERT INTO file_operations(file_id, op_id, created_at) "
 	                         "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-	                         NULL, NULL, err, "ssi", u->id, u->op_id, u->now);
+	                         NULL, NULL, err, "ssi", id, op_id, now);
 	return n < 0 ? n : TH_OK;
+}
+
+static int use_tx(th_msql *s, void *ctx, th_error *err)
+{
+	const char **u = ctx;
+
+	return th_msql__file_link_locked(s, u[0], u[1], err);
 }
 
 int th_meta_file_use(th_meta *m, const char *id, const char *op_id, th_error *err)
 {
-	th_msql *s = (th_msql *)m;
-	struct use_ctx u = { id ? id : "", op_id ? op_id : "", th_now_ms() };
+	const char *u[2] = { id ? id : "", op_id ? op_id : "" };
 
-	return th_msql__tx(s, use_tx, &u, err);
+	return th_msql__tx((th_msql *)m, use_tx, u, err);
 }
 
 int th_meta_file_of_op(th_file_info *out, th_meta *m, const char *op_id, th_error *err)

@@ -199,6 +199,11 @@ static int gc_run(th_msql *s, struct gc_req *r)
 
 	switch (r->kind) {
 	case GC_CREATE:
+		/* The file link first: a file gone meanwhile fails the request with nothing of
+		 * it written. */
+		if (op->file_id != NULL && op->file_id[0] != '\0' &&
+		    (n = th_msql__file_link_locked(s, op->file_id, r->id, &r->err)) < 0)
+			return n;
 		n = th_msql__run_locked(s, &op_insert, NULL, NULL, &r->err, "ssssssssssiii", r->id,
 		                        op->kind, op->owner, op->db, op->creator,
 		                        op->params ? op->params : "{}", op->upload_sha256,

@@ -50,6 +50,14 @@ int th_msql__dup(char **out, const th_mrow *r, int i, int keep_null, th_error *e
 
 /* --- runs ------------------------------------------------------------------------------------ */
 
+_Thread_local int th_msql__lazy_thread;
+
+void th_meta_lazy(th_meta *m, int on)
+{
+	(void)m;
+	th_msql__lazy_thread = on != 0;
+}
+
 int th_msql__lock(th_msql *s, th_error *err)
 {
 	return s->drv->lock(s, err);

@@ -179,6 +179,8 @@ typedef struct th_msql_driver {
 	 * on disk when they return. Best effort: failing to switch only costs or keeps an fsync.
 	 * The caller switches back before it unpins the connection. */
 	void (*lazy)(th_msql *s, int on);
+	/* (The driver also honours th_msql__lazy_thread, see th_meta_lazy: while it is set, every
+	 * commit of the thread that set it is lazy.) */
 } th_msql_driver;
 
 /* The part of an SQL backend's handle the statement layer reads; a driver's handle embeds it
@@ -350,5 +352,14 @@ int th_msql__note_add(int64_t *id_out, th_meta *m, int64_t db_id, int64_t pull_i
                       const char *author, th_review_status status, const char *body, th_error *err);
 int th_msql__note_list(th_pull_note_list *out, th_meta *m, int64_t db_id, int64_t pull_id,
                        int reviews, th_error *err);
+
+/* Link file record `id` to operation op_id (file_operations) and set the file's last use, in the
+ * caller's transaction (connection held). Returns TH_OK, TH_ENOTFOUND (no such file: nothing
+ * written) or TH_ESTORE. */
+int th_msql__file_link_locked(th_msql *s, const char *id, const char *op_id, th_error *err);
+
+/* Set by th_meta_lazy for the calling thread; a driver with `lazy` commits that thread's writes
+ * lazily while it is set. */
+extern _Thread_local int th_msql__lazy_thread;
 
 #endif

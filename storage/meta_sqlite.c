@@ -437,15 +437,23 @@ done:
 	return error;
 }
 
+static void sqlite_lazy(th_msql *m, int on);
+
+/* The connection is one, shared by every thread: its synchronous setting is switched for a
+ * thread that asked for lazy commits (th_meta_lazy) while that thread holds it. */
 static int sqlite_lock(th_msql *m, th_error *err)
 {
 	(void)err;
 	pthread_mutex_lock(&((sqlite_store *)m)->mu);
+	if (th_msql__lazy_thread)
+		sqlite_lazy(m, 1);
 	return TH_OK;
 }
 
 static void sqlite_unlock(th_msql *m)
 {
+	if (th_msql__lazy_thread)
+		sqlite_lazy(m, 0);
 	pthread_mutex_unlock(&((sqlite_store *)m)->mu);
 }
 

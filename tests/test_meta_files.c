@@ -107,6 +107,50 @@ static void test_records(void)
 	teardown();
 }
 
+/* An upload's path: the file record made lazily (th_meta_lazy), then an operation that names it
+ * in th_op_new.file_id: one durable commit makes the operation and the link; a file that does not
+ * exist fails the operation with nothing of it written. */
+static void test_op_with_file(void)
+{
+	char a[TH_UUID_SIZE], op[TH_UUID_SIZE], op2[TH_UUID_SIZE];
+	th_file_info f;
+	th_file_use *uses = NULL;
+	th_op_list list;
+	th_op_new o;
+	th_error err = { 0 };
+	size_t n = 0;
+
+	setup();
+	th_meta_lazy(m, 1);
+	CHECK_OK(th_meta_file_add(a, m, db_id, "a.csv", 10, SHA_A, "Csv", "alice", &err), &err);
+	th_meta_lazy(m, 0);
+	memset(&o, 0, sizeof(o));
+	o.kind = "import";
+	o.owner = "alice";
+	o.db = "shop";
+	o.creator = "alice";
+	o.upload_sha256 = SHA_A;
+	o.file_name = "a.csv";
+	o.table_name = "t";
+	o.file_id = a;
+	CHECK_OK(th_meta_op_create(op, m, &o, &err), &err);
+	CHECK_OK(th_meta_file_of_op(&f, m, op, &err), &err);
+	CHECK(strcmp(f.id, a) == 0 && f.ops_unfinished == 1);
+	CHECK_OK(th_meta_file_uses(&uses, &n, m, a, &err), &err);
+	CHECK(n == 1 && strcmp(uses[0].op_id, op) == 0);
+	free(uses);
+	o.file_id = "no-such-file";
+	CHECK(th_meta_op_create(op2, m, &o, &err) == TH_ENOTFOUND);
+	CHECK(strstr(err.msg, "not found") != NULL);
+	CHECK_OK(th_meta_op_list_db(&list, NULL, m, "alice", "shop", NULL, NULL, 0, &err), &err);
+	CHECK(list.n == 1 && strcmp(list.items[0].id, op) == 0);
+	th_op_list_dispose(&list);
+	CHECK_OK(th_meta_file_uses(&uses, &n, m, a, &err), &err);
+	CHECK(n == 1);
+	free(uses);
+	teardown();
+}
+
 static void test_delete_and_expire(void)
 {
 	char a[TH_UUID_SIZE], b[TH_UUID_SIZE], c[TH_UUID_SIZE], op[TH_UUID_SIZE], sha[65];
@@ -304,6 +348,7 @@ int main(void)
 {
 	RUN(test_op_query);
 	RUN(test_records);
+	RUN(test_op_with_file);
 	RUN(test_delete_and_expire);
 	RUN(test_tus_records);
 	RUN(test_backfill);

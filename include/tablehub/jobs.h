@@ -64,6 +64,9 @@ typedef struct th_import_params {
 	const char *sheet_name;   /* Xlsx: the sheet to read; NULL = the first */
 	const char *const *nulls; /* nullValues: markers read as NULL; nnulls 0 = none */
 	size_t nnulls;
+	/* NULL or "": none; else the file record (meta_files.h) the import reads, linked to the
+	 * operation in the commit that creates it. */
+	const char *file_id;
 } th_import_params;
 
 /* Insert a Pending import operation (kind "import"; params stored as DoltHub's JSON: tableName,

@@ -60,6 +60,14 @@ const char *th_meta_node_id(const th_meta *m);
 /* Close the connection. Accepts NULL. No call on `m` may be running. */
 void th_meta_close(th_meta *m);
 
+/* Until th_meta_lazy(m, 0), the calling thread's writes to `m` commit without waiting for the disk
+ * where the store can (SQLite: synchronous=NORMAL; PostgreSQL waits as always). Such a write
+ * becomes durable with the next durable commit of any thread, since the WAL keeps commits in order
+ * and a crash keeps a prefix of them. So it is only for writes nobody is told of before a durable
+ * commit follows: an upload's file record before its operation, an import's pull request before
+ * the operation's completion. Calls do not nest. */
+void th_meta_lazy(th_meta *m, int on);
+
 /* The schema version this build migrates to (PRAGMA user_version after th_meta_open). */
 int th_meta_schema_version(void);
 
@@ -179,10 +187,14 @@ typedef struct th_op_new {
 	const char *branch_name;
 	uint64_t bytes_total;
 	int64_t pull_id;
+	/* NULL or "": none; else the file record (meta_files.h) the operation reads: the link and
+	 * the file's last use are written in the same commit as the operation. */
+	const char *file_id;
 } th_op_new;
 
-/* Insert a Pending operation with a new uuid (written to id_out). Returns TH_OK, TH_EINVALID (no
- * kind, owner, db or creator) or TH_ESTORE. Workers are not woken: see th_jobs_wake. */
+/* Insert a Pending operation with a new uuid (written to id_out), durably: the commit is on disk
+ * when this returns. Returns TH_OK, TH_EINVALID (no kind, owner, db or creator) or TH_ESTORE.
+ * Workers are not woken: see th_jobs_wake. */
 int th_meta_op_create(char id_out[TH_UUID_SIZE], th_meta *m, const th_op_new *op, th_error *err);
 
 /* Read operation `id` (dispose with th_op_info_dispose). Returns TH_OK, TH_ENOTFOUND or
