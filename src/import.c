@@ -158,7 +158,9 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		error = th_error_set(err, TH_EINVALID, "unknown import operation");
 		goto cleanup;
 	}
-	if ((error = th_repo_branch_get(&head, repo, o->branch, err)) < 0) {
+	if (o->base != NULL) {
+		head = *o->base;
+	} else if ((error = th_repo_branch_get(&head, repo, o->branch, err)) < 0) {
 		if (error == TH_ENOTFOUND)
 			error = th_error_set(err, TH_ENOTFOUND, "branch '%s' not found", label);
 		goto cleanup;
@@ -297,11 +299,15 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	if (error < 0 || (error = th_repo_commit_write(&commit, repo, &root, &head, 1, author,
 	                                               email.ptr, msg.ptr, err)) < 0)
 		goto cleanup;
-	if ((error = th_repo_branch_cas(repo, o->branch, &commit, &head, "import", err)) < 0) {
+	if ((error = th_repo_branch_cas(repo, o->branch, &commit, o->base ? NULL : &head, "import",
+	                                err)) < 0) {
 		if (error == TH_ECONFLICT)
 			error = th_error_set(err, TH_ECONFLICT,
-			                     "branch '%s' moved during the import; run it again",
-			                     label);
+			                     o->base ? "branch '%s' exists already; delete it or "
+			                               "run the import again"
+			                             : "branch '%s' moved during the import; run "
+			                               "it again",
+			                     o->base ? o->branch : label);
 		goto cleanup;
 	}
 	out->commit = commit;

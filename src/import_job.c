@@ -320,12 +320,16 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 		*err = ignored;
 		goto cleanup;
 	}
-	/* Cancelled or out of time: stop before anything is made. */
-	if ((error = th_job_check(ctx, err)) < 0 ||
-	    (error = th_repo_branch_cas(repo, branch, &head, NULL, "tablehub: start import", err)) <
-	            0)
+	/* Cancelled or out of time: stop before anything is made. A file of rows makes the branch
+	 * with its commit (one ref write, opts.base); statements run on a branch that exists. */
+	if ((error = th_job_check(ctx, err)) < 0)
 		goto cleanup;
-	made_branch = 1;
+	if (th_format_is_sql(fmt)) {
+		if ((error = th_repo_branch_cas(repo, branch, &head, NULL, "tablehub: start import",
+		                                err)) < 0)
+			goto cleanup;
+		made_branch = 1;
+	}
 	if ((error = th_upload_open(&fd, th_job_data_dir(ctx), sha, err)) < 0)
 		goto cleanup;
 
@@ -336,6 +340,7 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	opts.npk = npk;
 	opts.format = fmt;
 	opts.branch = branch;
+	opts.base = th_format_is_sql(fmt) ? NULL : &head;
 	opts.branch_label = base;
 	opts.file_name = job->file_name[0] ? job->file_name : NULL;
 	opts.author = job->creator;
@@ -351,8 +356,8 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	if (th_format_is_sql(fmt)) /* statements, run by the SQL write engine */
 		error = th_sqlwrite_import_fd(&res, repo, fd, &opts, th_job_data_dir(ctx),
 		                              job->owner, job->db, err);
-	else
-		error = th_import_fd(&res, repo, fd, &opts, err);
+	else if ((error = th_import_fd(&res, repo, fd, &opts, err)) == TH_OK)
+		made_branch = 1;
 	if (error < 0) {
 		/* The rejected rows go with the failure (th_jobs stores the result of a failed
 		 * job). */

@@ -414,6 +414,52 @@ static void test_header_only(void)
 	t_rmdir(dir);
 }
 
+/* opts.base: the import builds on that commit and makes its branch at the new one; a branch that
+ * exists already is a conflict, and nothing moves. */
+static void test_base_makes_branch(void)
+{
+	char *dir = t_mkdtemp(), csv[4096];
+	th_repo *repo = NULL;
+	th_error err;
+	th_import_opts o;
+	th_import_result r;
+	th_commit_info ci;
+	th_oid base, tip, again;
+	int fd;
+
+	snprintf(csv, sizeof(csv), "%s/in.csv", dir);
+	t_write_file(csv, "id,v\n1,a\n2,b\n", 13);
+	repo = new_repo(dir);
+	CHECK_OK(th_repo_branch_get(&base, repo, "main", &err), &err);
+	create_opts(&o, dir, 1);
+	o.branch = "alice/import-1";
+	o.base = &base;
+	CHECK(th_repo_branch_get(&tip, repo, o.branch, &err) == TH_ENOTFOUND);
+	fd = open(csv, O_RDONLY);
+	CHECK_OK(th_import_fd(&r, repo, fd, &o, &err), &err);
+	close(fd);
+	CHECK(r.added == 2 && r.rows == 2);
+	CHECK_OK(th_repo_branch_get(&tip, repo, o.branch, &err), &err);
+	CHECK(th_oid_equal(&tip, &r.commit));
+	memset(&ci, 0, sizeof(ci));
+	CHECK_OK(th_repo_commit_read(&ci, repo, &tip, &err), &err);
+	CHECK(ci.nparents == 1 && th_oid_equal(&ci.parents[0], &base));
+	th_commit_info_dispose(&ci);
+	CHECK_OK(th_repo_branch_get(&again, repo, "main", &err), &err);
+	CHECK(th_oid_equal(&again, &base));
+
+	/* Again onto the same branch name: it exists, so the import fails and moves nothing. */
+	o.table = "u";
+	fd = open(csv, O_RDONLY);
+	CHECK(th_import_fd(&r, repo, fd, &o, &err) == TH_ECONFLICT);
+	close(fd);
+	CHECK(strstr(err.msg, "branch 'alice/import-1' exists already") != NULL);
+	CHECK_OK(th_repo_branch_get(&again, repo, o.branch, &err), &err);
+	CHECK(th_oid_equal(&again, &tip));
+	th_repo_free(repo);
+	t_rmdir(dir);
+}
+
 /* --- keys already in order: the import skips the sorter; the result must not change ----------- */
 
 #define SORTED_N 3000
@@ -578,6 +624,7 @@ int main(void)
 	RUN(test_external_sort);
 	RUN(test_rejected_report);
 	RUN(test_header_only);
+	RUN(test_base_makes_branch);
 	RUN(test_sorted_input);
 	th_repo_global_shutdown();
 	TH_TEST_END();

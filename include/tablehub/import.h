@@ -45,7 +45,11 @@ typedef struct th_import_opts {
 	 * bytes. */
 	const char *const *nulls;
 	size_t nnulls;
-	const char *branch;       /* the branch to commit on; it must exist */
+	const char *branch; /* the branch to commit on; it must exist, unless base is set */
+	/* When not NULL, the commit to build on, and `branch` must not exist yet: it is made at the
+	 * new commit, by compare-and-swap from nothing, so a branch that exists only when its
+	 * commit does costs one ref write instead of two (an import job's own branch). */
+	const th_oid *base;
 	const char *branch_label; /* the branch named in messages; NULL = branch (an import job
 	                           * commits on its own branch but reports the user's target) */
 	const char *message;      /* commit message; NULL = "Import <file_name> into <table>" */
