@@ -2,11 +2,13 @@
  * DoltHub's upload params becomes a commit on an import branch and a pull request.
  *
  * th_jobs_enqueue_import stores the params as DoltHub's JSON in a Pending operation; the runner
- * reads them back, makes the branch <creator>/import-<first 8 hex of the id> from the target
- * branch, imports the upload onto it (th_import_fd), opens a pull request into the target branch
+ * reads them back, imports the upload onto the target branch's head (th_import_fd), which makes
+ * the branch <creator>/import-<first 8 hex of the id> at the new commit, opens a pull request into
+ * the target branch
  * and sets the result {"commit", "branch", "to_branch", "pull_id", "rows_added", "rows_modified",
  * "rows_removed", "rows"} (rows = rows in the table afterwards). The queue holds the database's
- * writer lock while it runs (TH_JOB_WRITES_REPO).
+ * writer lock shared while it runs (TH_JOB_OWN_BRANCH): imports into one database run side by
+ * side, since each writes only new objects and its own branch.
  *
  * An import from a URL (th_import_params.url) names no upload: its runner first fetches the file
  * into the uploads (url_fetch.c: http(s) only, size and time caps, no private addresses unless
@@ -432,5 +434,6 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_import = { "import", "Import", run_import, TH_JOB_WRITES_REPO,
+const th_job_kind th_job_kind_import = { "import", "Import", run_import,
+	                                 TH_JOB_WRITES_REPO | TH_JOB_OWN_BRANCH,
 	                                 "upload the file again" };

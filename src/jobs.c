@@ -16,10 +16,12 @@
  *   tests register kinds of their own to drive the queue. A claimed job runs the runner of its
  *   kind; a kind nobody registered fails the job.
  * - Writers: for a kind with TH_JOB_WRITES_REPO the queue takes the database's writer lock (a
- *   mutex of owner/db's own, from a small table, while some worker uses it) around the runner, so
- *   two jobs never write one repository at once while different databases are written side by
- *   side, and th_job_repo_open opens the repository writable only for such kinds. Writes still
- *   move refs by compare-and-swap, so a writer outside the queue is detected, never lost.
+ *   read-write lock of owner/db's own, from a small table, while some worker uses it) around the
+ *   runner, so two jobs never write one repository at once while different databases are written
+ *   side by side, and th_job_repo_open opens the repository writable only for such kinds. A kind
+ *   that also has TH_JOB_OWN_BRANCH (an import: new objects and a branch nobody else moves) takes
+ *   it shared, so imports into one database run side by side; the others take it exclusive. Writes
+ * still move refs by compare-and-swap, so a writer outside the queue is detected, never lost.
  * - Several nodes (meta_coord.h): when the store is shared (PostgreSQL), a writer also takes the
  *   database's lock across nodes (th_meta_dblock_take) once it holds the process's own, and
  *   releases it after its repack check; th_jobs_wake also sends a notice to every node, and a
@@ -46,6 +48,7 @@
  *   job it runs), then stops the heartbeat. A job's result or failure is written by the worker that
  *   ran it; nothing else writes an operation this pool claimed.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +111,8 @@ struct th_jobs {
 	/* The writer locks of the databases being written or waited for, one per database
 	 * (repo_lock); an entry with no users is free. */
 	struct repo_lock {
-		pthread_mutex_t mu;
-		int users; /* workers holding or waiting for it; guarded by th_jobs.mu */
+		pthread_rwlock_t rw; /* shared for TH_JOB_OWN_BRANCH kinds, else exclusive */
+		int users;           /* workers holding or waiting for it; guarded by th_jobs.mu */
 		char owner[sizeof(((th_op_info *)NULL)->owner)];
 		char db[sizeof(((th_op_info *)NULL)->db)];
 	} repo_locks[REPO_LOCKS];
@@ -240,16 +243,27 @@ th_meta *th_job_meta(const th_job_ctx *ctx)
 
 int th_job_repo_open(th_repo **out, th_job_ctx *ctx, th_error *err)
 {
-	return th_datadir_repo_open(out, ctx->pool->data_dir, ctx->job->owner, ctx->job->db,
-	                            (ctx->kind->flags & TH_JOB_WRITES_REPO) != 0, err);
+	int writer = (ctx->kind->flags & TH_JOB_WRITES_REPO) != 0, error;
+
+	if ((error = th_datadir_repo_open(out, ctx->pool->data_dir, ctx->job->owner, ctx->job->db,
+	                                  writer, err)) < 0)
+		return error;
+	/* A writer's new objects go to disk as one pack when it moves a branch (repo.h). */
+	if (writer && (error = th_repo_batch_begin(*out, err)) < 0) {
+		th_repo_free(*out);
+		*out = NULL;
+	}
+	return error;
 }
 
 /* --- the writer lock of a database ------------------------------------------------------------ */
 
-/* The writer lock of owner/db, for a worker to lock: its own mutex, shared by no other database
- * (two databases never take turns), for as long as some worker holds or waits for it. The caller
- * gives its use back with repo_lock_drop after unlocking it. */
-static pthread_mutex_t *repo_lock(th_jobs *j, const char *owner, const char *db)
+/* The writer lock of owner/db, for a worker to lock: its own read-write lock, shared by no other
+ * database (two databases never take turns), for as long as some worker holds or waits for it.
+ * The caller gives its use back with repo_lock_drop after unlocking it. Exclusive writers are
+ * preferred: one waiting keeps new shared holders out, so a merge is not starved by a stream of
+ * imports. */
+static pthread_rwlock_t *repo_lock(th_jobs *j, const char *owner, const char *db)
 {
 	struct repo_lock *l, *free_l = NULL;
 	int i;
@@ -271,16 +285,16 @@ static pthread_mutex_t *repo_lock(th_jobs *j, const char *owner, const char *db)
 	}
 	l->users++;
 	pthread_mutex_unlock(&j->mu);
-	return &l->mu;
+	return &l->rw;
 }
 
-static void repo_lock_drop(th_jobs *j, pthread_mutex_t *lock)
+static void repo_lock_drop(th_jobs *j, pthread_rwlock_t *lock)
 {
 	int i;
 
 	pthread_mutex_lock(&j->mu);
 	for (i = 0; i < REPO_LOCKS; i++)
-		if (&j->repo_locks[i].mu == lock)
+		if (&j->repo_locks[i].rw == lock)
 			j->repo_locks[i].users--;
 	pthread_mutex_unlock(&j->mu);
 }
@@ -331,7 +345,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 {
 	th_job_ctx ctx;
 	const struct kind *k;
-	pthread_mutex_t *lock = NULL;
+	pthread_rwlock_t *lock = NULL;
 	th_meta_dblock *held = NULL;
 	th_job_runner run = NULL;
 	void *payload = NULL;
@@ -379,9 +393,13 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		/* The slot is active while it waits, so the heartbeat keeps its lease. The time cap
 		 * counts from the start of the run, not of the wait. */
 		if (ctx.kind->flags & TH_JOB_WRITES_REPO) {
+			int shared = (ctx.kind->flags & TH_JOB_OWN_BRANCH) != 0;
 			lock = repo_lock(j, op->owner, op->db);
-			pthread_mutex_lock(lock);
-			rc = th_meta_dblock_take(&held, j->meta, op->owner, op->db, &err);
+			if (shared)
+				pthread_rwlock_rdlock(lock);
+			else
+				pthread_rwlock_wrlock(lock);
+			rc = th_meta_dblock_take(&held, j->meta, op->owner, op->db, shared, &err);
 		}
 		ctx.started_ms = mono_ms();
 		/* A first attempt cancelled while it waited for the lock stops before it starts; a
@@ -391,7 +409,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		if (lock) {
 			after_write(j, op);
 			th_meta_dblock_release(j->meta, held);
-			pthread_mutex_unlock(lock);
+			pthread_rwlock_unlock(lock);
 			repo_lock_drop(j, lock);
 		}
 	}
@@ -560,6 +578,7 @@ static void *listen_main(void *arg)
 int th_jobs_create(th_jobs **out, const char *data_dir, th_meta *meta, int nworkers, th_error *err)
 {
 	pthread_condattr_t ca;
+	pthread_rwlockattr_t rwa;
 	th_jobs *j;
 	int i;
 
@@ -586,8 +605,12 @@ int th_jobs_create(th_jobs **out, const char *data_dir, th_meta *meta, int nwork
 	pthread_cond_init(&j->work_cv, &ca);
 	pthread_cond_init(&j->hb_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_rwlockattr_init(&rwa);
+	/* glibc's default lets readers in while a writer waits; a writer must not starve. */
+	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	for (i = 0; i < REPO_LOCKS; i++)
-		pthread_mutex_init(&j->repo_locks[i].mu, NULL);
+		pthread_rwlock_init(&j->repo_locks[i].rw, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	for (i = 0; th_job_kinds[i] != NULL; i++) {
 		int error = th_jobs_register(j, th_job_kinds[i], NULL, err);
 		if (error < 0) {
@@ -769,7 +792,7 @@ void th_jobs_stop(th_jobs *j)
 	if (j->hb_started)
 		pthread_join(j->hb_thread, NULL);
 	for (i = 0; i < REPO_LOCKS; i++)
-		pthread_mutex_destroy(&j->repo_locks[i].mu);
+		pthread_rwlock_destroy(&j->repo_locks[i].rw);
 	pthread_cond_destroy(&j->work_cv);
 	pthread_cond_destroy(&j->hb_cv);
 	pthread_mutex_destroy(&j->mu);

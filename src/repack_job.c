@@ -8,8 +8,11 @@
  * polled, cancelled and capped like them, survives a restart, and runs under the writer lock
  * (TH_JOB_WRITES_REPO), which `git gc --prune=now` needs (storage/repo_maint.c). A database that
  * has forks is repacked without deleting anything (its forks' alternates name its store, and a
- * fork may need an object the parent no longer refers to). Its result counts the objects before
- * and after: {"loose_before","packs_before","loose_after","packs_after","kept_unreachable"}.
+ * fork may need an object the parent no longer refers to). A repository with few loose objects
+ * (its packs set the repack off: each import writes one) gets a geometric roll-up instead, which
+ * joins the small packs and leaves the large one be, and deletes nothing. Its result counts the
+ * objects before and after: {"loose_before","packs_before","loose_after","packs_after",
+ * "kept_unreachable","mode"} (mode "gc" or "rollup").
  *
  * Retries: a repack interrupted anywhere leaves the repository readable (git renames its new pack
  * in before it deletes anything), and a retry simply repacks again.
@@ -25,6 +28,9 @@
 #include "tablehub/meta_access.h"
 #include "tablehub/meta_control.h"
 #include "tablehub/repo_maint.h"
+
+/* Fewer loose objects than this: the repack was set off by packs, and rolls them up. */
+#define ROLLUP_LOOSE 500
 
 int th_repack_maybe_enqueue(int *queued_out, th_meta *m, const char *data_dir, const char *owner,
                             const char *db, uint64_t loose_max, uint64_t packs_max, th_error *err)
@@ -88,7 +94,7 @@ static int run_repack(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	th_repo_objstats before, after;
 	th_repo *repo = NULL;
 	th_oid head;
-	int error, keep = 1;
+	int error, keep = 1, mode;
 
 	(void)payload;
 	/* A fork may need objects its parent no longer refers to: a parent keeps them all. */
@@ -96,8 +102,12 @@ static int run_repack(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	    (error = has_forks(&keep, th_job_meta(ctx), job, err)) < 0 ||
 	    (error = th_datadir_repo_path(&path, th_job_data_dir(ctx), job->owner, job->db, err)) <
 	            0 ||
-	    (error = th_repo_objstats_read(&before, path.ptr, err)) < 0 ||
-	    (error = th_repo_gc(path.ptr, keep, repack_stop, ctx, err)) < 0 ||
+	    (error = th_repo_objstats_read(&before, path.ptr, err)) < 0)
+		goto cleanup;
+	/* Few loose objects: the packs set it off, each import's own (repo.h's batches), which a
+	 * roll-up joins without rewriting the large pack. Many loose objects: a full gc. */
+	mode = before.loose < ROLLUP_LOOSE ? TH_REPO_GC_ROLLUP : keep;
+	if ((error = th_repo_gc(path.ptr, mode, repack_stop, ctx, err)) < 0 ||
 	    (error = th_repo_objstats_read(&after, path.ptr, err)) < 0)
 		goto cleanup;
 	/* The repository still opens and its HEAD resolves: nothing a reader needs went. */
@@ -107,9 +117,10 @@ static int run_repack(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	if ((error = th_buf_printf(&result, err,
 	                           "{\"loose_before\":%" PRIu64 ",\"packs_before\":%" PRIu64
 	                           ",\"loose_after\":%" PRIu64 ",\"packs_after\":%" PRIu64
-	                           ",\"kept_unreachable\":%s}",
+	                           ",\"kept_unreachable\":%s,\"mode\":\"%s\"}",
 	                           before.loose, before.packs, after.loose, after.packs,
-	                           keep ? "true" : "false")) < 0)
+	                           mode ? "true" : "false",
+	                           mode == TH_REPO_GC_ROLLUP ? "rollup" : "gc")) < 0)
 		goto cleanup;
 	error = th_job_set_result(ctx, result.ptr, 0, err);
 	TH_LOG(TH_LOG_INFO,

@@ -220,7 +220,7 @@ struct th_meta_access_ops {
  * names checked and the key made by the front end. */
 struct th_meta_coord_ops {
 	/* Take the lock of `key`, blocking; *held_out is the backend's (its connection). */
-	int (*dblock_take)(void **held_out, th_meta *m, int64_t key, th_error *err);
+	int (*dblock_take)(void **held_out, th_meta *m, int64_t key, int shared, th_error *err);
 	void (*dblock_release)(th_meta *m, void *held);
 	int (*work_notify)(th_meta *m, th_error *err);
 	int (*work_wait)(th_meta *m, int64_t timeout_ms, th_error *err);

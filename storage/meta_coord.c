@@ -31,7 +31,7 @@ int64_t th_meta_dblock_key(const char *owner, const char *db)
 }
 
 int th_meta_dblock_take(th_meta_dblock **out, th_meta *m, const char *owner, const char *db,
-                        th_error *err)
+                        int shared, th_error *err)
 {
 	const th_meta_coord_ops *c = coord_of(m);
 	void *held = NULL;
@@ -43,7 +43,7 @@ int th_meta_dblock_take(th_meta_dblock **out, th_meta *m, const char *owner, con
 		*out = NULL;
 		return TH_OK;
 	}
-	if ((error = c->dblock_take(&held, m, th_meta_dblock_key(owner, db), err)) < 0)
+	if ((error = c->dblock_take(&held, m, th_meta_dblock_key(owner, db), shared != 0, err)) < 0)
 		return error;
 	*out = held;
 	return TH_OK;

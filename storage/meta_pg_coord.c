@@ -46,10 +46,11 @@ typedef struct th_mpg_coord {
 	PGconn *listen; /* the waiting thread's, LISTENing */
 } th_mpg_coord;
 
-/* A held lock: its connection and key. */
+/* A held lock: its connection, key and mode. */
 typedef struct held_lock {
 	PGconn *c;
 	int64_t key;
+	int shared;
 } held_lock;
 
 static pthread_mutex_t make_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +86,7 @@ static int exec_key(PGconn *c, const char *sql, int64_t key, const char *what, t
 	return error;
 }
 
-static int pg_dblock_take(void **held_out, th_meta *m, int64_t key, th_error *err)
+static int pg_dblock_take(void **held_out, th_meta *m, int64_t key, int shared, th_error *err)
 {
 	th_mpg_coord *k = coord_of(m, err);
 	held_lock *h;
@@ -108,14 +109,17 @@ static int pg_dblock_take(void **held_out, th_meta *m, int64_t key, th_error *er
 		free(h);
 		return error;
 	}
-	if ((error = exec_key(c, "SELECT pg_advisory_lock($1::bigint)", key,
-	                      "take a database's writer lock", err)) < 0) {
+	if ((error = exec_key(c,
+	                      shared ? "SELECT pg_advisory_lock_shared($1::bigint)"
+	                             : "SELECT pg_advisory_lock($1::bigint)",
+	                      key, "take a database's writer lock", err)) < 0) {
 		PQfinish(c);
 		free(h);
 		return error;
 	}
 	h->c = c;
 	h->key = key;
+	h->shared = shared;
 	*held_out = h;
 	return TH_OK;
 }
@@ -128,8 +132,10 @@ static void pg_dblock_release(th_meta *m, void *held)
 
 	th_error_clear(&err);
 	/* A failed unlock closes the connection, which releases the lock as surely. */
-	if (exec_key(h->c, "SELECT pg_advisory_unlock($1::bigint)", h->key,
-	             "release a database's writer lock", &err) == TH_OK &&
+	if (exec_key(h->c,
+	             h->shared ? "SELECT pg_advisory_unlock_shared($1::bigint)"
+	                       : "SELECT pg_advisory_unlock($1::bigint)",
+	             h->key, "release a database's writer lock", &err) == TH_OK &&
 	    k != NULL) {
 		pthread_mutex_lock(&k->mu);
 		if (k->nidle < IDLE_MAX) {

@@ -1,4 +1,5 @@
-/* pack.c: writing many blobs into one git packfile, without libgit2's packbuilder or indexer.
+/* pack.c: writing many blobs (or a batch's objects, repo_batch.c) into one git packfile, without
+ * libgit2's packbuilder or indexer.
  *
  * A large import makes a few thousand chunk blobs of ~64 KiB. As loose objects each one costs a
  * file, a rename and (with fsync on) a flush to disk; through git_packbuilder they are buffered,
@@ -263,35 +264,22 @@ static int deflate_into(th_pack *pk, const unsigned char *data, size_t len, uLon
 	}
 }
 
-int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_error *err)
+/* Write object `oid` of git type `type` into the pack (the caller knows it is not there yet). */
+static int add_new(th_pack *pk, int type, const unsigned char oid[20], const void *data, size_t len,
+                   th_error *err)
 {
-	unsigned char hdr[32], oid[20];
+	unsigned char hdr[32];
 	size_t hlen, size;
 	th_pack_entry *e;
 	uLong crc;
 	int error;
 
-	if (pk->broken)
-		return th_error_set(err, TH_ESTORE, "pack '%s' is unusable after a failed write",
-		                    pk->tmp_path);
-	/* The object id: SHA-1 of "blob <len>\0" and the data. */
-	hlen = (size_t)snprintf((char *)hdr, sizeof(hdr), "blob %zu", len) + 1;
-	th_sha1_update(pk->sha, hdr, hlen);
-	th_sha1_update(pk->sha, data, len);
-	th_sha1_final(pk->sha, oid);
-	memcpy(out->id, oid, 20);
-
-	if (set_find(pk, oid) ||
-	    git_odb_exists_ext(pk->repo->odb, (const git_oid *)(const void *)oid,
-	                       GIT_ODB_LOOKUP_NO_REFRESH))
-		return TH_OK;
 	if ((error = reserve(pk, err)) < 0)
 		return error;
-
 	/* Object header: type and the low 4 bits of the size, then 7 bits a byte. */
 	size = len;
 	hlen = 0;
-	hdr[hlen] = (unsigned char)((OBJ_BLOB << 4) | (size & 15));
+	hdr[hlen] = (unsigned char)((type << 4) | (int)(size & 15));
 	size >>= 4;
 	while (size) {
 		hdr[hlen++] |= 0x80;
@@ -317,6 +305,45 @@ int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_
 	set_put(pk, pk->n);
 	pk->n++;
 	return TH_OK;
+}
+
+static int broken_error(const th_pack *pk, th_error *err)
+{
+	return th_error_set(err, TH_ESTORE, "pack '%s' is unusable after a failed write",
+	                    pk->tmp_path);
+}
+
+int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_error *err)
+{
+	unsigned char hdr[32], oid[20];
+	size_t hlen;
+
+	if (pk->broken)
+		return broken_error(pk, err);
+	/* The object id: SHA-1 of "blob <len>\0" and the data. */
+	hlen = (size_t)snprintf((char *)hdr, sizeof(hdr), "blob %zu", len) + 1;
+	th_sha1_update(pk->sha, hdr, hlen);
+	th_sha1_update(pk->sha, data, len);
+	th_sha1_final(pk->sha, oid);
+	memcpy(out->id, oid, 20);
+
+	if (set_find(pk, oid) ||
+	    git_odb_exists_ext(pk->repo->odb, (const git_oid *)(const void *)oid,
+	                       GIT_ODB_LOOKUP_NO_REFRESH))
+		return TH_OK;
+	return add_new(pk, OBJ_BLOB, oid, data, len, err);
+}
+
+int th_pack__add_object(th_pack *pk, int type, const unsigned char id[20], const void *data,
+                        size_t len, th_error *err)
+{
+	if (pk->broken)
+		return broken_error(pk, err);
+	if (type < 1 || type > 4)
+		return th_error_set(err, TH_ESTORE, "object of unknown type %d", type);
+	if (set_find(pk, id))
+		return TH_OK;
+	return add_new(pk, type, id, data, len, err);
 }
 
 size_t th_pack_count(const th_pack *pack)
@@ -417,8 +444,7 @@ int th_pack_commit(th_pack *pk, th_error *err)
 	int idx_fd = -1, error;
 
 	if (pk->broken) {
-		error = th_error_set(err, TH_ESTORE, "pack '%s' is unusable after a failed write",
-		                     pk->tmp_path);
+		error = broken_error(pk, err);
 		goto cleanup;
 	}
 	if (pk->n == 0) {

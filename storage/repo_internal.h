@@ -13,11 +13,29 @@
 
 /* A th_repo is used by one thread at a time (libgit2 objects are not shared across threads);
  * separate handles on the same path may live on different threads. */
+struct th_repo_batch;
+
 struct th_repo {
 	git_repository *git;
-	git_odb *odb; /* owned: git_odb_free */
-	char *path;   /* the path given to open/create, for messages */
+	git_odb *odb;                /* owned: git_odb_free */
+	char *path;                  /* the path given to open/create, for messages */
+	struct th_repo_batch *batch; /* th_repo_batch_begin's backend, owned by odb; or NULL */
 };
+
+/* Write the objects held by the handle's batch (repo_batch.c) as one pack and forget them; no-op
+ * without a batch or objects. Called before any ref of the handle moves. Returns TH_OK, TH_ENOSPC
+ * or TH_ESTORE (the objects stay held). */
+int th_repo__batch_flush(th_repo *repo, th_error *err);
+
+/* Let the batch decline writes (off = 1: objects go loose at once) or take them again (0); returns
+ * the previous setting. No-op without a batch. */
+int th_repo__batch_off(th_repo *repo, int off);
+
+/* Add an object whose id is known (a batch's) of git type `type` (1 commit, 2 tree, 3 blob, 4 tag)
+ * to the pack, without asking the object database whether it exists. Returns TH_OK or
+ * TH_ESTORE. */
+int th_pack__add_object(th_pack *pk, int type, const unsigned char id[20], const void *data,
+                        size_t len, th_error *err);
 
 /* The one translation point from libgit2 codes: GIT_ENOTFOUND -> TH_ENOTFOUND, GIT_EEXISTS ->
  * TH_EEXISTS, GIT_EMODIFIED/GIT_ELOCKED -> TH_ECONFLICT, GIT_EINVALIDSPEC -> TH_EINVALID, a

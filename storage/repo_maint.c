@@ -190,7 +190,10 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
 	/* Nothing deleted: everything, reachable or not, into one pack. */
 	static const char *const keep[] = { "repack", "-q", "-a", "-d", "-l", "--keep-unreachable",
 		                            NULL };
-	const char *const *cmd = keep_unreachable ? keep : gc;
+	static const char *const rollup[] = { "repack", "-q", "-d", "-l", "--geometric=2", NULL };
+	const char *const *cmd = keep_unreachable == TH_REPO_GC_ROLLUP ? rollup
+	                         : keep_unreachable                    ? keep
+	                                                               : gc;
 	const char *argv[40];
 	size_t na = 0;
 	char errbuf[STDERR_KEEP + 1];

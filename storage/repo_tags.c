@@ -18,7 +18,7 @@ int th_repo_tag_create(th_repo *repo, const char *name, const th_oid *target, co
 	git_object *obj = NULL;
 	git_signature *sig = NULL;
 	git_oid id;
-	int error;
+	int error, was_off;
 
 	if (!th_repo_branch_name_valid(name))
 		return th_error_set(err, TH_EINVALID, "'%.200s' is not a valid tag name", name);
@@ -30,7 +30,14 @@ int th_repo_tag_create(th_repo *repo, const char *name, const th_oid *target, co
 		error = th_repo__git_error(err, error, "bad tagger");
 		goto cleanup;
 	}
-	if ((error = git_tag_create(&id, repo->git, name, obj, sig, message, 0)) < 0) {
+	/* libgit2 writes the tag object and its ref in one call: what the tag names goes to disk
+	 * first, and the tag object is written loose, past any batch (repo_batch.c). */
+	if ((error = th_repo__batch_flush(repo, err)) < 0)
+		goto cleanup;
+	was_off = th_repo__batch_off(repo, 1);
+	error = git_tag_create(&id, repo->git, name, obj, sig, message, 0);
+	th_repo__batch_off(repo, was_off);
+	if (error < 0) {
 		if (error == GIT_EEXISTS)
 			error = th_error_set(err, TH_EEXISTS, "tag '%.200s' already exists", name);
 		else

@@ -55,11 +55,12 @@ static int is_held(int64_t key)
 	return 0;
 }
 
-static int fake_take(void **held_out, th_meta *m, int64_t key, th_error *err)
+static int fake_take(void **held_out, th_meta *m, int64_t key, int shared, th_error *err)
 {
 	struct held *h = malloc(sizeof(*h));
 
 	(void)m;
+	(void)shared; /* every take is exclusive here: the test's kind is an exclusive writer */
 	if (h == NULL)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	h->key = key;
@@ -379,10 +380,10 @@ static void test_sqlite_alone(void)
 
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
 	CHECK(th_meta_shared(m) == 0);
-	CHECK_OK(th_meta_dblock_take(&l, m, "alice", "museums", &err), &err);
+	CHECK_OK(th_meta_dblock_take(&l, m, "alice", "museums", 0, &err), &err);
 	CHECK(l == NULL);
 	th_meta_dblock_release(m, l);
-	CHECK(th_meta_dblock_take(&l, m, "alice", "../x", &err) == TH_EINVALID);
+	CHECK(th_meta_dblock_take(&l, m, "alice", "../x", 0, &err) == TH_EINVALID);
 	CHECK_OK(th_meta_work_notify(m, &err), &err);
 	CHECK(th_meta_work_wait(m, 10, &err) == TH_EINVALID);
 	th_meta_close(m);

@@ -407,6 +407,9 @@ struct overlap {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int cur, max, ran;
+	int merges;  /* "merge" jobs running now */
+	int mixed;   /* a "merge" job ran beside another job */
+	int imports; /* most "import" jobs seen running at once */
 };
 
 /* Wait (a while) for a second job to run beside this one; record how many ran at once. */
@@ -415,17 +418,24 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	struct overlap *o = payload;
 	struct timespec until;
 
-	(void)job;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 1;
 	pthread_mutex_lock(&o->mu);
 	if (++o->cur > o->max)
 		o->max = o->cur;
 	o->ran++;
+	if (strcmp(job->kind, "merge") == 0)
+		o->merges++;
+	if (o->merges > 0 && o->cur > 1)
+		o->mixed = 1;
+	if (o->merges == 0 && o->cur > o->imports)
+		o->imports = o->cur;
 	pthread_cond_broadcast(&o->cv);
 	while (o->cur < 2 && pthread_cond_timedwait(&o->cv, &o->mu, &until) == 0)
 		;
 	o->cur--;
+	if (strcmp(job->kind, "merge") == 0)
+		o->merges--;
 	pthread_mutex_unlock(&o->mu);
 	return th_job_set_result(ctx, "{}", 0, err);
 }
@@ -478,6 +488,60 @@ static void test_writer_lock(void)
 		th_meta_close(m);
 		t_rmdir(dir);
 	}
+}
+
+/* Own-branch writers (imports) of one database run side by side; an exclusive writer (a merge)
+ * of the same database never runs beside any of them: six imports and two merges, four workers. */
+static void test_writer_lock_shared(void)
+{
+	static const th_job_kind shared = { "import", "Import", overlap_run,
+		                            TH_JOB_WRITES_REPO | TH_JOB_OWN_BRANCH, "again" };
+	static const th_job_kind excl = { "merge", "Merge", overlap_run, TH_JOB_WRITES_REPO,
+		                          "again" };
+	char *dir = t_mkdtemp(), ids[8][TH_UUID_SIZE];
+	struct overlap o;
+	th_meta *m = NULL;
+	th_jobs *j = NULL;
+	th_error err;
+	th_op_info op;
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	pthread_mutex_init(&o.mu, NULL);
+	pthread_cond_init(&o.cv, NULL);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	for (i = 0; i < 8; i++) {
+		th_op_new n;
+		memset(&n, 0, sizeof(n));
+		n.kind = i == 2 || i == 5 ? "merge" : "import";
+		n.owner = "alice";
+		n.db = "shop";
+		n.creator = "alice";
+		n.params = "{}";
+		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
+	}
+	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
+	CHECK_OK(th_jobs_register(j, &shared, &o, &err), &err);
+	CHECK_OK(th_jobs_register(j, &excl, &o, &err), &err);
+	th_jobs_set_timing(j, 5000, 20);
+	CHECK_OK(th_jobs_run(j, &err), &err);
+	th_jobs_wake(j);
+	for (i = 0; i < 8; i++) {
+		if (wait_done(&op, m, ids[i], 30000) == 0) {
+			CHECK(op.state == TH_OPSTATE_COMPLETED);
+			th_op_info_dispose(&op);
+		} else {
+			CHECK(0);
+		}
+	}
+	th_jobs_stop(j);
+	CHECK(o.ran == 8);
+	CHECK(o.mixed == 0);
+	CHECK(o.imports >= 2);
+	pthread_mutex_destroy(&o.mu);
+	pthread_cond_destroy(&o.cv);
+	th_meta_close(m);
+	t_rmdir(dir);
 }
 
 /* Writers of different databases run side by side: four databases, four workers, and the jobs
@@ -942,6 +1006,7 @@ int main(void)
 	RUN(test_expired_lease_reclaimed);
 	RUN(test_wake_and_stop);
 	RUN(test_writer_lock);
+	RUN(test_writer_lock_shared);
 	RUN(test_writer_lock_dbs);
 	RUN(test_register);
 	RUN(test_enqueue_import);

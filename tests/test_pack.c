@@ -194,6 +194,79 @@ static void test_pack_existing_loose(void)
 	t_rmdir(dir);
 }
 
+/* A batch (th_repo_batch_begin): a blob, a tree and a commit are held in memory, readable through
+ * the handle only, no loose object is written; moving the branch writes them as one pack first,
+ * which git reads and fsck passes. A tag is written past the batch. Objects never flushed vanish
+ * with the handle. */
+#define LOOSE "find '%s'/objects -path '*/objects/[0-9a-f][0-9a-f]/*' -type f | wc -l"
+
+static void test_batch(void)
+{
+	char *dir = t_mkdtemp(), *path, *out = NULL;
+	th_repo *r = fresh_repo(dir, &path), *r2 = NULL;
+	th_error err = { 0 };
+	th_buf b = TH_BUF_INIT;
+	th_tree_entry e;
+	th_oid blob, tree, commit, c0, lost;
+	int loose;
+
+	CHECK(t_sh(&out, LOOSE, path) == 0);
+	loose = out ? atoi(out) : -1;
+	free(out);
+	CHECK_OK(th_repo_batch_begin(r, &err), &err);
+	CHECK_OK(th_repo_batch_begin(r, &err), &err); /* idempotent */
+	CHECK_OK(th_repo_blob_write(&blob, r, "held row\n", 9, &err), &err);
+	memset(&e, 0, sizeof(e));
+	e.name = "rows";
+	e.oid = blob;
+	CHECK_OK(th_repo_tree_write(&tree, r, &e, 1, &err), &err);
+	CHECK_OK(th_repo_branch_get(&c0, r, "main", &err), &err);
+	CHECK_OK(th_repo_commit_write(&commit, r, &tree, &c0, 1, "alice", "alice@tablehub.local",
+	                              "held\n", &err),
+	         &err);
+	CHECK_OK(th_repo_blob_read(&b, r, &blob, &err), &err);
+	CHECK(b.size == 9 && memcmp(b.ptr, "held row\n", 9) == 0);
+	CHECK(t_sh(&out, LOOSE, path) == 0);
+	CHECK(out && loose > 0 && atoi(out) == loose); /* the first commit's only */
+	free(out);
+	CHECK_OK(th_repo_open(&r2, path, 0, &err), &err);
+	CHECK(!th_repo_exists(r2, &commit));
+	th_repo_free(r2);
+	CHECK(pack_dir_files(path) == 0);
+
+	CHECK_OK(th_repo_branch_cas(r, "main", &commit, &c0, "batch", &err), &err);
+	CHECK(pack_dir_files(path) == 2); /* one .pack and its .idx */
+	CHECK(t_sh(&out, "git verify-pack -v '%s'/objects/pack/*.idx 2>&1", path) == 0);
+	CHECK_CONTAINS(out, "non delta: 3 objects");
+	free(out);
+	CHECK(t_sh(&out, "git -C '%s' fsck --full --strict 2>&1", path) == 0);
+	CHECK(out && strstr(out, "error") == NULL && strstr(out, "missing") == NULL);
+	free(out);
+	CHECK(t_sh(&out, "git -C '%s' cat-file -p main:rows", path) == 0);
+	CHECK(out && strcmp(out, "held row\n") == 0);
+	free(out);
+
+	/* A tag: its object is loose at once, so the tag ref never names a held object. */
+	CHECK_OK(th_repo_tag_create(r, "v1", &commit, "alice", "alice@tablehub.local", "one\n",
+	                            &err),
+	         &err);
+	CHECK(t_sh(&out, "git -C '%s' cat-file -t v1", path) == 0);
+	CHECK(out && strcmp(out, "tag\n") == 0);
+	free(out);
+
+	/* Held and never flushed: gone with the handle, nothing on disk. */
+	CHECK_OK(th_repo_blob_write(&lost, r, "never named\n", 12, &err), &err);
+	CHECK(th_repo_exists(r, &lost));
+	th_repo_free(r);
+	CHECK_OK(th_repo_open(&r2, path, 0, &err), &err);
+	CHECK(!th_repo_exists(r2, &lost));
+	CHECK(pack_dir_files(path) == 2);
+	th_repo_free(r2);
+	th_buf_dispose(&b);
+	free(path);
+	t_rmdir(dir);
+}
+
 /* The .idx writer's large-offset table (offsets >= 2^31), read back by git show-index. */
 static void test_idx_large_offsets(void)
 {
@@ -275,6 +348,7 @@ int main(void)
 	}
 	RUN(test_pack);
 	RUN(test_pack_existing_loose);
+	RUN(test_batch);
 	RUN(test_idx_large_offsets);
 	RUN(bench_pack);
 	th_repo_global_shutdown();

@@ -148,6 +148,12 @@ enum {
 	/* The kind writes the repository of the operation's owner/db: the queue holds that
 	 * database's writer lock while the runner runs, and th_job_repo_open opens it writable. */
 	TH_JOB_WRITES_REPO = 1 << 0,
+	/* With TH_JOB_WRITES_REPO: the kind adds objects and moves only a branch of its own (an
+	 * import's <creator>/import-<id>), never one another job or user moves. The queue takes the
+	 * writer lock shared: such jobs of one database run side by side, and an exclusive writer
+	 * (a merge, a repack, whose `git gc --prune=now` must not see objects a writer has not
+	 * referenced yet) waits for all of them, and they for it. */
+	TH_JOB_OWN_BRANCH = 1 << 1,
 };
 
 /* What the queue knows of an operation kind. */
@@ -155,7 +161,7 @@ typedef struct th_job_kind {
 	const char *name;     /* the operations table's `kind` ("import"), 1-15 bytes */
 	const char *api_name; /* its name in the API: DoltHub's operationType ("Import") */
 	th_job_runner run;
-	unsigned flags; /* TH_JOB_WRITES_REPO */
+	unsigned flags; /* TH_JOB_WRITES_REPO, TH_JOB_OWN_BRANCH */
 	/* What a user does when the job was interrupted too often; the message is "<kind> was
 	 * interrupted 3 times; <retry_hint>" ("upload the file again"). */
 	const char *retry_hint;
@@ -193,8 +199,9 @@ const char *th_job_data_dir(const th_job_ctx *ctx);
 th_meta *th_job_meta(const th_job_ctx *ctx);
 
 /* Open the repository of the job's owner/db into *out (the caller's: th_repo_free): writable for
- * a kind that writes it (the queue holds the database's writer lock meanwhile), read-only for
- * others. The one way a runner opens its repository. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
+ * a kind that writes it (the queue holds the database's writer lock meanwhile), with its new
+ * objects batched into one pack per branch move (th_repo_batch_begin), read-only for others. The
+ * one way a runner opens its repository. Returns TH_OK, TH_ENOTFOUND or TH_ESTORE. */
 int th_job_repo_open(th_repo **out, th_job_ctx *ctx, th_error *err);
 
 #endif

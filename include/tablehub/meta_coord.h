@@ -30,11 +30,12 @@ typedef struct th_meta_dblock th_meta_dblock;
 int64_t th_meta_dblock_key(const char *owner, const char *db);
 
 /* Take owner/db's writer lock across the nodes sharing `m`, waiting as long as another node holds
- * it. *out (NULL for a store without nodes) holds it until th_meta_dblock_release. The caller
- * still takes its process's own lock first: this one orders processes, not threads. Returns
- * TH_OK, TH_EINVALID (a bad name) or TH_ESTORE (the store cannot be reached; nothing is held). */
+ * it: exclusive, or when `shared` beside other shared holders only (jobs.h's TH_JOB_OWN_BRANCH).
+ * *out (NULL for a store without nodes) holds it until th_meta_dblock_release. The caller still
+ * takes its process's own lock first: this one orders processes, not threads. Returns TH_OK,
+ * TH_EINVALID (a bad name) or TH_ESTORE (the store cannot be reached; nothing is held). */
 int th_meta_dblock_take(th_meta_dblock **out, th_meta *m, const char *owner, const char *db,
-                        th_error *err);
+                        int shared, th_error *err);
 
 /* Release a lock th_meta_dblock_take gave (NULL: nothing). Never fails: a lock whose connection is
  * gone was released by the store already. */

@@ -201,6 +201,22 @@ int th_repo_blob_read(th_buf *out, th_repo *repo, const th_oid *id, th_error *er
 /* Does the object exist? */
 int th_repo_exists(th_repo *repo, const th_oid *id);
 
+/* --- batches: a commit's objects in one pack ---------------------------------------------------
+ */
+
+/* From now on, hold the objects written through `repo` in memory (up to 8 MiB; past that they are
+ * written loose as before) and write them as one pack the next time a branch of `repo` moves
+ * (th_repo_branch_cas, before it moves) or at th_repo_batch_flush: a commit of a few objects then
+ * costs the syncs of one pack (.pack, .idx and its directory) instead of two per object. Reads
+ * through `repo` see the objects at once; other handles only after the flush. Objects still held
+ * when `repo` is freed are dropped: no ref can name them, since each ref update flushes first.
+ * Idempotent. Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
+int th_repo_batch_begin(th_repo *repo, th_error *err);
+
+/* Write the objects `repo` holds (th_repo_batch_begin) as one pack now; nothing when it holds none.
+ * Returns TH_OK, TH_ENOSPC or TH_ESTORE (then they stay held). */
+int th_repo_batch_flush(th_repo *repo, th_error *err);
+
 /* --- packs: many blobs in one file ---------------------------------------------------------- */
 
 typedef struct th_pack th_pack;

@@ -47,4 +47,10 @@ typedef int (*th_repo_stop_fn)(void *payload, th_error *err);
 int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, void *payload,
                th_error *err);
 
+/* keep_unreachable values of th_repo_gc: 0 prunes, 1 keeps everything, and TH_REPO_GC_ROLLUP
+ * (which deletes nothing either) runs `git repack -d -l --geometric=2`: the loose objects and the
+ * small packs are rolled into one while a large pack stays as it is, so that many small packs (one
+ * per import, repo.h's batches) cost a repack of their own size, not of the whole repository. */
+#define TH_REPO_GC_ROLLUP 2
+
 #endif
