@@ -39,7 +39,7 @@ static const char serve_usage[] =
         "  --listen         address to bind (default 127.0.0.1:8080)\n"
         "  --workers        import worker threads (default 8; one at a time per database)\n"
         "  --max-upload-mb  upload size cap in MB (default 100)\n"
-        "  --threads        HTTP threads (default: one per CPU)\n"
+        "  --threads        HTTP threads (default: four per CPU, at least 8)\n"
         "  --meta URL       the metadata store: postgresql://... (a server several nodes\n"
         "                   share; default: TABLEHUB_META, else DIR/meta.sqlite)\n"
         "  --node-id ID     this server's name in the leases of the operations it runs, 1-64\n"

@@ -1,7 +1,8 @@
 /* server.c: the libmicrohttpd daemon and the per-request memory pool.
  *
  * MHD runs with its own threads: a pool of epoll loops (MHD_USE_INTERNAL_POLLING_THREAD |
- * MHD_USE_EPOLL, MHD_OPTION_THREAD_POOL_SIZE = CPUs), each serving many keep-alive connections.
+ * MHD_USE_EPOLL, MHD_OPTION_THREAD_POOL_SIZE = 4 per CPU, at least 8), each serving many keep-alive
+ * connections.
  * This is what keeps the poll endpoint fast with many clients: no thread per connection, no
  * context switch per request. Handlers do short blocking work (a SQLite lookup, a write to the
  * upload file); long work goes elsewhere: imports and merges to the job workers of src/jobs.c, SQL
@@ -308,9 +309,11 @@ int api_server_start(api_server *srv, const api_config *cfg, struct th_meta *met
 		api_server_stop(srv);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	if (threads == 0) { /* one per CPU, and two at least: an upload's fsync blocks its thread */
+	/* Four per CPU, eight at least: an upload's syncs (its file, then its operation) block its
+	 * thread's loop for a few milliseconds each, and every connection of that loop waits. */
+	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 2 ? (unsigned)n : 2;
+		threads = n > 2 ? (unsigned)(n > 16 ? 64 : 4 * n) : 8;
 	}
 	srv->data_dir_abs = realpath(cfg->data_dir, NULL);
 	nofile = raise_nofile();
