@@ -24,6 +24,7 @@
 
 #define DEFAULT_BUDGET (64u << 20)
 #define PACK_THRESHOLD (1u << 20) /* spill bytes above which chunks go into one pack */
+#define SPILL_BUF (1u << 20)      /* the spill file's stdio buffer: one write a MiB */
 
 th_import_op th_import_op_parse(const char *s)
 {
@@ -57,8 +58,7 @@ static void state_dispose(th_import__state *m)
 	free(m->mask);
 	free(m->ncells);
 	free(m->nlens);
-	if (m->spill)
-		fclose(m->spill);
+	th_sorter_tmpfile_close(m->spill, m->spill_buf, SPILL_BUF);
 	th_sorter_free(m->sort);
 	th_buf_dispose(&m->sdata);
 	free(m->scells);
@@ -222,7 +222,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		goto cleanup;
 	if ((error = th_import__header(&m, src, err)) < 0 ||
 	    (error = th_import__plan_columns(&m, err)) < 0 ||
-	    (error = th_sorter_tmpfile(&m.spill, o->tmpdir, err)) < 0 ||
+	    (error = th_sorter_tmpfile(&m.spill, &m.spill_buf, SPILL_BUF, o->tmpdir, err)) < 0 ||
 	    (error = th_import__scan(&m, src, err)) < 0)
 		goto cleanup;
 	if (o->progress)

@@ -21,12 +21,13 @@ typedef struct th_import__state {
 	int table_exists;
 	th_table old;
 	size_t nfile;
-	char **fnames;  /* file column names */
-	int *tpos;      /* table column -> file column, -1 when the file lacks it */
-	int *fpos;      /* file column -> table column */
-	unsigned *mask; /* file column -> possible types (create/overwrite) */
-	int partial;    /* update with some table columns missing from the file */
-	FILE *spill;    /* pass 1's good rows, varint-framed */
+	char **fnames;   /* file column names */
+	int *tpos;       /* table column -> file column, -1 when the file lacks it */
+	int *fpos;       /* file column -> table column */
+	unsigned *mask;  /* file column -> possible types (create/overwrite) */
+	int partial;     /* update with some table columns missing from the file */
+	FILE *spill;     /* pass 1's good rows, varint-framed */
+	char *spill_buf; /* its stdio buffer (th_sorter_tmpfile) */
 	uint64_t bytes, rows_read, next_progress, duplicates;
 	th_sorter *sort;
 	/* pass 2's reading of the spill file; streamed: keys already increase, no sort */

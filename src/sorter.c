@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "tablehub/sorter.h"
@@ -31,6 +32,8 @@
 #define DEFAULT_BUDGET (64u << 20)
 #define MAX_BLOCK (4u << 20)
 #define MIN_BLOCK (4u << 10)
+/* A run file's stdio buffer: TH_SORTER_FANIN + 1 of them are open at most, 4.25 MiB. */
+#define RUN_BUF (256u << 10)
 
 /* A record: key bytes then data bytes follow the header in memory and in run files. */
 typedef struct rec {
@@ -55,6 +58,7 @@ typedef struct block {
 /* A run source for the merge: either the in-memory sorted array or a run file. */
 typedef struct run {
 	FILE *f;    /* NULL for the in-memory run */
+	char *fbuf; /* f's buffer, RUN_BUF bytes */
 	sortent *v; /* in-memory run */
 	size_t n, pos;
 	rec *cur; /* current record (heap buffer for file runs) */
@@ -86,24 +90,40 @@ static const char *tmp_dir(const char *dir)
 	return dir ? dir : "/tmp";
 }
 
-int th_sorter_tmpfile(FILE **out, const char *dir, th_error *err)
+int th_sorter_tmpfile(FILE **out, char **buf_out, size_t bufsize, const char *dir, th_error *err)
 {
-	char path[4096];
+	char path[4096], *buf = NULL;
 	FILE *f;
 	int fd;
 
+	if (bufsize > 0 && (buf = mmap(NULL, bufsize, PROT_READ | PROT_WRITE,
+	                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		return th_error_set(err, TH_ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/th-sort-XXXXXX", tmp_dir(dir));
-	if ((fd = mkstemp(path)) < 0)
+	if ((fd = mkstemp(path)) < 0) {
+		th_sorter_tmpfile_close(NULL, buf, bufsize);
 		return th_error_set(err, TH_ESTORE, "cannot create a temporary file: %s",
 		                    strerror(errno));
+	}
 	unlink(path); /* anonymous: nothing is left behind by a crash */
 	if ((f = fdopen(fd, "w+b")) == NULL) {
 		close(fd);
+		th_sorter_tmpfile_close(NULL, buf, bufsize);
 		return th_error_set(err, TH_ENOMEM, "out of memory");
 	}
-	setvbuf(f, NULL, _IOFBF, 1 << 20);
+	if (buf != NULL)
+		setvbuf(f, buf, _IOFBF, bufsize);
 	*out = f;
+	*buf_out = buf;
 	return TH_OK;
+}
+
+void th_sorter_tmpfile_close(FILE *f, char *buf, size_t bufsize)
+{
+	if (f != NULL)
+		fclose(f);
+	if (buf != NULL)
+		munmap(buf, bufsize);
 }
 
 static uint64_t key_prefix(const unsigned char *k, size_t n)
@@ -155,7 +175,7 @@ static int open_run(run *r, th_sorter *s, th_error *err)
 {
 	int error;
 
-	if ((error = th_sorter_tmpfile(&r->f, s->tmpdir, err)) < 0)
+	if ((error = th_sorter_tmpfile(&r->f, &r->fbuf, RUN_BUF, s->tmpdir, err)) < 0)
 		return error;
 	s->stats.runs++;
 	if (++s->nopen > s->stats.max_open)
@@ -166,10 +186,10 @@ static int open_run(run *r, th_sorter *s, th_error *err)
 /* Close (so delete) a run file and free its record buffer. */
 static void close_run(th_sorter *s, run *r)
 {
-	if (r->f) {
-		fclose(r->f);
+	if (r->f)
 		s->nopen--;
-	}
+	th_sorter_tmpfile_close(r->f, r->fbuf, RUN_BUF);
+	r->fbuf = NULL;
 	free(r->cur);
 	r->f = NULL;
 	r->cur = NULL;
