@@ -206,10 +206,10 @@ static int loop_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_er
 	}
 }
 
-static const th_job_kind loop_import = { "import", "Import", loop_run, TH_JOB_WRITES_REPO,
-	                                 "start it again" };
-static const th_job_kind loop_merge = { "merge", "Merge", loop_run, TH_JOB_WRITES_REPO,
-	                                "start it again" };
+static const th_job_kind loop_import = { "import",           "Import",         loop_run,
+	                                 TH_JOB_WRITES_REPO, "start it again", NULL };
+static const th_job_kind loop_merge = { "merge",          "Merge", loop_run, TH_JOB_WRITES_REPO,
+	                                "start it again", NULL };
 
 static th_jobs *loop_pool(const char *dir, th_meta *m, int n, struct looper *l, int64_t cap_s)
 {
@@ -332,13 +332,16 @@ static void test_cancel_while_waiting(void)
 	looper_init(&l);
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
 	op_create(holder, m, "merge", "block");
-	op_create(waiter, m, "import", "quick");
 	j = loop_pool(dir, m, 2, &l, 0);
 	th_jobs_wake(j);
 	pthread_mutex_lock(&l.mu);
 	while (!l.blocked)
 		pthread_cond_wait(&l.cv, &l.mu);
 	pthread_mutex_unlock(&l.mu);
+	/* Queued once the holder has the lock: queued together, the waiter's worker could take
+	 * the lock first, run and end before the holder even started. */
+	op_create(waiter, m, "import", "quick");
+	th_jobs_wake(j);
 	CHECK(wait_state(&op, m, waiter, TH_OPSTATE_IN_PROGRESS, 10000) == 0);
 	th_op_info_dispose(&op);
 	CHECK_OK(th_meta_op_cancel(NULL, m, waiter, "alice", &err), &err);
