@@ -434,6 +434,9 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_import = { "import", "Import", run_import,
+const th_job_kind th_job_kind_import = { "import",
+	                                 "Import",
+	                                 run_import,
 	                                 TH_JOB_WRITES_REPO | TH_JOB_OWN_BRANCH,
-	                                 "upload the file again" };
+	                                 "upload the file again",
+	                                 NULL };

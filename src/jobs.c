@@ -393,7 +393,9 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		/* The slot is active while it waits, so the heartbeat keeps its lease. The time cap
 		 * counts from the start of the run, not of the wait. */
 		if (ctx.kind->flags & TH_JOB_WRITES_REPO) {
-			int shared = (ctx.kind->flags & TH_JOB_OWN_BRANCH) != 0;
+			int shared = ctx.kind->lock_shared
+			                     ? ctx.kind->lock_shared(op) != 0
+			                     : (ctx.kind->flags & TH_JOB_OWN_BRANCH) != 0;
 			lock = repo_lock(j, op->owner, op->db);
 			if (shared)
 				pthread_rwlock_rdlock(lock);

@@ -425,5 +425,6 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_merge = { "merge", "Merge", run_merge, TH_JOB_WRITES_REPO,
-	                                "merge the pull request again" };
+const th_job_kind th_job_kind_merge = {
+	"merge", "Merge", run_merge, TH_JOB_WRITES_REPO, "merge the pull request again", NULL
+};

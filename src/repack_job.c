@@ -9,8 +9,9 @@
  * (TH_JOB_WRITES_REPO), which `git gc --prune=now` needs (storage/repo_maint.c). A database that
  * has forks is repacked without deleting anything (its forks' alternates name its store, and a
  * fork may need an object the parent no longer refers to). A repository with few loose objects
- * (its packs set the repack off: each import writes one) gets a geometric roll-up instead, which
- * joins the small packs and leaves the large one be, and deletes nothing. Its result counts the
+ * (its packs set the repack off: each import writes one) is queued for a geometric roll-up
+ * instead (params {"mode":"rollup"}), which joins the small packs and leaves the large one be,
+ * deletes nothing, and so takes the writer lock shared, beside imports. Its result counts the
  * objects before and after: {"loose_before","packs_before","loose_after","packs_after",
  * "kept_unreachable","mode"} (mode "gc" or "rollup").
  *
@@ -55,6 +56,9 @@ int th_repack_maybe_enqueue(int *queued_out, th_meta *m, const char *data_dir, c
 	op.owner = owner;
 	op.db = db;
 	op.creator = owner;
+	/* Few loose objects: the packs set it off, each import's own (repo.h's batches), which a
+	 * roll-up joins without rewriting the large pack; many loose objects: a full gc. */
+	op.params = st.loose < ROLLUP_LOOSE ? "{\"mode\":\"rollup\"}" : "{\"mode\":\"gc\"}";
 	if ((error = th_meta_op_create(id, m, &op, err)) < 0)
 		goto cleanup;
 	*queued_out = 1;
@@ -64,6 +68,12 @@ int th_repack_maybe_enqueue(int *queued_out, th_meta *m, const char *data_dir, c
 cleanup:
 	th_buf_dispose(&path);
 	return error;
+}
+
+/* Was the repack queued as a roll-up (params {"mode":"rollup"})? Older repacks (no params) gc. */
+static int is_rollup(const th_op_info *op)
+{
+	return op->params != NULL && strstr(op->params, "\"mode\":\"rollup\"") != NULL;
 }
 
 static int repack_stop(void *payload, th_error *err)
@@ -104,9 +114,7 @@ static int run_repack(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 	            0 ||
 	    (error = th_repo_objstats_read(&before, path.ptr, err)) < 0)
 		goto cleanup;
-	/* Few loose objects: the packs set it off, each import's own (repo.h's batches), which a
-	 * roll-up joins without rewriting the large pack. Many loose objects: a full gc. */
-	mode = before.loose < ROLLUP_LOOSE ? TH_REPO_GC_ROLLUP : keep;
+	mode = is_rollup(job) ? TH_REPO_GC_ROLLUP : keep;
 	if ((error = th_repo_gc(path.ptr, mode, repack_stop, ctx, err)) < 0 ||
 	    (error = th_repo_objstats_read(&after, path.ptr, err)) < 0)
 		goto cleanup;
@@ -134,5 +142,14 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_repack = { "repack", "Repack", run_repack, TH_JOB_WRITES_REPO,
-	                                 "it is queued again after the next write" };
+/* A roll-up takes the writer lock shared, beside imports: `git repack --geometric -d` packs
+ * every object of the packs it joins (reachable or not, pack-objects --stdin-packs) and the loose
+ * ones, deletes only the packs it joined and the loose objects now packed, and leaves alone a pack
+ * an import renames in meanwhile, which was not in its list; a reader holding an old pack open
+ * keeps reading it. A gc prunes, so it runs alone. */
+const th_job_kind th_job_kind_repack = { "repack",
+	                                 "Repack",
+	                                 run_repack,
+	                                 TH_JOB_WRITES_REPO,
+	                                 "it is queued again after the next write",
+	                                 is_rollup };

@@ -257,5 +257,6 @@ cleanup:
 	return error;
 }
 
-const th_job_kind th_job_kind_sqlwrite = { "sqlwrite", "SqlWrite", run_sqlwrite, TH_JOB_WRITES_REPO,
-	                                   "send the write again" };
+const th_job_kind th_job_kind_sqlwrite = {
+	"sqlwrite", "SqlWrite", run_sqlwrite, TH_JOB_WRITES_REPO, "send the write again", NULL
+};

@@ -236,8 +236,8 @@ static int run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *
 	return th_job_set_result(ctx, "{}", 0, err);
 }
 
-static const th_job_kind writer = { "import", "Import", run, TH_JOB_WRITES_REPO, "again" };
-static const th_job_kind reader = { "import", "Import", run, 0, "again" };
+static const th_job_kind writer = { "import", "Import", run, TH_JOB_WRITES_REPO, "again", NULL };
+static const th_job_kind reader = { "import", "Import", run, 0, "again", NULL };
 
 static th_jobs *pool(const char *dir, th_meta *m, int n, const th_job_kind *k, int64_t poll)
 {

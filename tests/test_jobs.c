@@ -122,7 +122,8 @@ static int fake_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_er
 
 /* The test kind. The store knows only the kinds "import" and "merge", so it takes the name
  * "import", replacing the built-in runner in the pools of these tests. */
-static const th_job_kind fake_kind = { "import", "Import", fake_run, 0, "upload the file again" };
+static const th_job_kind fake_kind = { "import", "Import", fake_run, 0, "upload the file again",
+	                               NULL };
 
 static void op_create(char id[TH_UUID_SIZE], th_meta *m, const char *what)
 {
@@ -407,10 +408,23 @@ struct overlap {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int cur, max, ran;
-	int merges;  /* "merge" jobs running now */
-	int mixed;   /* a "merge" job ran beside another job */
-	int imports; /* most "import" jobs seen running at once */
+	int merges;        /* exclusive jobs running now ("merge", a "repack" that is no roll-up) */
+	int mixed;         /* an exclusive job ran beside another job */
+	int imports;       /* most shared jobs seen running at once */
+	int rollups;       /* "repack" roll-ups running now */
+	int rollup_beside; /* a roll-up ran beside another job */
 };
+
+static int is_rollup(const th_op_info *op)
+{
+	return strcmp(op->kind, "repack") == 0 && strstr(op->params, "rollup") != NULL;
+}
+
+static int is_exclusive(const th_op_info *op)
+{
+	return strcmp(op->kind, "merge") == 0 ||
+	       (strcmp(op->kind, "repack") == 0 && !is_rollup(op));
+}
 
 /* Wait (a while) for a second job to run beside this one; record how many ran at once. */
 static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_error *err)
@@ -424,8 +438,10 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	if (++o->cur > o->max)
 		o->max = o->cur;
 	o->ran++;
-	if (strcmp(job->kind, "merge") == 0)
+	if (is_exclusive(job))
 		o->merges++;
+	if (is_rollup(job))
+		o->rollups++;
 	if (o->merges > 0 && o->cur > 1)
 		o->mixed = 1;
 	if (o->merges == 0 && o->cur > o->imports)
@@ -433,9 +449,13 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	pthread_cond_broadcast(&o->cv);
 	while (o->cur < 2 && pthread_cond_timedwait(&o->cv, &o->mu, &until) == 0)
 		;
+	if (o->rollups > 0 && o->cur > 1)
+		o->rollup_beside = 1;
 	o->cur--;
-	if (strcmp(job->kind, "merge") == 0)
+	if (is_exclusive(job))
 		o->merges--;
+	if (is_rollup(job))
+		o->rollups--;
 	pthread_mutex_unlock(&o->mu);
 	return th_job_set_result(ctx, "{}", 0, err);
 }
@@ -444,9 +464,9 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
  * workers; jobs of a kind that does not run side by side. */
 static void test_writer_lock(void)
 {
-	static const th_job_kind writer = { "import", "Import", overlap_run, TH_JOB_WRITES_REPO,
-		                            "again" };
-	static const th_job_kind reader = { "import", "Import", overlap_run, 0, "again" };
+	static const th_job_kind writer = { "import",           "Import", overlap_run,
+		                            TH_JOB_WRITES_REPO, "again",  NULL };
+	static const th_job_kind reader = { "import", "Import", overlap_run, 0, "again", NULL };
 	int pass;
 
 	for (pass = 0; pass < 2; pass++) {
@@ -490,15 +510,21 @@ static void test_writer_lock(void)
 	}
 }
 
-/* Own-branch writers (imports) of one database run side by side; an exclusive writer (a merge)
- * of the same database never runs beside any of them: six imports and two merges, four workers. */
+/* Own-branch writers (imports) of one database run side by side, and so does a kind whose
+ * lock_shared says so for the operation (a repack that rolls up); an exclusive writer (a merge, a
+ * gc) of the same database never runs beside any of them: six imports, two merges, a roll-up and
+ * a gc, four workers. */
 static void test_writer_lock_shared(void)
 {
-	static const th_job_kind shared = { "import", "Import", overlap_run,
-		                            TH_JOB_WRITES_REPO | TH_JOB_OWN_BRANCH, "again" };
+	static const th_job_kind shared = { "import",    "Import",
+		                            overlap_run, TH_JOB_WRITES_REPO | TH_JOB_OWN_BRANCH,
+		                            "again",     NULL };
 	static const th_job_kind excl = { "merge", "Merge", overlap_run, TH_JOB_WRITES_REPO,
-		                          "again" };
-	char *dir = t_mkdtemp(), ids[8][TH_UUID_SIZE];
+		                          "again", NULL };
+	/* Shared or not by its params (lock_shared), as the real repack kind. */
+	static const th_job_kind repack = { "repack",           "Repack", overlap_run,
+		                            TH_JOB_WRITES_REPO, "again",  is_rollup };
+	char *dir = t_mkdtemp(), ids[10][TH_UUID_SIZE];
 	struct overlap o;
 	th_meta *m = NULL;
 	th_jobs *j = NULL;
@@ -510,23 +536,25 @@ static void test_writer_lock_shared(void)
 	pthread_mutex_init(&o.mu, NULL);
 	pthread_cond_init(&o.cv, NULL);
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
-	for (i = 0; i < 8; i++) {
+	/* A roll-up first, among imports; a gc last. */
+	for (i = 0; i < 10; i++) {
 		th_op_new n;
 		memset(&n, 0, sizeof(n));
-		n.kind = i == 2 || i == 5 ? "merge" : "import";
+		n.kind = i == 2 || i == 5 ? "merge" : i == 0 || i == 9 ? "repack" : "import";
 		n.owner = "alice";
 		n.db = "shop";
 		n.creator = "alice";
-		n.params = "{}";
+		n.params = i == 0 ? "{\"mode\":\"rollup\"}" : i == 9 ? "{\"mode\":\"gc\"}" : "{}";
 		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
 	}
 	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
 	CHECK_OK(th_jobs_register(j, &shared, &o, &err), &err);
 	CHECK_OK(th_jobs_register(j, &excl, &o, &err), &err);
+	CHECK_OK(th_jobs_register(j, &repack, &o, &err), &err);
 	th_jobs_set_timing(j, 5000, 20);
 	CHECK_OK(th_jobs_run(j, &err), &err);
 	th_jobs_wake(j);
-	for (i = 0; i < 8; i++) {
+	for (i = 0; i < 10; i++) {
 		if (wait_done(&op, m, ids[i], 30000) == 0) {
 			CHECK(op.state == TH_OPSTATE_COMPLETED);
 			th_op_info_dispose(&op);
@@ -535,9 +563,10 @@ static void test_writer_lock_shared(void)
 		}
 	}
 	th_jobs_stop(j);
-	CHECK(o.ran == 8);
+	CHECK(o.ran == 10);
 	CHECK(o.mixed == 0);
 	CHECK(o.imports >= 2);
+	CHECK(o.rollup_beside == 1);
 	pthread_mutex_destroy(&o.mu);
 	pthread_cond_destroy(&o.cv);
 	th_meta_close(m);
@@ -549,8 +578,8 @@ static void test_writer_lock_shared(void)
  * writer locks used to be, where they took turns. */
 static void test_writer_lock_dbs(void)
 {
-	static const th_job_kind writer = { "import", "Import", overlap_run, TH_JOB_WRITES_REPO,
-		                            "again" };
+	static const th_job_kind writer = { "import",           "Import", overlap_run,
+		                            TH_JOB_WRITES_REPO, "again",  NULL };
 	char *dir = t_mkdtemp(), ids[4][TH_UUID_SIZE], names[4][16];
 	uint64_t owner_h = th_hash64("alice", 5), stripe = 0;
 	struct overlap o;
@@ -611,9 +640,11 @@ static void test_writer_lock_dbs(void)
 /* Kinds are checked when registered. */
 static void test_register(void)
 {
-	static const th_job_kind noname = { "", NULL, overlap_run, 0, NULL };
-	static const th_job_kind long_name = { "a-kind-name-too-long", NULL, overlap_run, 0, NULL };
-	static const th_job_kind norun = { "merge", "Merge", NULL, 0, NULL };
+	static const th_job_kind noname = { "", NULL, overlap_run, 0, NULL, NULL };
+	static const th_job_kind long_name = {
+		"a-kind-name-too-long", NULL, overlap_run, 0, NULL, NULL
+	};
+	static const th_job_kind norun = { "merge", "Merge", NULL, 0, NULL, NULL };
 	char *dir = t_mkdtemp();
 	th_meta *m = NULL;
 	th_jobs *j = NULL;

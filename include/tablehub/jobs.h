@@ -165,6 +165,10 @@ typedef struct th_job_kind {
 	/* What a user does when the job was interrupted too often; the message is "<kind> was
 	 * interrupted 3 times; <retry_hint>" ("upload the file again"). */
 	const char *retry_hint;
+	/* NULL, or for a TH_JOB_WRITES_REPO kind: whether operation `op` takes the writer lock
+	 * shared (1) or alone (0), from its params, in place of TH_JOB_OWN_BRANCH (a repack that
+	 * only rolls packs up deletes nothing, and runs beside imports). */
+	int (*lock_shared)(const th_op_info *op);
 } th_job_kind;
 
 /* The kinds tablehub runs (src/job_kinds.c), NULL-terminated; th_jobs_create registers each. */
