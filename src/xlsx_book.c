@@ -193,11 +193,17 @@ static void resolve(char *out, size_t size, const char *from, const char *target
 {
 	const char *slash = strrchr(from, '/');
 	char *up;
+	int n;
 
 	if (target[0] == '/')
-		snprintf(out, size, "%s", target + 1);
+		n = snprintf(out, size, "%s", target + 1);
 	else
-		snprintf(out, size, "%.*s%s", slash ? (int)(slash - from + 1) : 0, from, target);
+		n = snprintf(out, size, "%.*s%s", slash ? (int)(slash - from + 1) : 0, from,
+		             target);
+	if (n < 0 || (size_t)n >= size) {
+		out[0] = '\0'; /* too long for any entry: found nowhere */
+		return;
+	}
 	while ((up = strstr(out, "/../")) != NULL) {
 		char *seg = up;
 		while (seg > out && seg[-1] != '/')

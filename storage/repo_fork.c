@@ -86,8 +86,9 @@ static int alternates_text(th_buf *out, const char *child_objects, const char *p
 	if ((error = rel_path(out, child_objects, parent_objects, err)) < 0 ||
 	    (error = th_buf_putc(out, '\n', err)) < 0)
 		return error;
-	snprintf(path, sizeof(path), "%s/info/alternates", parent_objects);
-	if ((f = fopen(path, "r")) == NULL)
+	if ((size_t)snprintf(path, sizeof(path), "%s/info/alternates", parent_objects) >=
+	            sizeof(path) ||
+	    (f = fopen(path, "r")) == NULL)
 		return TH_OK; /* the parent borrows nothing */
 	while (fgets(line, sizeof(line), f) != NULL) {
 		line[strcspn(line, "\r\n")] = '\0';

@@ -270,7 +270,7 @@ static void make_item_in(item *it, th_repo *repo, th_pack *pack, const char *nam
 {
 	th_error err;
 
-	snprintf(it->name, sizeof(it->name), "%s", name);
+	snprintf(it->name, sizeof(it->name), "%.*s", (int)sizeof(it->name) - 1, name);
 	if (pack)
 		CHECK_OK(th_pack_add_blob(&it->oid, pack, data, strlen(data), &err), &err);
 	else

@@ -497,7 +497,7 @@ static void test_merge_poll_names(void)
 	snprintf(userop, sizeof(userop), "%s", nz(t_str(&r, "user_operation_name")));
 	t_resp_free(&r);
 	CHECK(strncmp(job, "repositoryOwners/alice/repositories/shop/jobs/", 46) == 0);
-	snprintf(bare, sizeof(bare), "%s", job + 46);
+	snprintf(bare, sizeof(bare), "%.40s", job + 46);
 	CHECK(strlen(bare) == 36);
 	CHECK_STR(userop + strlen("users/alice/userOperations/"), bare);
 	snprintf(other, sizeof(other), "repositoryOwners/bob/repositories/shop/jobs/%s", bare);
