@@ -415,6 +415,13 @@ struct overlap {
 	int rollup_beside; /* a roll-up ran beside another job */
 };
 
+static void overlap_init(struct overlap *o)
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+}
+
 static int is_rollup(const th_op_info *op)
 {
 	return strcmp(op->kind, "repack") == 0 && strstr(op->params, "rollup") != NULL;
@@ -460,6 +467,33 @@ static int overlap_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th
 	return th_job_set_result(ctx, "{}", 0, err);
 }
 
+/* Run the n queued operations ids with a pool of four workers and the kinds (NULL-terminated),
+ * each registered with payload o; every one must end Completed within wait_ms. */
+static void run_overlap(const char *dir, th_meta *m, const th_job_kind *const *kinds,
+                        struct overlap *o, char (*ids)[TH_UUID_SIZE], int n, int wait_ms)
+{
+	th_jobs *j = NULL;
+	th_error err;
+	th_op_info op;
+	int i;
+
+	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
+	for (i = 0; kinds[i] != NULL; i++)
+		CHECK_OK(th_jobs_register(j, kinds[i], o, &err), &err);
+	th_jobs_set_timing(j, 5000, 20);
+	CHECK_OK(th_jobs_run(j, &err), &err);
+	th_jobs_wake(j);
+	for (i = 0; i < n; i++) {
+		if (wait_done(&op, m, ids[i], wait_ms) == 0) {
+			CHECK(op.state == TH_OPSTATE_COMPLETED);
+			th_op_info_dispose(&op);
+		} else {
+			CHECK(0);
+		}
+	}
+	th_jobs_stop(j);
+}
+
 /* Jobs of a kind that writes the repository run one at a time on one database, even with four
  * workers; jobs of a kind that does not run side by side. */
 static void test_writer_lock(void)
@@ -473,31 +507,16 @@ static void test_writer_lock(void)
 		char *dir = t_mkdtemp(), ids[4][TH_UUID_SIZE];
 		struct overlap o;
 		th_meta *m = NULL;
-		th_jobs *j = NULL;
+		const th_job_kind *kinds[2] = { NULL, NULL };
 		th_error err;
-		th_op_info op;
 		int i;
 
-		memset(&o, 0, sizeof(o));
-		pthread_mutex_init(&o.mu, NULL);
-		pthread_cond_init(&o.cv, NULL);
+		overlap_init(&o);
 		CHECK_OK(th_meta_open(&m, dir, &err), &err);
 		for (i = 0; i < 4; i++)
 			op_create(ids[i], m, "ok");
-		CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
-		CHECK_OK(th_jobs_register(j, pass == 0 ? &writer : &reader, &o, &err), &err);
-		th_jobs_set_timing(j, 5000, 20);
-		CHECK_OK(th_jobs_run(j, &err), &err);
-		th_jobs_wake(j);
-		for (i = 0; i < 4; i++) {
-			if (wait_done(&op, m, ids[i], 20000) == 0) {
-				CHECK(op.state == TH_OPSTATE_COMPLETED);
-				th_op_info_dispose(&op);
-			} else {
-				CHECK(0);
-			}
-		}
-		th_jobs_stop(j);
+		kinds[0] = pass == 0 ? &writer : &reader;
+		run_overlap(dir, m, kinds, &o, ids, 4, 20000);
 		CHECK(o.ran == 4);
 		if (pass == 0)
 			CHECK(o.max == 1);
@@ -527,14 +546,11 @@ static void test_writer_lock_shared(void)
 	char *dir = t_mkdtemp(), ids[10][TH_UUID_SIZE];
 	struct overlap o;
 	th_meta *m = NULL;
-	th_jobs *j = NULL;
+	const th_job_kind *kinds[] = { &shared, &excl, &repack, NULL };
 	th_error err;
-	th_op_info op;
 	int i;
 
-	memset(&o, 0, sizeof(o));
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
+	overlap_init(&o);
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
 	/* A roll-up first, among imports; a gc last. */
 	for (i = 0; i < 10; i++) {
@@ -547,22 +563,7 @@ static void test_writer_lock_shared(void)
 		n.params = i == 0 ? "{\"mode\":\"rollup\"}" : i == 9 ? "{\"mode\":\"gc\"}" : "{}";
 		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
 	}
-	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
-	CHECK_OK(th_jobs_register(j, &shared, &o, &err), &err);
-	CHECK_OK(th_jobs_register(j, &excl, &o, &err), &err);
-	CHECK_OK(th_jobs_register(j, &repack, &o, &err), &err);
-	th_jobs_set_timing(j, 5000, 20);
-	CHECK_OK(th_jobs_run(j, &err), &err);
-	th_jobs_wake(j);
-	for (i = 0; i < 10; i++) {
-		if (wait_done(&op, m, ids[i], 30000) == 0) {
-			CHECK(op.state == TH_OPSTATE_COMPLETED);
-			th_op_info_dispose(&op);
-		} else {
-			CHECK(0);
-		}
-	}
-	th_jobs_stop(j);
+	run_overlap(dir, m, kinds, &o, ids, 10, 30000);
 	CHECK(o.ran == 10);
 	CHECK(o.mixed == 0);
 	CHECK(o.imports >= 2);
@@ -584,9 +585,8 @@ static void test_writer_lock_dbs(void)
 	uint64_t owner_h = th_hash64("alice", 5), stripe = 0;
 	struct overlap o;
 	th_meta *m = NULL;
-	th_jobs *j = NULL;
+	const th_job_kind *kinds[] = { &writer, NULL };
 	th_error err;
-	th_op_info op;
 	th_op_new n;
 	int i, found = 0;
 
@@ -601,9 +601,7 @@ static void test_writer_lock_dbs(void)
 			memcpy(names[found++], name, sizeof(name));
 	}
 	CHECK(found == 4);
-	memset(&o, 0, sizeof(o));
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
+	overlap_init(&o);
 	CHECK_OK(th_meta_open(&m, dir, &err), &err);
 	for (i = 0; i < 4; i++) {
 		memset(&n, 0, sizeof(n));
@@ -615,20 +613,7 @@ static void test_writer_lock_dbs(void)
 		n.table_name = "t";
 		CHECK_OK(th_meta_op_create(ids[i], m, &n, &err), &err);
 	}
-	CHECK_OK(th_jobs_create(&j, dir, m, 4, &err), &err);
-	CHECK_OK(th_jobs_register(j, &writer, &o, &err), &err);
-	th_jobs_set_timing(j, 5000, 20);
-	CHECK_OK(th_jobs_run(j, &err), &err);
-	th_jobs_wake(j);
-	for (i = 0; i < 4; i++) {
-		if (wait_done(&op, m, ids[i], 20000) == 0) {
-			CHECK(op.state == TH_OPSTATE_COMPLETED);
-			th_op_info_dispose(&op);
-		} else {
-			CHECK(0);
-		}
-	}
-	th_jobs_stop(j);
+	run_overlap(dir, m, kinds, &o, ids, 4, 20000);
 	CHECK(o.ran == 4);
 	CHECK(o.max >= 2);
 	pthread_mutex_destroy(&o.mu);

@@ -43,10 +43,11 @@ static void teardown(void)
 }
 
 /* A Pending import of sha by alice; its id into id. */
-static void op_of(char id[TH_UUID_SIZE], const char *sha)
+/* A Pending import of alice/shop reading the upload `sha`, linked to file record file_id (NULL:
+ * none) as an upload's is. Returns what th_meta_op_create returned. */
+static int op_new(char id[TH_UUID_SIZE], const char *sha, const char *file_id, th_error *err)
 {
 	th_op_new o;
-	th_error err = { 0 };
 
 	memset(&o, 0, sizeof(o));
 	o.kind = "import";
@@ -56,7 +57,15 @@ static void op_of(char id[TH_UUID_SIZE], const char *sha)
 	o.upload_sha256 = sha;
 	o.file_name = "a.csv";
 	o.table_name = "t";
-	CHECK_OK(th_meta_op_create(id, m, &o, &err), &err);
+	o.file_id = file_id;
+	return th_meta_op_create(id, m, &o, err);
+}
+
+static void op_of(char id[TH_UUID_SIZE], const char *sha)
+{
+	th_error err = { 0 };
+
+	CHECK_OK(op_new(id, sha, NULL, &err), &err);
 }
 
 static void test_records(void)
@@ -116,7 +125,6 @@ static void test_op_with_file(void)
 	th_file_info f;
 	th_file_use *uses = NULL;
 	th_op_list list;
-	th_op_new o;
 	th_error err = { 0 };
 	size_t n = 0;
 
@@ -124,23 +132,13 @@ static void test_op_with_file(void)
 	th_meta_lazy(m, 1);
 	CHECK_OK(th_meta_file_add(a, m, db_id, "a.csv", 10, SHA_A, "Csv", "alice", &err), &err);
 	th_meta_lazy(m, 0);
-	memset(&o, 0, sizeof(o));
-	o.kind = "import";
-	o.owner = "alice";
-	o.db = "shop";
-	o.creator = "alice";
-	o.upload_sha256 = SHA_A;
-	o.file_name = "a.csv";
-	o.table_name = "t";
-	o.file_id = a;
-	CHECK_OK(th_meta_op_create(op, m, &o, &err), &err);
+	CHECK_OK(op_new(op, SHA_A, a, &err), &err);
 	CHECK_OK(th_meta_file_of_op(&f, m, op, &err), &err);
 	CHECK(strcmp(f.id, a) == 0 && f.ops_unfinished == 1);
 	CHECK_OK(th_meta_file_uses(&uses, &n, m, a, &err), &err);
 	CHECK(n == 1 && strcmp(uses[0].op_id, op) == 0);
 	free(uses);
-	o.file_id = "no-such-file";
-	CHECK(th_meta_op_create(op2, m, &o, &err) == TH_ENOTFOUND);
+	CHECK(op_new(op2, SHA_A, "no-such-file", &err) == TH_ENOTFOUND);
 	CHECK(strstr(err.msg, "not found") != NULL);
 	CHECK_OK(th_meta_op_list_db(&list, NULL, m, "alice", "shop", NULL, NULL, 0, &err), &err);
 	CHECK(list.n == 1 && strcmp(list.items[0].id, op) == 0);
