@@ -9,8 +9,8 @@
  * Design: an object database backend of our own, put in front of the repository's (the highest
  * priority, so libgit2 offers it every write first). It keeps each object it is given (id, type,
  * bytes) in an open-addressing table and answers reads, header reads and existence from it, so the
- * handle sees its own new objects at once. th_repo__batch_flush (called by th_repo_branch_cas
- * before it moves a branch, and by th_repo_batch_flush) writes them through th_pack, which hashes
+ * handle sees its own new objects at once. th_repo_batch_flush (called by th_repo_branch_cas
+ * before it moves a branch, and by th_repo_tag_create) writes them through th_pack, which hashes
  * and deflates each once, and empties the table. Past BATCH_MAX_BYTES, or while `off` is set, the
  * backend declines writes (GIT_PASSTHROUGH) and libgit2 writes the object loose, durable as
  * always: memory stays bounded and a large write loses nothing. Objects never flushed (the handle
@@ -194,7 +194,7 @@ int th_repo_batch_begin(th_repo *repo, th_error *err)
 	return TH_OK;
 }
 
-int th_repo__batch_flush(th_repo *repo, th_error *err)
+int th_repo_batch_flush(th_repo *repo, th_error *err)
 {
 	struct th_repo_batch *b = repo->batch;
 	th_pack *pk = NULL;
@@ -220,11 +220,6 @@ int th_repo__batch_flush(th_repo *repo, th_error *err)
 		return error;
 	clear(b);
 	return TH_OK;
-}
-
-int th_repo_batch_flush(th_repo *repo, th_error *err)
-{
-	return th_repo__batch_flush(repo, err);
 }
 
 int th_repo__batch_off(th_repo *repo, int off)

@@ -22,11 +22,6 @@ struct th_repo {
 	struct th_repo_batch *batch; /* th_repo_batch_begin's backend, owned by odb; or NULL */
 };
 
-/* Write the objects held by the handle's batch (repo_batch.c) as one pack and forget them; no-op
- * without a batch or objects. Called before any ref of the handle moves. Returns TH_OK, TH_ENOSPC
- * or TH_ESTORE (the objects stay held). */
-int th_repo__batch_flush(th_repo *repo, th_error *err);
-
 /* Let the batch decline writes (off = 1: objects go loose at once) or take them again (0); returns
  * the previous setting. No-op without a batch. */
 int th_repo__batch_off(th_repo *repo, int off);

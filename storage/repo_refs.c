@@ -110,7 +110,7 @@ int th_repo_branch_cas(th_repo *repo, const char *name, const th_oid *target,
 	if (!th_repo_branch_name_valid(name))
 		return th_error_set(err, TH_EINVALID, "'%s' is not a valid branch name", name);
 	/* The objects the branch will name are on disk before it moves. */
-	if ((error = th_repo__batch_flush(repo, err)) < 0)
+	if ((error = th_repo_batch_flush(repo, err)) < 0)
 		return error;
 	snprintf(ref_name, sizeof(ref_name), "refs/heads/%s", name);
 	snprintf(what, sizeof(what), "cannot update branch '%s'", name);

@@ -32,7 +32,7 @@ int th_repo_tag_create(th_repo *repo, const char *name, const th_oid *target, co
 	}
 	/* libgit2 writes the tag object and its ref in one call: what the tag names goes to disk
 	 * first, and the tag object is written loose, past any batch (repo_batch.c). */
-	if ((error = th_repo__batch_flush(repo, err)) < 0)
+	if ((error = th_repo_batch_flush(repo, err)) < 0)
 		goto cleanup;
 	was_off = th_repo__batch_off(repo, 1);
 	error = git_tag_create(&id, repo->git, name, obj, sig, message, 0);

@@ -213,8 +213,9 @@ int th_repo_exists(th_repo *repo, const th_oid *id);
  * Idempotent. Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 int th_repo_batch_begin(th_repo *repo, th_error *err);
 
-/* Write the objects `repo` holds (th_repo_batch_begin) as one pack now; nothing when it holds none.
- * Returns TH_OK, TH_ENOSPC or TH_ESTORE (then they stay held). */
+/* Write the objects `repo` holds (th_repo_batch_begin) as one pack now and forget them; nothing
+ * without a batch or objects. Every ref update of `repo` calls it first. Returns TH_OK, TH_ENOSPC
+ * or TH_ESTORE (then they stay held). */
 int th_repo_batch_flush(th_repo *repo, th_error *err);
 
 /* --- packs: many blobs in one file ---------------------------------------------------------- */
