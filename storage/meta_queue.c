@@ -10,13 +10,13 @@
  *
  * Durability (SQLite): the connection commits with synchronous=FULL (the WAL is fsynced before a
  * commit is visible), except the claim, the lease extension and progress, which commit with NORMAL
- * (no fsync; see lazy()). None of these three is ever acknowledged to anyone, and WAL commits
- * survive a crash in order: recovery keeps a prefix of the commits, and any later FULL commit (an
- * enqueue, a completion) makes every earlier one durable with it. So a power loss can undo only
- * the newest claims, extensions and progress, never what a client was told: the operation the POST
- * answered (op_create) and its Completed or Failed state (op_complete, op_fail) stay FULL. An
- * undone claim leaves the operation Pending, or In Progress with an older attempt and lease, which
- * the next start re-queues (th_msql__op_requeue_running) or an expired lease hands to another
+ * (no fsync; th_meta_lazy around them). None of these three is ever acknowledged to anyone, and WAL
+ * commits survive a crash in order: recovery keeps a prefix of the commits, and any later FULL
+ * commit (an enqueue, a completion) makes every earlier one durable with it. So a power loss can
+ * undo only the newest claims, extensions and progress, never what a client was told: the operation
+ * the POST answered (op_create) and its Completed or Failed state (op_complete, op_fail) stay FULL.
+ * An undone claim leaves the operation Pending, or In Progress with an older attempt and lease,
+ * which the next start re-queues (th_msql__op_requeue_running) or an expired lease hands to another
  * worker; the runners are idempotent, so running the attempt again is what a crash during it
  * always led to. A process killed without a power loss loses nothing: its commits are in the page
  * cache. A driver without the notion (PostgreSQL here) commits all of them alike.
@@ -103,14 +103,6 @@ static const th_msql_stmt op_fail = {
 	"error_line = ?4, error_column = ?5, error_message = ?6, result = ?7" FENCE,
 	NULL
 };
-
-/* Commit what runs on the pinned connection between lazy(s, 1) and lazy(s, 0) without waiting for
- * the disk, when the driver can (see Durability above). */
-static void lazy(th_msql *s, int on)
-{
-	if (s->drv->lazy != NULL)
-		s->drv->lazy(s, on);
-}
 
 static int read_op(void *item, const th_mrow *st, th_error *err)
 {
@@ -376,13 +368,15 @@ int th_msql__op_claim(th_op_info *out, th_meta *m, int64_t lease_ms, th_error *e
 	c.have = 0;
 	/* The claim commits when the statement runs to its end, which th_msql__run_locked sees
 	 * to; lazily, as nobody is told of it. */
-	if ((error = th_msql__lock(s, err)) < 0)
+	th_meta_lazy(m, 1);
+	if ((error = th_msql__lock(s, err)) < 0) {
+		th_meta_lazy(m, 0);
 		return error;
-	lazy(s, 1);
+	}
 	error = th_msql__run_locked(s, &op_claim, read_claim, &c, err, "iis", th_now_ms(), lease_ms,
 	                            m->node_id);
-	lazy(s, 0);
 	th_msql__unlock(s);
+	th_meta_lazy(m, 0);
 	if (error >= 0 && !c.have)
 		error = th_error_set(err, TH_ENOTFOUND, "no operation to run");
 	if (error < 0) {
@@ -450,14 +444,14 @@ int th_msql__op_extend(th_meta *m, const char *id, int attempt, int64_t lease_ms
 	int64_t now = th_now_ms();
 	int n;
 
-	if ((n = th_msql__lock(s, err)) < 0)
-		return n;
-	lazy(s, 1);
-	n = th_msql__run_locked(s, &op_extend, NULL, NULL, err, "sdii", id, attempt, now + lease_ms,
-	                        now);
-	lazy(s, 0);
-	n = fence_done(s, n, id, attempt, err);
-	th_msql__unlock(s);
+	th_meta_lazy(m, 1);
+	if ((n = th_msql__lock(s, err)) >= 0) {
+		n = th_msql__run_locked(s, &op_extend, NULL, NULL, err, "sdii", id, attempt,
+		                        now + lease_ms, now);
+		n = fence_done(s, n, id, attempt, err);
+		th_msql__unlock(s);
+	}
+	th_meta_lazy(m, 0);
 	return n;
 }
 
@@ -467,14 +461,14 @@ int th_msql__op_progress(th_meta *m, const char *id, int attempt, uint64_t bytes
 	th_msql *s = (th_msql *)m;
 	int n;
 
-	if ((n = th_msql__lock(s, err)) < 0)
-		return n;
-	lazy(s, 1);
-	n = th_msql__run_locked(s, &op_progress, NULL, NULL, err, "sdiiii", id, attempt,
-	                        (int64_t)bytes_read, (int64_t)rows, th_now_ms(), lease_ms);
-	lazy(s, 0);
-	n = fence_done(s, n, id, attempt, err);
-	th_msql__unlock(s);
+	th_meta_lazy(m, 1);
+	if ((n = th_msql__lock(s, err)) >= 0) {
+		n = th_msql__run_locked(s, &op_progress, NULL, NULL, err, "sdiiii", id, attempt,
+		                        (int64_t)bytes_read, (int64_t)rows, th_now_ms(), lease_ms);
+		n = fence_done(s, n, id, attempt, err);
+		th_msql__unlock(s);
+	}
+	th_meta_lazy(m, 0);
 	return n;
 }
 

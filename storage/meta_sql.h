@@ -173,14 +173,11 @@ typedef struct th_msql_driver {
 	int (*begin)(th_msql *s, th_error *err);
 	int (*commit)(th_msql *s, th_error *err);
 	void (*rollback)(th_msql *s);
-	/* Optional (NULL: every commit waits for the disk). on = 1: the commits that follow on the
-	 * pinned connection need not be on disk when they return, as long as a crash keeps them in
-	 * order (a later commit on disk brings every earlier one with it); on = 0: back to commits
-	 * on disk when they return. Best effort: failing to switch only costs or keeps an fsync.
-	 * The caller switches back before it unpins the connection. */
-	void (*lazy)(th_msql *s, int on);
-	/* (The driver also honours th_msql__lazy_thread, see th_meta_lazy: while it is set, every
-	 * commit of the thread that set it is lazy.) */
+	/* Lazy commits (th_meta_lazy) are the driver's to honour: while th_msql__lazy_thread is set
+	 * for the thread holding the connection, its commits need not be on disk when they return,
+	 * as long as a crash keeps them in order (a later commit on disk brings every earlier one
+	 * with it). SQLite switches synchronous in lock and unlock; PostgreSQL ignores it and every
+	 * commit waits for the server's disk. */
 } th_msql_driver;
 
 /* The part of an SQL backend's handle the statement layer reads; a driver's handle embeds it
@@ -358,8 +355,8 @@ int th_msql__note_list(th_pull_note_list *out, th_meta *m, int64_t db_id, int64_
  * written) or TH_ESTORE. */
 int th_msql__file_link_locked(th_msql *s, const char *id, const char *op_id, th_error *err);
 
-/* Set by th_meta_lazy for the calling thread; a driver with `lazy` commits that thread's writes
- * lazily while it is set. */
+/* Set by th_meta_lazy for the calling thread; a driver that can commits that thread's writes
+ * lazily while it is set (th_msql_driver). */
 extern _Thread_local int th_msql__lazy_thread;
 
 #endif

@@ -490,8 +490,7 @@ static void sqlite_lazy(th_msql *m, int on)
 }
 
 static const th_msql_driver sqlite_driver = {
-	sqlite_run,    sqlite_lock,     sqlite_unlock, sqlite_begin,
-	sqlite_commit, sqlite_rollback, sqlite_lazy,
+	sqlite_run, sqlite_lock, sqlite_unlock, sqlite_begin, sqlite_commit, sqlite_rollback,
 };
 
 /* --- open, migrate, close -------------------------------------------------------------------- */
