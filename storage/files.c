@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tablehub/dirsync.h"
 #include "tablehub/files.h"
 #include "tablehub/hash.h"
 
@@ -59,18 +60,11 @@ static int ensure_dir(const char *path, const char *name, th_error *err)
 	return TH_OK;
 }
 
+/* Uploads finishing together share the directory's fsync (dirsync.h). */
 static int fsync_dir(const char *path, const char *name, th_error *err)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return os_error(err, errno, "open", name);
-	if (fsync(fd) < 0) {
-		int saved = errno;
-		close(fd);
-		return os_error(err, saved, "fsync", name);
-	}
-	close(fd);
+	if (th_dirsync(path) < 0)
+		return os_error(err, errno, "fsync", name);
 	return TH_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tablehub/dirsync.h"
 #include "tablehub/files.h"
 #include "tablehub/text.h"
 
@@ -54,18 +55,11 @@ static int os_error(th_error *err, int e, const char *action, const char *name)
 	return th_error_set(err, TH_ESTORE, "cannot %s '%s': %s", action, name, strerror(e));
 }
 
+/* Shared with other threads syncing the same directory (dirsync.h). */
 static int fsync_dir(const char *path, const char *name, th_error *err)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), saved;
-
-	if (fd < 0)
-		return os_error(err, errno, "open", name);
-	if (fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		return os_error(err, saved, "fsync", name);
-	}
-	close(fd);
+	if (th_dirsync(path) < 0)
+		return os_error(err, errno, "fsync", name);
 	return TH_OK;
 }
 

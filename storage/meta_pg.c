@@ -361,7 +361,7 @@ static void pg_rollback(th_msql *m)
 
 static const th_msql_driver pg_driver = {
 	pg_run,    pg_lock,     pg_unlock, pg_begin,
-	pg_commit, pg_rollback, /* no lazy commits: every commit waits for the server's disk */
+	pg_commit, pg_rollback, NULL, /* no settle: every commit waits for the server's disk */
 };
 
 /* --- open, close ----------------------------------------------------------------------------- */

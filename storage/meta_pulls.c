@@ -357,6 +357,8 @@ int th_msql__pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_
 		      : th_error_set(err, TH_ENOTFOUND, "pull request #%" PRId64 " not found",
 		                     pull_id);
 	th_msql__unlock(s);
+	if (n >= 0)
+		n = th_msql__settle(s, err);
 	return n < 0 ? n : TH_OK;
 }
 

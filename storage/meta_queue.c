@@ -8,13 +8,13 @@
  * it (the update changes no row; fence_error then says why). A claim also records the claiming node
  * (lease_owner), so that a node starting up re-queues only the work its own dead process held.
  *
- * Durability (SQLite): the connection commits with synchronous=FULL (the WAL is fsynced before a
- * commit is visible), except the claim, the lease extension and progress, which commit with NORMAL
- * (no fsync; th_meta_lazy around them). None of these three is ever acknowledged to anyone, and WAL
- * commits survive a crash in order: recovery keeps a prefix of the commits, and any later FULL
- * commit (an enqueue, a completion) makes every earlier one durable with it. So a power loss can
- * undo only the newest claims, extensions and progress, never what a client was told: the operation
- * the POST answered (op_create) and its Completed or Failed state (op_complete, op_fail) stay FULL.
+ * Durability (SQLite): a commit returns once the WAL is fsynced (after the connection is let go,
+ * meta_sqlite.c), except the claim, the lease extension and progress, which do not wait for it
+ * (th_meta_lazy around them). None of these three is ever acknowledged to anyone, and WAL commits
+ * survive a crash in order: recovery keeps a prefix of the commits, and any later synced commit
+ * (an enqueue, a completion) makes every earlier one durable with it. So a power loss can undo
+ * only the newest claims, extensions and progress, never what a client was told: the operation the
+ * POST answered (op_create) and its Completed or Failed state (op_complete, op_fail) are synced.
  * An undone claim leaves the operation Pending, or In Progress with an older attempt and lease,
  * which the next start re-queues (th_msql__op_requeue_running) or an expired lease hands to another
  * worker; the runners are idempotent, so running the attempt again is what a crash during it
@@ -148,9 +148,9 @@ static void dispose_op(void *item)
 /* --- group commit of the writes a client is told of ------------------------------------------ */
 
 /* An operation's creation (the POST answers with its name) and its end (Completed or Failed, which
- * a poll shows) must be on disk before anyone hears of them: each is a synchronous=FULL commit, an
- * fsync of the WAL with the connection pinned (on SQLite, its one connection). Several threads
- * doing so at once share one transaction and one fsync (group commit): each request is queued;
+ * a poll shows) must be on disk before anyone hears of them: each is a commit and an fsync of the
+ * WAL (on SQLite, of its one connection). Several threads doing so at once share one transaction
+ * and one fsync (group commit): each request is queued;
  * whoever finds no commit under way leads, taking every request queued for its connection into one
  * BEGIN IMMEDIATE ... COMMIT, while later requests queue for the next leader. Each request's
  * statement keeps its own outcome (a lost fence, a duplicate id); a failure that spoils the

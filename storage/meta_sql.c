@@ -68,6 +68,22 @@ void th_msql__unlock(th_msql *s)
 	s->drv->unlock(s);
 }
 
+int th_msql__settle(th_msql *s, th_error *err)
+{
+	return s->drv->settle ? s->drv->settle(s, err) : TH_OK;
+}
+
+/* Unlock, then settle when the work succeeded: `error`, or the settle's failure. */
+static int unlock_settle(th_msql *s, int error, th_error *err)
+{
+	int e;
+
+	s->drv->unlock(s);
+	if (error >= 0 && (e = th_msql__settle(s, err)) < 0)
+		return e;
+	return error;
+}
+
 int th_msql__vrun_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
                          th_error *err, const char *types, va_list ap)
 {
@@ -97,8 +113,7 @@ int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void 
 	va_start(ap, types);
 	error = s->drv->run(s, stmt, row, ctx, err, types, ap);
 	va_end(ap);
-	s->drv->unlock(s);
-	return error;
+	return unlock_settle(s, error, err);
 }
 
 int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row,
@@ -126,8 +141,7 @@ int th_msql__exec(th_msql *s, const char *what, const char *sql, th_msql_row_fn 
 	va_start(ap, types);
 	error = s->drv->run(s, &st, row, ctx, err, types, ap);
 	va_end(ap);
-	s->drv->unlock(s);
-	return error;
+	return unlock_settle(s, error, err);
 }
 
 struct list_ctx {
@@ -175,7 +189,7 @@ int th_msql__list(void **items_out, size_t *n_out, int *more_out, th_msql *s,
 	va_start(ap, types);
 	error = s->drv->run(s, stmt, list_row, &l, err, types, ap);
 	va_end(ap);
-	s->drv->unlock(s);
+	error = unlock_settle(s, error, err);
 	if (error < 0) {
 		for (i = 0; i < l.n; i++)
 			dispose(l.items + i * item_size);
@@ -203,6 +217,6 @@ int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), voi
 	if (error < 0)
 		s->drv->rollback(s);
 cleanup:
-	s->drv->unlock(s);
+	error = unlock_settle(s, error, err);
 	return error < 0 ? error : TH_OK;
 }

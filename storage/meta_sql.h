@@ -173,11 +173,14 @@ typedef struct th_msql_driver {
 	int (*begin)(th_msql *s, th_error *err);
 	int (*commit)(th_msql *s, th_error *err);
 	void (*rollback)(th_msql *s);
-	/* Lazy commits (th_meta_lazy) are the driver's to honour: while th_msql__lazy_thread is set
-	 * for the thread holding the connection, its commits need not be on disk when they return,
-	 * as long as a crash keeps them in order (a later commit on disk brings every earlier one
-	 * with it). SQLite switches synchronous in lock and unlock; PostgreSQL ignores it and every
-	 * commit waits for the server's disk. */
+	/* After unlock: make the commits the calling thread made while it held the connection
+	 * durable. Returns TH_OK, TH_ESTORE or TH_ENOSPC. NULL when every commit is durable when it
+	 * returns (PostgreSQL waits for the server's disk). Lazy commits (th_meta_lazy) are the
+	 * driver's to honour: while th_msql__lazy_thread is set for the thread holding the
+	 * connection, its commits need not be on disk, as long as a crash keeps them in order (a
+	 * later commit on disk brings every earlier one with it). SQLite syncs its WAL here,
+	 * outside the connection's mutex, unless the thread was lazy. */
+	int (*settle)(th_msql *s, th_error *err);
 } th_msql_driver;
 
 /* The part of an SQL backend's handle the statement layer reads; a driver's handle embeds it
@@ -215,6 +218,9 @@ int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_
  * Returns TH_OK or TH_ESTORE (no connection to be had). Not recursive. */
 int th_msql__lock(th_msql *s, th_error *err);
 void th_msql__unlock(th_msql *s);
+/* After th_msql__unlock, for a thread whose commits a client will be told of: returns once they
+ * are durable (TH_OK), or TH_ESTORE/TH_ENOSPC. th_msql__run, _exec, _list and _tx do it. */
+int th_msql__settle(th_msql *s, th_error *err);
 
 /* The paged-list loop: run `stmt` (which must select at most limit + 1 rows when limit > 0),
  * reading each row with read(item, r, err) into a growing array of `item_size` items. With limit

@@ -14,6 +14,7 @@
  * transaction open between calls.
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "meta_sql.h"
+#include "tablehub/dirsync.h"
 
 #define BUSY_TIMEOUT_MS 10000
 
@@ -320,7 +322,12 @@ typedef struct sqlite_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	sqlite3_stmt *stmts[MS_NSLOTS]; /* prepared on first use, finalized at close */
+	char wal_path[4104];            /* DIR/meta.sqlite-wal, synced by sqlite_settle */
+	int64_t changes_at_lock;        /* sqlite3_total_changes64 when the holder locked */
 } sqlite_store;
+
+/* The store whose commits the calling thread made but has not yet made durable, or NULL. */
+static _Thread_local sqlite_store *unsettled;
 
 static int sqlite_error(sqlite_store *s, const char *what, th_error *err)
 {
@@ -437,24 +444,44 @@ done:
 	return error;
 }
 
-static void sqlite_lazy(th_msql *m, int on);
-
-/* The connection is one, shared by every thread: its synchronous setting is switched for a
- * thread that asked for lazy commits (th_meta_lazy) while that thread holds it. */
+/* Durability. The connection runs WAL with synchronous=NORMAL: a commit is written to the WAL but
+ * not fsynced under the mutex, so no thread waits for the disk behind another's commit. The WAL
+ * is one append-only log, checksummed frame by frame: a crash keeps a prefix of the commits, and
+ * one fdatasync of it makes every commit before it durable. So a thread that changed rows, unless
+ * it asked for lazy commits (th_meta_lazy), syncs the WAL after it lets the connection go
+ * (sqlite_settle, through th_filesync: threads committing at once share one sync). */
 static int sqlite_lock(th_msql *m, th_error *err)
 {
+	sqlite_store *s = (sqlite_store *)m;
+
 	(void)err;
-	pthread_mutex_lock(&((sqlite_store *)m)->mu);
-	if (th_msql__lazy_thread)
-		sqlite_lazy(m, 1);
+	pthread_mutex_lock(&s->mu);
+	s->changes_at_lock = sqlite3_total_changes64(s->db);
 	return TH_OK;
 }
 
 static void sqlite_unlock(th_msql *m)
 {
-	if (th_msql__lazy_thread)
-		sqlite_lazy(m, 0);
-	pthread_mutex_unlock(&((sqlite_store *)m)->mu);
+	sqlite_store *s = (sqlite_store *)m;
+
+	if (!th_msql__lazy_thread && sqlite3_total_changes64(s->db) != s->changes_at_lock)
+		unsettled = s;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int sqlite_settle(th_msql *m, th_error *err)
+{
+	sqlite_store *s = (sqlite_store *)m;
+	int e;
+
+	if (unsettled != s)
+		return TH_OK;
+	unsettled = NULL;
+	if (th_filesync(s->wal_path) == 0)
+		return TH_OK;
+	e = errno;
+	return th_error_set(err, e == ENOSPC || e == EDQUOT ? TH_ENOSPC : TH_ESTORE,
+	                    "meta.sqlite: cannot sync the write-ahead log: %s", strerror(e));
 }
 
 static const th_msql_stmt begin_stmt = { MS_BEGIN, "begin", "BEGIN IMMEDIATE", NULL };
@@ -479,18 +506,9 @@ static void sqlite_rollback(th_msql *m)
 		th_msql__run_locked(m, &rollback_stmt, NULL, NULL, NULL, "");
 }
 
-/* WAL with synchronous=NORMAL: a commit is not fsynced, and a crash keeps a prefix of the commits
- * (the WAL is one append-only log, checksummed frame by frame), so a later FULL commit's fsync
- * makes every earlier one durable too. */
-static void sqlite_lazy(th_msql *m, int on)
-{
-	sqlite3_exec(((sqlite_store *)m)->db,
-	             on ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL, NULL,
-	             NULL);
-}
-
 static const th_msql_driver sqlite_driver = {
-	sqlite_run, sqlite_lock, sqlite_unlock, sqlite_begin, sqlite_commit, sqlite_rollback,
+	sqlite_run,    sqlite_lock,     sqlite_unlock, sqlite_begin,
+	sqlite_commit, sqlite_rollback, sqlite_settle,
 };
 
 /* --- open, migrate, close -------------------------------------------------------------------- */
@@ -586,6 +604,8 @@ static void msql_close(th_meta *m)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
+	if (unsettled == s)
+		unsettled = NULL;
 	free(s);
 }
 
@@ -603,6 +623,7 @@ static int msql_open(th_meta **out, const char *data_dir, const char *url, th_er
 	s->base.base.ops = &th_meta_sqlite_ops;
 	s->base.drv = &sqlite_driver;
 	pthread_mutex_init(&s->mu, NULL);
+	snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path);
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
@@ -614,7 +635,7 @@ static int msql_open(th_meta **out, const char *data_dir, const char *url, th_er
 	sqlite3_extended_result_codes(s->db, 1);
 	if ((error = exec(s, "PRAGMA journal_mode = WAL", err)) < 0 ||
 	    (error = exec(s, "PRAGMA foreign_keys = ON", err)) < 0 ||
-	    (error = exec(s, "PRAGMA synchronous = FULL", err)) < 0 ||
+	    (error = exec(s, "PRAGMA synchronous = NORMAL", err)) < 0 ||
 	    (error = migrate(s, err)) < 0 ||
 	    (error = th_msql__run(&s->base, &node_id_stmt, read_node_id, s->base.base.node_id, err,
 	                          "")) < 0)
@@ -623,6 +644,11 @@ static int msql_open(th_meta **out, const char *data_dir, const char *url, th_er
 		error = th_error_set(err, TH_ESTORE, "meta.sqlite: no node id in settings");
 		goto fail;
 	}
+	/* What the migrations wrote (their DDL changes no rows, so nothing marked it) is durable
+	 * before the store is used. */
+	unsettled = s;
+	if ((error = sqlite_settle(&s->base, err)) < 0)
+		goto fail;
 	*out = &s->base.base;
 	return TH_OK;
 fail:

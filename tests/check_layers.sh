@@ -7,7 +7,7 @@ top=${1:-$(dirname "$0")/..}
 cd "$top" || exit 2
 
 declare -A layer_of=(
-	[error.h]=0 [buf.h]=0 [log.h]=0 [hash.h]=0 [ids.h]=0 [text.h]=0 [value.h]=0 [password.h]=0
+	[error.h]=0 [buf.h]=0 [log.h]=0 [hash.h]=0 [dirsync.h]=0 [ids.h]=0 [text.h]=0 [value.h]=0 [password.h]=0
 	[datadir.h]=1 [repo.h]=1 [meta.h]=1 [meta_limits.h]=1 [meta_access.h]=1 [files.h]=1
 	[meta_control.h]=1 [repo_maint.h]=1 [backup.h]=1 [meta_coord.h]=1 [meta_migrate.h]=1
 	[sqlcache.h]=1 [sqlsession.h]=1 [meta_files.h]=1

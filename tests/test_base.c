@@ -1,8 +1,17 @@
-/* test_base.c: the base library: buffers, JSON string escaping, errors, hashes, and the text
- * scrubbers that keep replies valid JSON and free of server paths. The hash vectors
- * are the published SHA-1/SHA-256 test vectors; th_hash64's values are pinned because chunk
- * boundaries (the storage format) depend on them. */
+/* test_base.c: the base library: buffers, JSON string escaping, errors, hashes, the text
+ * scrubbers that keep replies valid JSON and free of server paths, and shared directory fsyncs.
+ * The hash vectors are the published SHA-1/SHA-256 test vectors; th_hash64's values are pinned
+ * because chunk boundaries (the storage format) depend on them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "harness.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/buf.h"
 #include "tablehub/error.h"
 #include "tablehub/hash.h"
@@ -141,6 +150,118 @@ static void test_scrub(void)
 	}
 }
 
+/* --- th_dirsync: shared fsyncs of one directory ---------------------------------------------- */
+
+#define DS_THREADS 8
+#define DS_ROUNDS 4
+#define DS_MAX_SYNCS (DS_THREADS * DS_ROUNDS)
+
+/* A logical clock: every caller's entry and exit and every fsync's start and end take a tick. */
+static _Atomic unsigned ds_clock;
+static unsigned ds_start[DS_MAX_SYNCS * 2], ds_end[DS_MAX_SYNCS * 2];
+static _Atomic unsigned ds_nsync;
+static int ds_fail;
+static char ds_dir[64];
+
+/* The fsync of the test: slow enough that callers arriving together overlap it. */
+static int ds_sync(int fd)
+{
+	unsigned i = atomic_fetch_add(&ds_nsync, 1);
+
+	(void)fd;
+	if (i < DS_MAX_SYNCS * 2)
+		ds_start[i] = atomic_fetch_add(&ds_clock, 1) + 1;
+	usleep(20000);
+	if (i < DS_MAX_SYNCS * 2)
+		ds_end[i] = atomic_fetch_add(&ds_clock, 1) + 1;
+	if (ds_fail) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+struct ds_caller {
+	unsigned enter[DS_ROUNDS], leave[DS_ROUNDS];
+	int rc[DS_ROUNDS], err[DS_ROUNDS];
+};
+
+static pthread_barrier_t ds_barrier;
+
+static void *ds_thread(void *arg)
+{
+	struct ds_caller *c = arg;
+
+	for (int r = 0; r < DS_ROUNDS; r++) {
+		pthread_barrier_wait(&ds_barrier);
+		c->enter[r] = atomic_fetch_add(&ds_clock, 1) + 1;
+		errno = 0;
+		c->rc[r] = th_dirsync(ds_dir);
+		c->err[r] = errno;
+		c->leave[r] = atomic_fetch_add(&ds_clock, 1) + 1;
+	}
+	return NULL;
+}
+
+/* Runs DS_THREADS callers, DS_ROUNDS times each all at once; returns the fsyncs made. */
+static unsigned ds_run(struct ds_caller *c)
+{
+	pthread_t t[DS_THREADS];
+
+	atomic_store(&ds_nsync, 0);
+	pthread_barrier_init(&ds_barrier, NULL, DS_THREADS);
+	for (int i = 0; i < DS_THREADS; i++)
+		CHECK(pthread_create(&t[i], NULL, ds_thread, &c[i]) == 0);
+	for (int i = 0; i < DS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&ds_barrier);
+	return atomic_load(&ds_nsync);
+}
+
+static void test_dirsync(void)
+{
+	struct ds_caller c[DS_THREADS];
+	uint64_t before;
+	unsigned n;
+
+	snprintf(ds_dir, sizeof(ds_dir), "/tmp/th-dirsync-XXXXXX");
+	CHECK(mkdtemp(ds_dir) != NULL);
+
+	/* The real fsync: a directory syncs, a missing one fails with ENOENT. */
+	before = th_dirsync_count();
+	CHECK(th_dirsync(ds_dir) == 0);
+	CHECK(th_dirsync_count() == before + 1);
+	errno = 0;
+	CHECK(th_dirsync("/tmp/th-dirsync-no-such-dir") == -1 && errno == ENOENT);
+
+	/* Callers arriving together share fsyncs, and each returns only after an fsync that
+	 * started after it called and ended before it returned. */
+	th_dirsync_set_sync(ds_sync);
+	memset(c, 0, sizeof(c));
+	n = ds_run(c);
+	CHECK(n >= DS_ROUNDS);
+	CHECK(n <= DS_THREADS * DS_ROUNDS / 2);
+	for (int i = 0; i < DS_THREADS; i++)
+		for (int r = 0; r < DS_ROUNDS; r++) {
+			int covered = 0;
+			CHECK(c[i].rc[r] == 0);
+			for (unsigned k = 0; k < n && k < DS_MAX_SYNCS * 2; k++)
+				covered |= ds_start[k] > c[i].enter[r] && ds_end[k] < c[i].leave[r];
+			CHECK(covered);
+		}
+
+	/* A failing fsync fails every caller with its errno; none is told it is durable. */
+	ds_fail = 1;
+	memset(c, 0, sizeof(c));
+	ds_run(c);
+	for (int i = 0; i < DS_THREADS; i++)
+		for (int r = 0; r < DS_ROUNDS; r++)
+			CHECK(c[i].rc[r] == -1 && c[i].err[r] == EIO);
+	ds_fail = 0;
+	th_dirsync_set_sync(NULL);
+	CHECK(rmdir(ds_dir) == 0);
+}
+
 int main(void)
 {
 	RUN(test_buf);
@@ -148,5 +269,6 @@ int main(void)
 	RUN(test_error);
 	RUN(test_hashes);
 	RUN(test_scrub);
+	RUN(test_dirsync);
 	TH_TEST_END();
 }

@@ -1,23 +1,26 @@
 /* test_meta_sync.c: which commits of the operations table reach the disk before they return.
  *
- * A shim VFS ("count", registered as the default over the real one) counts the xSync calls on
- * meta.sqlite's WAL. An operation's creation (the POST's answer names it) and its end (Completed or
- * Failed, which polls show) each sync the WAL before they return; the claim, the lease extension
- * and progress, which nobody is told of, do not. And since a WAL keeps its commits in order, the
- * next synced commit carries the unsynced ones with it: after a completion, a separate connection
- * reads the claim's attempt and the progress rows the completion followed. Ends that arrive
- * while a commit syncs share the next commit (group commit, storage/meta_queue.c). */
+ * The metadata's SQLite connection commits without syncing under its mutex and syncs the WAL after
+ * it (th_filesync, dirsync.h), so a hook on those syncs (th_dirsync_set_sync) counts the syncs of
+ * meta.sqlite's WAL. An operation's creation (the POST's answer names it) and its end (Completed
+ * or Failed, which polls show) each sync the WAL before they return; the claim, the lease
+ * extension and progress, which nobody is told of, do not. And since a WAL keeps its commits in
+ * order, the next synced commit carries the unsynced ones with it: after a completion, a separate
+ * connection reads the claim's attempt and the progress rows the completion followed. Ends that
+ * arrive while a commit syncs share the next commit (group commit, storage/meta_queue.c). */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "util.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/meta.h"
 
-static sqlite3_vfs *real;
-static sqlite3_vfs count_vfs;
 static int wal_syncs;
 
 /* While `hold` is set, a WAL sync waits (and says so in `held`) until it is cleared. */
@@ -25,38 +28,15 @@ static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
 static int hold, held;
 
-struct cfile {
-	sqlite3_file base; /* first: methods */
-	int wal;
-	sqlite3_file *real; /* the real file, allocated after this struct */
-};
+/* The sync th_filesync and th_dirsync make: counts (and may hold) those of a WAL. */
+static int count_sync(int fd)
+{
+	char link[64], path[1024];
+	ssize_t n;
 
-static sqlite3_io_methods methods;
-
-static int c_close(sqlite3_file *f)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xClose(c->real);
-}
-static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xRead(c->real, b, n, o);
-}
-static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xWrite(c->real, b, n, o);
-}
-static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xTruncate(c->real, size);
-}
-static int c_sync(sqlite3_file *f, int flags)
-{
-	struct cfile *c = (struct cfile *)f;
-	if (c->wal) {
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n > 4 && memcmp(path + n - 4, "-wal", 4) == 0) {
 		__atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
 		pthread_mutex_lock(&hold_mu);
 		while (hold) {
@@ -66,103 +46,7 @@ static int c_sync(sqlite3_file *f, int flags)
 		}
 		pthread_mutex_unlock(&hold_mu);
 	}
-	return c->real->pMethods->xSync(c->real, flags);
-}
-static int c_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xFileSize(c->real, size);
-}
-static int c_lock(sqlite3_file *f, int l)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xLock(c->real, l);
-}
-static int c_unlock(sqlite3_file *f, int l)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xUnlock(c->real, l);
-}
-static int c_check(sqlite3_file *f, int *out)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xCheckReservedLock(c->real, out);
-}
-static int c_fcntl(sqlite3_file *f, int op, void *arg)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xFileControl(c->real, op, arg);
-}
-static int c_sector(sqlite3_file *f)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xSectorSize(c->real);
-}
-static int c_chars(sqlite3_file *f)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xDeviceCharacteristics(c->real);
-}
-static int c_shmmap(sqlite3_file *f, int pg, int sz, int ext, void volatile **p)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xShmMap(c->real, pg, sz, ext, p);
-}
-static int c_shmlock(sqlite3_file *f, int off, int n, int flags)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xShmLock(c->real, off, n, flags);
-}
-static void c_shmbarrier(sqlite3_file *f)
-{
-	struct cfile *c = (struct cfile *)f;
-	c->real->pMethods->xShmBarrier(c->real);
-}
-static int c_shmunmap(sqlite3_file *f, int del)
-{
-	struct cfile *c = (struct cfile *)f;
-	return c->real->pMethods->xShmUnmap(c->real, del);
-}
-
-static int c_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out_flags)
-{
-	struct cfile *c = (struct cfile *)f;
-	int rc;
-
-	(void)v;
-	c->real = (sqlite3_file *)(c + 1);
-	c->wal = (flags & SQLITE_OPEN_WAL) != 0;
-	rc = real->xOpen(real, name, c->real, flags, out_flags);
-	c->base.pMethods = c->real->pMethods ? &methods : NULL;
-	return rc;
-}
-
-static void count_install(void)
-{
-	real = sqlite3_vfs_find(NULL);
-	methods = (sqlite3_io_methods){ .iVersion = 2,
-		                        .xClose = c_close,
-		                        .xRead = c_read,
-		                        .xWrite = c_write,
-		                        .xTruncate = c_truncate,
-		                        .xSync = c_sync,
-		                        .xFileSize = c_size,
-		                        .xLock = c_lock,
-		                        .xUnlock = c_unlock,
-		                        .xCheckReservedLock = c_check,
-		                        .xFileControl = c_fcntl,
-		                        .xSectorSize = c_sector,
-		                        .xDeviceCharacteristics = c_chars,
-		                        .xShmMap = c_shmmap,
-		                        .xShmLock = c_shmlock,
-		                        .xShmBarrier = c_shmbarrier,
-		                        .xShmUnmap = c_shmunmap };
-	count_vfs = *real;
-	count_vfs.zName = "count";
-	count_vfs.szOsFile = (int)sizeof(struct cfile) + real->szOsFile;
-	count_vfs.xOpen = c_open;
-	if (sqlite3_vfs_register(&count_vfs, 1) != SQLITE_OK)
-		abort();
+	return fsync(fd);
 }
 
 static int syncs(void)
@@ -329,7 +213,7 @@ static void test_group_commit(void)
 
 int main(void)
 {
-	count_install();
+	th_dirsync_set_sync(count_sync);
 	RUN(test_syncs);
 	RUN(test_group_commit);
 	TH_TEST_END();
