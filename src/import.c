@@ -247,7 +247,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 			goto cleanup;
 		m.old_have = error;
 	}
-	if (spill_size > (long)PACK_THRESHOLD && (error = th_pack_new(&pack, repo, 1, err)) < 0)
+	if (spill_size > (long)PACK_THRESHOLD && ((error = th_pack_new(&pack, repo, 1, err)) < 0 ||
+	                                          (error = th_pack_async(pack, err)) < 0))
 		goto cleanup;
 	error = th_table__apply_ex(
 	        &rows, &st, repo, &m.schema, use_base ? &m.old.rows : NULL, th_import__next_edit,

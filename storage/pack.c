@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,12 @@
 #include <zlib.h>
 
 #include "repo_internal.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/hash.h"
 
 #define WBUF_SIZE (1u << 20)
+#define QUEUE_BYTES (16u << 20) /* data waiting for the writer thread, at most */
+#define QUEUE_JOBS 1024
 #define DEFLATE_CHUNK (1u << 30)
 #define OBJ_BLOB 3
 
@@ -52,6 +56,25 @@ struct th_pack {
 	size_t n, cap;
 	uint32_t *slots; /* open addressing over entries: index + 1, 0 = empty */
 	size_t nslots;   /* a power of two, kept at least twice n */
+
+	/* The writer thread (th_pack_async): the adding thread hashes, records the entry's id and
+	 * queues a copy of the data; the writer deflates and writes it and fills in the entry's
+	 * offset and CRC. The writer owns fd, zs, wbuf, wlen and off while it runs; `mu` guards the
+	 * queue, `werr` and the entries array while the adder grows it. */
+	int async, mu_ready;
+	pthread_t writer;
+	pthread_mutex_t mu;
+	pthread_cond_t work, room;
+	struct qjob {
+		size_t idx;
+		int type;
+		unsigned char *data;
+		size_t len;
+	} q[QUEUE_JOBS];
+	size_t qhead, qlen, qbytes;
+	int stop;
+	int failed; /* the writer failed: werr says how; set under mu */
+	th_error werr;
 };
 
 static void put32(unsigned char *p, uint32_t v)
@@ -151,12 +174,19 @@ static int reserve(th_pack *pk, th_error *err)
 		return th_error_set(err, TH_ESTORE, "pack '%s' is full", pk->tmp_path);
 	if (pk->n + 1 > pk->cap) {
 		size_t ncap = pk->cap ? pk->cap * 2 : 1024;
-		th_pack_entry *ne = realloc(pk->entries, ncap * sizeof(*ne));
+		th_pack_entry *ne;
 
+		if (pk->async) /* the writer fills in entries under the mutex */
+			pthread_mutex_lock(&pk->mu);
+		ne = realloc(pk->entries, ncap * sizeof(*ne));
+		if (ne != NULL) {
+			pk->entries = ne;
+			pk->cap = ncap;
+		}
+		if (pk->async)
+			pthread_mutex_unlock(&pk->mu);
 		if (ne == NULL)
 			return th_error_set(err, TH_ENOMEM, "out of memory");
-		pk->entries = ne;
-		pk->cap = ncap;
 	}
 	if ((pk->n + 1) * 2 > pk->nslots) {
 		size_t nslots = pk->nslots ? pk->nslots * 2 : 4096, i;
@@ -264,18 +294,18 @@ static int deflate_into(th_pack *pk, const unsigned char *data, size_t len, uLon
 	}
 }
 
-/* Write object `oid` of git type `type` into the pack (the caller knows it is not there yet). */
-static int add_new(th_pack *pk, int type, const unsigned char oid[20], const void *data, size_t len,
-                   th_error *err)
+/* Write the object of entry `idx` (git type `type`) into the pack: its header and its deflated
+ * data at the current offset, then the entry's offset and CRC. Runs on the adding thread, or on the
+ * writer thread when async. */
+static int write_object(th_pack *pk, size_t idx, int type, const void *data, size_t len,
+                        th_error *err)
 {
 	unsigned char hdr[32];
 	size_t hlen, size;
-	th_pack_entry *e;
+	uint64_t offset;
 	uLong crc;
 	int error;
 
-	if ((error = reserve(pk, err)) < 0)
-		return error;
 	/* Object header: type and the low 4 bits of the size, then 7 bits a byte. */
 	size = len;
 	hlen = 0;
@@ -289,10 +319,7 @@ static int add_new(th_pack *pk, int type, const unsigned char oid[20], const voi
 	hlen++;
 	if (WBUF_SIZE - pk->wlen < hlen && (error = flush(pk, err)) < 0)
 		return error;
-
-	e = &pk->entries[pk->n];
-	memcpy(e->oid, oid, 20);
-	e->offset = pk->off;
+	offset = pk->off;
 	memcpy(pk->wbuf + pk->wlen, hdr, hlen);
 	pk->wlen += hlen;
 	pk->off += hlen;
@@ -301,8 +328,128 @@ static int add_new(th_pack *pk, int type, const unsigned char oid[20], const voi
 		pk->broken = 1;
 		return error;
 	}
-	e->crc = (uint32_t)crc;
-	set_put(pk, pk->n);
+	if (pk->async)
+		pthread_mutex_lock(&pk->mu);
+	pk->entries[idx].offset = offset;
+	pk->entries[idx].crc = (uint32_t)crc;
+	if (pk->async)
+		pthread_mutex_unlock(&pk->mu);
+	return TH_OK;
+}
+
+/* The writer thread: writes queued objects in order until told to stop with the queue empty. A
+ * failure is kept in werr for the adding thread; later jobs are dropped. */
+static void *writer_main(void *arg)
+{
+	th_pack *pk = arg;
+
+	pthread_mutex_lock(&pk->mu);
+	for (;;) {
+		struct qjob j;
+		th_error e;
+		int rc = TH_OK, skip;
+
+		while (pk->qlen == 0 && !pk->stop)
+			pthread_cond_wait(&pk->work, &pk->mu);
+		if (pk->qlen == 0)
+			break;
+		j = pk->q[pk->qhead];
+		skip = pk->failed;
+		pthread_mutex_unlock(&pk->mu);
+		th_error_clear(&e);
+		if (!skip)
+			rc = write_object(pk, j.idx, j.type, j.data, j.len, &e);
+		free(j.data);
+		pthread_mutex_lock(&pk->mu);
+		if (rc < 0 && !pk->failed) {
+			pk->failed = 1;
+			pk->werr = e;
+		}
+		pk->qhead = (pk->qhead + 1) % QUEUE_JOBS;
+		pk->qlen--;
+		pk->qbytes -= j.len;
+		pthread_cond_signal(&pk->room);
+	}
+	pthread_mutex_unlock(&pk->mu);
+	return NULL;
+}
+
+/* Stop the writer after it wrote what is queued. Returns TH_OK, or its failure. */
+static int writer_stop(th_pack *pk, th_error *err)
+{
+	if (!pk->async)
+		return TH_OK;
+	pthread_mutex_lock(&pk->mu);
+	pk->stop = 1;
+	pthread_cond_signal(&pk->work);
+	pthread_mutex_unlock(&pk->mu);
+	pthread_join(pk->writer, NULL);
+	pk->async = 0;
+	if (pk->failed) {
+		pk->broken = 1;
+		if (err)
+			*err = pk->werr;
+		return pk->werr.code ? pk->werr.code : TH_ESTORE;
+	}
+	return TH_OK;
+}
+
+int th_pack_async(th_pack *pk, th_error *err)
+{
+	int rc;
+
+	if (pk->async)
+		return TH_OK;
+	pthread_mutex_init(&pk->mu, NULL);
+	pthread_cond_init(&pk->work, NULL);
+	pthread_cond_init(&pk->room, NULL);
+	pk->mu_ready = 1;
+	pk->async = 1;
+	if ((rc = pthread_create(&pk->writer, NULL, writer_main, pk)) != 0) {
+		pk->async = 0;
+		return th_error_set(err, TH_ESTORE, "cannot start the pack writer: %s",
+		                    strerror(rc));
+	}
+	return TH_OK;
+}
+
+/* Add object `oid` of git type `type` to the pack (the caller knows it is not there yet): written
+ * now, or queued for the writer thread with a copy of the data. */
+static int add_new(th_pack *pk, int type, const unsigned char oid[20], const void *data, size_t len,
+                   th_error *err)
+{
+	size_t idx;
+	int error;
+
+	if ((error = reserve(pk, err)) < 0)
+		return error;
+	idx = pk->n;
+	memcpy(pk->entries[idx].oid, oid, 20);
+	if (!pk->async) {
+		if ((error = write_object(pk, idx, type, data, len, err)) < 0)
+			return error;
+	} else {
+		unsigned char *copy = malloc(len ? len : 1);
+
+		if (copy == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		memcpy(copy, data, len);
+		pthread_mutex_lock(&pk->mu);
+		while (!pk->failed &&
+		       (pk->qlen == QUEUE_JOBS || (pk->qlen > 0 && pk->qbytes + len > QUEUE_BYTES)))
+			pthread_cond_wait(&pk->room, &pk->mu);
+		if (pk->failed) {
+			pthread_mutex_unlock(&pk->mu);
+			free(copy);
+			return writer_stop(pk, err);
+		}
+		pk->q[(pk->qhead + pk->qlen) % QUEUE_JOBS] = (struct qjob){ idx, type, copy, len };
+		pk->qlen++;
+		pk->qbytes += len;
+		pthread_cond_signal(&pk->work);
+		pthread_mutex_unlock(&pk->mu);
+	}
+	set_put(pk, idx);
 	pk->n++;
 	return TH_OK;
 }
@@ -318,7 +465,7 @@ int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_
 	unsigned char hdr[32], oid[20];
 	size_t hlen;
 
-	if (pk->broken)
+	if (!pk->async && pk->broken) /* async: the writer's failure comes back from add_new */
 		return broken_error(pk, err);
 	/* The object id: SHA-1 of "blob <len>\0" and the data. */
 	hlen = (size_t)snprintf((char *)hdr, sizeof(hdr), "blob %zu", len) + 1;
@@ -337,7 +484,7 @@ int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_
 int th_pack__add_object(th_pack *pk, int type, const unsigned char id[20], const void *data,
                         size_t len, th_error *err)
 {
-	if (pk->broken)
+	if (!pk->async && pk->broken)
 		return broken_error(pk, err);
 	if (type < 1 || type > 4)
 		return th_error_set(err, TH_ESTORE, "object of unknown type %d", type);
@@ -443,6 +590,8 @@ int th_pack_commit(th_pack *pk, th_error *err)
 	size_t idx_len = 0, n;
 	int idx_fd = -1, error;
 
+	if ((error = writer_stop(pk, err)) < 0)
+		goto cleanup;
 	if (pk->broken) {
 		error = broken_error(pk, err);
 		goto cleanup;
@@ -509,16 +658,10 @@ int th_pack_commit(th_pack *pk, th_error *err)
 	}
 	free(idx_tmp);
 	idx_tmp = NULL;
-	{
-		int dfd = open(pk->dir, O_RDONLY | O_DIRECTORY);
-
-		if (dfd < 0 || fsync(dfd) < 0) {
-			error = sys_error(err, "sync", pk->dir);
-			if (dfd >= 0)
-				close(dfd);
-			goto cleanup;
-		}
-		close(dfd);
+	/* Packs of the repository finishing together share the directory's fsync. */
+	if (th_dirsync(pk->dir) < 0) {
+		error = sys_error(err, "sync", pk->dir);
+		goto cleanup;
 	}
 	if ((error = git_odb_refresh(pk->repo->odb)) < 0) {
 		error = th_repo__git_error(err, error, "cannot refresh object database");
@@ -544,6 +687,18 @@ void th_pack_free(th_pack *pack)
 {
 	if (pack == NULL)
 		return;
+	if (pack->async) {
+		pthread_mutex_lock(&pack->mu);
+		pack->failed = 1; /* nothing more is written: drop what waits */
+		th_error_clear(&pack->werr);
+		pthread_mutex_unlock(&pack->mu);
+		(void)writer_stop(pack, NULL);
+	}
+	if (pack->mu_ready) {
+		pthread_mutex_destroy(&pack->mu);
+		pthread_cond_destroy(&pack->work);
+		pthread_cond_destroy(&pack->room);
+	}
 	if (pack->fd >= 0)
 		close(pack->fd);
 	if (pack->tmp_path && pack->fd >= 0)

@@ -1,7 +1,8 @@
 /* tests/test_pack.c: the pack writer (storage/pack.c) and its own .idx writer against the real
  * git command line: `git verify-pack`, `git fsck --strict`, `git cat-file` and `git show-index`
- * (including the 64-bit offset table, through th_pack__idx_build). The pack benchmark prints its
- * time and asserts nothing about it. */
+ * (including the 64-bit offset table, through th_pack__idx_build), written on the adding thread
+ * and by the pack's writer thread (th_pack_async). The pack benchmark prints its time and asserts
+ * nothing about it. */
 #include <errno.h>
 
 #include "repo_fixture.h"
@@ -23,7 +24,11 @@ static int blob_seed(int i)
 	return i % 10 == 9 ? i - 7 : i;
 }
 
-static void test_pack(void)
+/* The pack of NBLOBS blobs, written on the adding thread or (async) by the pack's writer thread:
+ * the same bytes either way, so the same pack name, kept in names[async] to compare. */
+static char pack_names[2][128];
+
+static void pack_blobs(int async)
 {
 	char *dir = t_mkdtemp(), *path, *out = NULL, name[32], hex[41];
 	th_repo *r = fresh_repo(dir, &path);
@@ -39,6 +44,8 @@ static void test_pack(void)
 	if (entries == NULL || ids == NULL || data == NULL)
 		abort();
 	CHECK_OK(th_pack_new(&pk, r, 6, &err), &err);
+	if (async)
+		CHECK_OK(th_pack_async(pk, &err), &err);
 	for (i = 0; i < NBLOBS && pk; i++) {
 		int s = blob_seed(i);
 		size_t len = blob_size(s);
@@ -57,6 +64,7 @@ static void test_pack(void)
 	CHECK(t_sh(&out, "ls '%s/objects/pack'", path) == 0);
 	CHECK(out && strncmp(out, "pack-", 5) == 0 && strstr(out, ".idx\npack-") &&
 	      strstr(out, ".pack\n"));
+	snprintf(pack_names[async], sizeof(pack_names[async]), "%s", out ? out : "");
 	free(out);
 
 	/* Every blob reads back byte-identical, through this handle and a new one. */
@@ -142,6 +150,41 @@ static void test_pack(void)
 	free(ids);
 	free(data);
 	th_buf_dispose(&b);
+	th_repo_free(r);
+	free(path);
+	t_rmdir(dir);
+}
+
+static void test_pack(void)
+{
+	pack_blobs(0);
+	pack_blobs(1);
+	CHECK(pack_names[0][0] != '\0');
+	CHECK_STR(pack_names[1], pack_names[0]);
+}
+
+/* An async pack abandoned with objects still queued leaves no file behind. */
+static void test_pack_async_abandon(void)
+{
+	char *dir = t_mkdtemp(), *path;
+	th_repo *r = fresh_repo(dir, &path);
+	unsigned char *data = malloc(100 * 1024);
+	th_error err = { 0 };
+	th_pack *pk = NULL;
+	th_oid id;
+
+	if (data == NULL)
+		abort();
+	CHECK_OK(th_pack_new(&pk, r, 9, &err), &err);
+	CHECK_OK(th_pack_async(pk, &err), &err);
+	for (int i = 0; i < 200; i++) {
+		gen_blob(data, 100 * 1024, (uint64_t)i);
+		CHECK_OK(th_pack_add_blob(&id, pk, data, 100 * 1024, &err), &err);
+	}
+	CHECK(th_pack_count(pk) == 200);
+	th_pack_free(pk);
+	CHECK(pack_dir_files(path) == 0);
+	free(data);
 	th_repo_free(r);
 	free(path);
 	t_rmdir(dir);
@@ -347,6 +390,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_pack);
+	RUN(test_pack_async_abandon);
 	RUN(test_pack_existing_loose);
 	RUN(test_batch);
 	RUN(test_idx_large_offsets);
