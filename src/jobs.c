@@ -323,8 +323,10 @@ static const struct kind *find_kind(const th_jobs *j, const char *name)
 	return NULL;
 }
 
-/* After a writer ran, under its database's writer lock: queue a repack when the repository's
- * objects passed the thresholds. A failure costs only the repack: it is logged. */
+/* After a writer ran and its outcome was recorded: queue a repack when the repository's objects
+ * passed the thresholds. Not under the writer lock: a repack running meanwhile only makes the
+ * count stale, and a repack already waiting or running is not queued again. A failure costs
+ * only the repack: it is logged. */
 static void after_write(th_jobs *j, const th_op_info *op)
 {
 	th_error err;
@@ -346,6 +348,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 	th_job_ctx ctx;
 	const struct kind *k;
 	pthread_rwlock_t *lock = NULL;
+	int wrote = 0; /* a writer kind ran: count the repository's objects after */
 	th_meta_dblock *held = NULL;
 	th_job_runner run = NULL;
 	void *payload = NULL;
@@ -397,6 +400,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 			                     ? ctx.kind->lock_shared(op) != 0
 			                     : (ctx.kind->flags & TH_JOB_OWN_BRANCH) != 0;
 			lock = repo_lock(j, op->owner, op->db);
+			wrote = 1;
 			if (shared)
 				pthread_rwlock_rdlock(lock);
 			else
@@ -409,7 +413,6 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		if (rc == TH_OK && (op->attempts > 1 || (rc = th_job_check(&ctx, &err)) == TH_OK))
 			rc = run(payload, &ctx, op, &err);
 		if (lock) {
-			after_write(j, op);
 			th_meta_dblock_release(j->meta, held);
 			pthread_rwlock_unlock(lock);
 			repo_lock_drop(j, lock);
@@ -439,6 +442,10 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		TH_LOG(TH_LOG_WARN, "job %s: lease lost, result dropped: %s", op->id, err2.msg);
 	else if (rc < 0)
 		TH_LOG(TH_LOG_ERROR, "job %s: cannot record the outcome: %s", op->id, err2.msg);
+	/* Counting the objects (256 directory reads) waits until the outcome is recorded: a poll
+	 * sees Completed that much sooner. */
+	if (wrote)
+		after_write(j, op);
 	pthread_mutex_lock(&j->mu);
 	j->finished++;
 	pthread_mutex_unlock(&j->mu);
