@@ -323,6 +323,7 @@ typedef struct sqlite_store {
 	pthread_mutex_t mu;
 	sqlite3_stmt *stmts[MS_NSLOTS]; /* prepared on first use, finalized at close */
 	char wal_path[4104];            /* DIR/meta.sqlite-wal, synced by sqlite_settle */
+	int wal;                        /* in WAL mode (else every commit syncs itself: FULL) */
 	int64_t changes_at_lock;        /* sqlite3_total_changes64 when the holder locked */
 } sqlite_store;
 
@@ -477,6 +478,8 @@ static int sqlite_settle(th_msql *m, th_error *err)
 	if (unsettled != s)
 		return TH_OK;
 	unsettled = NULL;
+	if (!s->wal)
+		return TH_OK;
 	if (th_filesync(s->wal_path) == 0)
 		return TH_OK;
 	e = errno;
@@ -527,6 +530,25 @@ static int exec(sqlite_store *s, const char *sql, th_error *err)
 		sqlite3_free(msg);
 		return TH_ESTORE;
 	}
+	return TH_OK;
+}
+
+/* Ask for WAL mode and note whether it was granted (a file system without shared memory keeps
+ * the rollback journal: then commits sync themselves, synchronous=FULL, and settle has nothing to
+ * do). Returns TH_OK or TH_ESTORE. */
+static int journal_wal(sqlite_store *s, th_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+		return sqlite_error(s, "journal mode", err);
+	rc = sqlite3_step(st);
+	s->wal = rc == SQLITE_ROW &&
+	         sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqlite_error(s, "journal mode", err);
 	return TH_OK;
 }
 
@@ -633,9 +655,10 @@ static int msql_open(th_meta **out, const char *data_dir, const char *url, th_er
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(s->db, 1);
-	if ((error = exec(s, "PRAGMA journal_mode = WAL", err)) < 0 ||
+	if ((error = journal_wal(s, err)) < 0 ||
 	    (error = exec(s, "PRAGMA foreign_keys = ON", err)) < 0 ||
-	    (error = exec(s, "PRAGMA synchronous = NORMAL", err)) < 0 ||
+	    (error = exec(s, s->wal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+	                  err)) < 0 ||
 	    (error = migrate(s, err)) < 0 ||
 	    (error = th_msql__run(&s->base, &node_id_stmt, read_node_id, s->base.base.node_id, err,
 	                          "")) < 0)
