@@ -67,6 +67,7 @@ static void state_dispose(th_import__state *m)
 	free(m->rbuf);
 	th_buf_dispose(&m->ekey);
 	th_buf_dispose(&m->eline);
+	th_buf_dispose(&m->srow);
 	th_buf_dispose(&m->fmt);
 	th_cells_dispose(&m->c1);
 	th_cells_dispose(&m->c2);

@@ -40,6 +40,7 @@ typedef struct th_import__state {
 	uint64_t stream_left;
 	/* edit stream state */
 	th_buf ekey, eline, fmt;
+	th_buf srow; /* pass 1: the spill record of one row, written in one call */
 	uint64_t elineno;
 	th_cells c1, c2;
 	th_row_iter *old_it; /* replace/overwrite: counting against the old rows */
@@ -66,20 +67,20 @@ static inline int th_import__check(th_import__state *m, uint64_t n, th_error *er
 
 /* The spill file frames each row as varints (7 bits a byte, low first): the row's line number,
  * then per file column its length + 1 (0 for NULL) followed by its bytes. Pass 1 writes it, pass
- * 2 reads it back (import_edits.c). Returns 0 or -1 (a write failed). */
-static inline int th_import__put_varint(FILE *f, uint64_t v)
+ * 2 reads it back (import_edits.c). Appends v to b; returns TH_OK or TH_ENOMEM. */
+static inline int th_import__put_varint(th_buf *b, uint64_t v)
 {
-	unsigned char b[10];
+	unsigned char d[10];
 	size_t n = 0;
 
 	do {
-		b[n] = (unsigned char)(v & 0x7f);
+		d[n] = (unsigned char)(v & 0x7f);
 		v >>= 7;
 		if (v)
-			b[n] |= 0x80;
+			d[n] |= 0x80;
 		n++;
 	} while (v);
-	return fwrite(b, 1, n, f) == n ? 0 : -1;
+	return th_buf_put(b, d, n, NULL);
 }
 
 /* strcasecmp over ASCII letters only, as SQL (SQLite) compares names. */

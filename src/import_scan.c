@@ -8,6 +8,7 @@
  * rows are only checked. The spill file (framed as import_impl.h says) is read back by pass 2
  * (import_edits.c) once the types are known.
  */
+#define _GNU_SOURCE /* fwrite_unlocked */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,20 +388,25 @@ int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 		}
 		if (i < row.n || m->nrejects)
 			continue; /* rejected, or the import fails anyway: only keep scanning */
-		if (th_import__put_varint(m->spill, row.line) < 0)
-			goto write_failed;
+		/* The row's record is made in memory and written in one call: a stdio call per
+		 * field (two, with its length) was a tenth of a large import's time. */
+		th_buf_clear(&m->srow);
+		if (th_import__put_varint(&m->srow, row.line) < 0)
+			goto no_memory;
 		for (i = 0; i < row.n; i++) {
 			if (row.cells[i] == NULL) {
-				if (putc_unlocked(0, m->spill) == EOF)
-					goto write_failed;
+				if (th_buf_putc(&m->srow, 0, NULL) < 0)
+					goto no_memory;
 				continue;
 			}
 			if (newschema && m->mask[i] != TH_TYPEBIT(TH_TYPE_TEXT))
 				m->mask[i] &= th_type_classify(row.cells[i], row.lens[i]);
-			if (th_import__put_varint(m->spill, row.lens[i] + 1) < 0 ||
-			    fwrite(row.cells[i], 1, row.lens[i], m->spill) != row.lens[i])
-				goto write_failed;
+			if (th_import__put_varint(&m->srow, row.lens[i] + 1) < 0 ||
+			    th_buf_put(&m->srow, row.cells[i], row.lens[i], NULL) < 0)
+				goto no_memory;
 		}
+		if (fwrite_unlocked(m->srow.ptr, 1, m->srow.size, m->spill) != m->srow.size)
+			goto write_failed;
 		m->rows_read++;
 		if ((m->rows_read & 1023) == 0)
 			progress(m, th_reader_bytes(src));
@@ -408,4 +414,6 @@ int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 	return m->nrejects ? th_import__rejected(m, err) : TH_OK;
 write_failed:
 	return th_error_set(err, TH_ESTORE, "cannot write the spill file: %s", strerror(errno));
+no_memory:
+	return th_error_set(err, TH_ENOMEM, "out of memory");
 }
