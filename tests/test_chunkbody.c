@@ -132,8 +132,11 @@ static void test_malformed(void)
 /* A random cell of kind k: 0 canonical ints, 1 strings, 2 reals and booleans, 3 any of these. */
 static void random_cell(th_buf *b, unsigned k)
 {
-	static const char *const strs[] = { "\"\"",       "\"a\"",          "\"\\\\\"", "\"\\\"\"",
-		                            "\"x y, z\"", "\"\\u00e9\\n\"", "\"null\"", "\"12\"" };
+	/* Escapes around quotes: a backslash, a quote, both, two backslashes at the end. */
+	static const char *const strs[] = { "\"\"",         "\"a\"",      "\"\\\\\"",
+		                            "\"\\\"\"",     "\"x y, z\"", "\"\\u00e9\\n\"",
+		                            "\"null\"",     "\"12\"",     "\"\\\\\\\"x\"",
+		                            "\"a\\\\\\\\\"" };
 	static const char *const other[] = { "1.5", "-0.25", "true", "false", "1e10", "-0", "01" };
 	static const int64_t ints[] = { 0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007, -99 };
 	th_error err;
@@ -150,7 +153,8 @@ static void random_cell(th_buf *b, unsigned k)
 		                      rnd() % 2 ? ints[rnd() % 8] : (int64_t)(rnd() % 2000) - 1000),
 		        &err);
 	else if (k == 1)
-		CHECK_OK(th_buf_puts(b, strs[rnd() % 8], &err), &err);
+		CHECK_OK(th_buf_puts(b, strs[rnd() % (sizeof(strs) / sizeof(strs[0]))], &err),
+		         &err);
 	else
 		CHECK_OK(th_buf_puts(b, other[rnd() % 7], &err), &err);
 }

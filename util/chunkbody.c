@@ -34,10 +34,20 @@ static size_t cell_len(const char *p, const char *end)
 	const char *q = p;
 
 	if (*q == '"') {
-		for (q++; q < end && *q != '"'; q++)
-			if (*q == '\\' && ++q == end)
+		/* The closing quote is the first one not escaped: not after an odd run of
+		 * backslashes (memchr finds the quotes; the run stops at the segment's start, which
+		 * follows the opening quote or an escaped one). */
+		for (q++;;) {
+			const char *e = memchr(q, '"', (size_t)(end - q)), *b;
+
+			if (e == NULL)
 				return 0;
-		return q < end ? (size_t)(q + 1 - p) : 0;
+			for (b = e; b > q && b[-1] == '\\'; b--)
+				;
+			if ((e - b) % 2 == 0)
+				return (size_t)(e + 1 - p);
+			q = e + 1;
+		}
 	}
 	while (q < end && *q != ',' && *q != ']' && *q != '"')
 		q++;
