@@ -35,7 +35,7 @@
 #include "tablehub/hash.h"
 
 #define WBUF_SIZE (1u << 20)
-#define QUEUE_BYTES (16u << 20) /* data waiting for the writer thread, at most */
+#define QUEUE_BYTES (4u << 20) /* data waiting for the writer thread, at most */
 #define QUEUE_JOBS 1024
 #define DEFLATE_CHUNK (1u << 30)
 #define OBJ_BLOB 3

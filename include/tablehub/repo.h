@@ -231,7 +231,7 @@ int th_pack_new(th_pack **out, th_repo *repo, int zlevel, th_error *err);
 int th_pack_add_blob(th_oid *out, th_pack *pack, const void *data, size_t len, th_error *err);
 
 /* Deflate and write the pack's objects on a thread of their own from now on: th_pack_add_blob
- * then only hashes a blob and queues a copy (at most 16 MiB waiting), so a large import's deflate
+ * then only hashes a blob and queues a copy (at most 4 MiB waiting), so a large import's deflate
  * runs beside its parsing and encoding on a second core. Errors of the writer come back from a
  * later th_pack_add_blob or th_pack_commit. Returns TH_OK or TH_ESTORE (no thread). */
 int th_pack_async(th_pack *pack, th_error *err);
