@@ -167,14 +167,20 @@ int th_backup__copy_tree(copier *c, const char *rel, th_error *err)
 		}
 		if ((error = th_backup__path_of(path, sizeof(path), c->src, sub, err)) < 0)
 			break;
+		/* A file gone since the listing was a temporary one (git's info/refs_XXXXXX while
+		 * a repack updates info/refs) or one removed meanwhile: nothing to copy. */
 		if (lstat(path, &sb) != 0) {
+			if (errno == ENOENT)
+				continue;
 			error = th_backup__io_error(err, errno, "read", sub);
 			break;
 		}
-		if (S_ISDIR(sb.st_mode))
+		if (S_ISDIR(sb.st_mode)) {
 			error = th_backup__copy_tree(c, sub, err);
-		else if (S_ISREG(sb.st_mode))
-			error = th_backup__copy_file(c, sub, NULL, err);
+		} else if (S_ISREG(sb.st_mode)) {
+			int gone = 0;
+			error = th_backup__copy_file(c, sub, &gone, err);
+		}
 		if (error < 0)
 			break;
 	}
