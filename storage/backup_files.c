@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backup_internal.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/text.h"
 
 int th_backup__io_error(th_error *err, int e, const char *what, const char *rel)
@@ -37,12 +38,7 @@ int th_backup__exists(const char *path)
 /* fsync the directory at `path` (its entries' names are durable). */
 void th_backup__sync_dir(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	(void)th_dirsync(path);
 }
 
 /* Copy c->src/rel to c->dst/rel (which must not exist), fsynced. When the source is missing:

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "repo_internal.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/hash.h"
 #include "tablehub/text.h"
 
@@ -181,17 +182,6 @@ static int mkpath(const char *path)
 	if (rc == 0 && mkdir(p, 0777) < 0 && errno != EEXIST)
 		rc = -1;
 	free(p);
-	return rc;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
 	return rc;
 }
 
@@ -402,7 +392,7 @@ int th_repo_create(const char *path, const char *author, th_error *err)
 	}
 	free(tmp);
 	tmp = NULL;
-	if (fsync_dir(parent) < 0) {
+	if (th_dirsync(parent) < 0) {
 		error = th_error_set(err, TH_ESTORE, "cannot fsync '%s': %s", parent,
 		                     strerror(errno));
 		goto cleanup;
