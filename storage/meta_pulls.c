@@ -356,9 +356,7 @@ int th_msql__pull_set_state(th_meta *m, int64_t db_id, int64_t pull_id, th_pull_
 		                     pull_id, cur)
 		      : th_error_set(err, TH_ENOTFOUND, "pull request #%" PRId64 " not found",
 		                     pull_id);
-	th_msql__unlock(s);
-	if (n >= 0)
-		n = th_msql__settle(s, err);
+	n = th_msql__unlock_settle(s, n, err);
 	return n < 0 ? n : TH_OK;
 }
 

@@ -68,20 +68,14 @@ void th_msql__unlock(th_msql *s)
 	s->drv->unlock(s);
 }
 
-int th_msql__settle(th_msql *s, th_error *err)
-{
-	return s->drv->settle ? s->drv->settle(s, err) : TH_OK;
-}
-
-/* Unlock, then settle when the work succeeded: `error`, or the settle's failure. */
-static int unlock_settle(th_msql *s, int error, th_error *err)
+int th_msql__unlock_settle(th_msql *s, int result, th_error *err)
 {
 	int e;
 
 	s->drv->unlock(s);
-	if (error >= 0 && (e = th_msql__settle(s, err)) < 0)
+	if (result >= 0 && s->drv->settle != NULL && (e = s->drv->settle(s, err)) < 0)
 		return e;
-	return error;
+	return result;
 }
 
 int th_msql__vrun_locked(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void *ctx,
@@ -113,7 +107,7 @@ int th_msql__run(th_msql *s, const th_msql_stmt *stmt, th_msql_row_fn row, void 
 	va_start(ap, types);
 	error = s->drv->run(s, stmt, row, ctx, err, types, ap);
 	va_end(ap);
-	return unlock_settle(s, error, err);
+	return th_msql__unlock_settle(s, error, err);
 }
 
 int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_row_fn row,
@@ -141,7 +135,7 @@ int th_msql__exec(th_msql *s, const char *what, const char *sql, th_msql_row_fn 
 	va_start(ap, types);
 	error = s->drv->run(s, &st, row, ctx, err, types, ap);
 	va_end(ap);
-	return unlock_settle(s, error, err);
+	return th_msql__unlock_settle(s, error, err);
 }
 
 struct list_ctx {
@@ -189,7 +183,7 @@ int th_msql__list(void **items_out, size_t *n_out, int *more_out, th_msql *s,
 	va_start(ap, types);
 	error = s->drv->run(s, stmt, list_row, &l, err, types, ap);
 	va_end(ap);
-	error = unlock_settle(s, error, err);
+	error = th_msql__unlock_settle(s, error, err);
 	if (error < 0) {
 		for (i = 0; i < l.n; i++)
 			dispose(l.items + i * item_size);
@@ -217,6 +211,6 @@ int th_msql__tx(th_msql *s, int (*fn)(th_msql *s, void *ctx, th_error *err), voi
 	if (error < 0)
 		s->drv->rollback(s);
 cleanup:
-	error = unlock_settle(s, error, err);
+	error = th_msql__unlock_settle(s, error, err);
 	return error < 0 ? error : TH_OK;
 }

@@ -218,9 +218,10 @@ int th_msql__exec_locked(th_msql *s, const char *what, const char *sql, th_msql_
  * Returns TH_OK or TH_ESTORE (no connection to be had). Not recursive. */
 int th_msql__lock(th_msql *s, th_error *err);
 void th_msql__unlock(th_msql *s);
-/* After th_msql__unlock, for a thread whose commits a client will be told of: returns once they
- * are durable (TH_OK), or TH_ESTORE/TH_ENOSPC. th_msql__run, _exec, _list and _tx do it. */
-int th_msql__settle(th_msql *s, th_error *err);
+/* th_msql__unlock for a thread whose commits a client will be told of: when `result` (the work's
+ * outcome) succeeded, returns it once those commits are durable, or TH_ESTORE/TH_ENOSPC; a
+ * failed `result` is returned as it is. th_msql__run, _exec, _list and _tx end with it. */
+int th_msql__unlock_settle(th_msql *s, int result, th_error *err);
 
 /* The paged-list loop: run `stmt` (which must select at most limit + 1 rows when limit > 0),
  * reading each row with read(item, r, err) into a growing array of `item_size` items. With limit
