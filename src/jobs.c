@@ -133,8 +133,8 @@ struct th_job_ctx {
 	th_error stop;
 };
 
-/* Progress is written at most this often: each write is a meta.sqlite commit with an fsync, and a
- * poll needs no finer grain. */
+/* Progress is written at most this often: each write is a metadata commit (lazy: it does not wait
+ * for the disk, but it takes the connection's lock), and a poll needs no finer grain. */
 #define PROGRESS_INTERVAL_MS 500
 /* th_job_check asks the store for a cancel request at most this often: a runner may check every
  * few hundred rows, and a cancel needs no faster answer than this. */
