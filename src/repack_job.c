@@ -142,11 +142,11 @@ cleanup:
 	return error;
 }
 
-/* A roll-up takes the writer lock shared, beside imports: `git repack --geometric -d` packs
- * every object of the packs it joins (reachable or not, pack-objects --stdin-packs) and the loose
- * ones, deletes only the packs it joined and the loose objects now packed, and leaves alone a pack
- * an import renames in meanwhile, which was not in its list; a reader holding an old pack open
- * keeps reading it. A gc prunes, so it runs alone. */
+/* A roll-up takes the writer lock shared, beside imports: th_repo_rollup copies every object
+ * of the packs it joins (reachable or not) and the loose ones, deletes only the packs it joined and
+ * the loose objects now packed, and leaves alone a pack an import renames in meanwhile, which was
+ * not in its list; a reader holding an old pack open keeps reading it. A gc prunes, so it runs
+ * alone. */
 const th_job_kind th_job_kind_repack = { "repack",
 	                                 "Repack",
 	                                 run_repack,

@@ -497,6 +497,85 @@ int th_pack__add_object(th_pack *pk, int type, const unsigned char id[20], const
 	return add_new(pk, type, id, data, len, err);
 }
 
+int th_pack__copy(th_pack *pk, int fd, const th_pack_entry *src, size_t n, uint64_t end,
+                  th_error *err)
+{
+	uint64_t base = pk->off, at = 12;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	size_t i;
+	int error;
+
+	if (pk->async)
+		return th_error_set(err, TH_ESTORE, "cannot copy into a pack written on a thread");
+	if (pk->broken)
+		return broken_error(pk, err);
+	if (n == 0 || src[0].offset != 12)
+		return th_error_set(err, TH_ESTORE, "pack to copy does not start with an object");
+	for (i = 0; i < n; i++) {
+		if ((i + 1 < n ? src[i + 1].offset : end) <= src[i].offset)
+			return th_error_set(err, TH_ESTORE, "pack to copy has overlapping objects");
+		if (set_find(pk, src[i].oid))
+			return TH_EEXISTS;
+	}
+	i = 0;
+	while (at < end) {
+		size_t want, left;
+		unsigned char *p;
+		ssize_t r;
+
+		if (pk->wlen == WBUF_SIZE && (error = flush(pk, err)) < 0)
+			goto fail;
+		want = WBUF_SIZE - pk->wlen;
+		if (end - at < want)
+			want = (size_t)(end - at);
+		r = pread(fd, pk->wbuf + pk->wlen, want, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			error = th_error_set(err, TH_ESTORE, "cannot read a pack to copy: %s",
+			                     r == 0 ? "it is cut short" : strerror(errno));
+			goto fail;
+		}
+		/* Each object's bytes run to the next one's offset: check them against its CRC. */
+		for (p = pk->wbuf + pk->wlen, left = (size_t)r; left > 0;) {
+			uint64_t stop = i + 1 < n ? src[i + 1].offset : end;
+			size_t take = stop - at < left ? (size_t)(stop - at) : left;
+
+			crc = crc32(crc, p, (uInt)take);
+			at += take;
+			p += take;
+			left -= take;
+			if (at == stop) {
+				if ((uint32_t)crc != src[i].crc) {
+					error = th_error_set(
+					        err, TH_ESTORE,
+					        "a pack to copy is corrupt (CRC of object "
+					        "%zu of %zu)",
+					        i + 1, n);
+					goto fail;
+				}
+				crc = crc32(0L, Z_NULL, 0);
+				i++;
+			}
+		}
+		pk->wlen += (size_t)r;
+		pk->off += (uint64_t)r;
+	}
+	for (i = 0; i < n; i++) {
+		if ((error = reserve(pk, err)) < 0)
+			goto fail;
+		pk->entries[pk->n] = src[i];
+		pk->entries[pk->n].offset = base + (src[i].offset - 12);
+		set_put(pk, pk->n);
+		pk->n++;
+	}
+	return TH_OK;
+
+fail:
+	pk->broken = 1;
+	return error;
+}
+
 size_t th_pack_count(const th_pack *pack)
 {
 	return pack->n;
@@ -628,7 +707,7 @@ static int fsync_both(int a, int b, int *which)
 	return 0;
 }
 
-int th_pack_commit(th_pack *pk, th_error *err)
+int th_pack__commit(th_pack *pk, char name_out[41], th_error *err)
 {
 	unsigned char count[4], sum[20], *idx = NULL;
 	char hex[41], *idx_tmp = NULL, *pack_final = NULL, *idx_final = NULL;
@@ -674,6 +753,8 @@ int th_pack_commit(th_pack *pk, th_error *err)
 		goto cleanup;
 	}
 	th_hex(hex, sum, 20);
+	if (name_out != NULL)
+		memcpy(name_out, hex, 41);
 	snprintf(idx_tmp, n, "%s/tmp_idx_XXXXXX", pk->dir);
 	snprintf(pack_final, n, "%s/pack-%s.pack", pk->dir, hex);
 	snprintf(idx_final, n, "%s/pack-%s.idx", pk->dir, hex);
@@ -735,6 +816,11 @@ cleanup:
 	free(idx_final);
 	th_pack_free(pk);
 	return error;
+}
+
+int th_pack_commit(th_pack *pk, th_error *err)
+{
+	return th_pack__commit(pk, NULL, err);
 }
 
 void th_pack_free(th_pack *pack)

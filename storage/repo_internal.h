@@ -67,4 +67,18 @@ typedef struct th_pack_entry {
 int th_pack__idx_build(unsigned char **out, size_t *len, const th_pack_entry *entries, size_t n,
                        const unsigned char pack_sum[20], th_error *err);
 
+/* Copy the `n` objects of another pack verbatim (deltas and all) to the end of the pack: `src`
+ * are their entries as that pack's .idx gives them, sorted by offset, the first at 12 (just past
+ * the header); `end` is where that pack's trailer starts; `fd` reads it. Each object's bytes are
+ * checked against its CRC on the way. Nothing is written and TH_EEXISTS comes back when one of
+ * the objects is in the pack already (copied bytes cannot skip it: a delta names its base by the
+ * distance to it). Not with th_pack_async. Returns TH_OK, TH_EEXISTS, TH_ENOMEM or TH_ESTORE
+ * (unreadable or corrupt source; the pack is then unusable). */
+int th_pack__copy(th_pack *pk, int fd, const th_pack_entry *src, size_t n, uint64_t end,
+                  th_error *err);
+
+/* th_pack_commit, which also gives the hex name of the pack it wrote (objects/pack/pack-<name>)
+ * in name_out when not NULL and something was written (else name_out[0] is left as it was). */
+int th_pack__commit(th_pack *pk, char name_out[41], th_error *err);
+
 #endif

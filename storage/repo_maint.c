@@ -190,10 +190,7 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
 	/* Nothing deleted: everything, reachable or not, into one pack. */
 	static const char *const keep[] = { "repack", "-q", "-a", "-d", "-l", "--keep-unreachable",
 		                            NULL };
-	static const char *const rollup[] = { "repack", "-q", "-d", "-l", "--geometric=2", NULL };
-	const char *const *cmd = keep_unreachable == TH_REPO_GC_ROLLUP ? rollup
-	                         : keep_unreachable                    ? keep
-	                                                               : gc;
+	const char *const *cmd = keep_unreachable ? keep : gc;
 	const char *argv[40];
 	size_t na = 0;
 	char errbuf[STDERR_KEEP + 1];
@@ -201,6 +198,8 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
 	int fds[2] = { -1, -1 }, st = 0, error, open_pipe = 1;
 	pid_t pid;
 
+	if (keep_unreachable == TH_REPO_GC_ROLLUP)
+		return th_repo_rollup(path, stop, payload, err);
 	argv[na++] = "git";
 	for (size_t i = 0; git_config[i] != NULL; i++) {
 		argv[na++] = "-c";

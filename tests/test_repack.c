@@ -164,6 +164,162 @@ static void test_gc(void)
 	t_rmdir(dir);
 }
 
+/* Write `n` blobs "<tag> <i>" (each after `pad` bytes of shared text, so git finds deltas) with
+ * git into one new pack (`git pack-objects`, then `git prune-packed` drops them loose). */
+static void git_pack_blobs(const char *path, const char *tag, int n, int pad)
+{
+	CHECK(t_sh(NULL,
+	           "cd '%s' && for i in $(seq %d); do (head -c %d /dev/zero | tr '\\0' x; "
+	           "echo '%s' $i) | git hash-object -w --stdin; done | "
+	           "git pack-objects -q objects/pack/pack >/dev/null && git prune-packed",
+	           path, n, pad, tag) == 0);
+}
+
+/* Object count of the pack whose index is `idx`, -1 if none. */
+static long idx_objects(const char *path, const char *idx)
+{
+	char *out = NULL;
+	long n = -1;
+
+	if (t_sh(&out, "git show-index < '%s/objects/pack/%s' | wc -l", path, idx) == 0)
+		n = atol(out);
+	free(out);
+	return n;
+}
+
+/* The roll-up: the small packs and the loose objects join one pack, copied byte for byte (deltas
+ * stay deltas), a larger pack in progression and a kept pack stay, a pack with an object already
+ * copied is written object by object, every object reads back, and a corrupt pack stops it with
+ * nothing deleted. */
+static void test_rollup(void)
+{
+	char *dir = t_mkdtemp(), path[600], *out = NULL, *big = NULL, *keep = NULL, *all = NULL;
+	th_repo_objstats st;
+	th_error err;
+
+	long first;
+
+	snprintf(path, sizeof(path), "%s/repo.git", dir);
+	CHECK_OK(th_repo_create(path, "alice", &err), &err);
+	/* The first commit's two loose objects: packed on their own. */
+	CHECK_OK(th_repo_rollup(path, NULL, NULL, &err), &err);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 1 && st.loose == 0);
+	CHECK(t_sh(&out, "cd '%s/objects/pack' && cat pack-*.idx | git show-index | wc -l", path) ==
+	      0);
+	first = out ? atol(out) : 0;
+	free(out);
+	CHECK(first == 2);
+	/* One pack, nothing loose: nothing to join, nothing written. */
+	CHECK(t_sh(&all, "ls '%s/objects/pack'", path) == 0);
+	CHECK_OK(th_repo_rollup(path, NULL, NULL, &err), &err);
+	CHECK(t_sh(&out, "ls '%s/objects/pack'", path) == 0);
+	CHECK(all != NULL && out != NULL && strcmp(all, out) == 0);
+	free(all);
+	free(out);
+	all = NULL;
+
+	git_pack_blobs(path, "big", 60, 3000); /* one pack of 60 similar blobs, with deltas */
+	CHECK(t_sh(&big, "cd '%s/objects/pack' && ls -t pack-*.idx | head -n1 | tr -d '\\n'",
+	           path) == 0);
+	CHECK(t_sh(NULL, "git -C '%s' verify-pack -v objects/pack/%s | grep -q 'chain length'",
+	           path, big) == 0);
+	git_pack_blobs(path, "kept", 2, 10);
+	CHECK(t_sh(&keep, "cd '%s/objects/pack' && ls -t pack-*.idx | head -n1 | tr -d '\\n'",
+	           path) == 0);
+	CHECK(t_sh(NULL, "cd '%s/objects/pack' && touch $(basename %s .idx).keep", path, keep) ==
+	      0);
+	git_pack_blobs(path, "one", 3, 10);
+	git_pack_blobs(path, "two", 3, 10);
+	/* A pack holding one of two's objects again, as two imports writing the same blob at once
+	 * leave. */
+	CHECK(t_sh(NULL,
+	           "cd '%s' && ((head -c 10 /dev/zero | tr '\\0' x; echo 'two 3') | git "
+	           "hash-object "
+	           "--stdin; for i in 1 2; do echo three "
+	           "$i | git hash-object -w --stdin; done) | git pack-objects -q objects/pack/pack "
+	           ">/dev/null && git prune-packed",
+	           path) == 0);
+	CHECK(t_sh(NULL,
+	           "cd '%s' && echo loose 1 | git hash-object -w --stdin >/dev/null && "
+	           "echo loose 2 | git hash-object -w --stdin >/dev/null",
+	           path) == 0);
+	CHECK(t_sh(&all, "git -C '%s' cat-file --batch-all-objects --batch-check | sort", path) ==
+	      0);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 6 && st.loose == 2);
+
+	/* Stopped before the first pack: nothing changes. */
+	CHECK(th_repo_rollup(path, stop_now, NULL, &err) == TH_ECONFLICT);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 6 && st.loose == 2);
+
+	/* The first commit's, 3, 3 and 3 objects join with the 2 loose ones (one duplicate); 60 is
+	 * more than twice that and stays, and so does the kept pack. */
+	CHECK_OK(th_repo_rollup(path, NULL, NULL, &err), &err);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 3 && st.loose == 0);
+	CHECK(idx_objects(path, big) == 60);
+	CHECK(idx_objects(path, keep) == 2);
+	CHECK(t_sh(&out,
+	           "cd '%s/objects/pack' && for f in pack-*.idx; do [ $f = %s ] || [ $f = %s ] || "
+	           "git show-index < $f | wc -l; done",
+	           path, big, keep) == 0);
+	CHECK(out != NULL && atol(out) == first + 10);
+	free(out);
+	CHECK(t_sh(&out, "git -C '%s' fsck --strict --no-dangling 2>&1", path) == 0);
+	CHECK_STR(out, "");
+	free(out);
+	CHECK(t_sh(&out, "git -C '%s' cat-file --batch-all-objects --batch-check | sort", path) ==
+	      0);
+	CHECK(all != NULL && out != NULL && strcmp(all, out) == 0);
+	free(out);
+	CHECK(t_sh(&out, "git -C '%s' cat-file -p $(echo loose 2 | git hash-object --stdin)",
+	           path) == 0);
+	CHECK_STR(out, "loose 2\n");
+	free(out);
+	CHECK(t_sh(NULL, "ls '%s'/objects/pack | grep -q tmp_", path) != 0);
+
+	/* 40 more: now 12, 40 and 60 are no progression, and all three join, the deltas kept. */
+	git_pack_blobs(path, "forty", 40, 10);
+	CHECK_OK(th_repo_rollup(path, NULL, NULL, &err), &err);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 2);
+	CHECK(t_sh(&out,
+	           "cd '%s/objects/pack' && for f in pack-*.idx; do [ $f = %s ] || "
+	           "git show-index < $f | wc -l; done",
+	           path, keep) == 0);
+	CHECK(out != NULL && atol(out) == first + 110);
+	free(out);
+	CHECK(t_sh(NULL,
+	           "cd '%s' && git verify-pack -v $(ls objects/pack/pack-*.idx | grep -v %s) | "
+	           "grep -q 'chain length = 1'",
+	           path, keep) == 0);
+	CHECK(t_sh(&out, "git -C '%s' fsck --strict --no-dangling 2>&1", path) == 0);
+	CHECK_STR(out, "");
+	free(out);
+
+	/* A corrupt byte in a pack to join: an error naming no path, nothing deleted. */
+	git_pack_blobs(path, "five", 5, 10);
+	git_pack_blobs(path, "six", 5, 10);
+	CHECK(t_sh(NULL,
+	           "cd '%s/objects/pack' && f=$(ls -t pack-*.pack | head -n1) && chmod u+w $f && "
+	           "printf '\\377\\377' | dd of=$f bs=1 seek=16 conv=notrunc 2>/dev/null",
+	           path) == 0);
+	CHECK(th_repo_rollup(path, NULL, NULL, &err) == TH_ESTORE);
+	CHECK_CONTAINS(err.msg, "corrupt");
+	CHECK(strstr(err.msg, dir) == NULL);
+	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
+	CHECK(st.packs == 4);
+	CHECK(t_sh(NULL, "ls '%s'/objects/pack | grep -q tmp_", path) != 0);
+	CHECK(t_sh(NULL, "git -C '%s' cat-file -e $(echo loose 1 | git hash-object --stdin)",
+	           path) == 0);
+	free(big);
+	free(keep);
+	free(all);
+	t_rmdir(dir);
+}
+
 /* --- the queue ------------------------------------------------------------------------------- */
 
 static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const char *table,
@@ -389,6 +545,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_gc);
+	RUN(test_rollup);
 	RUN(test_queued_repack);
 	RUN(test_parent_of_fork);
 	th_repo_global_shutdown();

@@ -4,10 +4,11 @@
  * Small commits (edits, merges, small imports) write loose objects, one file each; large imports
  * write one pack each. Both pile up, and every read pays for them (a lookup tries each pack's
  * index in turn). A repack puts every reachable object into one pack with deltas and drops the
- * rest. It runs the git program, not libgit2: libgit2 1.5 can write a pack of given objects
+ * rest. A gc runs the git program, not libgit2: libgit2 1.5 can write a pack of given objects
  * (git_packbuilder) but has no gc: it cannot replace the existing packs, prune what is loose or
  * unreachable, nor pack the refs, and repacking those by hand is what `git gc` already does
- * safely (new pack written and renamed in before the old ones go). git is in scripts/setup.
+ * safely (new pack written and renamed in before the old ones go). git is in scripts/setup. A
+ * roll-up of small packs needs none of that and is done here (storage/repo_rollup.c).
  */
 #ifndef TABLEHUB_REPO_MAINT_H
 #define TABLEHUB_REPO_MAINT_H
@@ -48,9 +49,19 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
                th_error *err);
 
 /* keep_unreachable values of th_repo_gc: 0 prunes, 1 keeps everything, and TH_REPO_GC_ROLLUP
- * (which deletes nothing either) runs `git repack -d -l --geometric=2`: the loose objects and the
- * small packs are rolled into one while a large pack stays as it is, so that many small packs (one
- * per import, repo.h's batches) cost a repack of their own size, not of the whole repository. */
+ * (which deletes nothing either) rolls the loose objects and the small packs into one while a
+ * large pack stays as it is (git's --geometric=2 rule), so that many small packs (one per import,
+ * repo.h's batches) cost a repack of their own size, not of the whole repository. A roll-up runs
+ * no git: it copies the packs' bytes (storage/repo_rollup.c), and returns TH_ESTORE for a
+ * corrupt pack it was to join (nothing is deleted then). */
 #define TH_REPO_GC_ROLLUP 2
+
+/* th_repo_gc's TH_REPO_GC_ROLLUP, which it calls (storage/repo_rollup.c): the packs to join are
+ * copied byte for byte into one new pack (deltas and all, each object checked against its CRC),
+ * the loose objects written into it, and only once it is synced and renamed in are they deleted.
+ * Nothing to join (fewer than two packs out of progression, no loose object) writes nothing.
+ * stop (may be NULL) is asked between packs. Returns TH_OK, what stop returned, TH_ENOMEM or
+ * TH_ESTORE (an unreadable or corrupt pack or index: nothing is deleted). */
+int th_repo_rollup(const char *path, th_repo_stop_fn stop, void *payload, th_error *err);
 
 #endif
