@@ -24,7 +24,6 @@
 
 #define DEFAULT_BUDGET (64u << 20)
 #define PACK_THRESHOLD (1u << 20) /* spill bytes above which chunks go into one pack */
-#define SPILL_BUF (1u << 20)      /* the spill file's stdio buffer: one write a MiB */
 
 th_import_op th_import_op_parse(const char *s)
 {
@@ -58,7 +57,7 @@ static void state_dispose(th_import__state *m)
 	free(m->mask);
 	free(m->ncells);
 	free(m->nlens);
-	th_sorter_tmpfile_close(m->spill, m->spill_buf, SPILL_BUF);
+	th_import__spill_dispose(&m->spill);
 	th_sorter_free(m->sort);
 	th_buf_dispose(&m->sdata);
 	free(m->scells);
@@ -130,10 +129,11 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	const char *label = o->branch_label ? o->branch_label : o->branch;
 	th_import__state m;
 	size_t i;
-	long spill_size;
+	uint64_t spill_size;
 	int error, use_base;
 
 	memset(&m, 0, sizeof(m));
+	th_import__spill_init(&m.spill, o->tmpdir);
 	memset(&head_info, 0, sizeof(head_info));
 	m.repo = repo;
 	m.o = o;
@@ -223,7 +223,6 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		goto cleanup;
 	if ((error = th_import__header(&m, src, err)) < 0 ||
 	    (error = th_import__plan_columns(&m, err)) < 0 ||
-	    (error = th_sorter_tmpfile(&m.spill, &m.spill_buf, SPILL_BUF, o->tmpdir, err)) < 0 ||
 	    (error = th_import__scan(&m, src, err)) < 0)
 		goto cleanup;
 	if (o->progress)
@@ -235,7 +234,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 		goto cleanup;
 
 	/* Pass 2 and the write. */
-	spill_size = ftell(m.spill); /* before pass 2 reads it (a sorted file leaves it unread) */
+	spill_size = m.spill.size;
 	if ((error = th_sorter_new(&m.sort, o->tmpdir,
 	                           o->mem_budget ? o->mem_budget : DEFAULT_BUDGET, err)) < 0 ||
 	    (error = th_import__sort(&m, err)) < 0)
@@ -248,8 +247,8 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 			goto cleanup;
 		m.old_have = error;
 	}
-	if (spill_size > (long)PACK_THRESHOLD && ((error = th_pack_new(&pack, repo, 1, err)) < 0 ||
-	                                          (error = th_pack_async(pack, err)) < 0))
+	if (spill_size > PACK_THRESHOLD && ((error = th_pack_new(&pack, repo, 1, err)) < 0 ||
+	                                    (error = th_pack_async(pack, err)) < 0))
 		goto cleanup;
 	error = th_table__apply_ex(
 	        &rows, &st, repo, &m.schema, use_base ? &m.old.rows : NULL, th_import__next_edit,

@@ -23,13 +23,14 @@
 #define SPILL_BUF (256u << 10)
 
 /* Back to the spill file's first row, with the buffers to read rows into. The spill file is read
- * with read(2) into m->rbuf (a FILE's fread per field costs more than the rest of the row).
+ * in blocks into m->rbuf (a FILE's fread per field costs more than the rest of the row).
  * Returns TH_OK, TH_ENOMEM or TH_ESTORE. */
 static int spill_rewind(th_import__state *m, th_error *err)
 {
-	if (fflush(m->spill) != 0 || lseek(fileno(m->spill), 0, SEEK_SET) != 0)
-		return th_error_set(err, TH_ESTORE, "cannot read the spill file: %s",
-		                    strerror(errno));
+	int error;
+
+	if ((error = th_import__spill_rewind(&m->spill, err)) < 0)
+		return error;
 	m->rpos = m->rlen = 0;
 	if (m->scells == NULL &&
 	    ((m->scells = calloc(m->schema.ncols + 1, sizeof(*m->scells))) == NULL ||
@@ -44,18 +45,16 @@ static int spill_rewind(th_import__state *m, th_error *err)
  * end) or TH_ESTORE. */
 static int spill_fill(th_import__state *m, th_error *err)
 {
-	ssize_t n;
+	size_t n;
+	int error;
 
 	memmove(m->rbuf, m->rbuf + m->rpos, m->rlen - m->rpos);
 	m->rlen -= m->rpos;
 	m->rpos = 0;
-	do
-		n = read(fileno(m->spill), m->rbuf + m->rlen, SPILL_BUF - m->rlen);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return th_error_set(err, TH_ESTORE, "cannot read the spill file: %s",
-		                    strerror(errno));
-	m->rlen += (size_t)n;
+	if ((error = th_import__spill_read(&m->spill, m->rbuf + m->rlen, SPILL_BUF - m->rlen, &n,
+	                                   err)) < 0)
+		return error;
+	m->rlen += n;
 	return n > 0;
 }
 

@@ -7,12 +7,53 @@
 #define TABLEHUB_SRC_IMPORT_IMPL_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include "tablehub/import.h"
 #include "tablehub/reader.h"
 #include "tablehub/sorter.h"
 #include "tablehub/table.h"
 #include "chunk.h"
+
+/* The spill file (import_spill.c): pass 1's rows, held in a mapped buffer of
+ * TH_IMPORT_SPILL_MEM bytes while they fit (an upload of a few thousand rows then creates no
+ * file: a file's inode and its unlink were a sixth of the server's work under small uploads) and
+ * past that in an unlinked temporary file, the buffer then written out a MiB at a time. */
+#define TH_IMPORT_SPILL_MEM (1u << 20)
+
+typedef struct th_import__spill {
+	unsigned char *mem; /* TH_IMPORT_SPILL_MEM bytes, mapped at the first write */
+	size_t len;         /* bytes in mem not in the file */
+	size_t rd;          /* reading, without a file: the next byte of mem */
+	uint64_t size;      /* bytes written in all */
+	int fd;             /* -1 until the rows outgrow mem */
+	const char *tmpdir; /* where the file goes (NULL: th_sorter_tmpfd's default) */
+} th_import__spill;
+
+/* An empty spill whose file, if it needs one, goes in tmpdir. Allocates nothing. */
+void th_import__spill_init(th_import__spill *s, const char *tmpdir);
+
+/* Append n bytes. Returns TH_OK, TH_ENOMEM or TH_ESTORE ("cannot write the spill file"). */
+int th_import__spill_put_slow(th_import__spill *s, const void *p, size_t n, th_error *err);
+static inline int th_import__spill_put(th_import__spill *s, const void *p, size_t n, th_error *err)
+{
+	if (s->mem != NULL && n <= TH_IMPORT_SPILL_MEM - s->len) {
+		memcpy(s->mem + s->len, p, n);
+		s->len += n;
+		s->size += n;
+		return TH_OK;
+	}
+	return th_import__spill_put_slow(s, p, n, err);
+}
+
+/* Back to the first byte, for reading. Returns TH_OK or TH_ESTORE. */
+int th_import__spill_rewind(th_import__spill *s, th_error *err);
+
+/* Read up to n bytes into buf: *got of them, 0 at the end. Returns TH_OK or TH_ESTORE. */
+int th_import__spill_read(th_import__spill *s, void *buf, size_t n, size_t *got, th_error *err);
+
+/* Close the file and unmap the buffer. */
+void th_import__spill_dispose(th_import__spill *s);
 
 typedef struct th_import__state {
 	th_repo *repo;
@@ -21,13 +62,12 @@ typedef struct th_import__state {
 	int table_exists;
 	th_table old;
 	size_t nfile;
-	char **fnames;   /* file column names */
-	int *tpos;       /* table column -> file column, -1 when the file lacks it */
-	int *fpos;       /* file column -> table column */
-	unsigned *mask;  /* file column -> possible types (create/overwrite) */
-	int partial;     /* update with some table columns missing from the file */
-	FILE *spill;     /* pass 1's good rows, varint-framed */
-	char *spill_buf; /* its stdio buffer (th_sorter_tmpfile) */
+	char **fnames;          /* file column names */
+	int *tpos;              /* table column -> file column, -1 when the file lacks it */
+	int *fpos;              /* file column -> table column */
+	unsigned *mask;         /* file column -> possible types (create/overwrite) */
+	int partial;            /* update with some table columns missing from the file */
+	th_import__spill spill; /* pass 1's good rows, varint-framed */
 	uint64_t bytes, rows_read, next_progress, duplicates;
 	th_sorter *sort;
 	/* pass 2's reading of the spill file; streamed: keys already increase, no sort */

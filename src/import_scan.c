@@ -405,15 +405,13 @@ int th_import__scan(th_import__state *m, th_reader *src, th_error *err)
 			    th_buf_put(&m->srow, row.cells[i], row.lens[i], NULL) < 0)
 				goto no_memory;
 		}
-		if (fwrite_unlocked(m->srow.ptr, 1, m->srow.size, m->spill) != m->srow.size)
-			goto write_failed;
+		if ((error = th_import__spill_put(&m->spill, m->srow.ptr, m->srow.size, err)) < 0)
+			return error;
 		m->rows_read++;
 		if ((m->rows_read & 1023) == 0)
 			progress(m, th_reader_bytes(src));
 	}
 	return m->nrejects ? th_import__rejected(m, err) : TH_OK;
-write_failed:
-	return th_error_set(err, TH_ESTORE, "cannot write the spill file: %s", strerror(errno));
 no_memory:
 	return th_error_set(err, TH_ENOMEM, "out of memory");
 }

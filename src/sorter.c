@@ -90,22 +90,33 @@ static const char *tmp_dir(const char *dir)
 	return dir ? dir : "/tmp";
 }
 
+int th_sorter_tmpfd(int *out, const char *dir, th_error *err)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/th-sort-XXXXXX", tmp_dir(dir));
+	if ((fd = mkstemp(path)) < 0)
+		return th_error_set(err, TH_ESTORE, "cannot create a temporary file: %s",
+		                    strerror(errno));
+	unlink(path); /* anonymous: nothing is left behind by a crash */
+	*out = fd;
+	return TH_OK;
+}
+
 int th_sorter_tmpfile(FILE **out, char **buf_out, size_t bufsize, const char *dir, th_error *err)
 {
-	char path[4096], *buf = NULL;
+	char *buf = NULL;
 	FILE *f;
-	int fd;
+	int fd, error;
 
 	if (bufsize > 0 && (buf = mmap(NULL, bufsize, PROT_READ | PROT_WRITE,
 	                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
 		return th_error_set(err, TH_ENOMEM, "out of memory");
-	snprintf(path, sizeof(path), "%s/th-sort-XXXXXX", tmp_dir(dir));
-	if ((fd = mkstemp(path)) < 0) {
+	if ((error = th_sorter_tmpfd(&fd, dir, err)) < 0) {
 		th_sorter_tmpfile_close(NULL, buf, bufsize);
-		return th_error_set(err, TH_ESTORE, "cannot create a temporary file: %s",
-		                    strerror(errno));
+		return error;
 	}
-	unlink(path); /* anonymous: nothing is left behind by a crash */
 	if ((f = fdopen(fd, "w+b")) == NULL) {
 		close(fd);
 		th_sorter_tmpfile_close(NULL, buf, bufsize);

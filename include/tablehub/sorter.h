@@ -77,6 +77,11 @@ int th_sorter_pop(th_sorter *s, th_error *err);
  * directory: it may reach a client). */
 int th_sorter_tmpfile(FILE **out, char **buf_out, size_t bufsize, const char *dir, th_error *err);
 
+/* The file of th_sorter_tmpfile without the FILE: an unlinked temporary file in `dir` (as
+ * there), open for reading and writing, its descriptor the caller's to close. Returns TH_OK or
+ * TH_ESTORE (naming no directory). */
+int th_sorter_tmpfd(int *out, const char *dir, th_error *err);
+
 /* Close a th_sorter_tmpfile file (NULL: nothing) and unmap its buffer of `bufsize` bytes. */
 void th_sorter_tmpfile_close(FILE *f, char *buf, size_t bufsize);
 
