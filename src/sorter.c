@@ -165,6 +165,23 @@ static int sortent_cmp(const void *pa, const void *pb)
 	return rec_cmp(a->r, b->r);
 }
 
+/* How many bytes every key of v[n] starts with (n > 0). */
+static size_t common_prefix(const sortent *v, size_t n)
+{
+	const unsigned char *first = REC_KEY(v[0].r);
+	size_t cp = v[0].r->keylen, i;
+
+	for (i = 1; i < n && cp > 0; i++) {
+		const unsigned char *k = REC_KEY(v[i].r);
+		size_t m = v[i].r->keylen < cp ? v[i].r->keylen : cp, j = 0;
+
+		while (j < m && k[j] == first[j])
+			j++;
+		cp = j;
+	}
+	return cp;
+}
+
 /* Sort v[n] as qsort with sortent_cmp would: a least-significant-digit radix sort on the 64-bit
  * prefixes (a byte a pass, stable, passes skipped where every prefix has the same byte, as the high
  * bytes of small integer keys do), then qsort of each group of equal prefixes, where only the
@@ -175,9 +192,15 @@ static int sortent_cmp(const void *pa, const void *pb)
 static void sort_ents(sortent *v, size_t n)
 {
 	sortent *tmp, *src, *dst, *t;
-	size_t count[256], i, start;
+	size_t count[256], i, start, skip;
 	int shift;
 
+	/* Keys that all start with the same bytes (an integer key's tag and high bytes: 8 bytes
+	 * from the first would leave groups of 256 equal prefixes for qsort, a third of the sort's
+	 * time) are told apart by the 8 bytes after those. */
+	if (n >= 64 && (skip = common_prefix(v, n)) > 0)
+		for (i = 0; i < n; i++)
+			v[i].prefix = key_prefix(REC_KEY(v[i].r) + skip, v[i].r->keylen - skip);
 	if (n < 64 || (tmp = malloc(n * sizeof(*tmp))) == NULL) {
 		if (n > 1)
 			qsort(v, n, sizeof(*v), sortent_cmp);
