@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "tablehub/sqlwrite.h"
 #include "import_impl.h"
 
 #define DEFAULT_BUDGET (64u << 20)
 #define PACK_THRESHOLD (1u << 20) /* spill bytes above which chunks go into one pack */
+#define READ_AHEAD_MIN (4 << 20)  /* file bytes above which the parse runs on a thread */
 
 th_import_op th_import_op_parse(const char *s)
 {
@@ -130,6 +132,7 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	th_import__state m;
 	size_t i;
 	uint64_t spill_size;
+	struct stat fst;
 	int error, use_base;
 
 	memset(&m, 0, sizeof(m));
@@ -221,6 +224,9 @@ int th_import_fd(th_import_result *out, th_repo *repo, int fd, const th_import_o
 	ropts.sheet = o->sheet;
 	if ((error = th_reader_open_with(&src, o->format, fd, &ropts, err)) < 0)
 		goto cleanup;
+	/* A large file is parsed on a second core while this one checks and spills its rows. */
+	if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_size > READ_AHEAD_MIN)
+		src = th_reader_ahead(src);
 	if ((error = th_import__header(&m, src, err)) < 0 ||
 	    (error = th_import__plan_columns(&m, err)) < 0 ||
 	    (error = th_import__scan(&m, src, err)) < 0)

@@ -7,6 +7,7 @@
 
 #include "harness.h"
 #include "util.h"
+#include "tablehub/buf.h"
 #include "tablehub/reader.h"
 
 /* An unlinked temporary file holding `data`, opened for reading. */
@@ -159,6 +160,102 @@ static void test_open_options(void)
 	close(fd);
 }
 
+/* Every row of r as text (line, cell count, then each cell's length and bytes, or N for NULL),
+ * then the outcome: the code, the message and the error's place. */
+static char *read_all(th_reader *r)
+{
+	th_buf out = TH_BUF_INIT;
+	th_reader_row row;
+	th_error err;
+	uint64_t line;
+	uint32_t column;
+	int rc;
+
+	th_error_clear(&err);
+	while ((rc = th_reader_next(r, &row, &err)) == 1) {
+		th_buf_printf(&out, NULL, "%llu:%zu", (unsigned long long)row.line, row.n);
+		for (size_t i = 0; i < row.n; i++) {
+			if (row.cells[i] == NULL) {
+				th_buf_puts(&out, " N", NULL);
+				continue;
+			}
+			CHECK(strlen(row.cells[i]) == row.lens[i]);
+			th_buf_printf(&out, NULL, " %zu=", row.lens[i]);
+			th_buf_put(&out, row.cells[i], row.lens[i], NULL);
+		}
+		th_buf_putc(&out, '\n', NULL);
+	}
+	th_reader_error_pos(r, &line, &column);
+	th_buf_printf(&out, NULL, "end %d %s at %llu:%u\n", rc, rc < 0 ? err.msg : "",
+	              (unsigned long long)line, column);
+	return out.ptr;
+}
+
+/* th_reader_ahead: the rows, lines, end and error of the reader it wraps, over many batches;
+ * bytes reach the whole file; closed half-way, it stops its thread. */
+static void test_ahead(void)
+{
+	th_buf csv = TH_BUF_INIT;
+	const th_format *f = th_format_find("Csv"), *fj = th_format_find("Json");
+	char *plain, *ahead;
+	th_reader *r;
+	th_reader_row row;
+	th_error err;
+	int fd;
+
+	th_buf_puts(&csv, "id,name,note\n", NULL);
+	for (int i = 0; i < 5000; i++) {
+		if (i % 97 == 0) /* a row over two lines */
+			th_buf_printf(&csv, NULL, "%d,\"two\nlines %d\",\n", i, i);
+		else if (i % 1000 == 999) /* a long cell: batches end by size too */
+			th_buf_printf(&csv, NULL, "%d,%0*d,x\n", i, 100000, i);
+		else
+			th_buf_printf(&csv, NULL, "%d,name %d,%s\n", i, i, i % 3 ? "" : "note");
+	}
+	th_buf_puts(&csv, "5000,\"unclosed\n", NULL);
+	for (int pass = 0; pass < 2; pass++) {
+		const th_format *fmt = pass ? fj : f;
+		th_buf json = TH_BUF_INIT;
+		const char *data = csv.ptr;
+
+		if (pass) { /* JSON rows, ending with a malformed one */
+			for (int i = 0; i < 3000; i++)
+				th_buf_printf(&json, NULL, "{\"id\":%d,\"v\":%s}\n", i,
+				              i % 5 ? "\"x\"" : "null");
+			th_buf_puts(&json, "{\"id\":3000,\"v\":tru}\n", NULL);
+			data = json.ptr;
+		}
+		fd = temp_fd(data);
+		CHECK_OK(th_reader_open(&r, fmt, fd, NULL, 0, &err), &err);
+		plain = read_all(r);
+		th_reader_close(r);
+		CHECK(lseek(fd, 0, SEEK_SET) == 0);
+		CHECK_OK(th_reader_open(&r, fmt, fd, NULL, 0, &err), &err);
+		r = th_reader_ahead(r);
+		ahead = read_all(r);
+		CHECK(th_reader_bytes(r) == strlen(data));
+		th_reader_close(r);
+		CHECK(plain != NULL && ahead != NULL);
+		CHECK(plain && ahead && strcmp(plain, ahead) == 0);
+		CHECK(plain && strstr(plain, "end -4 ") != NULL); /* TH_EINVALID, with its place */
+		CHECK(plain && strstr(plain, " at 0:0") == NULL);
+		free(plain);
+		free(ahead);
+		close(fd);
+		th_buf_dispose(&json);
+	}
+	/* Closed after a few rows, with the thread still parsing: nothing hangs or leaks. */
+	fd = temp_fd(csv.ptr);
+	CHECK_OK(th_reader_open(&r, f, fd, NULL, 0, &err), &err);
+	r = th_reader_ahead(r);
+	for (int i = 0; i < 3; i++)
+		CHECK(th_reader_next(r, &row, &err) == 1);
+	CHECK_STR(row.cells[1], "name 1");
+	th_reader_close(r);
+	close(fd);
+	th_buf_dispose(&csv);
+}
+
 int main(void)
 {
 	RUN(test_find);
@@ -166,5 +263,6 @@ int main(void)
 	RUN(test_names);
 	RUN(test_every_reader);
 	RUN(test_open_options);
+	RUN(test_ahead);
 	TH_TEST_END();
 }

@@ -110,4 +110,13 @@ uint64_t th_reader_bytes(const th_reader *r);
 /* Accepts NULL. */
 void th_reader_close(th_reader *r);
 
+/* A reader of the same rows as `inner` (taken: closing the result closes it) whose parsing runs
+ * ahead on a thread of its own (src/reader_ahead.c): the caller works on a row while the next ones
+ * are parsed on another core. Rows, their lines, the end and errors (with their error_pos) come
+ * back exactly as inner gives them; bytes is inner's as of the rows being returned. At most 4
+ * batches of 1024 rows or 128 KiB wait, copied out of inner's buffers. For large inputs: a thread
+ * costs more than a small file's whole parse. Never fails: without memory or a thread it returns
+ * inner itself. */
+th_reader *th_reader_ahead(th_reader *inner);
+
 #endif
