@@ -116,6 +116,20 @@ int th_oid_is_zero(const th_oid *oid)
 #define MWINDOW_SIZE (16u << 20)
 #define MWINDOW_LIMIT (48u << 20)
 
+/* Read no config but the repository's own: a user's ~/.gitconfig or the system's /etc/gitconfig
+ * must not change how the server stores data, and looking for them was three file opens on every
+ * repository opened. */
+static int no_user_config(void)
+{
+	static const int levels[] = { GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+		                      GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA };
+	int error = 0;
+
+	for (size_t i = 0; error == 0 && i < sizeof(levels) / sizeof(levels[0]); i++)
+		error = git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+	return error;
+}
+
 int th_repo_global_init(th_error *err)
 {
 	int error;
@@ -130,7 +144,8 @@ int th_repo_global_init(th_error *err)
 	    (error = git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0)) < 0 ||
 	    (error = git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)MWINDOW_SIZE)) < 0 ||
 	    (error = git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)MWINDOW_LIMIT)) <
-	            0) {
+	            0 ||
+	    (error = no_user_config()) < 0) {
 		th_repo__git_error(err, error, "cannot set libgit2 options");
 		git_libgit2_shutdown();
 		return TH_ESTORE;
