@@ -2,7 +2,7 @@
  * repacked off the request path, when its loose objects or packs passed a threshold.
  *
  * The queue counts them after every operation of a kind that writes a repository, once that
- * operation's outcome is recorded (th_repack_maybe_enqueue: 256 directory reads), and queues a
+ * operation's outcome is recorded (th_repack_maybe_enqueue: a few directory reads), and queues a
  * repack when there are too many, unless one is already waiting or running for that database. The
  * repack is an operation like the others (the database's owner is its creator): it is listed,
  * polled, cancelled and capped like them, survives a restart, and runs under the writer lock

@@ -17,7 +17,8 @@
  *   object by object and written anew, skipping what is there.
  * - Loose objects are read and written into the same pack.
  * - th_pack__commit fsyncs and renames the new pack in; only then are the joined packs (.idx
- *   first, so no reader finds an index without its pack) and the packed loose objects deleted.
+ *   first, so no reader finds an index without its pack) and the packed loose objects deleted,
+ *   and the fan-out directories left empty.
  *
  * Like git's, a roll-up deletes nothing that is not in the new pack, so it runs beside imports
  * (the writer lock shared): a pack or loose object written meanwhile was not listed, and stays.
@@ -181,47 +182,27 @@ static int list_packs(struct rollup *r, th_error *err)
 	return error;
 }
 
-/* List the loose objects (objects/<2 hex>/<38 hex>). */
-static int list_loose(struct rollup *r, th_error *err)
+/* Record one loose object's id (th_repo_loose_foreach). */
+static int add_loose(void *payload, const char *fan, const char *rest, th_error *err)
 {
-	th_buf dir = TH_BUF_INIT;
-	int error = TH_OK;
+	struct rollup *r = payload;
+	unsigned char *o;
 
-	for (int i = 0; i < 256 && error == TH_OK; i++) {
-		struct dirent *e;
-		DIR *d;
-
-		th_buf_clear(&dir);
-		if ((error = th_buf_printf(&dir, err, "%s/objects/%02x", r->path, i)) < 0)
-			break;
-		if ((d = opendir(dir.ptr)) == NULL)
-			continue;
-		while ((e = readdir(d)) != NULL) {
-			unsigned char *o;
-
-			if (strlen(e->d_name) != 38 || !hex_name(e->d_name, 38))
-				continue;
-			if (r->nloose == r->loose_cap) {
-				size_t ncap = r->loose_cap ? r->loose_cap * 2 : 64;
-				void *nl = realloc(r->loose, ncap * 20);
-				if (nl == NULL) {
-					error = th_error_set(err, TH_ENOMEM, "out of memory");
-					break;
-				}
-				r->loose = nl;
-				r->loose_cap = ncap;
-			}
-			o = r->loose + r->nloose * 20;
-			o[0] = (unsigned char)i;
-			for (int k = 0; k < 19; k++)
-				o[k + 1] = (unsigned char)(th_hexval(e->d_name[2 * k]) << 4 |
-				                           th_hexval(e->d_name[2 * k + 1]));
-			r->nloose++;
-		}
-		closedir(d);
+	if (r->nloose == r->loose_cap) {
+		size_t ncap = r->loose_cap ? r->loose_cap * 2 : 64;
+		void *nl = realloc(r->loose, ncap * 20);
+		if (nl == NULL)
+			return th_error_set(err, TH_ENOMEM, "out of memory");
+		r->loose = nl;
+		r->loose_cap = ncap;
 	}
-	th_buf_dispose(&dir);
-	return error;
+	o = r->loose + r->nloose * 20;
+	o[0] = (unsigned char)(th_hexval(fan[0]) << 4 | th_hexval(fan[1]));
+	for (int k = 0; k < 19; k++)
+		o[k + 1] =
+		        (unsigned char)(th_hexval(rest[2 * k]) << 4 | th_hexval(rest[2 * k + 1]));
+	r->nloose++;
+	return TH_OK;
 }
 
 static int by_size(const void *a, const void *b)
@@ -397,9 +378,14 @@ static void delete_joined(struct rollup *r, size_t njoin, const char *kept)
 
 		th_hex(hex, r->loose + 20 * i, 20);
 		th_buf_clear(&r->file);
-		if (th_buf_printf(&r->file, &ignore, "%s/objects/%.2s/%s", r->path, hex, hex + 2) ==
+		if (th_buf_printf(&r->file, &ignore, "%s/objects/%.2s/%s", r->path, hex, hex + 2) !=
 		    TH_OK)
-			(void)unlink(r->file.ptr);
+			continue;
+		(void)unlink(r->file.ptr);
+		/* An emptied fan-out directory goes too (as git prune-packed does): fewer to list.
+		 */
+		r->file.ptr[r->file.size - 39] = '\0';
+		(void)rmdir(r->file.ptr);
 	}
 	th_error_clear(&ignore);
 }
@@ -413,7 +399,8 @@ int th_repo_rollup(const char *path, th_repo_stop_fn stop, void *payload, th_err
 	size_t njoin = 0;
 	int error;
 
-	if ((error = list_packs(&r, err)) < 0 || (error = list_loose(&r, err)) < 0)
+	if ((error = list_packs(&r, err)) < 0 ||
+	    (error = th_repo_loose_foreach(path, add_loose, &r, err)) < 0)
 		goto cleanup;
 	njoin = geometric_split(&r);
 	if (njoin < 2 && r.nloose == 0)

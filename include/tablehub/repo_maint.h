@@ -22,9 +22,18 @@ typedef struct th_repo_objstats {
 	uint64_t packs; /* packfiles: objects/pack/pack-*.pack */
 } th_repo_objstats;
 
+/* Called for each loose object: its id's first 2 hex digits (its fan-out directory) and the other
+ * 38. TH_OK to go on, or an error (err set) to stop with. */
+typedef int (*th_repo_loose_fn)(void *payload, const char *fan, const char *rest, th_error *err);
+
+/* Call fn for each loose object of the bare repository at `path`, reading only the fan-out
+ * directories objects/ has. Returns TH_OK, what fn returned, TH_ENOTFOUND (no objects directory)
+ * or TH_ESTORE. */
+int th_repo_loose_foreach(const char *path, th_repo_loose_fn fn, void *payload, th_error *err);
+
 /* Count the loose objects and packs of the bare repository at `path` into *out, from the file
- * names alone (256 small directory reads; nothing is opened). Returns TH_OK, TH_ENOTFOUND (no
- * objects directory) or TH_ESTORE. */
+ * names alone (objects/, the fan-out directories it has, objects/pack: nothing is opened).
+ * Returns TH_OK, TH_ENOTFOUND (no objects directory) or TH_ESTORE. */
 int th_repo_objstats_read(th_repo_objstats *out, const char *path, th_error *err);
 
 /* Called about every 100 ms while a repack runs: TH_OK to go on, or an error (err set) to stop
