@@ -370,6 +370,7 @@ int cli_serve(int argc, char **argv)
 	    th_repo_global_init(&err) < 0)
 		goto fail;
 	git_ready = 1;
+	th_repo_set_shared(th_meta_shared(meta));
 	if (th_snap_dir() != NULL)
 		redact_dir(th_snap_dir());
 	if (th_repo_sweep_stale(&stale, dir, 3600 * 1000, &err) < 0 ||

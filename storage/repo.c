@@ -252,21 +252,47 @@ static int has_suffix(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* th_repo_set_shared: other servers write these repositories too. */
+static int shared_store;
+
+/* How long a lock file and a temporary pack must have been left alone before a first writer open
+ * of a shared store takes them for a crashed server's: a ref update holds its lock for
+ * milliseconds, and a pack being written changes all the time. */
+#define SHARED_LOCK_AGE_S 60
+#define SHARED_TMP_AGE_S 600
+
+void th_repo_set_shared(int shared)
+{
+	shared_store = shared;
+}
+
+/* Remove the file at `path` if no other server may be using it: any, alone on the store; on a
+ * shared store, one last changed over age_s seconds ago. */
+static void rm_stale(const char *path, time_t age_s)
+{
+	struct stat st;
+
+	if (shared_store && (lstat(path, &st) < 0 || st.st_mtime + age_s > time(NULL)))
+		return;
+	unlink(path);
+}
+
 static void rm_lock(const char *path, const char *name, int is_dir)
 {
 	if (!is_dir && has_suffix(name, ".lock"))
-		unlink(path);
+		rm_stale(path, SHARED_LOCK_AGE_S);
 }
 
 static void rm_pack_tmp(const char *path, const char *name, int is_dir)
 {
 	if (!is_dir && strncmp(name, "tmp_", 4) == 0)
-		unlink(path);
+		rm_stale(path, SHARED_TMP_AGE_S);
 }
 
 /* Remove what a crashed writer leaves behind: ref, config and index lock files (which would make
- * every later ref update fail with GIT_ELOCKED) and half-written packs. Only called by the holder
- * of the data dir's write lock, so nobody else can be writing them. */
+ * every later ref update fail with GIT_ELOCKED) and half-written packs. A server alone on its
+ * store holds the data dir's write lock, so nobody else can be writing them; servers sharing a
+ * store (th_repo_set_shared) remove only those left alone long enough (rm_stale). */
 static void clear_stale(const char *gitdir)
 {
 	static const char *const top[] = { "HEAD.lock", "packed-refs.lock", "config.lock",
@@ -278,7 +304,7 @@ static void clear_stale(const char *gitdir)
 		return;
 	for (i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
 		snprintf(p, n, "%s/%s", gitdir, top[i]);
-		unlink(p);
+		rm_stale(p, SHARED_LOCK_AGE_S);
 	}
 	snprintf(p, n, "%s/refs", gitdir);
 	walk(p, rm_lock);
@@ -289,8 +315,9 @@ static void clear_stale(const char *gitdir)
 
 /* Clear stale files at the first writer open of `gitdir` in this process only. The data dir's
  * write lock means no other process writes the repository, so a lock file present at our first
- * open was left by a crashed process; later, a lock file may belong to another thread of ours in
- * the middle of a ref update, and removing it would break that update's compare-and-swap. */
+ * open was left by a crashed process (on a shared store, see clear_stale); later, a lock file may
+ * belong to another thread of ours in the middle of a ref update, and removing it would break that
+ * update's compare-and-swap. */
 static void clear_stale_once(const char *gitdir)
 {
 	char *real = realpath(gitdir, NULL);

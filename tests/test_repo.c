@@ -711,6 +711,63 @@ static void test_stale_locks(void)
 	t_rmdir(dir);
 }
 
+/* Write `path` (empty) last changed `age_s` seconds ago. */
+static void aged_file(const char *path, time_t age_s)
+{
+	struct timeval tv[2];
+
+	t_write_file(path, "", 0);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age_s;
+	tv[1] = tv[0];
+	CHECK(utimes(path, tv) == 0);
+}
+
+/* On a store shared with other servers the first writer open removes only lock files and
+ * temporary packs left alone long enough: a fresh one may be another server's, in use. */
+static void test_stale_locks_shared(void)
+{
+	char *dir = t_mkdtemp(), *path = repo_path(dir), f[4096];
+	th_error err = { 0 };
+	th_repo *r = NULL;
+	th_oid c0, c1;
+
+	CHECK_OK(th_repo_create(path, "alice", &err), &err);
+	CHECK_OK(th_repo_open(&r, path, 0, &err), &err);
+	CHECK_OK(th_repo_branch_get(&c0, r, "main", &err), &err);
+	CHECK_OK(commit_file(&c1, r, &c0, "a", "x\n", &err), &err);
+	th_repo_free(r);
+	r = NULL;
+	snprintf(f, sizeof(f), "%s/refs/heads/main.lock", path);
+	aged_file(f, 5); /* another server's update, under way */
+	snprintf(f, sizeof(f), "%s/refs/heads/old.lock", path);
+	aged_file(f, 120); /* a crashed server's */
+	snprintf(f, sizeof(f), "%s/packed-refs.lock", path);
+	aged_file(f, 120);
+	snprintf(f, sizeof(f), "%s/objects/pack/tmp_pack_live", path);
+	aged_file(f, 120); /* a large pack another server is writing */
+	snprintf(f, sizeof(f), "%s/objects/pack/tmp_pack_dead", path);
+	aged_file(f, 3600);
+
+	th_repo_set_shared(1);
+	CHECK_OK(th_repo_open(&r, path, 1, &err), &err);
+	th_repo_set_shared(0);
+	snprintf(f, sizeof(f), "%s/refs/heads/main.lock", path);
+	CHECK(file_exists(f));
+	CHECK(th_repo_branch_cas(r, "main", &c1, &c0, "blocked", &err) == TH_ECONFLICT);
+	snprintf(f, sizeof(f), "%s/refs/heads/old.lock", path);
+	CHECK(!file_exists(f));
+	snprintf(f, sizeof(f), "%s/packed-refs.lock", path);
+	CHECK(!file_exists(f));
+	snprintf(f, sizeof(f), "%s/objects/pack/tmp_pack_live", path);
+	CHECK(file_exists(f));
+	snprintf(f, sizeof(f), "%s/objects/pack/tmp_pack_dead", path);
+	CHECK(!file_exists(f));
+	th_repo_free(r);
+	free(path);
+	t_rmdir(dir);
+}
+
 /* Make `path` a directory holding one file, last changed `age_s` seconds ago. */
 static void old_dir(const char *path, time_t age_s)
 {
@@ -784,6 +841,7 @@ int main(void)
 	RUN(test_branch_list_delete);
 	RUN(test_sweep_stale);
 	RUN(test_stale_locks);
+	RUN(test_stale_locks_shared);
 	th_repo_global_shutdown();
 	TH_TEST_END();
 }

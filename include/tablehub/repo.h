@@ -31,6 +31,14 @@ int th_oid_is_zero(const th_oid *oid);
 int th_repo_global_init(th_error *err);
 void th_repo_global_shutdown(void);
 
+/* Tell storage that other servers write the same repositories (servers sharing a PostgreSQL store
+ * and one data dir). The first writer open of a repository in this process removes the lock files
+ * and temporary packs a crashed writer left; alone on a store it removes them all, but on a shared
+ * one a file may be another server's, in use: then only lock files last changed over a minute ago
+ * and temporary packs over ten minutes ago go (a ref update holds its lock for milliseconds, a
+ * pack being written changes all the time). Call before any repository is opened. */
+void th_repo_set_shared(int shared);
+
 /* Create a bare repository at `path` (its parent directories too) whose `main` branch holds one
  * commit with an empty tree, by `author`. Returns TH_OK, TH_EEXISTS or TH_ESTORE. */
 int th_repo_create(const char *path, const char *author, th_error *err);
