@@ -150,7 +150,7 @@ static int upload_name(const char *name, int part)
 	size_t n = strlen(name);
 
 	if (!part)
-		return n == 64 && th_backup__is_hex(name, 64);
+		return n == 64 && th_is_hex(name, 64);
 	return n > 5 && n < 100 && strcmp(name + n - 5, ".part") == 0;
 }
 

@@ -183,11 +183,3 @@ int th_backup__copy_tree(copier *c, const char *rel, th_error *err)
 	closedir(d);
 	return error;
 }
-
-int th_backup__is_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (th_hexval((unsigned char)s[i]) < 0)
-			return 0;
-	return s[n] == '\0';
-}

@@ -50,8 +50,6 @@ void th_backup__remove_tree(const char *path);
 /* Copy the directory c->src/rel, everything under it, into c->dst/rel. A file that vanished
  * between the listing and its copy is left out (a temporary file, or one removed meanwhile). */
 int th_backup__copy_tree(copier *c, const char *rel, th_error *err);
-/* Are the first n bytes of s hex digits, and s n bytes long? */
-int th_backup__is_hex(const char *s, size_t n);
 
 /* --- backup_repo.c ------------------------------------------------------------------------- */
 

@@ -166,7 +166,7 @@ static int copy_objects(copier *c, const char *rel, int *vanished, th_error *err
 			return th_backup__io_error(err, errno, "read", sub);
 		}
 		while (error == TH_OK && (e = readdir(d)) != NULL) {
-			if (strlen(e->d_name) != 38 || !th_backup__is_hex(e->d_name, 38))
+			if (strlen(e->d_name) != 38 || !th_is_hex(e->d_name, 38))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
 			if ((error = th_backup__path_of(path, sizeof(path), c->dst, file, err)) <

@@ -31,14 +31,6 @@
 #define KILL_GRACE_MS 5000
 #define STDERR_KEEP 1024
 
-static int is_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (th_hexval((unsigned char)s[i]) < 0)
-			return 0;
-	return s[n] == '\0';
-}
-
 /* Call fn for each loose object of fan-out directory objects/<fan>. */
 static int each_in_fanout(const char *path, const char *fan, th_repo_loose_fn fn, void *payload,
                           th_error *err)
@@ -58,7 +50,7 @@ static int each_in_fanout(const char *path, const char *fan, th_repo_loose_fn fn
 	/* A loose object is named by the other 38 hex digits of its id; git's and libgit2's
 	 * temporary files (tmp_obj_*) are not objects yet. */
 	while (error == TH_OK && (e = readdir(d)) != NULL)
-		if (strlen(e->d_name) == 38 && is_hex(e->d_name, 38))
+		if (strlen(e->d_name) == 38 && th_is_hex(e->d_name, 38))
 			error = fn(payload, fan, e->d_name, err);
 	closedir(d);
 	return error;
@@ -79,7 +71,7 @@ int th_repo_loose_foreach(const char *path, th_repo_loose_fn fn, void *payload, 
 	/* Only the fan-out directories that exist are read: after every write, 256 look-ups of
 	 * mostly missing directories were a third of the server's file opens. */
 	while (error == TH_OK && (e = readdir(d)) != NULL)
-		if (strlen(e->d_name) == 2 && is_hex(e->d_name, 2))
+		if (strlen(e->d_name) == 2 && th_is_hex(e->d_name, 2))
 			error = each_in_fanout(path, e->d_name, fn, payload, err);
 	closedir(d);
 	return error;

@@ -59,14 +59,6 @@ static uint32_t get32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int hex_name(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || (s[i] > '9' && s[i] < 'a') || s[i] > 'f')
-			return 0;
-	return 1;
-}
-
 /* r->file = <repo>/objects/pack/pack-<hex><ext>. */
 static int pack_file(struct rollup *r, const char *hex, const char *ext, th_error *err)
 {
@@ -143,7 +135,7 @@ static int list_packs(struct rollup *r, th_error *err)
 		int fd;
 
 		if (strlen(e->d_name) != 49 || strncmp(e->d_name, "pack-", 5) != 0 ||
-		    strcmp(e->d_name + 45, ".idx") != 0 || !hex_name(e->d_name + 5, 40))
+		    strcmp(e->d_name + 45, ".idx") != 0 || !th_is_hex(e->d_name + 5, 40))
 			continue;
 		if (r->npacks == r->cap) {
 			size_t ncap = r->cap ? r->cap * 2 : 32;

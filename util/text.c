@@ -119,6 +119,14 @@ int th_hexval(int c)
 	return -1;
 }
 
+int th_is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (th_hexval((unsigned char)s[i]) < 0)
+			return 0;
+	return 1;
+}
+
 int th_name_valid(const char *s)
 {
 	size_t i;

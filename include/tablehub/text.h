@@ -35,6 +35,9 @@ size_t th_redact(char *s, size_t size);
 /* The value of hex digit c (either case), or -1. */
 int th_hexval(int c);
 
+/* Are the n bytes at s all hex digits (either case)? 1 or 0. */
+int th_is_hex(const char *s, size_t n);
+
 /* Is `s` a valid owner, database or user name: 1-64 of [A-Za-z0-9_-], not starting with '-'? */
 int th_name_valid(const char *s);
 
