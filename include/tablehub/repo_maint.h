@@ -58,11 +58,10 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
                th_error *err);
 
 /* keep_unreachable values of th_repo_gc: 0 prunes, 1 keeps everything, and TH_REPO_GC_ROLLUP
- * (which deletes nothing either) rolls the loose objects and the small packs into one while a
+ * (which drops no object either) rolls the loose objects and the small packs into one while a
  * large pack stays as it is (git's --geometric=2 rule), so that many small packs (one per import,
- * repo.h's batches) cost a repack of their own size, not of the whole repository. A roll-up runs
- * no git: it copies the packs' bytes (storage/repo_rollup.c), and returns TH_ESTORE for a
- * corrupt pack it was to join (nothing is deleted then). */
+ * repo.h's batches) cost a repack of their own size, not of the whole repository: th_repo_rollup,
+ * below, without git. */
 #define TH_REPO_GC_ROLLUP 2
 
 /* th_repo_gc's TH_REPO_GC_ROLLUP, which it calls (storage/repo_rollup.c): the packs to join are
