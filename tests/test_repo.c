@@ -711,16 +711,22 @@ static void test_stale_locks(void)
 	t_rmdir(dir);
 }
 
-/* Write `path` (empty) last changed `age_s` seconds ago. */
-static void aged_file(const char *path, time_t age_s)
+/* Set `path`'s times to `age_s` seconds ago. */
+static void backdate(const char *path, time_t age_s)
 {
 	struct timeval tv[2];
 
-	t_write_file(path, "", 0);
 	gettimeofday(&tv[0], NULL);
 	tv[0].tv_sec -= age_s;
 	tv[1] = tv[0];
 	CHECK(utimes(path, tv) == 0);
+}
+
+/* Write `path` (empty) last changed `age_s` seconds ago. */
+static void aged_file(const char *path, time_t age_s)
+{
+	t_write_file(path, "", 0);
+	backdate(path, age_s);
 }
 
 /* On a store shared with other servers the first writer open removes only lock files and
@@ -771,16 +777,12 @@ static void test_stale_locks_shared(void)
 /* Make `path` a directory holding one file, last changed `age_s` seconds ago. */
 static void old_dir(const char *path, time_t age_s)
 {
-	struct timeval tv[2];
 	char f[4096];
 
 	CHECK(mkdir(path, 0777) == 0);
 	snprintf(f, sizeof(f), "%s/HEAD", path);
 	t_write_file(f, "ref: refs/heads/main\n", 21);
-	gettimeofday(&tv[0], NULL);
-	tv[0].tv_sec -= age_s;
-	tv[1] = tv[0];
-	CHECK(utimes(path, tv) == 0);
+	backdate(path, age_s);
 }
 
 static void test_sweep_stale(void)
