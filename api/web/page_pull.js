@@ -2,10 +2,12 @@
 // (editable by the owner or the author), what its merge needs and what blocks it, the diff table
 // by table (schema changes above the rows; rows added, removed and modified, each changed cell
 // highlighted with its old value beside the new; paged, filterable by kind), comments and
-// reviews, the reviewers requested with their latest review, and the merge button, which starts the merge and follows its operation until the pull
+// reviews, the reviewers requested with their latest review (asked for and withdrawn here by the
+// owner and the author; a reviewer withdraws their own), and the merge button, which starts the
+// merge and follows its operation until the pull
 // is Merged or the conflicts are listed. ?table= ?type= ?page= pick the rows; ?merge= follows a
 // merge across a reload.
-import { get, post, patch, db as dbPath } from './api.js';
+import { get, post, patch, del, db as dbPath } from './api.js';
 import { h, fill, append, errorBox, time, badge, num, setValue, isNumeric, scroller, sleep, short } from './dom.js';
 import { links, navigate, setQuery } from './router.js';
 import { repoHeader, pager } from './parts.js';
@@ -194,6 +196,73 @@ export default async function render({ main, params, query, signal, user, ready 
   // --- merge box ---
   const mergeBox = h('section', { class: 'card merge-box', id: 'merge-box', 'aria-labelledby': 'h-merge' });
   const reviewState = reviewSummary(p.reviews);
+  function reviewersPart() {
+    const list = p.requested_reviewers || [];
+    const rmsg = h('div', { 'aria-live': 'polite', id: 'reviewers-msg' });
+    const withdraw = (r) =>
+      open && user && (canEdit || user === r.username)
+        ? [
+            ' ',
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'link small',
+                'aria-label': `Withdraw the review request to ${r.username}`,
+                onclick: async () => {
+                  try {
+                    await del(`${path}/reviewers/${encodeURIComponent(r.username)}`);
+                    refresh();
+                  } catch (e) {
+                    fill(rmsg, errorBox(e));
+                  }
+                },
+              },
+              'withdraw',
+            ),
+          ]
+        : null;
+    const nameIn = h('input', { id: 'reviewer-name', autocomplete: 'off', placeholder: 'user name', size: 16 });
+    const form =
+      open && canEdit
+        ? h(
+            'form',
+            {
+              class: 'inline small',
+              id: 'reviewer-add',
+              onsubmit: async (e) => {
+                e.preventDefault();
+                const name = nameIn.value.trim();
+                if (!name) return;
+                try {
+                  await post(path + '/reviewers', { reviewers: [name] });
+                  refresh();
+                } catch (err) {
+                  fill(rmsg, errorBox(err));
+                }
+              },
+            },
+            h('label', { for: 'reviewer-name' }, 'Ask for a review from '),
+            nameIn,
+            ' ',
+            h('button', { type: 'submit' }, 'Request'),
+          )
+        : null;
+    return h(
+      'div',
+      { class: 'reviewers-box' },
+      h(
+        'p',
+        { class: 'reviewers small', id: 'reviewers' },
+        list.length
+          ? ['Reviewers: ', list.map((r, i) => [i ? ', ' : '', h('strong', {}, r.username), ' ', r.review_status ? badge(r.review_status === 'Rejected' ? 'Changes requested' : r.review_status) : h('span', { class: 'muted' }, '(review requested)'), withdraw(r)])]
+          : h('span', { class: 'muted' }, 'No reviewers requested.'),
+      ),
+      form,
+      rmsg,
+    );
+  }
+
   async function drawMerge() {
     const blockers = [];
     let conflicts = null;
@@ -247,14 +316,9 @@ export default async function render({ main, params, query, signal, user, ready 
       h('h2', { id: 'h-merge' }, p.state === 'Merged' ? 'Merged' : 'Merge'),
       p.state === 'Merged' ? h('p', {}, badge('Merged'), ' into ', h('strong', {}, p.to_branch_name), p.merge_commit ? [' as ', h('a', { href: links.db(o, d, p.merge_commit), class: 'mono' }, short(p.merge_commit))] : null, ' · ', time(p.updated_at), p.branch_deleted ? [' · ', h('span', { id: 'branch-deleted' }, `branch ${p.from_branch_name} deleted`)] : null) : null,
       h('p', { class: 'review-state' }, reviewState ? ['Reviews: ', badge(reviewState)] : h('span', { class: 'muted' }, 'No review yet.')),
-      // The reviewers asked for, each with their latest review.
-      h(
-        'p',
-        { class: 'reviewers small', id: 'reviewers' },
-        (p.requested_reviewers || []).length
-          ? ['Reviewers: ', p.requested_reviewers.map((r, i) => [i ? ', ' : '', h('strong', {}, r.username), ' ', r.review_status ? badge(r.review_status === 'Rejected' ? 'Changes requested' : r.review_status) : h('span', { class: 'muted' }, '(review requested)')])]
-          : h('span', { class: 'muted' }, 'No reviewers requested.'),
-      ),
+      // The reviewers asked for, each with their latest review; the owner and the author ask
+      // for more and withdraw a request, and a reviewer withdraws their own.
+      reviewersPart(),
       h(
         'p',
         { class: 'rules small', id: 'merge-rules' },

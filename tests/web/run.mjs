@@ -291,8 +291,27 @@ test('review a change: the changed cell and its old value, comment, alice approv
   // Bob (write) proposes a change to alice's protected main.
   const up = await apiUpload(srv, bob, 'alice', 'shop', 'orders', 'id,qty\n1,99\n', 'Update');
   assert.equal(up.pull_id, '2');
-  // He asks alice to review it: the page lists her, waiting for her review.
-  await api(srv, bob, 'POST', '/alice/shop/pulls/2/reviewers', { reviewers: ['alice'] });
+  // He asks alice to review it on the pull's page (a name that is no user is refused, saying
+  // so; a request withdrawn goes), and the page lists her, waiting for her review.
+  await signIn(page, srv, bob);
+  await goto('/repositories/alice/shop/pulls/2');
+  await page.locator('#reviewer-add').waitFor();
+  assert.match(await text('#reviewers'), /No reviewers requested/);
+  await page.fill('#reviewer-name', 'nobody-here');
+  await page.click('#reviewer-add button[type=submit]');
+  await page.locator('#reviewers-msg .error').waitFor();
+  assert.match(await text('#reviewers-msg .error'), /nobody-here/);
+  await page.fill('#reviewer-name', 'alice');
+  await page.click('#reviewer-add button[type=submit]');
+  await page.locator('#reviewers >> text=alice').waitFor();
+  await page.click('button[aria-label="Withdraw the review request to alice"]');
+  await page.locator('#reviewers >> text=No reviewers requested').waitFor();
+  assert.equal((await api(srv, bob, 'GET', '/alice/shop/pulls/2')).requested_reviewers.length, 0);
+  await page.fill('#reviewer-name', 'alice');
+  await page.click('#reviewer-add button[type=submit]');
+  await page.locator('#reviewers >> text=alice').waitFor();
+  assert.deepEqual((await api(srv, bob, 'GET', '/alice/shop/pulls/2')).requested_reviewers.map((r) => r.username), ['alice']);
+  await signIn(page, srv, alice);
   await goto('/repositories/alice/shop/pulls/2');
   await page.locator('#diff-rows').waitFor();
   assert.match(await text('#reviewers'), /Reviewers: alice \(review requested\)/);

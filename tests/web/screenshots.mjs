@@ -63,10 +63,11 @@ try {
   fix.push(r3.join(','), r8.join(','), r15.join(','), '2401,customer-12,Lisbon,olive oil,2,9.80,2026-12-01,');
   const pull = await apiUpload(srv, alice, 'alice', 'shop', 'orders', fix.join('\n') + '\n', 'Update', []);
   await api(srv, alice, 'PATCH', `/alice/shop/pulls/${pull.pull_id}`, { title: 'Correct three orders, add a phone order', description: 'Order 3 was counted twice, order 8 had last year\'s price and order 15 is paid. Order 2401 came in by phone.' });
-  // Bob reviews with the write role; main needs one approval, so the pull is mergeable once he
-  // approves.
+  // Alice asks bob, who has the write role, for a review; main needs one approval, so the pull is
+  // mergeable once he approves.
   await api(srv, alice, 'PUT', '/alice/shop/collaborators/bob', { role: 'write' });
   await api(srv, alice, 'PUT', '/alice/shop/branches/main/protection', { requiredApprovals: 1, allowSelfApproval: false, dismissStaleApprovals: true, mergeRole: 'write' });
+  await api(srv, alice, 'POST', `/alice/shop/pulls/${pull.pull_id}/reviewers`, { reviewers: ['bob'] });
   await api(srv, bob, 'POST', `/alice/shop/pulls/${pull.pull_id}/comments`, { comment: 'Order 8 was 7 packs, I checked the paper slip.' });
   await api(srv, bob, 'POST', `/alice/shop/pulls/${pull.pull_id}/reviews`, { reviewStatus: 'Approved', comment: 'Looks right.' });
 
