@@ -222,13 +222,19 @@ int th_repo_gc(const char *path, int keep_unreachable, th_repo_stop_fn stop, voi
 	const char *const *cmd = keep_unreachable ? keep : gc;
 	const char *argv[40];
 	size_t na = 0;
-	char errbuf[STDERR_KEEP + 1];
+	char errbuf[STDERR_KEEP + 1], lockpath[4096];
 	size_t nerr = 0;
 	int fds[2] = { -1, -1 }, st = 0, error, open_pipe = 1;
 	pid_t pid;
 
 	if (keep_unreachable == TH_REPO_GC_ROLLUP)
 		return th_repo_rollup(path, stop, payload, err);
+	/* A gc killed past its grace (a stop, a crash) leaves its lock file, and every later gc of
+	 * the repository would then fail with "Unable to create gc.pid.lock". The caller holds the
+	 * writer lock, so no other gc runs on it: a lock file now is a dead one's. */
+	if (!keep_unreachable &&
+	    (size_t)snprintf(lockpath, sizeof(lockpath), "%s/gc.pid.lock", path) < sizeof(lockpath))
+		(void)unlink(lockpath);
 	argv[na++] = "git";
 	for (size_t i = 0; git_config[i] != NULL; i++) {
 		argv[na++] = "-c";

@@ -121,7 +121,11 @@ static void test_gc(void)
 	CHECK_STR(err.msg, "stop now");
 	CHECK(t_sh(NULL, "git -C '%s' fsck --strict 2>&1", path) == 0);
 
+	/* The lock file of a gc killed past its grace (as a crash leaves it) does not block the
+	 * next gc. */
+	CHECK(t_sh(NULL, "echo 1 > '%s/gc.pid.lock'", path) == 0);
 	CHECK_OK(th_repo_gc(path, 0, NULL, NULL, &err), &err);
+	CHECK(t_sh(NULL, "test -e '%s/gc.pid.lock'", path) != 0);
 	CHECK_OK(th_repo_objstats_read(&st, path, &err), &err);
 	git_counts(path, &loose, &packs);
 	CHECK(st.loose == 0 && loose == 0);
