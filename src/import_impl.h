@@ -33,7 +33,8 @@ typedef struct th_import__spill {
 /* An empty spill whose file, if it needs one, goes in tmpdir. Allocates nothing. */
 void th_import__spill_init(th_import__spill *s, const char *tmpdir);
 
-/* Append n bytes. Returns TH_OK, TH_ENOMEM or TH_ESTORE ("cannot write the spill file"). */
+/* Append n bytes. Returns TH_OK, TH_ENOMEM, TH_ENOSPC or TH_ESTORE ("cannot write the spill
+ * file"). */
 int th_import__spill_put_slow(th_import__spill *s, const void *p, size_t n, th_error *err);
 static inline int th_import__spill_put(th_import__spill *s, const void *p, size_t n, th_error *err)
 {

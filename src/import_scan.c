@@ -8,7 +8,6 @@
  * rows are only checked. The spill file (framed as import_impl.h says) is read back by pass 2
  * (import_edits.c) once the types are known.
  */
-#define _GNU_SOURCE /* fwrite_unlocked */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

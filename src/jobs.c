@@ -442,7 +442,7 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		TH_LOG(TH_LOG_WARN, "job %s: lease lost, result dropped: %s", op->id, err2.msg);
 	else if (rc < 0)
 		TH_LOG(TH_LOG_ERROR, "job %s: cannot record the outcome: %s", op->id, err2.msg);
-	/* Counting the objects (256 directory reads) waits until the outcome is recorded: a poll
+	/* Counting the objects (a few directory reads) waits until the outcome is recorded: a poll
 	 * sees Completed that much sooner. */
 	if (wrote)
 		after_write(j, op);
