@@ -68,21 +68,9 @@ int th_sorter_peek(th_sorter_rec *out, const th_sorter *s);
 int th_sorter_pop(th_sorter *s, th_error *err);
 
 /* An anonymous temporary file in `dir` (NULL = $TMPDIR or /tmp; unlinked at once, so nothing is
- * left behind even by a crash), open for writing and reading with a buffer of `bufsize` bytes
- * (0 = the C library's, one 4 KiB block: one write a block): the sorter's run files, and for
- * callers' own spill files. The buffer is mapped, not malloc'd: a freed block of this size would
- * raise glibc's dynamic mmap threshold and keep later large allocations on the heap (+25 MB of
- * peak RSS in a 1M-row import). *out and *buf_out are the caller's, for
- * th_sorter_tmpfile_close. Returns TH_OK, TH_ENOMEM or TH_ESTORE (the message does not name the
- * directory: it may reach a client). */
-int th_sorter_tmpfile(FILE **out, char **buf_out, size_t bufsize, const char *dir, th_error *err);
-
-/* The file of th_sorter_tmpfile without the FILE: an unlinked temporary file in `dir` (as
- * there), open for reading and writing, its descriptor the caller's to close. Returns TH_OK or
- * TH_ESTORE (naming no directory). */
+ * left behind even by a crash), open for reading and writing: the sorter's run files (with a
+ * stdio buffer around it) and callers' own spill files. The descriptor is the caller's to close.
+ * Returns TH_OK or TH_ESTORE (the message does not name the directory: it may reach a client). */
 int th_sorter_tmpfd(int *out, const char *dir, th_error *err);
-
-/* Close a th_sorter_tmpfile file (NULL: nothing) and unmap its buffer of `bufsize` bytes. */
-void th_sorter_tmpfile_close(FILE *f, char *buf, size_t bufsize);
 
 #endif
