@@ -29,6 +29,7 @@
 
 #include "backup_internal.h"
 #include "tablehub/datadir.h"
+#include "tablehub/dirsync.h"
 #include "tablehub/ids.h"
 #include "tablehub/text.h"
 
@@ -222,9 +223,9 @@ static int publish(const char *part, const char *final, th_error *err)
 	snprintf(parent, sizeof(parent), "%s", final);
 	if ((slash = strrchr(parent, '/')) != NULL) {
 		*slash = '\0';
-		th_backup__sync_dir(parent[0] ? parent : "/");
+		(void)th_dirsync(parent[0] ? parent : "/");
 	} else {
-		th_backup__sync_dir(".");
+		(void)th_dirsync(".");
 	}
 	return TH_OK;
 }
@@ -273,7 +274,7 @@ int th_backup(th_backup_stats *stats, const char *dir, const char *out, th_error
 	    (error = copy_uploads(c, "tus", 1, err)) < 0 ||
 	    (error = write_manifest(c, ndbs, err)) < 0)
 		goto cleanup;
-	th_backup__sync_dir(part);
+	(void)th_dirsync(part);
 	error = publish(part, out, err);
 cleanup:
 	if (error < 0)
@@ -404,7 +405,7 @@ int th_restore(th_backup_stats *stats, const char *in, const char *dir, th_error
 	if (error < 0 || (error = check_copy(c, err)) < 0 ||
 	    (error = th_datadir_init(part, err)) < 0)
 		goto cleanup;
-	th_backup__sync_dir(part);
+	(void)th_dirsync(part);
 	if (th_backup__exists(dir) && rmdir(dir) != 0) {
 		error = th_error_set(err, TH_EEXISTS, "cannot replace '%s': %s", dir,
 		                     strerror(errno));

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "backup_internal.h"
-#include "tablehub/dirsync.h"
 #include "tablehub/text.h"
 
 int th_backup__io_error(th_error *err, int e, const char *what, const char *rel)
@@ -33,12 +32,6 @@ int th_backup__exists(const char *path)
 	struct stat sb;
 
 	return lstat(path, &sb) == 0;
-}
-
-/* fsync the directory at `path` (its entries' names are durable). */
-void th_backup__sync_dir(const char *path)
-{
-	(void)th_dirsync(path);
 }
 
 /* Copy c->src/rel to c->dst/rel (which must not exist), fsynced. When the source is missing:

@@ -38,8 +38,6 @@ int th_backup__io_error(th_error *err, int e, const char *what, const char *rel)
 int th_backup__path_of(char *out, size_t size, const char *root, const char *rel, th_error *err);
 /* Is there anything at path (lstat)? */
 int th_backup__exists(const char *path);
-/* fsync the directory at path (best effort). */
-void th_backup__sync_dir(const char *path);
 /* Copy c->src/rel to c->dst/rel (which must not exist), fsynced. A missing source: with `vanished`
  * set *vanished = 1 and TH_OK, else TH_ENOTFOUND. Returns TH_OK or an error (TH_ENOSPC...). */
 int th_backup__copy_file(copier *c, const char *rel, int *vanished, th_error *err);
