@@ -23,7 +23,7 @@ static int th_t_failed_checks, th_t_passed, th_t_failed;
 		int th_t_rc_ = (call);                                                             \
 		if (th_t_rc_ != 0) {                                                               \
 			fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #call,  \
-				th_t_rc_, (errp)->msg);                                            \
+			        th_t_rc_, (errp)->msg);                                            \
 			th_t_failed_checks++;                                                      \
 		}                                                                                  \
 	} while (0)
@@ -31,9 +31,10 @@ static int th_t_failed_checks, th_t_passed, th_t_failed;
 #define CHECK_STR(a, b)                                                                            \
 	do {                                                                                       \
 		const char *th_t_a_ = (a), *th_t_b_ = (b);                                         \
-		if (th_t_a_ == NULL || th_t_b_ == NULL || strcmp(th_t_a_, th_t_b_) != 0) {          \
-			fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__, __LINE__, \
-				th_t_b_ ? th_t_b_ : "(null)", th_t_a_ ? th_t_a_ : "(null)");       \
+		if (th_t_a_ == NULL || th_t_b_ == NULL || strcmp(th_t_a_, th_t_b_) != 0) {         \
+			fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__,          \
+			        __LINE__, th_t_b_ ? th_t_b_ : "(null)",                            \
+			        th_t_a_ ? th_t_a_ : "(null)");                                     \
 			th_t_failed_checks++;                                                      \
 		}                                                                                  \
 	} while (0)
@@ -43,7 +44,7 @@ static int th_t_failed_checks, th_t_passed, th_t_failed;
 		const char *th_t_h_ = (hay), *th_t_n_ = (needle);                                  \
 		if (th_t_h_ == NULL || strstr(th_t_h_, th_t_n_) == NULL) {                         \
 			fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,       \
-				__LINE__, th_t_h_ ? th_t_h_ : "(null)", th_t_n_);                  \
+			        __LINE__, th_t_h_ ? th_t_h_ : "(null)", th_t_n_);                  \
 			th_t_failed_checks++;                                                      \
 		}                                                                                  \
 	} while (0)

@@ -7,7 +7,8 @@
  * order (`null` for NULL); a chunk blob holds its lines column by column (value.h, chunk bodies),
  * older blobs the lines as they are. A table without a primary key (keyless) uses the whole row as
  * its key; duplicate rows are repeated lines and never split across chunks. Large tables get a
- * second tree level. Changing one row rewrites the chunk that holds it and the trees above it, nothing else.
+ * second tree level. Changing one row rewrites the chunk that holds it and the trees above it,
+ * nothing else.
  */
 #ifndef TABLEHUB_TABLE_H
 #define TABLEHUB_TABLE_H
