@@ -48,20 +48,9 @@ const api_route api_files_routes[] = {
 	{ NULL, NULL, NULL, 0 }
 };
 
-/* Is s a uuid (8-4-4-4-12 hex digits)? */
-static int uuid_valid(const char *s)
-{
-	for (size_t i = 0; i < 36; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : th_hexval((unsigned char)s[i]) < 0)
-			return 0;
-	}
-	return s[36] == '\0';
-}
-
 static int check_id(const char *id, th_error *err)
 {
-	if (id == NULL || !uuid_valid(id))
+	if (id == NULL || !th_uuid_valid(id, 0))
 		return th_error_set(err, TH_EINVALID, "invalid file id '%.64s': want a uuid",
 		                    id ? id : "");
 	return TH_OK;

@@ -49,19 +49,6 @@ const char *api_op_user_name(api_pool *pool, const char *user, const char *id)
 	return api_pool_printf(pool, "users/%s/userOperations/%s", user, id);
 }
 
-/* Is s a uuid (8-4-4-4-12 hex digits, either case)? */
-static int uuid_valid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 36; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : th_hexval((unsigned char)s[i]) < 0)
-			return 0;
-	}
-	return s[36] == '\0';
-}
-
 int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name, th_error *err)
 {
 	char prefix[200];
@@ -78,7 +65,7 @@ int api_op_name_parse(char id[TH_UUID_SIZE], const th_req *req, const char *name
 		return th_error_set(err, TH_ENOTFOUND, "operation '%.200s' not found in '%s/%s'",
 		                    name, req->db.owner, req->db.name);
 	}
-	if (!uuid_valid(p))
+	if (!th_uuid_valid(p, 0))
 		return th_error_set(err, TH_EINVALID,
 		                    "'operationName' is not an operation name: '%.200s' (want "
 		                    "repositoryOwners/%s/repositories/%s/jobs/<id>)",

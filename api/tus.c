@@ -232,17 +232,6 @@ static void add_result_headers(th_req *req, const th_tus_info *t)
 /* --- common checks -----------------------------------------------------------------------------
  */
 
-static int uuid_valid(const char *s)
-{
-	for (size_t i = 0; i < 36; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-'
-		         : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	}
-	return s[36] == '\0';
-}
-
 /* The Tus-Resumable header names our version. Otherwise leaves a 412 reply and returns 0. */
 static int version_ok(th_req *req, th_error *err)
 {
@@ -282,7 +271,7 @@ static int load(th_tus_info *out, th_req *req, th_error *err)
 	const char *id = api_cap(req, "upload_id");
 	int error;
 
-	if (id == NULL || !uuid_valid(id))
+	if (id == NULL || !th_uuid_valid(id, 1))
 		return th_error_set(err, TH_ENOTFOUND, "upload '%.64s' not found", id ? id : "");
 	memset(out, 0, sizeof(*out));
 	error = th_meta_tus_get(out, req->srv->meta, req->db.id, id, err);

@@ -19,6 +19,7 @@
 
 #include "tablehub/dirsync.h"
 #include "tablehub/files.h"
+#include "tablehub/ids.h"
 #include "tablehub/text.h"
 
 struct th_part {
@@ -31,21 +32,9 @@ struct th_part {
 /* Start write-back every this many bytes, as th_upload_write does. */
 #define WRITEBACK_EVERY (8u << 20)
 
-/* Is id a uuid: 8-4-4-4-12 lower-case hex digits? */
-static int id_valid(const char *id)
-{
-	for (size_t i = 0; i < 36; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? id[i] != '-'
-		         : !((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return 0;
-	}
-	return id[36] == '\0';
-}
-
 static int part_path(th_buf *out, const char *data_dir, const char *id, th_error *err)
 {
-	if (id == NULL || !id_valid(id))
+	if (id == NULL || !th_uuid_valid(id, 1))
 		return th_error_set(err, TH_EINVALID, "invalid upload id '%.64s'", id ? id : "");
 	return th_buf_printf(out, err, "%s/tus/%s.part", data_dir, id);
 }

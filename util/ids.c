@@ -67,6 +67,19 @@ int th_uuid4(char out[TH_UUID_SIZE], th_error *err)
 	return TH_OK;
 }
 
+int th_uuid_valid(const char *s, int lower_only)
+{
+	for (size_t i = 0; i < 36; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		unsigned char c = (unsigned char)s[i];
+		if (dash ? c != '-'
+		         : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		             (!lower_only && c >= 'A' && c <= 'F')))
+			return 0;
+	}
+	return s[36] == '\0';
+}
+
 int th_token_new(char out[TH_TOKEN_SIZE], th_error *err)
 {
 	unsigned char raw[32];

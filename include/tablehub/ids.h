@@ -20,6 +20,9 @@ int th_random_bytes(unsigned char *out, size_t n, th_error *err);
 #define TH_UUID_SIZE 37
 /* A new random (version 4) uuid, lower-case. Returns TH_OK or TH_ESTORE. */
 int th_uuid4(char out[TH_UUID_SIZE], th_error *err);
+/* Is s (NUL-terminated) a uuid: 8-4-4-4-12 hex digits, only lower-case ones when `lower_only`?
+ * Returns 1 or 0. */
+int th_uuid_valid(const char *s, int lower_only);
 
 /* A token is "thp_" followed by 64 hex digits (32 random bytes): 68 chars plus NUL. Only its
  * SHA-256 is stored, so a token is shown once, when it is created. */
