@@ -167,7 +167,7 @@ static int copy_uploads(copier *c, const char *sub, int part, th_error *err)
 	if ((error = th_backup__path_of(path, sizeof(path), c->src, sub, err)) < 0)
 		return error;
 	if ((d = opendir(path)) == NULL)
-		return errno == ENOENT ? TH_OK : th_backup__io_error(err, errno, "read", sub);
+		return errno == ENOENT ? TH_OK : th_error_os(err, errno, "read", sub);
 	if ((error = th_backup__make_dir(c, sub, err)) < 0) {
 		closedir(d);
 		return error;
@@ -193,9 +193,9 @@ static int write_manifest(copier *c, size_t ndbs, th_error *err)
 	n = snprintf(text, sizeof(text), FORMAT_LINE "created_at %lld\ndatabases %zu\n",
 	             (long long)th_now_ms(), ndbs);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
-		return th_backup__io_error(err, errno, "create", "BACKUP");
+		return th_error_os(err, errno, "create", "BACKUP");
 	if (write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
-		error = th_backup__io_error(err, errno, "write", "BACKUP");
+		error = th_error_os(err, errno, "write", "BACKUP");
 		close(fd);
 		return error;
 	}
@@ -380,7 +380,7 @@ int th_restore(th_backup_stats *stats, const char *in, const char *dir, th_error
 		goto cleanup;
 	/* Everything but the manifest, as it is. */
 	if ((d = opendir(in)) == NULL) {
-		error = th_backup__io_error(err, errno, "read", "the backup");
+		error = th_error_os(err, errno, "read", "the backup");
 		goto cleanup;
 	}
 	while ((e = readdir(d)) != NULL) {
@@ -391,7 +391,7 @@ int th_restore(th_backup_stats *stats, const char *in, const char *dir, th_error
 		if ((error = th_backup__path_of(path, sizeof(path), in, e->d_name, err)) < 0)
 			break;
 		if (lstat(path, &sb) != 0) {
-			error = th_backup__io_error(err, errno, "read", e->d_name);
+			error = th_error_os(err, errno, "read", e->d_name);
 			break;
 		}
 		if (S_ISDIR(sb.st_mode))

@@ -14,12 +14,6 @@
 #include "backup_internal.h"
 #include "tablehub/text.h"
 
-int th_backup__io_error(th_error *err, int e, const char *what, const char *rel)
-{
-	return th_error_set(err, e == ENOSPC || e == EDQUOT ? TH_ENOSPC : TH_ESTORE,
-	                    "cannot %s '%s': %s", what, rel, strerror(e));
-}
-
 int th_backup__path_of(char *out, size_t size, const char *root, const char *rel, th_error *err)
 {
 	if ((size_t)snprintf(out, size, "%s/%s", root, rel) >= size)
@@ -52,17 +46,17 @@ int th_backup__copy_file(copier *c, const char *rel, int *vanished, th_error *er
 		}
 		if (errno == ENOENT)
 			return th_error_set(err, TH_ENOTFOUND, "'%s' is missing", rel);
-		return th_backup__io_error(err, errno, "read", rel);
+		return th_error_os(err, errno, "read", rel);
 	}
 	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-		error = th_backup__io_error(err, errno, "create", rel);
+		error = th_error_os(err, errno, "create", rel);
 		goto cleanup;
 	}
 	while ((n = read(in, c->buf, sizeof(c->buf))) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			error = th_backup__io_error(err, errno, "read", rel);
+			error = th_error_os(err, errno, "read", rel);
 			goto cleanup;
 		}
 		for (ssize_t done = 0; done < n;) {
@@ -70,8 +64,7 @@ int th_backup__copy_file(copier *c, const char *rel, int *vanished, th_error *er
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0) {
-				error = th_backup__io_error(err, w < 0 ? errno : ENOSPC, "write",
-				                            rel);
+				error = th_error_os(err, w < 0 ? errno : ENOSPC, "write", rel);
 				goto cleanup;
 			}
 			done += w;
@@ -79,7 +72,7 @@ int th_backup__copy_file(copier *c, const char *rel, int *vanished, th_error *er
 		c->st.bytes += (uint64_t)n;
 	}
 	if (fsync(out) != 0) {
-		error = th_backup__io_error(err, errno, "write", rel);
+		error = th_error_os(err, errno, "write", rel);
 		goto cleanup;
 	}
 	c->st.files++;
@@ -87,7 +80,7 @@ cleanup:
 	if (in >= 0)
 		close(in);
 	if (out >= 0 && close(out) != 0 && error == TH_OK)
-		error = th_backup__io_error(err, errno, "write", rel);
+		error = th_error_os(err, errno, "write", rel);
 	if (error < 0 && out >= 0)
 		unlink(to);
 	return error;
@@ -101,7 +94,7 @@ int th_backup__make_dir(copier *c, const char *rel, th_error *err)
 	if ((error = th_backup__path_of(path, sizeof(path), c->dst, rel, err)) < 0)
 		return error;
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return th_backup__io_error(err, errno, "create", rel);
+		return th_error_os(err, errno, "create", rel);
 	return TH_OK;
 }
 
@@ -146,7 +139,7 @@ int th_backup__copy_tree(copier *c, const char *rel, th_error *err)
 	    (error = th_backup__make_dir(c, rel, err)) < 0)
 		return error;
 	if ((d = opendir(path)) == NULL)
-		return th_backup__io_error(err, errno, "read", rel);
+		return th_error_os(err, errno, "read", rel);
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
@@ -161,7 +154,7 @@ int th_backup__copy_tree(copier *c, const char *rel, th_error *err)
 		if (lstat(path, &sb) != 0) {
 			if (errno == ENOENT)
 				continue;
-			error = th_backup__io_error(err, errno, "read", sub);
+			error = th_error_os(err, errno, "read", sub);
 			break;
 		}
 		if (S_ISDIR(sb.st_mode)) {

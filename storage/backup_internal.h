@@ -32,8 +32,6 @@ typedef struct repo_snap {
 
 /* --- backup_files.c ------------------------------------------------------------------------ */
 
-/* err = "cannot <what> '<rel>': <strerror(e)>", TH_ENOSPC for a full disk, else TH_ESTORE. */
-int th_backup__io_error(th_error *err, int e, const char *what, const char *rel);
 /* out = root/rel. Returns TH_OK or TH_EINVALID (too long). */
 int th_backup__path_of(char *out, size_t size, const char *root, const char *rel, th_error *err);
 /* Is there anything at path (lstat)? */

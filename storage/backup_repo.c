@@ -163,7 +163,7 @@ static int copy_objects(copier *c, const char *rel, int *vanished, th_error *err
 		if ((d = opendir(path)) == NULL) {
 			if (errno == ENOENT)
 				continue;
-			return th_backup__io_error(err, errno, "read", sub);
+			return th_error_os(err, errno, "read", sub);
 		}
 		while (error == TH_OK && (e = readdir(d)) != NULL) {
 			if (strlen(e->d_name) != 38 || !th_is_hex(e->d_name, 38))
@@ -184,7 +184,7 @@ static int copy_objects(copier *c, const char *rel, int *vanished, th_error *err
 	if ((error = th_backup__path_of(path, sizeof(path), c->src, sub, err)) < 0)
 		return error;
 	if ((d = opendir(path)) == NULL)
-		return errno == ENOENT ? TH_OK : th_backup__io_error(err, errno, "read", sub);
+		return errno == ENOENT ? TH_OK : th_error_os(err, errno, "read", sub);
 	while (error == TH_OK && (e = readdir(d)) != NULL) {
 		size_t len = strlen(e->d_name);
 		char pack[1024], idx[1024], dpack[4096];

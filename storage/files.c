@@ -43,20 +43,10 @@ struct th_upload {
  * the fsync at the end has little left to do. */
 #define WRITEBACK_EVERY (8u << 20)
 
-/* err for system call errno `e` failing to `action` the file `name` (its place in the data
- * directory). Returns TH_ENOSPC for a full disk or quota, else TH_ESTORE. */
-static int os_error(th_error *err, int e, const char *action, const char *name)
-{
-	if (e == ENOSPC || e == EDQUOT)
-		return th_error_set(err, TH_ENOSPC, "the disk is full: cannot %s '%s'", action,
-		                    name);
-	return th_error_set(err, TH_ESTORE, "cannot %s '%s': %s", action, name, strerror(e));
-}
-
 static int ensure_dir(const char *path, const char *name, th_error *err)
 {
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return os_error(err, errno, "create directory", name);
+		return th_error_os(err, errno, "create directory", name);
 	return TH_OK;
 }
 
@@ -64,7 +54,7 @@ static int ensure_dir(const char *path, const char *name, th_error *err)
 static int fsync_dir(const char *path, const char *name, th_error *err)
 {
 	if (th_dirsync(path) < 0)
-		return os_error(err, errno, "fsync", name);
+		return th_error_os(err, errno, "fsync", name);
 	return TH_OK;
 }
 
@@ -187,7 +177,7 @@ int th_upload_begin(th_upload **out, const char *data_dir, uint64_t max_bytes, t
 	snprintf(u->tmp_path, n, "%s/tmp/upload-XXXXXX", data_dir);
 	u->tmp_name = u->tmp_path + strlen(data_dir) + 1;
 	if ((u->fd = mkstemp(u->tmp_path)) < 0) {
-		error = os_error(err, errno, "create", u->tmp_name);
+		error = th_error_os(err, errno, "create", u->tmp_name);
 		goto fail;
 	}
 	fcntl(u->fd, F_SETFD, FD_CLOEXEC);
@@ -217,7 +207,7 @@ int th_upload_write(th_upload *u, const void *data, size_t len, th_error *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return os_error(err, errno, "write", u->tmp_name);
+			return th_error_os(err, errno, "write", u->tmp_name);
 		}
 		p += w;
 		left -= (size_t)w;
@@ -250,7 +240,7 @@ int th_upload_finish_pinned(th_upload *u, char sha_hex_out[65], uint64_t *size_o
 	th_hex(sha, digest, sizeof(digest));
 	snprintf(name, sizeof(name), "uploads/%s", sha);
 	if (fsync(u->fd) < 0) {
-		error = os_error(err, errno, "fsync", u->tmp_name);
+		error = th_error_os(err, errno, "fsync", u->tmp_name);
 		goto cleanup;
 	}
 	close(u->fd);
@@ -270,7 +260,7 @@ int th_upload_finish_pinned(th_upload *u, char sha_hex_out[65], uint64_t *size_o
 		/* The same bytes were uploaded before: keep the stored copy. */
 		unlink(u->tmp_path);
 	} else if (rename(u->tmp_path, dest.ptr) < 0) {
-		error = os_error(err, errno, "rename a temp file to", name);
+		error = th_error_os(err, errno, "rename a temp file to", name);
 		goto cleanup;
 	}
 	if ((error = fsync_dir(dir.ptr, "uploads", err)) < 0)
@@ -356,7 +346,7 @@ int th_upload_sweep(int *n_out, const char *data_dir, th_error *err)
 	if ((error = th_buf_printf(&path, err, "%s/tmp", data_dir)) < 0)
 		return error;
 	if ((d = opendir(path.ptr)) == NULL) {
-		error = errno == ENOENT ? TH_OK : os_error(err, errno, "read", "tmp");
+		error = errno == ENOENT ? TH_OK : th_error_os(err, errno, "read", "tmp");
 		goto cleanup;
 	}
 	while ((e = readdir(d)) != NULL) {

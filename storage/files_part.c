@@ -39,16 +39,11 @@ static int part_path(th_buf *out, const char *data_dir, const char *id, th_error
 	return th_buf_printf(out, err, "%s/tus/%s.part", data_dir, id);
 }
 
-static int os_error(th_error *err, int e, const char *action, const char *name)
-{
-	return th_error_set(err, TH_ESTORE, "cannot %s '%s': %s", action, name, strerror(e));
-}
-
 /* Shared with other threads syncing the same directory (dirsync.h). */
 static int fsync_dir(const char *path, const char *name, th_error *err)
 {
 	if (th_dirsync(path) < 0)
-		return os_error(err, errno, "fsync", name);
+		return th_error_os(err, errno, "fsync", name);
 	return TH_OK;
 }
 
@@ -61,12 +56,12 @@ int th_part_create(const char *data_dir, const char *id, th_error *err)
 	    (error = th_buf_printf(&dir, err, "%s/tus", data_dir)) < 0)
 		goto cleanup;
 	if (mkdir(dir.ptr, 0755) < 0 && errno != EEXIST) {
-		error = os_error(err, errno, "create directory", "tus");
+		error = th_error_os(err, errno, "create directory", "tus");
 		goto cleanup;
 	}
 	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
 		error = errno == EEXIST ? th_error_set(err, TH_EEXISTS, "upload '%s' exists", id)
-		                        : os_error(err, errno, "create", "tus/<id>.part");
+		                        : th_error_os(err, errno, "create", "tus/<id>.part");
 		goto cleanup;
 	}
 	close(fd);
@@ -95,11 +90,11 @@ int th_part_open(th_part **out, const char *data_dir, const char *id, uint64_t o
 	if ((p->fd = open(path.ptr, O_WRONLY | O_CLOEXEC)) < 0) {
 		error = errno == ENOENT ? th_error_set(err, TH_ENOTFOUND,
 		                                       "the bytes of upload '%s' are gone", id)
-		                        : os_error(err, errno, "open", p->name);
+		                        : th_error_os(err, errno, "open", p->name);
 		goto cleanup;
 	}
 	if (fstat(p->fd, &sb) < 0) {
-		error = os_error(err, errno, "stat", p->name);
+		error = th_error_os(err, errno, "stat", p->name);
 		goto cleanup;
 	}
 	if ((uint64_t)sb.st_size < offset) {
@@ -109,7 +104,7 @@ int th_part_open(th_part **out, const char *data_dir, const char *id, uint64_t o
 		goto cleanup;
 	}
 	if ((uint64_t)sb.st_size > offset && ftruncate(p->fd, (off_t)offset) < 0) {
-		error = os_error(err, errno, "truncate", p->name);
+		error = th_error_os(err, errno, "truncate", p->name);
 		goto cleanup;
 	}
 	p->offset = p->synced = offset;
@@ -130,7 +125,7 @@ int th_part_write(th_part *p, const void *data, size_t len, th_error *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return os_error(err, errno, "write", p->name);
+			return th_error_os(err, errno, "write", p->name);
 		}
 		d += w;
 		len -= (size_t)w;
@@ -153,14 +148,14 @@ uint64_t th_part_offset(const th_part *p)
 int th_part_sync(th_part *p, th_error *err)
 {
 	if (fdatasync(p->fd) < 0)
-		return os_error(err, errno, "fsync", p->name);
+		return th_error_os(err, errno, "fsync", p->name);
 	return TH_OK;
 }
 
 int th_part_truncate(th_part *p, uint64_t offset, th_error *err)
 {
 	if (ftruncate(p->fd, (off_t)offset) < 0)
-		return os_error(err, errno, "truncate", p->name);
+		return th_error_os(err, errno, "truncate", p->name);
 	p->offset = offset;
 	if (p->synced > offset)
 		p->synced = offset;
@@ -192,7 +187,7 @@ int th_part_read(const char *data_dir, const char *id, uint64_t from,
 	if ((fd = open(path.ptr, O_RDONLY | O_CLOEXEC)) < 0) {
 		error = errno == ENOENT ? th_error_set(err, TH_ENOTFOUND,
 		                                       "the bytes of upload '%s' are gone", id)
-		                        : os_error(err, errno, "open", "tus/<id>.part");
+		                        : th_error_os(err, errno, "open", "tus/<id>.part");
 		goto cleanup;
 	}
 	for (;;) {
@@ -200,7 +195,7 @@ int th_part_read(const char *data_dir, const char *id, uint64_t from,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			error = os_error(err, errno, "read", "tus/<id>.part");
+			error = th_error_os(err, errno, "read", "tus/<id>.part");
 			goto cleanup;
 		}
 		if (n == 0)
@@ -230,7 +225,7 @@ int th_part_finish(const char *data_dir, const char *id, const char *sha, th_err
 	}
 	/* The bytes are synced by each request already; once more, whatever the caller did. */
 	if ((fd = open(path.ptr, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
-		error = os_error(err, errno, "fsync", "tus/<id>.part");
+		error = th_error_os(err, errno, "fsync", "tus/<id>.part");
 		if (fd >= 0)
 			close(fd);
 		goto cleanup;
@@ -240,13 +235,13 @@ int th_part_finish(const char *data_dir, const char *id, const char *sha, th_err
 	    (error = th_buf_printf(&dest, err, "%s/%s", dir.ptr, sha)) < 0)
 		goto cleanup;
 	if (mkdir(dir.ptr, 0755) < 0 && errno != EEXIST) {
-		error = os_error(err, errno, "create directory", "uploads");
+		error = th_error_os(err, errno, "create directory", "uploads");
 		goto cleanup;
 	}
 	if (stat(dest.ptr, &sb) == 0) {
 		unlink(path.ptr); /* the same bytes were uploaded before: keep the stored copy */
 	} else if (rename(path.ptr, dest.ptr) < 0) {
-		error = os_error(err, errno, "move the upload to", "uploads/<sha256>");
+		error = th_error_os(err, errno, "move the upload to", "uploads/<sha256>");
 		goto cleanup;
 	}
 	th_buf_clear(&path);
@@ -269,7 +264,7 @@ int th_part_remove(const char *data_dir, const char *id, th_error *err)
 	if ((error = part_path(&path, data_dir, id, err)) < 0)
 		return error;
 	if (unlink(path.ptr) < 0 && errno != ENOENT)
-		error = os_error(err, errno, "remove", "tus/<id>.part");
+		error = th_error_os(err, errno, "remove", "tus/<id>.part");
 	th_buf_dispose(&path);
 	return error;
 }

@@ -1,4 +1,4 @@
-/* test_base.c: the base library: buffers, JSON string escaping, errors, hashes, the text
+/* test_base.c: the base library: buffers, JSON string escaping, errors, uuids, hashes, the text
  * scrubbers that keep replies valid JSON and free of server paths, and shared directory fsyncs.
  * The hash vectors are the published SHA-1/SHA-256 test vectors; th_hash64's values are pinned
  * because chunk boundaries (the storage format) depend on them. */
@@ -15,6 +15,7 @@
 #include "tablehub/buf.h"
 #include "tablehub/error.h"
 #include "tablehub/hash.h"
+#include "tablehub/ids.h"
 #include "tablehub/text.h"
 
 static void test_buf(void)
@@ -65,6 +66,30 @@ static void test_error(void)
 	CHECK(th_error_set(NULL, TH_ENOMEM, "ignored") == TH_ENOMEM);
 	CHECK_STR(th_code_name(TH_ENOTFOUND), "ENOTFOUND");
 	CHECK_STR(th_code_name(12345), "ERROR");
+	/* A system call's error names the file as given; a full disk or quota is TH_ENOSPC. */
+	CHECK(th_error_os(&err, ENOSPC, "write", "tus/x.part") == TH_ENOSPC);
+	CHECK_STR(err.msg, "the disk is full: cannot write 'tus/x.part'; try again once there is "
+	                   "free space");
+	CHECK(th_error_os(&err, EDQUOT, "create", "uploads") == TH_ENOSPC);
+	CHECK(th_error_os(&err, EACCES, "open", "meta.sqlite") == TH_ESTORE);
+	CHECK_STR(err.msg, "cannot open 'meta.sqlite': Permission denied");
+}
+
+static void test_uuid(void)
+{
+	char id[TH_UUID_SIZE];
+	th_error err;
+
+	CHECK_OK(th_uuid4(id, &err), &err);
+	CHECK(th_uuid_valid(id, 1) && th_uuid_valid(id, 0));
+	CHECK(th_uuid_valid("0123abcd-ef01-4567-89ab-cdef01234567", 1));
+	CHECK(!th_uuid_valid("0123ABCD-ef01-4567-89ab-cdef01234567", 1));
+	CHECK(th_uuid_valid("0123ABCD-ef01-4567-89ab-cdef01234567", 0));
+	CHECK(!th_uuid_valid("0123abcd-ef01-4567-89ab-cdef0123456", 0));   /* short */
+	CHECK(!th_uuid_valid("0123abcd-ef01-4567-89ab-cdef012345678", 0)); /* long */
+	CHECK(!th_uuid_valid("0123abcd0ef01-4567-89ab-cdef01234567", 0));  /* a dash missing */
+	CHECK(!th_uuid_valid("0123abcg-ef01-4567-89ab-cdef01234567", 0));  /* not hex */
+	CHECK(!th_uuid_valid("", 0));
 }
 
 static void test_hashes(void)
@@ -267,6 +292,7 @@ int main(void)
 	RUN(test_buf);
 	RUN(test_json_string);
 	RUN(test_error);
+	RUN(test_uuid);
 	RUN(test_hashes);
 	RUN(test_scrub);
 	RUN(test_dirsync);

@@ -1,4 +1,5 @@
 /* error.c: setting and naming th_error values (see include/tablehub/error.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,16 @@ int th_error_set(th_error *err, th_code code, const char *fmt, ...)
 	set_va(err, code, fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int th_error_os(th_error *err, int e, const char *action, const char *name)
+{
+	if (e == ENOSPC || e == EDQUOT)
+		return th_error_set(
+		        err, TH_ENOSPC,
+		        "the disk is full: cannot %s '%s'; try again once there is free space",
+		        action, name);
+	return th_error_set(err, TH_ESTORE, "cannot %s '%s': %s", action, name, strerror(e));
 }
 
 int th_error_set_at(th_error *err, th_code code, uint64_t line, uint32_t column, const char *fmt,

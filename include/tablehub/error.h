@@ -45,6 +45,12 @@ int th_error_set(th_error *err, th_code code, const char *fmt, ...) TH_PRINTF(3,
 int th_error_set_at(th_error *err, th_code code, uint64_t line, uint32_t column, const char *fmt,
                     ...) TH_PRINTF(5, 6);
 
+/* Set err for system call errno `e` failing to `action` ("write") the file `name`, which the
+ * caller gives as clients may see it (its place in the data directory, never the server's path):
+ * TH_ENOSPC "the disk is full: cannot <action> '<name>'; try again ..." for a full disk or quota,
+ * else TH_ESTORE "cannot <action> '<name>': <strerror(e)>". Returns that code. */
+int th_error_os(th_error *err, int e, const char *action, const char *name);
+
 /* Reset err to TH_OK with an empty message. */
 void th_error_clear(th_error *err);
 

@@ -7,7 +7,8 @@
  *   - a stale lock file on a branch (minutes old) fails a merge at once with a message naming the
  *     lock file's ref and what to do (it used to retry 100 times and blame a moving branch);
  *   - a full disk is 507 with a message, checked before an upload is read (--min-free-mb) and
- *     found while it is written (on a 3 MB tmpfs, when this test may mount one);
+ *     found while it is written, by a multipart upload or a resumable one's PATCH (on a 3 MB
+ *     tmpfs, when this test may mount one);
  *   - the file of an upload whose operation failed is removed, unless another operation that did
  *     not fail names the same bytes. */
 #include <sys/stat.h>
@@ -252,6 +253,57 @@ static void test_min_free_space(void)
 	t_rmdir(d2);
 }
 
+/* A resumable upload of `file` whose bytes fill the disk of the server `view` (on its 3 MB
+ * tmpfs): the PATCH is a 507 naming the part file by its place, the bytes are dropped (the
+ * offset stays 0), and the disk has room again. */
+static void disk_full_tus(const t_server *view, const char *tok, const char *file)
+{
+	char hdrs[700], url[300], *h, *loc;
+	struct stat st;
+	t_resp r;
+
+	CHECK(stat(file, &st) == 0 && st.st_size > 3 * 1048576);
+	snprintf(hdrs, sizeof(hdrs), "%s/tus-headers", view->dir);
+	/* tableName t, importOp Create, primaryKeys id */
+	r = t_http(view,
+	           AUTH "-D '%s' -X POST -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: %lld' "
+	                "-H 'Upload-Metadata: tableName dA==,importOp Q3JlYXRl,primaryKeys aWQ=' "
+	                "'%s/alice/shop/uploads/tus'",
+	           tok, hdrs, (long long)st.st_size, view->base);
+	CHECK(r.status == 201);
+	t_resp_free(&r);
+	h = t_read_file(hdrs, NULL);
+	loc = h ? strstr(h, "Location: ") : NULL;
+	CHECK(loc != NULL);
+	if (loc == NULL) {
+		free(h);
+		return;
+	}
+	loc += strlen("Location: ");
+	loc[strcspn(loc, "\r\n")] = '\0';
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", view->port, loc);
+	free(h);
+	r = t_http(view,
+	           AUTH
+	           "-X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' "
+	           "-H 'Content-Type: application/offset+octet-stream' --data-binary @'%s' '%s'",
+	           tok, file, url);
+	CHECK(r.status == 507);
+	CHECK_STR(t_str(&r, "code"), "ENOSPC");
+	CHECK_CONTAINS(t_str(&r, "message"), "the disk is full: cannot write 'tus/");
+	CHECK(strstr(r.body, view->dir) == NULL);
+	t_resp_free(&r);
+	r = t_http(view, AUTH "-I -H 'Tus-Resumable: 1.0.0' '%s'", tok, url);
+	CHECK(r.status == 200);
+	CHECK_CONTAINS(r.body, "Upload-Offset: 0\r\n");
+	t_resp_free(&r);
+	/* The part file was cut back: there is room for a database again. */
+	r = t_http(view, AUTH "-d '{\"ownerName\":\"alice\",\"repoName\":\"after\"}' '%s/database'",
+	           tok, view->base);
+	CHECK(r.status == 200);
+	t_resp_free(&r);
+}
+
 /* A real full disk: the server runs in its own mount namespace with its data on a 3 MB tmpfs.
  * Needs the right to mount (root in a container is enough); skipped otherwise. */
 static void test_disk_full(void)
@@ -312,6 +364,7 @@ static void test_disk_full(void)
 		           tok, view.base);
 		CHECK(r.status == 200);
 		t_resp_free(&r);
+		disk_full_tus(&view, tok, big);
 		free(big);
 	}
 	kill(pid, SIGTERM);
