@@ -8,7 +8,7 @@
  *                                                             fromBranchName, toBranchName,
  *                                                             deleteBranchOnMerge)
  *   GET   /api/v1alpha1/{owner}/{db}/pulls/{id}               one pull request, its comments and
- *                                                             reviews
+ *                                                             reviews, the caller's viewer_role
  *   PATCH /api/v1alpha1/{owner}/{db}/pulls/{id}               title, description, state "closed"
  *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/comments      {"comment"}             (notes)
  *   POST  /api/v1alpha1/{owner}/{db}/pulls/{id}/reviews       {"reviewStatus", "comment"}
@@ -274,7 +274,10 @@ int api_pulls_get(th_req *req, th_error *err)
 	}
 	if ((error = th_meta_pull_options_get(&opts, req->srv->meta, req->db.id, id, err)) < 0)
 		goto cleanup;
-	if (!cJSON_AddBoolToObject(body, "delete_branch_on_merge", opts.delete_branch_on_merge) ||
+	/* The caller's own role here (capped by their token's scope), so a page offers only what
+	 * the server would allow them. */
+	if (!api_json_str(body, "viewer_role", th_role_name(req->role)) ||
+	    !cJSON_AddBoolToObject(body, "delete_branch_on_merge", opts.delete_branch_on_merge) ||
 	    (opts.delete_branch_on_merge && p.state == TH_PULL_MERGED &&
 	     !cJSON_AddBoolToObject(body, "branch_deleted", opts.branch_deleted))) {
 		error = th_error_set(err, TH_ENOMEM, "out of memory");

@@ -1,11 +1,11 @@
 // page_pull.js: /repositories/O/D/pulls/ID. One pull request: its title and description
-// (editable by the owner or the author), what its merge needs and what blocks it, the diff table
-// by table (schema changes above the rows; rows added, removed and modified, each changed cell
-// highlighted with its old value beside the new; paged, filterable by kind), comments and
-// reviews, the reviewers requested with their latest review (asked for and withdrawn here by the
-// owner and the author; a reviewer withdraws their own), and the merge button, which starts the
-// merge and follows its operation until the pull
-// is Merged or the conflicts are listed. ?table= ?type= ?page= pick the rows; ?merge= follows a
+// (editable by the author and the write role), what its merge needs and what blocks it (the
+// viewer's own role among it), the diff table by table (schema changes above the rows; rows
+// added, removed and modified, each changed cell highlighted with its old value beside the new;
+// paged, filterable by kind), comments and reviews (reviews from the write role), the reviewers
+// requested with their latest review (asked for and withdrawn here by the author and the write
+// role; a reviewer withdraws their own), and the merge button, which starts the merge and
+// follows its operation until the pull is Merged or the conflicts are listed. ?table= ?type= ?page= pick the rows; ?merge= follows a
 // merge across a reload.
 import { get, post, patch, del, db as dbPath } from './api.js';
 import { h, fill, append, errorBox, time, badge, num, setValue, isNumeric, scroller, sleep, short } from './dom.js';
@@ -135,8 +135,11 @@ export default async function render({ main, params, query, signal, user, ready 
     get(path + '/diff', wantTable ? { pageSize: 1 } : rowsQuery, { signal }).catch((e) => e),
     wantTable ? get(path + '/diff', rowsQuery, { signal }).catch((e) => e) : null,
   ]);
-  const isOwner = user === o;
-  const canEdit = user && (isOwner || user === p.author);
+  // The page offers what the server allows the viewer: their role here (viewer_role, capped by
+  // their token's scope) against what each action needs.
+  const rank = (r) => ({ read: 1, write: 2, admin: 3 })[r] || 0;
+  const canWrite = !!user && rank(p.viewer_role) >= rank('write');
+  const canEdit = !!user && (canWrite || user === p.author);
   const open = p.state === 'Open';
 
   // --- title, description, editing ---
@@ -276,6 +279,7 @@ export default async function render({ main, params, query, signal, user, ready 
     }
     if (!open) blockers.push(`This pull request is ${p.state}.`);
     else if (!user) blockers.push('Sign in to merge.');
+    else if (rank(p.viewer_role) < rank(p.merge_role)) blockers.push(`Merging into ${p.to_branch_name} needs the ${p.merge_role} role on ${o}/${d}; you have ${p.viewer_role}. Ask ${o} for it.`);
     // The server's own answer under the branch's protection: the message it would refuse the
     // merge with (409), naming the rule.
     else if (p.mergeable === false && p.merge_blocked_by) blockers.push(h('span', { class: 'rule-block' }, p.merge_blocked_by.message, p.merge_blocked_by.rule ? [' ', h('code', { class: 'rule' }, p.merge_blocked_by.rule)] : null));
@@ -316,7 +320,7 @@ export default async function render({ main, params, query, signal, user, ready 
       h('h2', { id: 'h-merge' }, p.state === 'Merged' ? 'Merged' : 'Merge'),
       p.state === 'Merged' ? h('p', {}, badge('Merged'), ' into ', h('strong', {}, p.to_branch_name), p.merge_commit ? [' as ', h('a', { href: links.db(o, d, p.merge_commit), class: 'mono' }, short(p.merge_commit))] : null, ' · ', time(p.updated_at), p.branch_deleted ? [' · ', h('span', { id: 'branch-deleted' }, `branch ${p.from_branch_name} deleted`)] : null) : null,
       h('p', { class: 'review-state' }, reviewState ? ['Reviews: ', badge(reviewState)] : h('span', { class: 'muted' }, 'No review yet.')),
-      // The reviewers asked for, each with their latest review; the owner and the author ask
+      // The reviewers asked for, each with their latest review; the write role and the author ask
       // for more and withdraw a request, and a reviewer withdraws their own.
       reviewersPart(),
       h(
@@ -492,8 +496,12 @@ export default async function render({ main, params, query, signal, user, ready 
             'div',
             { class: 'buttons' },
             h('button', { type: 'submit', 'data-focus': 'comment' }, 'Comment'),
-            h('button', { type: 'button', class: 'approve', 'data-focus': 'approve', onclick: act(() => post(path + '/reviews', { reviewStatus: 'Approved', comment: commentIn.value })) }, 'Approve'),
-            h('button', { type: 'button', class: 'reject', 'data-focus': 'reject', onclick: act(() => post(path + '/reviews', { reviewStatus: 'Rejected', comment: commentIn.value })) }, 'Request changes'),
+            canWrite
+              ? [
+                  h('button', { type: 'button', class: 'approve', 'data-focus': 'approve', onclick: act(() => post(path + '/reviews', { reviewStatus: 'Approved', comment: commentIn.value })) }, 'Approve'),
+                  h('button', { type: 'button', class: 'reject', 'data-focus': 'reject', onclick: act(() => post(path + '/reviews', { reviewStatus: 'Rejected', comment: commentIn.value })) }, 'Request changes'),
+                ]
+              : h('span', { class: 'muted small', id: 'review-needs' }, `Approving or requesting changes needs the write role on ${o}/${d}.`),
           ),
           cmsg,
         )

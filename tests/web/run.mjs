@@ -384,6 +384,48 @@ test('a conflicting pull lists its conflicts and the merge button says why it is
   assert.equal(await text('.pull-sub .badge'), 'Open');
 });
 
+test('who sees what on a pull: a reader comments only; a writer who is neither owner nor author asks for reviews', async () => {
+  const dave = srv.user('dave');
+  const erin = srv.user('erin');
+  await api(srv, alice, 'PUT', '/alice/shop/collaborators/dave', { role: 'read' });
+  await api(srv, alice, 'PUT', '/alice/shop/collaborators/erin', { role: 'write' });
+  const up = await apiUpload(srv, bob, 'alice', 'shop', 'orders', 'id,qty\n6,66\n', 'Update');
+  // Dave (read) may comment; the page offers him no review, no reviewer form, and says why he
+  // cannot merge, as the server would refuse him.
+  await signIn(page, srv, dave);
+  await goto(`/repositories/alice/shop/pulls/${up.pull_id}`);
+  assert.equal((await api(srv, dave, 'GET', `/alice/shop/pulls/${up.pull_id}`)).viewer_role, 'read');
+  await page.locator('#merge-why').waitFor();
+  assert.ok(await page.locator('#merge').isDisabled());
+  assert.match(await text('#merge-why'), /Merging into main needs the write role on alice\/shop; you have read/);
+  assert.equal(await page.locator('button[data-focus=approve]').count(), 0);
+  assert.equal(await page.locator('#reviewer-add').count(), 0);
+  assert.match(await text('#review-needs'), /needs the write role on alice\/shop/);
+  const refused = await fetch(`${srv.url}/api/v1alpha1/alice/shop/pulls/${up.pull_id}/merge`, { method: 'POST', headers: { authorization: 'token ' + dave } });
+  assert.equal(refused.status, 403);
+  await page.fill('#comment', 'Is 66 right?');
+  await page.click('button[data-focus=comment]');
+  await page.locator('#timeline >> text=Is 66 right?').waitFor();
+  // Erin (write) is neither the owner nor bob, the author: she asks dave for a review, and may
+  // merge.
+  await signIn(page, srv, erin);
+  await goto(`/repositories/alice/shop/pulls/${up.pull_id}`);
+  assert.equal((await api(srv, erin, 'GET', `/alice/shop/pulls/${up.pull_id}`)).viewer_role, 'write');
+  await page.locator('#reviewer-add').waitFor();
+  await page.fill('#reviewer-name', 'dave');
+  await page.click('#reviewer-add button[type=submit]');
+  await page.locator('#reviewers >> text=dave').waitFor();
+  assert.deepEqual((await api(srv, alice, 'GET', `/alice/shop/pulls/${up.pull_id}`)).requested_reviewers.map((r) => r.username), ['dave']);
+  assert.equal(await page.locator('button[data-focus=approve]').count(), 1);
+  await page.locator('#merge-why.ok').waitFor();
+  assert.ok(!(await page.locator('#merge').isDisabled()));
+  // Back as they were: the pull closed, dave and erin without a role, alice signed in.
+  await api(srv, alice, 'PATCH', `/alice/shop/pulls/${up.pull_id}`, { state: 'closed' });
+  await api(srv, alice, 'DELETE', '/alice/shop/collaborators/dave');
+  await api(srv, alice, 'DELETE', '/alice/shop/collaborators/erin');
+  await signIn(page, srv, alice);
+});
+
 test('a session: sign in with a password, comment, sign out', async () => {
   srv.password('alice', 'correct horse battery');
   const up = await apiUpload(srv, alice, 'alice', 'shop', 'orders', 'id,qty\n5,55\n', 'Update');
