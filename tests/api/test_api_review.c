@@ -2,10 +2,11 @@
  * real `tablehub serve`. alice owns a private database whose main needs one approval that is not
  * the author's own and is given at the pull's latest commit; bob (write) uploads into it, and his
  * pull cannot be merged, nor approved by himself; carol (read) comments but may neither review
- * nor merge; alice approves and the pull becomes mergeable; a push to bob's branch makes that
- * approval stale; erin (write) requests changes, which blocks until she approves; with mergeRole
- * admin bob may not merge; alice merges, the rows land on main, and the events record it all.
- * Every refusal by a rule is a 409 that names the rule. */
+ * nor merge; the pull tells each caller their role (viewer_role); alice approves and the pull
+ * becomes mergeable; a push to bob's branch makes that approval stale; erin (write) requests
+ * changes, which blocks until she approves; with mergeRole admin bob may not merge; alice merges,
+ * the rows land on main, and the events record it all. Every refusal by a rule is a 409 that names
+ * the rule. */
 #include "../harness.h"
 #include "accounts.h"
 
@@ -306,6 +307,29 @@ static void test_carol_reads_comments_only(void)
 	t_resp_free(&r);
 }
 
+/* The pull tells each caller their own role there, capped by their token's scope: what a page
+ * needs to offer only what the server allows. */
+static void test_viewer_role(void)
+{
+	const char *who[] = { alice, bob, carol };
+	const char *want[] = { "admin", "write", "read" };
+	char *ro = t_token_create(&srv, bob, "bob read", "read");
+	t_resp r;
+
+	for (int i = 0; i < 3; i++) {
+		r = t_http(&srv, AUTH "'%s/" DB "/pulls/%d'", who[i], srv.base, pull1);
+		CHECK(r.status == 200);
+		CHECK_STR(t_str(&r, "viewer_role"), want[i]);
+		t_resp_free(&r);
+	}
+	CHECK(ro != NULL);
+	r = t_http(&srv, AUTH "'%s/" DB "/pulls/%d'", ro ? ro : "", srv.base, pull1);
+	CHECK(r.status == 200);
+	CHECK_STR(t_str(&r, "viewer_role"), "read");
+	t_resp_free(&r);
+	free(ro);
+}
+
 static void test_alice_approves_then_a_push_makes_it_stale(void)
 {
 	t_resp r = review(alice, pull1, "Approved");
@@ -582,6 +606,7 @@ int main(void)
 	RUN(test_bob_uploads_and_cannot_merge_alone);
 	RUN(test_requested_reviewers);
 	RUN(test_carol_reads_comments_only);
+	RUN(test_viewer_role);
 	RUN(test_alice_approves_then_a_push_makes_it_stale);
 	RUN(test_changes_requested_block);
 	RUN(test_list_filters);
