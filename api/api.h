@@ -589,6 +589,9 @@ typedef struct api_import_req {
 	const char **nulls; /* nullValues */
 	size_t nnulls;
 	cJSON *pjson; /* api_upload_params_parse's: the caller deletes it */
+	/* The branch's head when the upload was taken, which the import starts from; NULL: read
+	 * by api_import_start (jobs.h, th_import_params.base). */
+	const th_oid *base;
 } api_import_req;
 
 /* Validate import params (JSON text, DoltHub's upload params) as the multipart upload does, into
@@ -599,8 +602,9 @@ int api_upload_params_parse(api_import_req *out, th_req *req, const char *json, 
 
 /* Queue the import `ir` of the stored upload `sha` (size bytes) into req->db by req->user: the
  * file is recorded first (a new file resource, unless file_id names one already: then that is
- * the file read), the operation queued and linked to it, and the workers woken. op_id gets the
- * operation's id and file_id the file's. Returns TH_OK, TH_EINVALID or TH_ESTORE. */
+ * the file read), the operation queued and linked to it, and the workers woken; the import starts
+ * from ir->base, else from the branch's head now. op_id gets the operation's id and file_id the
+ * file's. Returns TH_OK, TH_EINVALID or TH_ESTORE. */
 int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_req *req,
                      const api_import_req *ir, const char *sha, uint64_t size, th_error *err);
 

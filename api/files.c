@@ -90,6 +90,7 @@ int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_re
 {
 	th_import_params ip;
 	char id[TH_UUID_SIZE];
+	th_oid head;
 	int error;
 
 	/* A new file record need not reach the disk alone: the operation's commit, durable, follows
@@ -119,6 +120,16 @@ int api_import_start(char op_id[TH_UUID_SIZE], char file_id[TH_UUID_SIZE], th_re
 	ip.nulls = ir->nulls;
 	ip.nnulls = ir->nnulls;
 	ip.file_id = file_id;
+	ip.base = ir->base;
+	if (ip.base == NULL) {
+		/* A branch gone since the upload began fails the import, saying so. */
+		th_repo *repo = NULL;
+		th_error e = { 0 };
+		if (api_repo_open(&repo, req, &e) == TH_OK &&
+		    th_repo_branch_get(&head, repo, ir->branch ? ir->branch : "main", &e) == TH_OK)
+			ip.base = &head;
+		th_repo_free(repo);
+	}
 	if ((error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err)) < 0)
 		return error;
 	th_jobs_wake(req->srv->jobs);

@@ -586,6 +586,7 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 		ir.sheet = u->sheet;
 		ir.nulls = u->nulls;
 		ir.nnulls = u->nnulls;
+		ir.base = &head;
 		error = api_import_start(id, file_id, req, &ir, sha, size, err);
 		if (u->file_id == NULL)
 			th_upload_unpin(sha);
@@ -614,6 +615,7 @@ int api_upload_enqueue(th_req *req, const char *url, th_error *err)
 	ip.sheet_name = u->sheet;
 	ip.nulls = u->nulls;
 	ip.nnulls = u->nnulls;
+	ip.base = &head;
 	error = th_jobs_enqueue_import(id, req->srv->meta, &ip, err);
 	if (url == NULL)
 		th_upload_unpin(sha);

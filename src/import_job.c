@@ -2,13 +2,13 @@
  * DoltHub's upload params becomes a commit on an import branch and a pull request.
  *
  * th_jobs_enqueue_import stores the params as DoltHub's JSON in a Pending operation; the runner
- * reads them back, imports the upload onto the target branch's head (th_import_fd), which makes
+ * reads them back, imports the upload onto the target branch's head as it was when the upload was
+ * taken ("baseCommit"; the head now for an operation without one) (th_import_fd), which makes
  * the branch <creator>/import-<first 8 hex of the id> at the new commit, opens a pull request into
- * the target branch
- * and sets the result {"commit", "branch", "to_branch", "pull_id", "rows_added", "rows_modified",
- * "rows_removed", "rows"} (rows = rows in the table afterwards). The queue holds the database's
- * writer lock shared while it runs (TH_JOB_OWN_BRANCH): imports into one database run side by
- * side, since each writes only new objects and its own branch.
+ * the target branch and sets the result {"commit", "branch", "to_branch", "pull_id", "rows_added",
+ * "rows_modified", "rows_removed", "rows"} (rows = rows in the table afterwards). The queue holds
+ * the database's writer lock shared while it runs (TH_JOB_OWN_BRANCH): imports into one database
+ * run side by side, since each writes only new objects and its own branch.
  *
  * An import from a URL (th_import_params.url) names no upload: its runner first fetches the file
  * into the uploads (url_fetch.c: http(s) only, size and time caps, no private addresses unless
@@ -38,6 +38,7 @@
 #include "tablehub/files.h"
 #include "tablehub/ids.h"
 #include "tablehub/jobs.h"
+#include "tablehub/log.h"
 #include "tablehub/meta_limits.h"
 #include "tablehub/sqlwrite.h"
 #include "tablehub/text.h"
@@ -114,6 +115,12 @@ int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_im
 	                      (error = th_buf_put_json_string(&params, p->sheet_name,
 	                                                      strlen(p->sheet_name), err)) < 0))
 		goto cleanup;
+	if (p->base != NULL) {
+		char hex[41];
+		th_oid_fmt(hex, p->base);
+		if ((error = th_buf_printf(&params, err, ",\"baseCommit\":\"%s\"", hex)) < 0)
+			goto cleanup;
+	}
 	for (i = 0; i < p->nnulls; i++) {
 		if ((error = th_buf_puts(&params, i ? "," : ",\"nullValues\":[", err)) < 0 ||
 		    (error = th_buf_put_json_string(&params, p->nulls[i], strlen(p->nulls[i]),
@@ -198,6 +205,26 @@ static int parse_params(cJSON **json_out, th_import_op *op, const th_format **fm
 	*pk = v;
 	*npk = n;
 	return TH_OK;
+}
+
+/* The commit the import starts from: the params' baseCommit, when it is a commit of repo, else
+ * *head (the branch's head now). A base that is gone (it cannot be while a branch or pull names
+ * it) is logged and the head taken. */
+static void import_base(th_oid *head, th_repo *repo, const cJSON *params, const th_op_info *job)
+{
+	const char *hex =
+	        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(params, "baseCommit"));
+	th_error e = { 0 };
+	th_oid oid;
+
+	if (hex == NULL)
+		return;
+	if (th_oid_parse(&oid, hex, &e) == TH_OK && th_repo_exists(repo, &oid)) {
+		*head = oid;
+		return;
+	}
+	TH_LOG(TH_LOG_WARN, "job %s: base commit %.40s is not in %s/%s; importing onto the head",
+	       job->id, hex, job->owner, job->db);
 }
 
 static void fetch_progress(void *payload, uint64_t bytes)
@@ -315,6 +342,7 @@ static int run_import(void *payload, th_job_ctx *ctx, const th_op_info *job, th_
 			th_error_set(err, TH_ENOTFOUND, "branch '%s' not found", base);
 		goto cleanup;
 	}
+	import_base(&head, repo, params, job);
 	/* A retried job rebuilds its branch from scratch. */
 	th_error_clear(&ignored);
 	error = th_repo_branch_delete(repo, branch, &ignored);

@@ -730,8 +730,9 @@ static void upload(char sha[65], uint64_t *size, const char *dir, const char *te
 	}
 }
 
+/* Queue the import of csv into table of alice/museums by bob; base as th_import_params.base. */
 static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const char *csv,
-                    const char *table, th_import_op op, const char *branch)
+                    const char *table, th_import_op op, const char *branch, const th_oid *base)
 {
 	const char *pk[] = { "id" };
 	th_import_params p;
@@ -753,6 +754,7 @@ static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const ch
 	p.format = th_format_find("Csv");
 	p.pk = pk;
 	p.npk = 1;
+	p.base = base;
 	if (th_jobs_enqueue_import(id, m, &p, &err) < 0) {
 		fprintf(stderr, "enqueue: %s\n", err.msg);
 		abort();
@@ -781,10 +783,10 @@ static void test_real_import(void)
 	CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
 
 	enqueue(ok, m, dir, "id,name,age\n1,ann,30\n2,bob,41\n3,cy,\n", "people", TH_OP_CREATE,
-	        NULL);
+	        NULL, NULL);
 	/* This one was claimed by a process that died after making its branch; the retry must
 	 * rebuild the branch from scratch. */
-	enqueue(retry, m, dir, "id,city\n1,Oslo\n", "cities", TH_OP_CREATE, "main");
+	enqueue(retry, m, dir, "id,city\n1,Oslo\n", "cities", TH_OP_CREATE, "main", NULL);
 	CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err); /* claims `ok` (oldest) */
 	th_op_info_dispose(&dead);
 	CHECK_OK(th_meta_op_claim(&dead, m, 60000, &err), &err);
@@ -797,9 +799,9 @@ static void test_real_import(void)
 	th_repo_free(repo);
 	repo = NULL;
 
-	enqueue(missing, m, dir, "id,name\n1,x\n", "nosuchtable", TH_OP_UPDATE, "");
-	enqueue(nobranch, m, dir, "id,name\n1,x\n", "people", TH_OP_CREATE, "nope");
-	enqueue(badval, m, dir, "id,name\n1,x\n1,y\n", "dups", TH_OP_CREATE, "");
+	enqueue(missing, m, dir, "id,name\n1,x\n", "nosuchtable", TH_OP_UPDATE, "", NULL);
+	enqueue(nobranch, m, dir, "id,name\n1,x\n", "people", TH_OP_CREATE, "nope", NULL);
+	enqueue(badval, m, dir, "id,name\n1,x\n1,y\n", "dups", TH_OP_CREATE, "", NULL);
 
 	CHECK_OK(th_jobs_start(&j, dir, m, 2, &err), &err);
 	th_jobs_wake(j);
@@ -916,6 +918,103 @@ static void test_real_import(void)
 	t_rmdir(dir);
 }
 
+/* Run the queued import `id` with a one-worker pool, then merge its pull into main as alice.
+ * Returns the finished operation in *op (the caller disposes of it), or -1. */
+static int import_and_merge(th_op_info *op, const char *dir, th_meta *m, th_repo *repo,
+                            int64_t db_id, const char *id)
+{
+	th_jobs *j = NULL;
+	th_pull_info pull;
+	th_pull_merge_result res;
+	th_error err;
+	int rc;
+
+	CHECK_OK(th_jobs_start(&j, dir, m, 1, &err), &err);
+	th_jobs_wake(j);
+	rc = wait_done(op, m, id, 30000);
+	th_jobs_stop(j);
+	if (rc < 0)
+		return -1;
+	CHECK(op->state == TH_OPSTATE_COMPLETED);
+	if (op->state != TH_OPSTATE_COMPLETED) {
+		fprintf(stderr, "import failed: %s\n", op->error_message);
+		th_op_info_dispose(op);
+		return -1;
+	}
+	CHECK_OK(th_meta_pull_get(&pull, m, db_id, op->pull_id, &err), &err);
+	rc = th_pull_merge(&res, NULL, repo, pull.from_branch, "main", op->pull_id, "alice", NULL,
+	                   &err);
+	CHECK_OK(rc, &err);
+	th_pull_info_dispose(&pull);
+	return rc < 0 ? -1 : 0;
+}
+
+/* An import starts from the commit its upload was taken at (th_import_params.base), not from where
+ * the branch moved while it waited in the queue: a Replace queued before another pull was merged
+ * neither removes that pull's row nor shows it as its own change, and its branch's parent is the
+ * commit it was queued at. */
+static void test_import_base_pinned(void)
+{
+	char *dir = t_mkdtemp(), first[TH_UUID_SIZE], more[TH_UUID_SIZE], repl[TH_UUID_SIZE],
+	     branch[64], *out = NULL;
+	th_buf repo_path = TH_BUF_INIT;
+	th_meta *m = NULL;
+	th_repo *repo = NULL;
+	th_error err;
+	th_op_info op;
+	th_db_info dbi;
+	th_commit_info ci;
+	th_oid queued_at, tip;
+
+	CHECK_OK(th_datadir_init(dir, &err), &err);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
+	CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
+	CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
+	CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+	CHECK_OK(th_repo_open(&repo, repo_path.ptr, 1, &err), &err);
+	enqueue(first, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL, NULL);
+	if (import_and_merge(&op, dir, m, repo, dbi.id, first) == 0)
+		th_op_info_dispose(&op);
+	/* The upload of the Replace is taken here, at main's head (the server pins it then); then
+	 * another pull adds row 3 and is merged before the Replace is queued and runs. */
+	CHECK_OK(th_repo_branch_get(&queued_at, repo, "main", &err), &err);
+	enqueue(more, m, dir, "id,name\n3,cy\n", "people", TH_OP_UPDATE, "main", NULL);
+	if (import_and_merge(&op, dir, m, repo, dbi.id, more) == 0)
+		th_op_info_dispose(&op);
+	CHECK(t_sh(&out, "git -C '%s' show main:tables/people/schema.json", repo_path.ptr) == 0);
+	CHECK_CONTAINS(out, "\"rows\": 3");
+	free(out);
+	out = NULL;
+	/* Now the Replace runs and is merged. */
+	enqueue(repl, m, dir, "id,name\n1,ann\n2,bo\n", "people", TH_OP_REPLACE, "main",
+	        &queued_at);
+	if (import_and_merge(&op, dir, m, repo, dbi.id, repl) == 0) {
+		CHECK_CONTAINS(op.result,
+		               "\"rows_added\":0,\"rows_modified\":1,\"rows_removed\":0");
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	snprintf(branch, sizeof(branch), "bob/import-%.8s", repl);
+	CHECK_OK(th_repo_branch_get(&tip, repo, branch, &err), &err);
+	if (th_repo_commit_read(&ci, repo, &tip, &err) == TH_OK) {
+		CHECK(ci.nparents == 1 && th_oid_equal(&ci.parents[0], &queued_at));
+		th_commit_info_dispose(&ci);
+	} else {
+		CHECK(0);
+	}
+	/* Merged, the Replace kept row 3 of the other pull. */
+	CHECK(t_sh(&out, "git -C '%s' show main:tables/people/schema.json", repo_path.ptr) == 0);
+	CHECK_CONTAINS(out, "\"rows\": 3");
+	free(out);
+	th_repo_free(repo);
+	th_db_info_dispose(&dbi);
+	th_buf_dispose(&repo_path);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
 /* A merge whose process died right after it moved the target branch, before (marked = 0) or after
  * (marked = 1) it marked the pull Merged, is retried: the retry completes with the merge commit
  * already made (its parents, its counts) and writes no second one. */
@@ -943,7 +1042,7 @@ static void test_merge_retry_idempotent(void)
 		CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
 		CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
 		CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
-		enqueue(imp, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL);
+		enqueue(imp, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL, NULL);
 		CHECK_OK(th_jobs_start(&j, dir, m, 1, &err), &err);
 		th_jobs_wake(j);
 		if (wait_done(&op, m, imp, 30000) == 0) {
@@ -1033,6 +1132,7 @@ int main(void)
 	RUN(test_register);
 	RUN(test_enqueue_import);
 	RUN(test_real_import);
+	RUN(test_import_base_pinned);
 	RUN(test_merge_retry_idempotent);
 	th_repo_global_shutdown();
 	TH_TEST_END();

@@ -67,13 +67,17 @@ typedef struct th_import_params {
 	/* NULL or "": none; else the file record (meta_files.h) the import reads, linked to the
 	 * operation in the commit that creates it. */
 	const char *file_id;
+	/* NULL: the import starts from the branch's head when it runs; else from this commit, the
+	 * head when the upload was taken, so what lands on the branch while the import waits in
+	 * the queue is neither undone by it (a Replace) nor shown as its change. */
+	const th_oid *base;
 } th_import_params;
 
 /* Insert a Pending import operation (kind "import"; params stored as DoltHub's JSON: tableName,
- * fileName, branchName, fileType, importOp, primaryKeys, when given sheetName and nullValues, and
- * for a URL import "url" and "fetch") and write its uuid to op_id_out. Does not wake workers: call
- * th_jobs_wake. Returns TH_OK, TH_EINVALID (missing owner, db, creator, table, a bad sha-256 or
- * URL, op or format) or TH_ESTORE. */
+ * fileName, branchName, fileType, importOp, primaryKeys, when given sheetName and nullValues, for
+ * a URL import "url" and "fetch", and "baseCommit" for a base) and write its uuid to op_id_out.
+ * Does not wake workers: call th_jobs_wake. Returns TH_OK, TH_EINVALID (missing owner, db, creator,
+ * table, a bad sha-256 or URL, op or format) or TH_ESTORE. */
 int th_jobs_enqueue_import(char op_id_out[TH_UUID_SIZE], th_meta *m, const th_import_params *p,
                            th_error *err);
 
