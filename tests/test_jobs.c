@@ -761,6 +761,20 @@ static void enqueue(char id[TH_UUID_SIZE], th_meta *m, const char *dir, const ch
 	}
 }
 
+/* A data dir `dir` with the database alice/museums, its metadata store open in *m, its record in
+ * *dbi and its repository's path in *repo_path (the caller disposes of all three). */
+static void museums_setup(th_meta **m, th_db_info *dbi, th_buf *repo_path, const char *dir)
+{
+	th_error err;
+
+	CHECK_OK(th_datadir_init(dir, &err), &err);
+	CHECK_OK(th_meta_open(m, dir, &err), &err);
+	CHECK_OK(th_meta_db_create(*m, "alice", "museums", "", 0, &err), &err);
+	CHECK_OK(th_meta_db_get(dbi, *m, "alice", "museums", &err), &err);
+	CHECK_OK(th_datadir_repo_path(repo_path, dir, "alice", "museums", &err), &err);
+	CHECK_OK(th_repo_create(repo_path->ptr, "alice", &err), &err);
+}
+
 static void test_real_import(void)
 {
 	char *dir = t_mkdtemp(), ok[TH_UUID_SIZE], retry[TH_UUID_SIZE], missing[TH_UUID_SIZE],
@@ -775,12 +789,7 @@ static void test_real_import(void)
 	th_repo *repo = NULL;
 	th_oid main_head, stale;
 
-	CHECK_OK(th_datadir_init(dir, &err), &err);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
-	CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
-	CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
-	CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
-	CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+	museums_setup(&m, &dbi, &repo_path, dir);
 
 	enqueue(ok, m, dir, "id,name,age\n1,ann,30\n2,bob,41\n3,cy,\n", "people", TH_OP_CREATE,
 	        NULL, NULL);
@@ -966,12 +975,7 @@ static void test_import_base_pinned(void)
 	th_commit_info ci;
 	th_oid queued_at, tip;
 
-	CHECK_OK(th_datadir_init(dir, &err), &err);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
-	CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
-	CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
-	CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
-	CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+	museums_setup(&m, &dbi, &repo_path, dir);
 	CHECK_OK(th_repo_open(&repo, repo_path.ptr, 1, &err), &err);
 	enqueue(first, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL, NULL);
 	if (import_and_merge(&op, dir, m, repo, dbi.id, first) == 0)
@@ -1036,12 +1040,7 @@ static void test_merge_retry_idempotent(void)
 		th_oid head;
 		int64_t pull_id = 0;
 
-		CHECK_OK(th_datadir_init(dir, &err), &err);
-		CHECK_OK(th_meta_open(&m, dir, &err), &err);
-		CHECK_OK(th_meta_db_create(m, "alice", "museums", "", 0, &err), &err);
-		CHECK_OK(th_meta_db_get(&dbi, m, "alice", "museums", &err), &err);
-		CHECK_OK(th_datadir_repo_path(&repo_path, dir, "alice", "museums", &err), &err);
-		CHECK_OK(th_repo_create(repo_path.ptr, "alice", &err), &err);
+		museums_setup(&m, &dbi, &repo_path, dir);
 		enqueue(imp, m, dir, "id,name\n1,ann\n2,bob\n", "people", TH_OP_CREATE, NULL, NULL);
 		CHECK_OK(th_jobs_start(&j, dir, m, 1, &err), &err);
 		th_jobs_wake(j);
