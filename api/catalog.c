@@ -5,7 +5,7 @@
  *        case-insensitive substring of "owner/name", an exact owner, or visibility; by owner,
  *        then name
  *   GET /api/v1alpha1/{owner}/{db}/tables?ref=      the tables at a ref (default main) with
- *        their row counts, columns and primary key
+ *        their row counts, columns and primary key, and the caller's role (viewer_role)
  *   GET /api/v1alpha1/{owner}/{db}/commits?ref=     the commit log (commits.c)
  *
  * The literal routes /tables and /commits are more specific than the SQL read's /{ref}, so, as
@@ -230,6 +230,7 @@ static int tables_list(th_req *req, th_error *err)
 	if (body == NULL || !api_json_str(body, "database_owner", req->db.owner) ||
 	    !api_json_str(body, "database_name", req->db.name) || !api_json_str(body, "ref", ref) ||
 	    !api_json_str(body, "commit_id", hex) ||
+	    !api_json_str(body, "viewer_role", th_role_name(req->role)) ||
 	    (arr = cJSON_AddArrayToObject(body, "tables")) == NULL) {
 		error = oom(err);
 		goto cleanup;

@@ -4,7 +4,7 @@
 import { get, post, db as dbPath } from './api.js';
 import { h, fill, errorBox, time, num, short, firstLine, scroller } from './dom.js';
 import { links, navigate } from './router.js';
-import { repoHeader, branches as listBranches, refPicker, dbInfo, csvLink } from './parts.js';
+import { repoHeader, branches as listBranches, refPicker, dbInfo, csvLink, roleAtLeast } from './parts.js';
 import { loadCollaborators, collaboratorsSection, loadProtection, protectionText, protectionForm } from './teams.js';
 
 function tablesSection(o, d, ref, tables, isPrivate) {
@@ -98,7 +98,8 @@ export default async function render({ main, params, signal, user }) {
     }
   }
 
-  const canBranch = isAdmin || (user && user === o);
+  // The write role makes branches (the server's rule); the tables' reply says the viewer's role.
+  const canBranch = !!user && !(tables instanceof Error) && roleAtLeast(tables.viewer_role, 'write');
   const newBranch = h('input', { id: 'new-branch', required: true, autocomplete: 'off', spellcheck: 'false' });
   const branchMsg = h('div', { 'aria-live': 'polite' });
   const branchSection = h(

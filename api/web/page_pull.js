@@ -10,7 +10,7 @@
 import { get, post, patch, del, db as dbPath } from './api.js';
 import { h, fill, append, errorBox, time, badge, num, setValue, isNumeric, scroller, sleep, short } from './dom.js';
 import { links, navigate, setQuery } from './router.js';
-import { repoHeader, pager } from './parts.js';
+import { repoHeader, pager, roleAtLeast } from './parts.js';
 import { reviewSummary } from './page_pulls.js';
 
 const PAGE = 50;
@@ -137,8 +137,7 @@ export default async function render({ main, params, query, signal, user, ready 
   ]);
   // The page offers what the server allows the viewer: their role here (viewer_role, capped by
   // their token's scope) against what each action needs.
-  const rank = (r) => ({ read: 1, write: 2, admin: 3 })[r] || 0;
-  const canWrite = !!user && rank(p.viewer_role) >= rank('write');
+  const canWrite = !!user && roleAtLeast(p.viewer_role, 'write');
   const canEdit = !!user && (canWrite || user === p.author);
   const open = p.state === 'Open';
 
@@ -279,7 +278,7 @@ export default async function render({ main, params, query, signal, user, ready 
     }
     if (!open) blockers.push(`This pull request is ${p.state}.`);
     else if (!user) blockers.push('Sign in to merge.');
-    else if (rank(p.viewer_role) < rank(p.merge_role)) blockers.push(`Merging into ${p.to_branch_name} needs the ${p.merge_role} role on ${o}/${d}; you have ${p.viewer_role}. Ask ${o} for it.`);
+    else if (!roleAtLeast(p.viewer_role, p.merge_role)) blockers.push(`Merging into ${p.to_branch_name} needs the ${p.merge_role} role on ${o}/${d}; you have ${p.viewer_role}. Ask ${o} for it.`);
     // The server's own answer under the branch's protection: the message it would refuse the
     // merge with (409), naming the rule.
     else if (p.mergeable === false && p.merge_blocked_by) blockers.push(h('span', { class: 'rule-block' }, p.merge_blocked_by.message, p.merge_blocked_by.rule ? [' ', h('code', { class: 'rule' }, p.merge_blocked_by.rule)] : null));

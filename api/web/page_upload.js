@@ -6,7 +6,7 @@
 import { get, upload, db as dbPath } from './api.js';
 import { h, fill, errorBox, num, bytes, sleep, scroller, valueCell } from './dom.js';
 import { links, setQuery } from './router.js';
-import { repoHeader, branches as listBranches } from './parts.js';
+import { repoHeader, branches as listBranches, roleAtLeast } from './parts.js';
 import { readHeader, typeOf } from './filehead.js';
 
 const OPS = [
@@ -119,11 +119,12 @@ export default async function render({ main, params, query, signal, user, ready 
     fill(main, repoHeader(o, d, 'upload'), h('p', { class: 'card' }, h('a', { href: links.signin(location.pathname + location.search) }, 'Sign in'), ' to upload files.'));
     return;
   }
-  if (user !== o) {
-    fill(main, repoHeader(o, d, 'upload'), h('p', { class: 'card' }, `Only the owner ${o} can upload into ${o}/${d}.`));
+  const [names, tables] = await Promise.all([listBranches(o, d, signal), get(dbPath(o, d) + '/tables', { ref: query.get('branch') || 'main' }, { signal }).catch(() => ({ tables: [] }))]);
+  // Anyone with the write role uploads (the server's rule); a reader is told whom to ask.
+  if (tables.viewer_role && !roleAtLeast(tables.viewer_role, 'write')) {
+    fill(main, repoHeader(o, d, 'upload'), h('p', { class: 'card', id: 'upload-needs' }, `Uploading into ${o}/${d} needs the write role; you have ${tables.viewer_role}. Ask ${o} to make you a collaborator with the write role.`));
     return;
   }
-  const [names, tables] = await Promise.all([listBranches(o, d, signal), get(dbPath(o, d) + '/tables', { ref: query.get('branch') || 'main' }, { signal }).catch(() => ({ tables: [] }))]);
   const existing = new Set(tables.tables.map((t) => t.table_name));
   let file = null;
   let columns = [];

@@ -6,6 +6,12 @@ import { h, num, valueCell, isNumeric, scroller } from './dom.js';
 import { links, navigate } from './router.js';
 
 // The heading of a database's pages: owner / name, and tabs for its pages (`active` names one).
+// Does role r ("read", "write", "admin": a viewer_role the server sent) reach role `need`?
+export function roleAtLeast(r, need) {
+  const rank = { read: 1, write: 2, admin: 3 };
+  return (rank[r] || 0) >= rank[need];
+}
+
 export function repoHeader(owner, name, active, ref, heading = true) {
   const tab = (key, href, label) =>
     h('a', { href, class: 'tab', 'aria-current': key === active ? 'page' : false }, label);

@@ -384,7 +384,7 @@ test('a conflicting pull lists its conflicts and the merge button says why it is
   assert.equal(await text('.pull-sub .badge'), 'Open');
 });
 
-test('who sees what on a pull: a reader comments only; a writer who is neither owner nor author asks for reviews', async () => {
+test('who sees what: a reader comments only; a writer who is neither owner nor author asks for reviews, branches and uploads', async () => {
   const dave = srv.user('dave');
   const erin = srv.user('erin');
   await api(srv, alice, 'PUT', '/alice/shop/collaborators/dave', { role: 'read' });
@@ -406,6 +406,14 @@ test('who sees what on a pull: a reader comments only; a writer who is neither o
   await page.fill('#comment', 'Is 66 right?');
   await page.click('button[data-focus=comment]');
   await page.locator('#timeline >> text=Is 66 right?').waitFor();
+  // Nor does the page offer him an upload or a new branch.
+  await goto('/repositories/alice/shop/upload');
+  await page.locator('#upload-needs').waitFor();
+  assert.match(await text('#upload-needs'), /Uploading into alice\/shop needs the write role; you have read/);
+  assert.equal(await page.locator('#file').count(), 0);
+  await goto('/repositories/alice/shop');
+  await page.locator('.branches').waitFor();
+  assert.equal(await page.locator('#new-branch').count(), 0);
   // Erin (write) is neither the owner nor bob, the author: she asks dave for a review, and may
   // merge.
   await signIn(page, srv, erin);
@@ -419,8 +427,23 @@ test('who sees what on a pull: a reader comments only; a writer who is neither o
   assert.equal(await page.locator('button[data-focus=approve]').count(), 1);
   await page.locator('#merge-why.ok').waitFor();
   assert.ok(!(await page.locator('#merge').isDisabled()));
-  // Back as they were: the pull closed, dave and erin without a role, alice signed in.
-  await api(srv, alice, 'PATCH', `/alice/shop/pulls/${up.pull_id}`, { state: 'closed' });
+  // She uploads through the page and makes branches, as the owner does.
+  await goto('/repositories/alice/shop');
+  await page.fill('#new-branch', 'erin-work');
+  await page.click('button:has-text("Create branch")');
+  await page.locator('.branches a:has-text("erin-work")').waitFor();
+  await goto('/repositories/alice/shop/upload');
+  await page.setInputFiles('#file', { name: 'orders.csv', mimeType: 'text/csv', buffer: Buffer.from('id,qty\n7,77\n') });
+  await page.fill('#table', 'orders');
+  await page.check('#op-Update');
+  await page.click('form.upload-form button[type=submit]');
+  await page.locator('#pull-link').waitFor();
+  // Back as they were: the pulls closed, erin's branch gone, dave and erin without a role, alice
+  // signed in.
+  for (const pl of (await api(srv, alice, 'GET', '/alice/shop/pulls')).pulls.filter((x) => x.state === 'Open')) {
+    await api(srv, alice, 'PATCH', `/alice/shop/pulls/${pl.pull_id}`, { state: 'closed' });
+  }
+  await api(srv, alice, 'DELETE', '/alice/shop/branches/erin-work');
   await api(srv, alice, 'DELETE', '/alice/shop/collaborators/dave');
   await api(srv, alice, 'DELETE', '/alice/shop/collaborators/erin');
   await signIn(page, srv, alice);
