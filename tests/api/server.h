@@ -141,8 +141,31 @@ static inline void t_log_check_paths(const t_server *s)
 	free(log);
 }
 
-/* Stop the server with `sig` and wait for it. Returns its exit status (128+n when killed by
- * signal n), or -1 if it was not running. */
+/* Fail the test (exit 1) when the server's log holds a sanitizer's report: a leak found at exit,
+ * an invalid access, undefined behaviour (UBSan reports and goes on). */
+static inline void t_log_check_sanitizers(const t_server *s)
+{
+	static const char *const marks[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
+		                             "runtime error:", NULL };
+	char path[600], *log;
+
+	snprintf(path, sizeof(path), "%s/serve.log", s->dir);
+	if ((log = t_read_file(path, NULL)) == NULL)
+		return;
+	for (int i = 0; marks[i] != NULL; i++) {
+		if (strstr(log, marks[i]) != NULL) {
+			fprintf(stderr, "the server's log has a sanitizer's report:\n%s",
+			        strstr(log, marks[i]));
+			free(log);
+			exit(1);
+		}
+	}
+	free(log);
+}
+
+/* Stop the server with `sig` and wait for it; fail the test when its log names its data folder or
+ * has a sanitizer's report. Returns its exit status (128+n when killed by signal n), or -1 if it
+ * was not running. */
 static inline int t_server_stop(t_server *s, int sig)
 {
 	int st;
@@ -154,6 +177,7 @@ static inline int t_server_stop(t_server *s, int sig)
 		return -1;
 	s->pid = 0;
 	t_log_check_paths(s);
+	t_log_check_sanitizers(s);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
