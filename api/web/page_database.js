@@ -1,6 +1,8 @@
 // page_database.js: /repositories/O/D[/data/REF]. A database at a ref: the ref picker, its
 // tables with row counts, the commit log (author, message, time, rows changed), the branches with
-// their protection (editable by admins), and the collaborators (admins only; teams.js).
+// their protection (editable by admins), the collaborators (admins only; teams.js), the database
+// it was forked from, and a fork button for a signed-in viewer who is not its owner (a link to
+// their fork when they have one).
 import { get, post, db as dbPath } from './api.js';
 import { h, fill, errorBox, time, num, short, firstLine, scroller } from './dom.js';
 import { links, navigate } from './router.js';
@@ -70,11 +72,12 @@ export default async function render({ main, params, signal, user }) {
   document.title = `${o}/${d}${ref !== 'main' ? ' @ ' + ref : ''} · tablehub`;
   const path = dbPath(o, d);
   fill(main, repoHeader(o, d, 'data', ref), h('p', { class: 'muted' }, 'Loading…'));
-  const [info, names, tables, collab] = await Promise.all([
+  const [info, names, tables, collab, forks] = await Promise.all([
     dbInfo(o, d, signal),
     listBranches(o, d, signal),
     get(path + '/tables', { ref }, { signal }).catch((e) => e),
     user ? loadCollaborators(o, d, signal) : null,
+    get(path + '/forks', {}, { signal }).catch(() => null),
   ]);
   const isAdmin = !!collab; // only an admin may list the collaborators
   const protection = await loadProtection(o, d, names, signal);
@@ -146,6 +149,39 @@ export default async function render({ main, params, signal, user }) {
     branchMsg,
   );
 
+  // Where this database was forked from, and the viewer's own fork of it (or a button to make
+  // one: the fork takes the parent's name in the viewer's account).
+  const forkMsg = h('div', { 'aria-live': 'polite' });
+  const mine = forks && user && user !== o ? forks.forks.find((f) => f.database_owner === user) : null;
+  const forkPart = !forks
+    ? null
+    : [
+        forks.parent_owner ? h('span', { class: 'muted small', id: 'forked-from' }, 'forked from ', h('a', { href: links.db(forks.parent_owner, forks.parent_database_name) }, `${forks.parent_owner}/${forks.parent_database_name}`)) : null,
+        mine
+          ? h('a', { href: links.db(user, mine.database_name), class: 'small', id: 'your-fork' }, `Your fork: ${user}/${mine.database_name}`)
+          : user && user !== o
+            ? h(
+                'button',
+                {
+                  type: 'button',
+                  id: 'fork',
+                  title: `Copy ${o}/${d} into your account, to change it there and propose the changes back`,
+                  onclick: async (e) => {
+                    e.target.disabled = true;
+                    fill(forkMsg);
+                    try {
+                      const r = await post('/fork', { parentOwnerName: o, parentDatabaseName: d, ownerName: user });
+                      navigate(links.db(r.forked_owner, r.forked_database));
+                    } catch (err) {
+                      fill(forkMsg, errorBox(err));
+                      e.target.disabled = false;
+                    }
+                  },
+                },
+                `Fork into ${user}/${d}`,
+              )
+            : null,
+      ];
   fill(
     main,
     repoHeader(o, d, 'data', ref),
@@ -156,7 +192,9 @@ export default async function render({ main, params, signal, user }) {
       refPicker(ref, names, (r) => navigate(links.db(o, d, r)), 'Branch'),
       info ? h('span', { class: 'muted small' }, info.visibility === 'private' ? 'Private · ' : 'Public · ', 'owner ', h('strong', {}, o)) : null,
       tables instanceof Error ? null : h('span', { class: 'muted small mono', title: tables.commit_id }, 'at ', short(tables.commit_id)),
+      forkPart,
     ),
+    forkMsg,
     h(
       'div',
       { class: 'cols' },

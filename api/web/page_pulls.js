@@ -1,5 +1,6 @@
 // page_pulls.js: /repositories/O/D/pulls?state=. The pull requests of a database by state, each
-// with its review status, and a form to open one from a branch.
+// with its review status, and a form to open one from a branch, into a branch of this database
+// or, in a fork, of the database it was forked from (the change proposed back).
 import { get, post, db as dbPath } from './api.js';
 import { h, fill, errorBox, time, badge, scroller } from './dom.js';
 import { links, navigate } from './router.js';
@@ -37,9 +38,24 @@ export default async function render({ main, params, query, signal, user }) {
   fill(main, repoHeader(o, d, 'pulls'), h('div', { class: 'toolbar' }, filters), newForm, list);
 
   if (user) {
-    const names = await listBranches(o, d, signal).catch(() => []);
-    const from = h('select', { id: 'pr-from' }, names.filter((b) => b !== 'main').map((b) => h('option', { value: b }, b)));
-    const to = h('select', { id: 'pr-to' }, names.map((b) => h('option', { value: b, selected: b === 'main' }, b)));
+    const [names, forks] = await Promise.all([listBranches(o, d, signal).catch(() => []), get(path + '/forks', {}, { signal }).catch(() => null)]);
+    const parent = forks && forks.parent_owner ? { o: forks.parent_owner, d: forks.parent_database_name } : null;
+    const from = h('select', { id: 'pr-from' });
+    const to = h('select', { id: 'pr-to' });
+    // Into this database: from any branch but the target; into the parent: from any branch.
+    const target = h(
+      'select',
+      { id: 'pr-db', onchange: () => pickTarget() },
+      h('option', { value: '' }, `${o}/${d}`),
+      parent ? h('option', { value: 'parent', selected: true }, `${parent.o}/${parent.d} (forked from)`) : null,
+    );
+    async function pickTarget() {
+      const up = target.value === 'parent';
+      const into = up ? await listBranches(parent.o, parent.d, signal).catch(() => ['main']) : names;
+      fill(from, (up ? names : names.filter((b) => b !== 'main')).map((b) => h('option', { value: b }, b)));
+      fill(to, into.map((b) => h('option', { value: b, selected: b === 'main' }, b)));
+    }
+    await pickTarget();
     const title = h('input', { id: 'pr-title', autocomplete: 'off' });
     const msg = h('div', { 'aria-live': 'polite' });
     fill(
@@ -55,6 +71,11 @@ export default async function render({ main, params, query, signal, user }) {
               e.preventDefault();
               fill(msg);
               try {
+                if (target.value === 'parent') {
+                  const r = await post(dbPath(parent.o, parent.d) + '/pulls', { title: title.value, fromBranchOwnerName: o, fromBranchRepoName: d, fromBranchName: from.value, toBranchName: to.value });
+                  navigate(links.pull(parent.o, parent.d, r.pull_id));
+                  return;
+                }
                 const r = await post(path + '/pulls', { title: title.value, fromBranchName: from.value, toBranchName: to.value });
                 navigate(links.pull(o, d, r.pull_id));
               } catch (err) {
@@ -62,7 +83,13 @@ export default async function render({ main, params, query, signal, user }) {
               }
             },
           },
-          h('div', { class: 'field-row' }, h('div', { class: 'field' }, h('label', { for: 'pr-from' }, 'From branch'), from), h('div', { class: 'field' }, h('label', { for: 'pr-to' }, 'Into branch'), to)),
+          h(
+            'div',
+            { class: 'field-row' },
+            h('div', { class: 'field' }, h('label', { for: 'pr-from' }, 'From branch'), from),
+            parent ? h('div', { class: 'field' }, h('label', { for: 'pr-db' }, 'Into database'), target) : null,
+            h('div', { class: 'field' }, h('label', { for: 'pr-to' }, 'Into branch'), to),
+          ),
           h('div', { class: 'field' }, h('label', { for: 'pr-title' }, 'Title'), title),
           h('button', { type: 'submit', class: 'primary' }, 'Open pull request'),
           msg,

@@ -449,6 +449,42 @@ test('who sees what: a reader comments only; a writer who is neither owner nor a
   await signIn(page, srv, alice);
 });
 
+test('fork and propose back: a reader forks, changes the fork, and opens a pull into the parent', async () => {
+  const frank = srv.user('frank');
+  await signIn(page, srv, frank);
+  await goto('/repositories/alice/shop');
+  assert.equal(await page.locator('#your-fork').count(), 0);
+  await page.click('#fork');
+  await page.waitForURL(srv.url + '/repositories/frank/shop');
+  await page.locator('#forked-from').waitFor();
+  assert.equal(await text('#forked-from'), 'forked from alice/shop');
+  assert.equal(await page.locator('#fork').count(), 0);
+  // His change lands on his fork's main.
+  const up = await apiUpload(srv, frank, 'frank', 'shop', 'orders', 'id,qty\n8,88\n', 'Update');
+  assert.equal((await apiMerge(srv, frank, 'frank', 'shop', up.pull_id)).job_status, 'Completed');
+  // He proposes it to alice: the new pull request goes into the parent by default.
+  await goto('/repositories/frank/shop/pulls');
+  await page.click('summary:has-text("New pull request")');
+  assert.equal(await page.inputValue('#pr-db'), 'parent');
+  await page.selectOption('#pr-from', 'main');
+  assert.equal(await page.inputValue('#pr-to'), 'main');
+  await page.fill('#pr-title', 'Order 8, counted again');
+  await page.click('button:has-text("Open pull request")');
+  await page.waitForURL(new RegExp(`/repositories/alice/shop/pulls/\\d+$`));
+  await page.locator('#diff-rows').waitFor();
+  assert.match(await text('#diff-rows tbody'), /88/);
+  const id = page.url().split('/').pop();
+  const pull = await api(srv, alice, 'GET', `/alice/shop/pulls/${id}`);
+  assert.equal(pull.title, 'Order 8, counted again');
+  assert.equal(pull.author, 'frank');
+  // On the parent, his page links his fork instead of offering another.
+  await goto('/repositories/alice/shop');
+  await page.locator('#your-fork').waitFor();
+  assert.equal(await text('#your-fork'), 'Your fork: frank/shop');
+  await api(srv, alice, 'PATCH', `/alice/shop/pulls/${id}`, { state: 'closed' });
+  await signIn(page, srv, alice);
+});
+
 test('a session: sign in with a password, comment, sign out', async () => {
   srv.password('alice', 'correct horse battery');
   const up = await apiUpload(srv, alice, 'alice', 'shop', 'orders', 'id,qty\n5,55\n', 'Update');
