@@ -3,7 +3,8 @@
  * api/pulls_api.h):
  *
  *   GET   /api/v1alpha1/{owner}/{db}/pulls                    list (pageToken, filterByState,
- *                                                             filterByReviewStatus, query)
+ *                                                             filterByReviewStatus, query), and
+ *                                                             the caller's viewer_role
  *   POST  /api/v1alpha1/{owner}/{db}/pulls                    create (title, description,
  *                                                             fromBranchName, toBranchName,
  *                                                             deleteBranchOnMerge)
@@ -227,7 +228,8 @@ int api_pulls_list(th_req *req, th_error *err)
 		error = th_error_set(err, TH_EINVALID, "bad 'pageToken'");
 	if (error < 0)
 		goto fail;
-	if (!api_json_str(body, "next_page_token", next)) {
+	if (!api_json_str(body, "next_page_token", next) ||
+	    !api_json_str(body, "viewer_role", th_role_name(req->role))) {
 		error = th_error_set(err, TH_ENOMEM, "out of memory");
 		goto fail;
 	}

@@ -4,7 +4,7 @@
 import { get, post, db as dbPath } from './api.js';
 import { h, fill, errorBox, time, badge, scroller } from './dom.js';
 import { links, navigate } from './router.js';
-import { repoHeader, branches as listBranches } from './parts.js';
+import { repoHeader, branches as listBranches, roleAtLeast } from './parts.js';
 
 const STATES = [
   ['open', 'Open'],
@@ -37,7 +37,18 @@ export default async function render({ main, params, query, signal, user }) {
   const newForm = h('div');
   fill(main, repoHeader(o, d, 'pulls'), h('div', { class: 'toolbar' }, filters), newForm, list);
 
-  if (user) {
+  let r;
+  try {
+    r = await get(path + '/pulls', { filterByState: state === 'all' ? '' : state }, { signal });
+  } catch (e) {
+    if (e.name !== 'AbortError') fill(list, errorBox(e));
+    return;
+  }
+  // Opening a pull request here takes the write role (the server's rule, and the list says the
+  // viewer's role); a reader is pointed to a fork of their own, from which they propose.
+  if (user && !roleAtLeast(r.viewer_role, 'write')) {
+    fill(newForm, h('p', { class: 'card small', id: 'pr-needs' }, `Opening a pull request in ${o}/${d} needs the write role. `, h('a', { href: links.db(o, d) }, 'Fork it'), ' and propose your changes from your fork.'));
+  } else if (user) {
     const [names, forks] = await Promise.all([listBranches(o, d, signal).catch(() => []), get(path + '/forks', {}, { signal }).catch(() => null)]);
     const parent = forks && forks.parent_owner ? { o: forks.parent_owner, d: forks.parent_database_name } : null;
     const from = h('select', { id: 'pr-from' });
@@ -98,13 +109,6 @@ export default async function render({ main, params, query, signal, user }) {
     );
   }
 
-  let r;
-  try {
-    r = await get(path + '/pulls', { filterByState: state === 'all' ? '' : state }, { signal });
-  } catch (e) {
-    if (e.name !== 'AbortError') fill(list, errorBox(e));
-    return;
-  }
   if (!r.pulls.length) {
     fill(list, h('p', { class: 'muted empty-state' }, `No ${state === 'all' ? '' : state + ' '}pull requests.`));
     return;

@@ -307,8 +307,8 @@ static void test_carol_reads_comments_only(void)
 	t_resp_free(&r);
 }
 
-/* A pull and the tables tell each caller their own role there, capped by their token's scope:
- * what a page needs to offer only what the server allows. */
+/* A pull, the pulls and the tables tell each caller their own role there, capped by their token's
+ * scope: what a page needs to offer only what the server allows. */
 static void test_viewer_role(void)
 {
 	const char *who[] = { alice, bob, carol };
@@ -322,6 +322,10 @@ static void test_viewer_role(void)
 		CHECK_STR(t_str(&r, "viewer_role"), want[i]);
 		t_resp_free(&r);
 		r = t_http(&srv, AUTH "'%s/" DB "/tables'", who[i], srv.base);
+		CHECK(r.status == 200);
+		CHECK_STR(t_str(&r, "viewer_role"), want[i]);
+		t_resp_free(&r);
+		r = t_http(&srv, AUTH "'%s/" DB "/pulls'", who[i], srv.base);
 		CHECK(r.status == 200);
 		CHECK_STR(t_str(&r, "viewer_role"), want[i]);
 		t_resp_free(&r);

@@ -452,6 +452,11 @@ test('who sees what: a reader comments only; a writer who is neither owner nor a
 test('fork and propose back: a reader forks, changes the fork, and opens a pull into the parent', async () => {
   const frank = srv.user('frank');
   await signIn(page, srv, frank);
+  // A reader is not offered a pull request of alice's branches, but told to fork.
+  await goto('/repositories/alice/shop/pulls');
+  await page.locator('#pr-needs').waitFor();
+  assert.match(await text('#pr-needs'), /needs the write role\. Fork it and propose your changes from your fork\./);
+  assert.equal(await page.locator('#pr-from').count(), 0);
   await goto('/repositories/alice/shop');
   assert.equal(await page.locator('#your-fork').count(), 0);
   await page.click('#fork');
