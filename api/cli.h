@@ -46,9 +46,10 @@ int cli_branch(int argc, char **argv);        /* branch list|create OWNER/DB ...
 int cli_remote_log(int argc, char **argv);    /* log OWNER/DB [REF] */
 int cli_remote_export(int argc, char **argv); /* export OWNER/DB REF TABLE */
 int cli_upload(int argc, char **argv);        /* upload OWNER/DB FILE --table T ... [--wait] */
-int cli_pr(int argc, char **argv);            /* pr list|show|diff|comment|approve|merge */
-int cli_remote_query(int argc, char **argv);  /* query --remote OWNER/DB REF SQL */
-int cli_jobs(int argc, char **argv);          /* jobs [OWNER/DB] [--watch] */
+int cli_pr(int argc, char **argv);   /* pr list|show|diff|comment|approve|merge|create|close */
+int cli_fork(int argc, char **argv); /* fork OWNER/DB */
+int cli_remote_query(int argc, char **argv); /* query --remote OWNER/DB REF SQL */
+int cli_jobs(int argc, char **argv);         /* jobs [OWNER/DB] [--watch] */
 
 /* The printer of a query's result (api/cli_query.c), shared with `query --remote`: a boxed table
  * on stdout, or CSV through the exporter (csv). cli_result_new fills `sink` with its callbacks;

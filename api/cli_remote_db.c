@@ -3,6 +3,7 @@
  *   db list [--owner O]                     GET  /api/v1alpha1/databases (every page)
  *   db create OWNER/DB [--private] [--description D]      POST /api/v1alpha1/database
  *   db show OWNER/DB [REF]                  GET  .../tables?ref= and .../branches
+ *   fork OWNER/DB                           POST /api/v1alpha1/fork into the caller's account
  *   branch list OWNER/DB                    GET  .../branches
  *   branch create OWNER/DB NEW [--from REF] POST .../branches
  *   log OWNER/DB [REF]                      GET  .../commits?ref= (every page), printed as the
@@ -202,6 +203,52 @@ int cli_remote_db(int argc, char **argv)
 	else
 		rc = cli_remote_usage(&r, "expected: db list|create|show ...");
 done:
+	cli_remote_close(&r);
+	return rc;
+}
+
+/* --- fork ------------------------------------------------------------------------------------ */
+
+int cli_fork(int argc, char **argv)
+{
+	cli_remote r;
+	cli_reply reply = CLI_REPLY_INIT;
+	th_buf body = TH_BUF_INIT;
+	th_error err = { 0 };
+	char owner[65], db[65];
+	int rc;
+
+	if ((rc = cli_remote_open(&r, "fork", &argc, argv)) != 0)
+		goto done;
+	if (cli_reject_unknown(argc, argv) != 0 || argc != 2) {
+		rc = cli_remote_usage(&r, "expected: fork OWNER/DB [--json]");
+		goto done;
+	}
+	rc = 1;
+	if (th_split_db_name(owner, db, argv[1], &err) < 0 || cli_remote_whoami(&r, &err) < 0 ||
+	    th_buf_puts(&body, "{\"parentOwnerName\":", &err) < 0 ||
+	    th_buf_put_json_cstr(&body, owner, &err) < 0 ||
+	    th_buf_puts(&body, ",\"parentDatabaseName\":", &err) < 0 ||
+	    th_buf_put_json_cstr(&body, db, &err) < 0 ||
+	    th_buf_puts(&body, ",\"ownerName\":", &err) < 0 ||
+	    th_buf_put_json_cstr(&body, r.user, &err) < 0 || th_buf_putc(&body, '}', &err) < 0 ||
+	    cli_http_call(&reply, r.http, "POST", "/api/v1alpha1/fork", body.ptr, &err) < 0) {
+		cli_remote_fail(&r, &err);
+		goto done;
+	}
+	if (r.json)
+		cli_remote_print_json(&reply);
+	else
+		printf("forked %s into %s/%s; change it there, then propose the changes with\n"
+		       "  tablehub pr create %s --from-db %s/%s --from BRANCH\n",
+		       argv[1], cli_json_str(reply.json, "forked_owner"),
+		       cli_json_str(reply.json, "forked_database"), argv[1],
+		       cli_json_str(reply.json, "forked_owner"),
+		       cli_json_str(reply.json, "forked_database"));
+	rc = 0;
+done:
+	th_buf_dispose(&body);
+	cli_reply_dispose(&reply);
 	cli_remote_close(&r);
 	return rc;
 }

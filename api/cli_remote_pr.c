@@ -7,6 +7,10 @@
  *   pr approve OWNER/DB ID [--comment C]               POST .../pulls/ID/reviews (Approved)
  *   pr merge OWNER/DB ID [--wait]                      POST .../pulls/ID/merge, then with --wait
  *                                                      GET .../pulls/ID/merge?operationName=
+ *   pr create OWNER/DB --from B [--from-db FORK] [--into B] [--title T] [--description D]
+ *                                                      POST .../pulls (from a branch of OWNER/DB,
+ *                                                      or of its fork FORK)
+ *   pr close OWNER/DB ID                               PATCH .../pulls/ID {"state":"closed"}
  *
  * A merge that fails on conflicts prints them (table, key, column: base, ours, theirs) and exits 1.
  */
@@ -16,10 +20,16 @@
 
 #include "cli.h"
 #include "cli_remote.h"
+#include "tablehub/text.h"
 
 static const char pr_usage[] =
         "expected: pr list OWNER/DB [--state S] | pr show|diff OWNER/DB ID | pr comment OWNER/DB "
-        "ID TEXT | pr approve OWNER/DB ID [--comment C] | pr merge OWNER/DB ID [--wait]";
+        "ID TEXT | pr approve OWNER/DB ID [--comment C] | pr merge OWNER/DB ID [--wait] | pr "
+        "create OWNER/DB --from BRANCH [--from-db FORK] [--into BRANCH] [--title T] "
+        "[--description D] | pr close OWNER/DB ID";
+static const char create_usage[] =
+        "expected: pr create OWNER/DB --from BRANCH [--from-db OWNER/DB] [--into BRANCH] "
+        "[--title T] [--description D]";
 
 /* Append ".../pulls/ID" + tail to path. */
 static int pull_path(th_buf *path, const char *db, const char *id, const char *tail, th_error *err)
@@ -161,6 +171,93 @@ cleanup:
 	return error < 0 ? cli_remote_fail(r, err) : 0;
 }
 
+/* Append `"key":value` (a JSON string) and a comma to body. */
+static int put_str(th_buf *body, const char *key, const char *value, th_error *err)
+{
+	int error;
+
+	if ((error = th_buf_printf(body, err, "\"%s\":", key)) < 0 ||
+	    (error = th_buf_put_json_cstr(body, value, err)) < 0)
+		return error;
+	return th_buf_putc(body, ',', err);
+}
+
+static int pr_create(cli_remote *r, int argc, char **argv, th_error *err)
+{
+	int missing = 0, error;
+	const char *from = cli_take_opt(&argc, argv, "--from", &missing);
+	const char *from_db = cli_take_opt(&argc, argv, "--from-db", &missing);
+	const char *into = cli_take_opt(&argc, argv, "--into", &missing);
+	const char *title = cli_take_opt(&argc, argv, "--title", &missing);
+	const char *desc = cli_take_opt(&argc, argv, "--description", &missing);
+	cli_reply reply = CLI_REPLY_INIT;
+	th_buf path = TH_BUF_INIT, body = TH_BUF_INIT, deftitle = TH_BUF_INIT;
+	char fowner[65] = "", fdb[65] = "";
+	const char *id;
+
+	if (missing || from == NULL || cli_reject_unknown(argc, argv) != 0 || argc != 3)
+		return cli_remote_usage(r, create_usage);
+	if (into == NULL)
+		into = "main";
+	if (title == NULL) {
+		if ((error = th_buf_printf(&deftitle, err, "Merge %s%s%s into %s",
+		                           from_db ? from_db : "", from_db ? ":" : "", from,
+		                           into)) < 0)
+			goto cleanup;
+		title = deftitle.ptr;
+	}
+	if ((from_db && (error = th_split_db_name(fowner, fdb, from_db, err)) < 0) ||
+	    (error = cli_remote_db_path(&path, argv[2], err)) < 0 ||
+	    (error = th_buf_puts(&path, "/pulls", err)) < 0 ||
+	    (error = th_buf_putc(&body, '{', err)) < 0 ||
+	    (error = put_str(&body, "title", title, err)) < 0 ||
+	    (error = put_str(&body, "description", desc ? desc : "", err)) < 0 ||
+	    (from_db && ((error = put_str(&body, "fromBranchOwnerName", fowner, err)) < 0 ||
+	                 (error = put_str(&body, "fromBranchRepoName", fdb, err)) < 0)) ||
+	    (error = put_str(&body, "fromBranchName", from, err)) < 0 ||
+	    (error = th_buf_puts(&body, "\"toBranchName\":", err)) < 0 ||
+	    (error = th_buf_put_json_cstr(&body, into, err)) < 0 ||
+	    (error = th_buf_putc(&body, '}', err)) < 0 ||
+	    (error = cli_http_call(&reply, r->http, "POST", path.ptr, body.ptr, err)) < 0)
+		goto cleanup;
+	id = cli_json_str(reply.json, "pull_id");
+	if (r->json)
+		cli_remote_print_json(&reply);
+	else
+		printf("opened pull request #%s of %s: %s%s%s into "
+		       "%s\n%s/repositories/%s/pulls/%s\n",
+		       id, argv[2], from_db ? from_db : "", from_db ? ":" : "", from, into,
+		       cli_http_base(r->http), argv[2], id);
+cleanup:
+	th_buf_dispose(&path);
+	th_buf_dispose(&body);
+	th_buf_dispose(&deftitle);
+	cli_reply_dispose(&reply);
+	return error < 0 ? cli_remote_fail(r, err) : 0;
+}
+
+static int pr_close(cli_remote *r, int argc, char **argv, th_error *err)
+{
+	cli_reply reply = CLI_REPLY_INIT;
+	th_buf path = TH_BUF_INIT;
+	int error;
+
+	if (cli_reject_unknown(argc, argv) != 0 || argc != 4)
+		return cli_remote_usage(r, "expected: pr close OWNER/DB ID");
+	if ((error = pull_path(&path, argv[2], argv[3], "", err)) < 0 ||
+	    (error = cli_http_call(&reply, r->http, "PATCH", path.ptr, "{\"state\":\"closed\"}",
+	                           err)) < 0)
+		goto cleanup;
+	if (r->json)
+		cli_remote_print_json(&reply);
+	else
+		printf("closed pull request #%s of %s\n", argv[3], argv[2]);
+cleanup:
+	th_buf_dispose(&path);
+	cli_reply_dispose(&reply);
+	return error < 0 ? cli_remote_fail(r, err) : 0;
+}
+
 /* A JSON value as text: strings bare, null as NULL. */
 static void print_value(FILE *f, const cJSON *v)
 {
@@ -259,6 +356,10 @@ int cli_pr(int argc, char **argv)
 		rc = pr_note(&r, argc, argv, 1, &err);
 	else if (strcmp(sub, "merge") == 0)
 		rc = pr_merge(&r, argc, argv, &err);
+	else if (strcmp(sub, "create") == 0)
+		rc = pr_create(&r, argc, argv, &err);
+	else if (strcmp(sub, "close") == 0)
+		rc = pr_close(&r, argc, argv, &err);
 	else
 		rc = cli_remote_usage(&r, pr_usage);
 done:

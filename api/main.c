@@ -29,6 +29,7 @@ static const struct command {
 	{ "upload", NULL, cli_upload },
 	{ "branch", NULL, cli_branch },
 	{ "pr", NULL, cli_pr },
+	{ "fork", NULL, cli_fork },
 	{ "jobs", NULL, cli_jobs },
 	{ "sql", cli_sql, NULL },
 	{ "backup", cli_backup, NULL },

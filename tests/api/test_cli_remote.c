@@ -2,7 +2,8 @@
  * script runs them: login (the config file and its mode), db create/list/show, upload --wait
  * (stderr ends on the final state; a failed import shows its rejected rows), the progress bar
  * drawn and cleared on a terminal (under util-linux's `script`) and absent otherwise, pr
- * list/diff/approve/merge (the diff printed exactly as the local `diff --merge-base`), query
+ * list/diff/approve/merge (the diff printed exactly as the local `diff --merge-base`), fork and
+ * pr create from the fork, pr create and close on a branch, query
  * (the same table, CSV and JSON as the local query), export and log, a server killed and restarted
  * while the client waits (it resumes), a wrong token, an unknown database, a server that is down.
  *
@@ -331,6 +332,72 @@ static void test_pr(void)
 	free(csv);
 }
 
+/* bob, who may only read alice/shop, forks it, changes his fork, and proposes the change back
+ * with `pr create --from-db`; alice sees it, and closes one she opened herself. */
+static void test_fork_and_propose(void)
+{
+	char *csv = t_write_in(dir, "more.csv", "id,name\n5,eve\n");
+	char bobenv[200];
+	int fork_pull, pull;
+	run r;
+
+	snprintf(bobenv, sizeof(bobenv), "TABLEHUB_URL='%s' TABLEHUB_TOKEN='%s'", url, bob);
+	r = cli(bobenv, "pr create alice/shop --from feature");
+	CHECK(r.rc == 1);
+	CHECK_CONTAINS(r.err, "this needs the write role on 'alice/shop'");
+	run_free(&r);
+	r = cli(bobenv, "fork alice/shop");
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, "forked alice/shop into bob/shop");
+	CHECK_CONTAINS(r.out, "tablehub pr create alice/shop --from-db bob/shop --from BRANCH");
+	run_free(&r);
+	r = cli(bobenv, "upload bob/shop '%s' --table people --op update --wait", csv);
+	CHECK(r.rc == 0);
+	fork_pull = pull_of(&r);
+	run_free(&r);
+	r = cli(bobenv, "pr merge bob/shop %d --wait", fork_pull);
+	CHECK(r.rc == 0);
+	run_free(&r);
+	r = cli(bobenv, "pr create alice/shop --from-db bob/shop --from main --title 'Add eve'");
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, "opened pull request #");
+	CHECK_CONTAINS(r.out, " of alice/shop: bob/shop:main into main\n");
+	CHECK_CONTAINS(r.out, "/repositories/alice/shop/pulls/");
+	pull = pull_of(&r);
+	CHECK(pull > 0);
+	run_free(&r);
+	r = cli("", "pr diff alice/shop %d", pull);
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, "+ [5,\"eve\"]");
+	run_free(&r);
+	r = cli("", "pr show alice/shop %d --json", pull);
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, "\"title\":\"Add eve\"");
+	CHECK_CONTAINS(r.out, "\"author\":\"bob\"");
+	run_free(&r);
+	/* alice opens one from her own branch with the default title, and closes it. */
+	r = cli("", "pr create alice/shop --from feature --into main");
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, " of alice/shop: feature into main\n");
+	pull = pull_of(&r);
+	run_free(&r);
+	r = cli("", "pr show alice/shop %d", pull);
+	CHECK_CONTAINS(r.out, ": Merge feature into main\n");
+	run_free(&r);
+	r = cli("", "pr close alice/shop %d", pull);
+	CHECK(r.rc == 0);
+	CHECK_CONTAINS(r.out, "closed pull request #");
+	run_free(&r);
+	r = cli("", "pr show alice/shop %d", pull);
+	CHECK_CONTAINS(r.out, "state:  Closed");
+	run_free(&r);
+	r = cli("", "pr create alice/shop --into main");
+	CHECK(r.rc == 2);
+	CHECK_CONTAINS(r.err, "pr create OWNER/DB --from BRANCH");
+	run_free(&r);
+	free(csv);
+}
+
 static void test_query(void)
 {
 	static const char sql[] = "SELECT id, name, id * 2 AS twice FROM people ORDER BY id";
@@ -482,6 +549,7 @@ int main(void)
 	RUN(test_upload_rejected);
 	RUN(test_progress_on_tty);
 	RUN(test_pr);
+	RUN(test_fork_and_propose);
 	RUN(test_query);
 	RUN(test_errors);
 	RUN(test_restart_while_waiting);
