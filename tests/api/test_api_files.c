@@ -285,7 +285,7 @@ static void test_failed_dropped(void)
 static void test_retention(void)
 {
 	const char *extra[] = { "--keep-uploads", "2s", NULL };
-	char *op = NULL, *log = NULL, path[600], sha[65];
+	char *op = NULL, *log = NULL, path[600], logpath[600], sha[65];
 	struct stat sb;
 	t_resp r, p;
 	int gone = 0;
@@ -301,16 +301,20 @@ static void test_retention(void)
 	th_sha256_hex(sha, csv, strlen(csv));
 	snprintf(path, sizeof(path), "%s/uploads/%s", dir, sha);
 	CHECK(stat(path, &sb) == 0);
+	snprintf(logpath, sizeof(logpath), "%s/serve.log", dir);
+	/* The sweep removes the record, then the bytes, then logs: wait for all three. */
 	for (int i = 0; i < 100 && !gone; i++) {
 		t_sleep_ms(100);
 		r = t_http(&srv, AUTH "'%s/alice/shop/files'", alice, srv.base);
-		gone = cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "files")) == 0;
+		free(log);
+		log = t_read_file(logpath, NULL);
+		gone = cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "files")) == 0 &&
+		       stat(path, &sb) != 0 && log != NULL &&
+		       strstr(log, "file retention: removed 1 file record(s)") != NULL;
 		t_resp_free(&r);
 	}
 	CHECK(gone);
 	CHECK(stat(path, &sb) != 0);
-	snprintf(path, sizeof(path), "%s/serve.log", dir);
-	log = t_read_file(path, NULL);
 	CHECK_CONTAINS(log, "file retention: removed 1 file record(s)");
 	free(log);
 	free(op);
