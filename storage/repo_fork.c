@@ -247,8 +247,8 @@ int th_repo_fetch_branch(th_oid *head_out, th_repo *dst, const char *src_path,
 	fo.prune = GIT_FETCH_NO_PRUNE;
 	/* An anonymous remote that skips the url.*.insteadOf rules: reading them runs a regex over
 	 * every config entry, and libgit2 1.5 leaks the match data of each entry that does not
-	 * match (fixed in 1.6), some 20 KB a fetch, and a fetch runs whenever a pull from a fork
-	 * is read. The path is the fork's own; no rule applies to it. */
+	 * match (fixed in 1.6): 20 KB an entry, some 50 KB a fetch measured, and a fetch runs
+	 * whenever a pull from a fork is read. The path is the fork's own: no rule applies. */
 	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	ro.repository = dst->git;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
