@@ -61,6 +61,7 @@
 #include "tablehub/log.h"
 #include "tablehub/meta_control.h"
 #include "tablehub/meta_coord.h"
+#include "tablehub/text.h"
 
 #define MAX_KINDS 16
 /* Writer locks in use at once: a worker holds at most one, and there are at most 64 workers. */
@@ -432,6 +433,9 @@ static void run_one(th_jobs *j, struct slot *s, const th_op_info *op)
 		if (err.msg[0] == '\0')
 			th_error_set(&err, (th_code)rc, "%s failed (%s)", op->kind,
 			             th_code_name(rc));
+		/* What the user polls and the log keep: a file a runner's error quotes by its full
+		 * path is named by its place in the repository (or its own name) only. */
+		th_scrub_paths(err.msg);
 		/* A runner may leave a report (rejected rows, conflicts) as the result. */
 		rc = th_meta_op_fail_with(j->meta, op->id, op->attempts, err.msg, err.line,
 		                          err.column, ctx.result, &err2);

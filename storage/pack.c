@@ -33,6 +33,7 @@
 #include "repo_internal.h"
 #include "tablehub/dirsync.h"
 #include "tablehub/hash.h"
+#include "tablehub/text.h"
 
 #define WBUF_SIZE (1u << 20)
 #define QUEUE_BYTES (4u << 20) /* data waiting for the writer thread, at most */
@@ -86,9 +87,23 @@ static void put32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
+/* The last part of a path: what a message may name (never the server's directories). */
+static const char *basename_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* err for errno failing to `what` the file at `path` (TH_ENOSPC for a full disk), which is
+ * named by its place in the repository, never by the server's path. Returns the code. */
 static int sys_error(th_error *err, const char *what, const char *path)
 {
-	return th_error_set(err, TH_ESTORE, "cannot %s '%s': %s", what, path, strerror(errno));
+	int code = th_error_os(err, errno, what, path);
+
+	if (err != NULL)
+		th_scrub_paths(err->msg);
+	return code;
 }
 
 static int write_all(int fd, const unsigned char *p, size_t len)
@@ -172,7 +187,7 @@ static void set_put(th_pack *pk, size_t idx)
 static int reserve(th_pack *pk, th_error *err)
 {
 	if (pk->n >= UINT32_MAX - 1)
-		return th_error_set(err, TH_ESTORE, "pack '%s' is full", pk->tmp_path);
+		return th_error_set(err, TH_ESTORE, "pack '%s' is full", basename_of(pk->tmp_path));
 	if (pk->n + 1 > pk->cap) {
 		size_t ncap = pk->cap ? pk->cap * 2 : 1024;
 		th_pack_entry *ne;
@@ -452,7 +467,7 @@ static int add_new(th_pack *pk, int type, const unsigned char oid[20], const voi
 static int broken_error(const th_pack *pk, th_error *err)
 {
 	return th_error_set(err, TH_ESTORE, "pack '%s' is unusable after a failed write",
-	                    pk->tmp_path);
+	                    basename_of(pk->tmp_path));
 }
 
 int th_pack_add_blob(th_oid *out, th_pack *pk, const void *data, size_t len, th_error *err)

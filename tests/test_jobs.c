@@ -100,6 +100,10 @@ static int fake_run(void *payload, th_job_ctx *ctx, const th_op_info *job, th_er
 
 	if (strcmp(job->file_name, "fail") == 0)
 		return th_error_set_at(err, TH_EINVALID, 4, 2, "line 4, column 'n': 'x' is bad");
+	if (strcmp(job->file_name, "pathfail") == 0) /* an error quoting a server path */
+		return th_error_set(err, TH_ENOSPC,
+		                    "cannot create '/srv/th/data/repos/alice/museums.git/objects/"
+		                    "pack/tmp_pack_1': No space left on device");
 	if (strcmp(job->file_name, "slow") == 0)
 		sleep_ms(1500); /* three leases long, no progress reported */
 	if (strcmp(job->file_name, "block") == 0) {
@@ -207,6 +211,36 @@ static void test_each_job_once(void)
 	CHECK(f.nran == 42);
 	for (i = 0; i < 40; i++)
 		CHECK(times_ran(&f, ids[i]) == 1);
+	fake_dispose(&f);
+	th_meta_close(m);
+	t_rmdir(dir);
+}
+
+/* A runner's error that quotes a file by the server's path is recorded (and logged) naming it by
+ * its place in the repository only. */
+static void test_failure_names_no_path(void)
+{
+	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
+	static struct fake f;
+	th_meta *m = NULL;
+	th_jobs *j;
+	th_error err;
+	th_op_info op;
+
+	fake_init(&f);
+	CHECK_OK(th_meta_open(&m, dir, &err), &err);
+	op_create(id, m, "pathfail");
+	j = pool_new(dir, m, 1, &f, 5000, 50);
+	th_jobs_wake(j);
+	if (wait_done(&op, m, id, 10000) == 0) {
+		CHECK(op.state == TH_OPSTATE_FAILED);
+		CHECK_STR(op.error_message,
+		          "cannot create 'objects/pack/tmp_pack_1': No space left on device");
+		th_op_info_dispose(&op);
+	} else {
+		CHECK(0);
+	}
+	th_jobs_stop(j);
 	fake_dispose(&f);
 	th_meta_close(m);
 	t_rmdir(dir);
@@ -1120,6 +1154,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_each_job_once);
+	RUN(test_failure_names_no_path);
 	RUN(test_heartbeat_keeps_lease);
 	RUN(test_crash_recovery);
 	RUN(test_max_attempts);
