@@ -165,7 +165,8 @@ static th_jobs *pool_new(const char *dir, th_meta *m, int n, struct fake *f, int
 
 static void test_each_job_once(void)
 {
-	char *dir = t_mkdtemp(), ids[40][TH_UUID_SIZE], bad[TH_UUID_SIZE], prog[TH_UUID_SIZE];
+	char *dir = t_mkdtemp(), ids[40][TH_UUID_SIZE], bad[TH_UUID_SIZE], prog[TH_UUID_SIZE],
+	     pathfail[TH_UUID_SIZE];
 	static struct fake f;
 	th_meta *m = NULL;
 	th_jobs *j;
@@ -179,6 +180,7 @@ static void test_each_job_once(void)
 		op_create(ids[i], m, "ok");
 	op_create(bad, m, "fail");
 	op_create(prog, m, "progress");
+	op_create(pathfail, m, "pathfail");
 	j = pool_new(dir, m, 4, &f, 5000, 50);
 	th_jobs_wake(j);
 	for (i = 0; i < 40; i++) {
@@ -206,33 +208,9 @@ static void test_each_job_once(void)
 	} else {
 		CHECK(0);
 	}
-	th_jobs_stop(j);
-	CHECK(f.progress_rc == TH_OK);
-	CHECK(f.nran == 42);
-	for (i = 0; i < 40; i++)
-		CHECK(times_ran(&f, ids[i]) == 1);
-	fake_dispose(&f);
-	th_meta_close(m);
-	t_rmdir(dir);
-}
-
-/* A runner's error that quotes a file by the server's path is recorded (and logged) naming it by
- * its place in the repository only. */
-static void test_failure_names_no_path(void)
-{
-	char *dir = t_mkdtemp(), id[TH_UUID_SIZE];
-	static struct fake f;
-	th_meta *m = NULL;
-	th_jobs *j;
-	th_error err;
-	th_op_info op;
-
-	fake_init(&f);
-	CHECK_OK(th_meta_open(&m, dir, &err), &err);
-	op_create(id, m, "pathfail");
-	j = pool_new(dir, m, 1, &f, 5000, 50);
-	th_jobs_wake(j);
-	if (wait_done(&op, m, id, 10000) == 0) {
+	/* A runner's error that quotes a file by the server's path is recorded (and logged) naming
+	 * it by its place in the repository only. */
+	if (wait_done(&op, m, pathfail, 10000) == 0) {
 		CHECK(op.state == TH_OPSTATE_FAILED);
 		CHECK_STR(op.error_message,
 		          "cannot create 'objects/pack/tmp_pack_1': No space left on device");
@@ -241,6 +219,10 @@ static void test_failure_names_no_path(void)
 		CHECK(0);
 	}
 	th_jobs_stop(j);
+	CHECK(f.progress_rc == TH_OK);
+	CHECK(f.nran == 43);
+	for (i = 0; i < 40; i++)
+		CHECK(times_ran(&f, ids[i]) == 1);
 	fake_dispose(&f);
 	th_meta_close(m);
 	t_rmdir(dir);
@@ -1154,7 +1136,6 @@ int main(void)
 		return 1;
 	}
 	RUN(test_each_job_once);
-	RUN(test_failure_names_no_path);
 	RUN(test_heartbeat_keeps_lease);
 	RUN(test_crash_recovery);
 	RUN(test_max_attempts);
