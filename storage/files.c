@@ -50,14 +50,6 @@ static int ensure_dir(const char *path, const char *name, th_error *err)
 	return TH_OK;
 }
 
-/* Uploads finishing together share the directory's fsync (dirsync.h). */
-static int fsync_dir(const char *path, const char *name, th_error *err)
-{
-	if (th_dirsync(path) < 0)
-		return th_error_os(err, errno, "fsync", name);
-	return TH_OK;
-}
-
 /* --- pins: uploads between their rename and their operation ------------------------------------
  */
 
@@ -263,7 +255,7 @@ int th_upload_finish_pinned(th_upload *u, char sha_hex_out[65], uint64_t *size_o
 		error = th_error_os(err, errno, "rename a temp file to", name);
 		goto cleanup;
 	}
-	if ((error = fsync_dir(dir.ptr, "uploads", err)) < 0)
+	if ((error = th_dirsync_err(dir.ptr, "uploads", err)) < 0)
 		goto cleanup;
 	memcpy(sha_hex_out, sha, sizeof(sha));
 	if (size_out)

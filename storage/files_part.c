@@ -39,14 +39,6 @@ static int part_path(th_buf *out, const char *data_dir, const char *id, th_error
 	return th_buf_printf(out, err, "%s/tus/%s.part", data_dir, id);
 }
 
-/* Shared with other threads syncing the same directory (dirsync.h). */
-static int fsync_dir(const char *path, const char *name, th_error *err)
-{
-	if (th_dirsync(path) < 0)
-		return th_error_os(err, errno, "fsync", name);
-	return TH_OK;
-}
-
 int th_part_create(const char *data_dir, const char *id, th_error *err)
 {
 	th_buf path = TH_BUF_INIT, dir = TH_BUF_INIT;
@@ -65,7 +57,7 @@ int th_part_create(const char *data_dir, const char *id, th_error *err)
 		goto cleanup;
 	}
 	close(fd);
-	error = fsync_dir(dir.ptr, "tus", err);
+	error = th_dirsync_err(dir.ptr, "tus", err);
 cleanup:
 	th_buf_dispose(&path);
 	th_buf_dispose(&dir);
@@ -245,10 +237,10 @@ int th_part_finish(const char *data_dir, const char *id, const char *sha, th_err
 		goto cleanup;
 	}
 	th_buf_clear(&path);
-	if ((error = fsync_dir(dir.ptr, "uploads", err)) < 0 ||
+	if ((error = th_dirsync_err(dir.ptr, "uploads", err)) < 0 ||
 	    (error = th_buf_printf(&path, err, "%s/tus", data_dir)) < 0)
 		goto cleanup;
-	error = fsync_dir(path.ptr, "tus", err);
+	error = th_dirsync_err(path.ptr, "tus", err);
 cleanup:
 	th_buf_dispose(&path);
 	th_buf_dispose(&dest);

@@ -117,6 +117,13 @@ int th_dirsync(const char *path)
 	return shared_sync(path, 1);
 }
 
+int th_dirsync_err(const char *path, const char *name, th_error *err)
+{
+	if (th_dirsync(path) < 0)
+		return th_error_os(err, errno, "fsync", name);
+	return TH_OK;
+}
+
 int th_filesync(const char *path)
 {
 	return shared_sync(path, 0);

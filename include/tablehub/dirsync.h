@@ -13,11 +13,17 @@
 #define TABLEHUB_DIRSYNC_H
 
 #include <stdint.h>
+#include "error.h"
 
 /* Make every entry made in directory `path` before this call durable. Returns 0, or -1 with errno
  * set by the open or fsync that failed (a failure of an fsync shared with other callers is each
  * caller's own: they retry with their own fsync). Thread-safe; `path` is copied. */
 int th_dirsync(const char *path);
+
+/* th_dirsync with its failure in err as th_error_os words it, naming the directory `name` (its
+ * place in the data directory, for messages): "cannot fsync '<name>': ...", TH_ENOSPC for a full
+ * disk, else TH_ESTORE. Returns TH_OK or that code. */
+int th_dirsync_err(const char *path, const char *name, th_error *err);
 
 /* The same for a file's data (fdatasync): every write to the file at `path` that returned before
  * this call is durable when it returns 0. For an append-only log written by several threads (the
