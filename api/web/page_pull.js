@@ -5,8 +5,8 @@
 // paged, filterable by kind), comments and reviews (reviews from the write role), the reviewers
 // requested with their latest review (asked for and withdrawn here by the author and the write
 // role; a reviewer withdraws their own), and the merge button, which starts the merge and
-// follows its operation until the pull is Merged or the conflicts are listed. ?table= ?type= ?page= pick the rows; ?merge= follows a
-// merge across a reload.
+// follows its operation until the pull is Merged or the conflicts are listed. ?table= ?type=
+// ?page= pick the rows; ?merge= follows a merge across a reload.
 import { get, post, patch, del, db as dbPath } from './api.js';
 import { h, fill, append, errorBox, time, badge, num, setValue, isNumeric, scroller, sleep, short } from './dom.js';
 import { links, navigate, setQuery } from './router.js';

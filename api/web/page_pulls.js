@@ -37,11 +37,14 @@ export default async function render({ main, params, query, signal, user }) {
   const newForm = h('div');
   fill(main, repoHeader(o, d, 'pulls'), h('div', { class: 'toolbar' }, filters), newForm, list);
 
-  let r;
-  try {
-    r = await get(path + '/pulls', { filterByState: state === 'all' ? '' : state }, { signal });
-  } catch (e) {
-    if (e.name !== 'AbortError') fill(list, errorBox(e));
+  // The list, and for the form this database's branches and where it was forked from, at once.
+  const [r, names, forks] = await Promise.all([
+    get(path + '/pulls', { filterByState: state === 'all' ? '' : state }, { signal }).catch((e) => e),
+    user ? listBranches(o, d, signal).catch(() => []) : [],
+    user ? get(path + '/forks', {}, { signal }).catch(() => null) : null,
+  ]);
+  if (r instanceof Error) {
+    if (r.name !== 'AbortError') fill(list, errorBox(r));
     return;
   }
   // Opening a pull request here takes the write role (the server's rule, and the list says the
@@ -49,7 +52,6 @@ export default async function render({ main, params, query, signal, user }) {
   if (user && !roleAtLeast(r.viewer_role, 'write')) {
     fill(newForm, h('p', { class: 'card small', id: 'pr-needs' }, `Opening a pull request in ${o}/${d} needs the write role. `, h('a', { href: links.db(o, d) }, 'Fork it'), ' and propose your changes from your fork.'));
   } else if (user) {
-    const [names, forks] = await Promise.all([listBranches(o, d, signal).catch(() => []), get(path + '/forks', {}, { signal }).catch(() => null)]);
     const parent = forks && forks.parent_owner ? { o: forks.parent_owner, d: forks.parent_database_name } : null;
     const from = h('select', { id: 'pr-from' });
     const to = h('select', { id: 'pr-to' });
